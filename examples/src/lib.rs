@@ -1,0 +1,1 @@
+//! Example binaries of fil-market-rs; see `src/bin/`.
