@@ -8,6 +8,8 @@
 //! unit busy while each chain waits on its own latency.
 
 #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+mod avx512;
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
 mod x86;
 
 /// SHA-256 round constants.
@@ -149,6 +151,8 @@ pub enum Backend {
     Portable,
     /// x86 SHA extensions, several independent nodes interleaved.
     ShaNi,
+    /// AVX-512, 16 nodes per pass in vector lanes (leftovers go to SHA-NI if present).
+    Avx512,
 }
 
 impl Backend {
@@ -169,18 +173,17 @@ impl Backend {
     pub fn is_supported(self) -> bool {
         match self {
             Backend::Portable => true,
-            Backend::ShaNi => {
-                #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
-                {
-                    x86::is_supported()
-                }
-                #[cfg(not(any(target_arch = "x86_64", target_arch = "x86")))]
-                {
-                    false
-                }
-            }
+            #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+            Backend::ShaNi => x86::is_supported(),
+            #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+            Backend::Avx512 => avx512::is_supported(),
+            #[cfg(not(any(target_arch = "x86_64", target_arch = "x86")))]
+            Backend::ShaNi | Backend::Avx512 => false,
         }
     }
+
+    /// Every backend, slowest first.
+    pub const ALL: [Backend; 3] = [Backend::Portable, Backend::ShaNi, Backend::Avx512];
 
     /// Hashes `input[i]` (a `left ‖ right` pair) into `out[i]` for every `i`.
     ///
@@ -195,22 +198,35 @@ impl Backend {
                     *o = node_portable(i);
                 }
             }
+            #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
             Backend::ShaNi => {
-                #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
-                {
-                    assert!(
-                        x86::is_supported(),
-                        "SHA-NI backend used on a CPU without it"
-                    );
-                    // SAFETY: the CPU supports the `sha`, `sse2`, `ssse3` and `sse4.1`
-                    // features the kernel is compiled for (checked just above).
-                    unsafe { x86::hash_pairs(input, out) }
-                }
-                #[cfg(not(any(target_arch = "x86_64", target_arch = "x86")))]
-                {
-                    unreachable!("SHA-NI backend on a non-x86 target")
-                }
+                assert!(
+                    x86::is_supported(),
+                    "SHA-NI backend used on a CPU without it"
+                );
+                // SAFETY: the CPU supports the `sha`, `sse2`, `ssse3` and `sse4.1`
+                // features the kernel is compiled for (checked just above).
+                unsafe { x86::hash_pairs(input, out) }
             }
+            #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+            Backend::Avx512 => {
+                assert!(
+                    avx512::is_supported(),
+                    "AVX-512 backend used on a CPU without it"
+                );
+                let rest = |i: &[[u8; 64]], o: &mut [[u8; 32]]| {
+                    let tail = if x86::is_supported() {
+                        Backend::ShaNi
+                    } else {
+                        Backend::Portable
+                    };
+                    tail.hash_pairs(i, o)
+                };
+                // SAFETY: the CPU supports `avx512f` and `avx512bw` (checked just above).
+                unsafe { avx512::hash_pairs(input, out, rest) }
+            }
+            #[cfg(not(any(target_arch = "x86_64", target_arch = "x86")))]
+            Backend::ShaNi | Backend::Avx512 => unreachable!("x86 backend on another target"),
         }
     }
 }
@@ -233,7 +249,7 @@ mod tests {
 
     #[test]
     fn backends_agree() {
-        let mut input = vec![[0u8; 64]; 37];
+        let mut input = vec![[0u8; 64]; 53];
         let mut x = 0x1234_5678_u32;
         for m in input.iter_mut() {
             for b in m.iter_mut() {
@@ -245,7 +261,7 @@ mod tests {
         }
         let mut expected = vec![[0u8; 32]; input.len()];
         Backend::Portable.hash_pairs(&input, &mut expected);
-        for backend in [Backend::ShaNi] {
+        for backend in Backend::ALL {
             if !backend.is_supported() {
                 continue;
             }

@@ -14,7 +14,7 @@ use core::arch::x86_64::*;
 use super::{IV, K, PAD_BLOCK_WK};
 
 /// Nodes hashed per pass; chosen by the `kernels` benchmark of this crate.
-pub(super) const LANES: usize = 2;
+pub(super) const LANES: usize = 3;
 
 pub(super) fn is_supported() -> bool {
     std::is_x86_feature_detected!("sha")
