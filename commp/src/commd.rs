@@ -35,6 +35,9 @@ pub enum CommDError {
         /// Sector size.
         sector: u64,
     },
+    /// The aligned layout would exceed the largest piece size (2^63 bytes).
+    #[error("the aligned layout of these pieces exceeds 2^63 bytes")]
+    TooLarge,
     /// More pieces than a sector can index (`unpadded(sector) / 127`, as rust-fil-proofs).
     #[error("{count} pieces exceed the limit of {max} for this sector size")]
     TooManyPieces {
@@ -53,6 +56,15 @@ fn zero(size: u64) -> [u8; 32] {
 /// and that tree's size.
 pub fn aggregate(pieces: &[Piece]) -> Result<(Commitment, PaddedPieceSize), CommDError> {
     let (first, rest) = pieces.split_first().ok_or(CommDError::NoPieces)?;
+    // Bound the layout first, so no size below can overflow while the tree is built.
+    let mut end = 0u128;
+    for piece in pieces {
+        let size = u128::from(piece.size.get());
+        end = end.div_ceil(size) * size + size;
+    }
+    if end > 1 << 63 {
+        return Err(CommDError::TooLarge);
+    }
     // Subtree roots of decreasing size, as in a binary counter.
     let mut stack: Vec<([u8; 32], u64)> = vec![(first.commitment.to_bytes(), first.size.get())];
     let reduce = |stack: &mut Vec<([u8; 32], u64)>| {
@@ -160,6 +172,20 @@ mod tests {
         assert_eq!(
             unsealed_sector_commitment(s128, &[p(1, 128), p(2, 128)]),
             Err(CommDError::TooManyPieces { count: 2, max: 1 })
+        );
+    }
+
+    #[test]
+    fn huge_layouts_are_refused() {
+        let half = PaddedPieceSize::new(1 << 62).unwrap().get();
+        assert!(aggregate(&[p(1, half), p(2, half)]).is_ok());
+        assert_eq!(
+            aggregate(&[p(1, 128), p(2, 1 << 63)]),
+            Err(CommDError::TooLarge)
+        );
+        assert_eq!(
+            aggregate(&[p(1, 1 << 63), p(2, 1 << 63)]),
+            Err(CommDError::TooLarge)
         );
     }
 

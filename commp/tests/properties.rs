@@ -97,6 +97,35 @@ proptest! {
     }
 
     #[test]
+    fn commd_equals_commp_of_the_aligned_layout(
+        pieces in proptest::collection::vec((0u32..5, 65usize..600, any::<u8>()), 1..8),
+    ) {
+        // Lay the pieces out for real (payload zero-padded to its piece, zero filler before
+        // each piece up to a multiple of its size) and hash the whole thing.
+        let mut layout = Vec::new();
+        let mut list = Vec::new();
+        for (shift, len, byte) in pieces {
+            let mut payload = vec![byte; len];
+            let size = commp::PaddedPieceSize::for_payload(len as u64).unwrap().get() << shift;
+            let size = commp::PaddedPieceSize::new(size).unwrap();
+            let mut h = CommP::new();
+            h.update(&payload);
+            let info = h.finish_padded_to(size).unwrap();
+            let unpadded = size.unpadded().get() as usize;
+            layout.resize(layout.len().div_ceil(unpadded) * unpadded, 0);
+            payload.resize(unpadded, 0);
+            layout.extend_from_slice(&payload);
+            list.push(commp::commd::Piece { commitment: info.commitment, size });
+        }
+        let (root, size) = commp::commd::aggregate(&list).unwrap();
+        let mut h = CommP::new();
+        h.update(&layout);
+        let direct = h.finish_padded_to(size).unwrap();
+        prop_assert_eq!(root, direct.commitment);
+        prop_assert_eq!(size, commp::PaddedPieceSize::for_payload(layout.len() as u64).unwrap());
+    }
+
+    #[test]
     fn cid_parsers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..80), text in ".{0,100}") {
         if let Ok(cid) = commp::Cid::try_from(bytes.as_slice()) {
             let _ = PieceCid::from_cid(&cid);

@@ -156,7 +156,8 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The fastest backend this CPU supports (checked once, then cached).
+    /// SHA-NI where the CPU has it, else the portable code (checked once, then cached).
+    /// [`Backend::Avx512`] is opt-in through [`crate::CommP::with_backend`].
     pub fn detect() -> Self {
         use std::sync::OnceLock;
         static DETECTED: OnceLock<Backend> = OnceLock::new();
