@@ -12,7 +12,7 @@ use commp::{
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use support::{ByteSource, GoMathRand, SplitMix64, hex, sha512_chain, unhex};
+use support::{ByteSource, go_math_rand, hex, sha512_chain, splitmix64, unhex};
 
 fn vectors() -> Value {
     let text = include_str!("data/commp_vectors.json");
@@ -50,7 +50,7 @@ fn small_input(input: &Value) -> Option<Vec<u8>> {
         "sha512_chain" => sha512_chain(len),
         "splitmix64" if len <= 64 << 20 => {
             let mut out = vec![0u8; len];
-            SplitMix64::new(u(input, "seed")).fill(&mut out);
+            splitmix64(u(input, "seed")).fill(&mut out);
             out
         }
         _ => return None,
@@ -198,7 +198,7 @@ fn check_prefix_vectors(
 
 #[test]
 fn go_math_rand_vectors() {
-    let n = check_prefix_vectors("go_math_rand", &mut GoMathRand::new(1337), |v| {
+    let n = check_prefix_vectors("go_math_rand", &mut go_math_rand(1337), |v| {
         u(&v["input"], "seed") == 1337
     });
     assert_eq!(n, 118);
@@ -206,7 +206,7 @@ fn go_math_rand_vectors() {
 
 #[test]
 fn large_splitmix64_vector() {
-    let n = check_prefix_vectors("splitmix64", &mut SplitMix64::new(0), |v| {
+    let n = check_prefix_vectors("splitmix64", &mut splitmix64(0), |v| {
         u(&v["input"], "seed") == 0 && u(v, "payload_len") > 64 << 20
     });
     assert_eq!(n, 1);

@@ -10,36 +10,28 @@ pub trait ByteSource {
     fn fill(&mut self, buf: &mut [u8]);
 }
 
-/// SplitMix64 with wrapping arithmetic, 8 little-endian bytes per step.
-pub struct SplitMix64 {
-    state: u64,
-    pending: [u8; 8],
+/// Turns a generator of fixed-size words into a byte stream (words emitted in order).
+pub struct WordBytes<G, const N: usize> {
+    next: G,
+    pending: [u8; N],
     used: usize,
 }
 
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
+impl<G: FnMut() -> [u8; N], const N: usize> WordBytes<G, N> {
+    fn new(next: G) -> Self {
         Self {
-            state: seed,
-            pending: [0; 8],
-            used: 8,
+            next,
+            pending: [0; N],
+            used: N,
         }
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
     }
 }
 
-impl ByteSource for SplitMix64 {
+impl<G: FnMut() -> [u8; N], const N: usize> ByteSource for WordBytes<G, N> {
     fn fill(&mut self, buf: &mut [u8]) {
         for b in buf {
-            if self.used == 8 {
-                self.pending = self.next_u64().to_le_bytes();
+            if self.used == N {
+                self.pending = (self.next)();
                 self.used = 0;
             }
             *b = self.pending[self.used];
@@ -48,14 +40,30 @@ impl ByteSource for SplitMix64 {
     }
 }
 
+/// SplitMix64 with wrapping arithmetic, 8 little-endian bytes per step.
+pub fn splitmix64(seed: u64) -> impl ByteSource {
+    let mut state = seed;
+    WordBytes::new(move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)).to_le_bytes()
+    })
+}
+
 /// Go's `math/rand` source (an additive lagged Fibonacci generator, lags 607 and 273),
 /// emitting `Uint32()` values as 4 little-endian bytes each.
 pub struct GoMathRand {
     vec: [u64; LEN],
     tap: usize,
     feed: usize,
-    pending: [u8; 4],
-    used: usize,
+}
+
+/// The byte stream of `rand.New(rand.NewSource(seed)).Uint32()` values.
+pub fn go_math_rand(seed: i64) -> impl ByteSource {
+    let mut rng = GoMathRand::new(seed);
+    WordBytes::new(move || rng.uint32().to_le_bytes())
 }
 
 const LEN: usize = 607;
@@ -70,6 +78,24 @@ fn seedrand(x: i64) -> i64 {
     let (hi, lo) = (x / Q, x % Q);
     let x = A * lo - R * hi;
     if x < 0 { x + INT32_MAX } else { x }
+}
+
+/// Fills a register from Park-Miller outputs after 20 discarded ones: entry i is three
+/// consecutive outputs combined as `a << hi ^ b << lo ^ c` (Go's seeding shape; `gen_cooked.go`
+/// uses shifts 20/10, `rng.go` 40/20).
+fn seed_register(seed: i64, hi: u32, lo: u32) -> [u64; LEN] {
+    let mut x = seed;
+    for _ in 0..20 {
+        x = seedrand(x);
+    }
+    let mut register = [0u64; LEN];
+    for r in &mut register {
+        let a = seedrand(x);
+        let b = seedrand(a);
+        x = seedrand(b);
+        *r = (a as u64) << hi ^ (b as u64) << lo ^ x as u64;
+    }
+    register
 }
 
 /// Multiplies two polynomials over Z/2^64 modulo `x^607 - x^334 - 1`.
@@ -103,19 +129,7 @@ fn reduce(mut p: Vec<u64>) -> Vec<u64> {
 /// `x^607 - x^334 - 1`.
 fn cooked() -> [u64; LEN] {
     // srand(1) of gen_cooked.go.
-    let mut init = [0u64; LEN];
-    let mut x = 1i64;
-    for i in -20..LEN as i64 {
-        x = seedrand(x);
-        if i >= 0 {
-            let mut u = (x as u64) << 20;
-            x = seedrand(x);
-            u ^= (x as u64) << 10;
-            x = seedrand(x);
-            u ^= x as u64;
-            init[i as usize] = u;
-        }
-    }
+    let init = seed_register(1, 20, 10);
     // With feed starting at 334 and tap at 0, step t writes position (334 - t) mod 607 and
     // the basis element x^i stands for s[i - 606] = init[(940 - i) mod 607].
     const STEPS: u64 = 7_800_000_000_000;
@@ -155,25 +169,14 @@ impl GoMathRand {
         if seed == 0 {
             seed = 89_482_311;
         }
-        let mut vec = [0u64; LEN];
-        let mut x = seed;
-        for i in -20..LEN as i64 {
-            x = seedrand(x);
-            if i >= 0 {
-                let mut u = (x as u64) << 40;
-                x = seedrand(x);
-                u ^= (x as u64) << 20;
-                x = seedrand(x);
-                u ^= x as u64;
-                vec[i as usize] = u ^ cooked[i as usize];
-            }
+        let mut vec = seed_register(seed, 40, 20);
+        for (v, c) in vec.iter_mut().zip(cooked) {
+            *v ^= c;
         }
         Self {
             vec,
             tap: 0,
             feed: LEN - TAP,
-            pending: [0; 4],
-            used: 4,
         }
     }
 
@@ -187,19 +190,6 @@ impl GoMathRand {
         let x = self.vec[self.feed].wrapping_add(self.vec[self.tap]);
         self.vec[self.feed] = x;
         ((x & ((1 << 63) - 1)) >> 31) as u32
-    }
-}
-
-impl ByteSource for GoMathRand {
-    fn fill(&mut self, buf: &mut [u8]) {
-        for b in buf {
-            if self.used == 4 {
-                self.pending = self.uint32().to_le_bytes();
-                self.used = 0;
-            }
-            *b = self.pending[self.used];
-            self.used += 1;
-        }
     }
 }
 
