@@ -32,16 +32,10 @@ pub(super) fn is_supported() -> bool {
 /// same length.
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
 pub(super) unsafe fn hash_pairs(input: &[[u8; 64]], out: &mut [[u8; 32]]) {
-    hash_pairs_lanes::<LANES>(input, out);
-}
-
-/// [`hash_pairs`] with an explicit lane count.
-#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-fn hash_pairs_lanes<const N: usize>(input: &[[u8; 64]], out: &mut [[u8; 32]]) {
-    let (ins, in_rest) = input.as_chunks::<N>();
-    let (outs, out_rest) = out.as_chunks_mut::<N>();
+    let (ins, in_rest) = input.as_chunks::<LANES>();
+    let (outs, out_rest) = out.as_chunks_mut::<LANES>();
     for (i, o) in ins.iter().zip(outs) {
-        nodes::<N>(i, o);
+        nodes::<LANES>(i, o);
     }
     for (i, o) in in_rest.iter().zip(out_rest) {
         nodes::<1>(core::array::from_ref(i), core::array::from_mut(o));
