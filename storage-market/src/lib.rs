@@ -1,5 +1,16 @@
-//! The Filecoin storage market: `StorageClient` and `StorageProvider`.
+//! The Filecoin storage market: the deal protocols Lotus, Boost, droplet and Curio speak,
+//! a provider that validates, persists, publishes and hands off deals, and a client.
 //!
-//! Planned role: asks, the deal protocols (`/fil/storage/mk/1.1.1`, `1.2.0`, `1.2.1`) and deal
-//! status, proposal validation, the persisted deal state machine, publishing, hand-off to
-//! sealing and the chain-node adapter. Not implemented yet: this crate has no API.
+//! Layout, one concept per file:
+//! - [`types`]: addresses, amounts, epochs, ids, signatures, labels.
+//! - [`deal`]: the market actor's on-chain types and the two proposal CIDs.
+//! - [`message`]: the libp2p wire messages; [`cbor`]: bounded DAG-CBOR decoding.
+//! - [`wallet`]: keys, signing and verification.
+
+pub mod cbor;
+pub mod deal;
+pub mod message;
+pub mod types;
+pub mod wallet;
+
+pub use cid::Cid;
