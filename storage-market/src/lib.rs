@@ -6,11 +6,28 @@
 //! - [`deal`]: the market actor's on-chain types and the two proposal CIDs.
 //! - [`message`]: the libp2p wire messages; [`cbor`]: bounded DAG-CBOR decoding.
 //! - [`wallet`]: keys, signing and verification.
+//! - [`chain`]: the node API the market needs; [`devchain`]: an in-process dev chain.
+//! - [`state`]: the deal state machine; [`store`]: SQLite persistence.
+//! - [`validation`] and [`filter`]: what a provider accepts.
+//! - [`publish`]: batching PublishStorageDeals; [`piece`] and [`sealer`]: where data goes.
+//! - [`provider`]: the provider; [`client`]: the client; [`network`]: libp2p protocols.
 
 pub mod cbor;
+pub mod chain;
+pub mod client;
 pub mod deal;
+pub mod devchain;
+pub mod filter;
 pub mod message;
+pub mod network;
+pub mod piece;
+pub mod provider;
+pub mod publish;
+pub mod sealer;
+pub mod state;
+pub mod store;
 pub mod types;
+pub mod validation;
 pub mod wallet;
 
 pub use cid::Cid;

@@ -1,0 +1,336 @@
+//! The storage client: query asks, prepare and sign proposals, fund escrow, propose on
+//! `/fil/storage/mk/1.2.1` (falling back to `1.1.1`), poll status, and remember deals in SQLite.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use cid::Cid;
+use commp::{PaddedPieceSize, PieceInfo};
+
+use crate::chain::{ChainError, ChainNode, Message};
+use crate::deal::{self, ClientDealProposal, DealProposal};
+use crate::message::*;
+use crate::network::{MarketNetwork, NetworkError, PeerAddr};
+use crate::state::StorageDealStatus;
+use crate::store::{ClientDeal, Store, StoreError};
+use crate::types::{Address, ChainEpoch, DealLabel, DealUuid, TokenAmount};
+use crate::wallet::{self, Wallet, WalletError};
+
+/// Client errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The provider could not be reached or the exchange failed.
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+    /// The provider rejected the deal; the text is its reason.
+    #[error("deal rejected: {0}")]
+    Rejected(String),
+    /// The provider does not serve the miner or sent an ask that fails its signature check.
+    #[error("invalid ask: {0}")]
+    InvalidAsk(String),
+    /// The provider's answer is inconsistent (wrong proposal CID, bad response signature).
+    #[error("invalid provider response: {0}")]
+    InvalidResponse(String),
+    /// Chain failure.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// Wallet failure.
+    #[error(transparent)]
+    Wallet(#[from] WalletError),
+    /// Database failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Bad deal parameters.
+    #[error("invalid deal parameters: {0}")]
+    InvalidParams(String),
+    /// Reading the data failed.
+    #[error("i/o: {0}")]
+    Io(String),
+}
+
+/// Which deal protocol generation to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum DealProtocol {
+    /// Boost 1.2.x, falling back to go-fil-markets 1.1.1 if the provider lacks it.
+    #[default]
+    Auto,
+    /// Only Boost 1.2.x (`/fil/storage/mk/1.2.1`, `1.2.0`).
+    V12,
+    /// Only go-fil-markets `/fil/storage/mk/1.1.1` (offline deals only).
+    V111,
+}
+
+/// What deal to propose.
+#[derive(Debug, Clone)]
+pub struct DealSpec {
+    /// Paying client (its key must be in the wallet).
+    pub client: Address,
+    /// The provider's miner actor.
+    pub miner: Address,
+    /// The piece CID.
+    pub piece_cid: Cid,
+    /// The padded piece size.
+    pub piece_size: PaddedPieceSize,
+    /// The payload root CID (also the default label).
+    pub payload_root: Cid,
+    /// Label; defaults to the payload root CID string, as Boost's client does.
+    pub label: Option<DealLabel>,
+    /// Start epoch.
+    pub start_epoch: ChainEpoch,
+    /// Duration in epochs.
+    pub duration: i64,
+    /// Total price per epoch for the piece (see [`price_per_epoch`]).
+    pub price_per_epoch: TokenAmount,
+    /// Provider collateral; defaults to 1.2 × the chain minimum, as Lotus and Boost clients do.
+    pub provider_collateral: Option<TokenAmount>,
+    /// Whether the deal spends DataCap.
+    pub verified: bool,
+    /// How the provider gets the data; `None` for an offline deal.
+    pub transfer: Option<Transfer>,
+    /// Keep an unsealed copy for fast retrieval.
+    pub fast_retrieval: bool,
+    /// Protocol generation.
+    pub protocol: DealProtocol,
+}
+
+/// The per-epoch price of a piece under an ask (price is per GiB per epoch).
+pub fn price_per_epoch(ask: &StorageAsk, size: PaddedPieceSize, verified: bool) -> TokenAmount {
+    let per_gib = if verified { ask.verified_price } else { ask.price };
+    per_gib.mul_div(u128::from(size.get()), 1 << 30)
+}
+
+/// The storage client.
+#[derive(Clone)]
+pub struct Client {
+    network: MarketNetwork,
+    wallet: Arc<dyn Wallet>,
+    chain: Arc<dyn ChainNode>,
+    store: Store,
+}
+
+impl Client {
+    /// A client over the given parts.
+    pub fn new(network: MarketNetwork, wallet: Arc<dyn Wallet>, chain: Arc<dyn ChainNode>, store: Store) -> Self {
+        Self { network, wallet, chain, store }
+    }
+
+    /// Queries and verifies a miner's ask: the signature must come from the miner's worker.
+    pub async fn query_ask(&self, peer: &PeerAddr, miner: &Address) -> Result<StorageAsk, ClientError> {
+        let res = self.network.ask(peer, AskRequest { miner: *miner }).await?;
+        let signed = res.ask.ok_or_else(|| ClientError::InvalidAsk(format!("provider does not serve {miner}")))?;
+        let (Some(ask), Some(sig)) = (signed.ask, signed.signature) else {
+            return Err(ClientError::InvalidAsk("ask or signature missing".into()));
+        };
+        if ask.miner != *miner {
+            return Err(ClientError::InvalidAsk(format!("ask is for {}, not {miner}", ask.miner)));
+        }
+        let info = self.chain.miner_info(miner).await?;
+        let worker = self.chain.account_key(&info.worker).await?;
+        wallet::verify(&sig, &worker, &ask.to_cbor()).map_err(|e| ClientError::InvalidAsk(e.to_string()))?;
+        Ok(ask)
+    }
+
+    /// Computes the piece CID and sizes of a file (the CAR a deal will store).
+    pub async fn piece_info(path: &Path) -> Result<PieceInfo, ClientError> {
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(&path).map_err(|e| ClientError::Io(format!("{}: {e}", path.display())))?;
+            commp::commp_reader(std::io::BufReader::with_capacity(1 << 20, file))
+                .map_err(|e| ClientError::Io(e.to_string()))
+        })
+        .await
+        .map_err(|e| ClientError::Io(e.to_string()))?
+    }
+
+    /// Makes sure `client` has at least `amount` available in market escrow, sending
+    /// AddBalance for the difference and waiting for it to land. Returns the message, if any.
+    pub async fn ensure_funds(&self, client: &Address, amount: TokenAmount, max_fee: TokenAmount) -> Result<Option<Cid>, ClientError> {
+        let balance = self.chain.market_balance(client).await?;
+        if balance.available() >= amount {
+            return Ok(None);
+        }
+        let missing = amount.saturating_sub(balance.available());
+        let cid = self.add_funds(client, missing, max_fee).await?;
+        Ok(Some(cid))
+    }
+
+    /// Adds `amount` to `client`'s market escrow and waits for the message.
+    pub async fn add_funds(&self, client: &Address, amount: TokenAmount, max_fee: TokenAmount) -> Result<Cid, ClientError> {
+        let msg = Message {
+            from: *client,
+            to: deal::STORAGE_MARKET_ACTOR,
+            method: deal::method::ADD_BALANCE,
+            params: crate::cbor::to_vec(client),
+            value: amount,
+            max_fee,
+        };
+        let cid = self.chain.push_message(msg).await?;
+        let found = self.chain.wait_message(&cid, 0).await?;
+        if !found.receipt.exit_code.is_ok() {
+            return Err(ClientError::Chain(ChainError::MessageRejected(format!(
+                "AddBalance exited with code {}",
+                found.receipt.exit_code.0
+            ))));
+        }
+        Ok(cid)
+    }
+
+    /// Builds and signs the proposal of `spec`.
+    pub async fn sign_proposal(&self, spec: &DealSpec) -> Result<ClientDealProposal, ClientError> {
+        let collateral = match spec.provider_collateral {
+            Some(c) => c,
+            None => {
+                let b = self.chain.collateral_bounds(spec.piece_size, spec.verified).await?;
+                b.min.mul_div(12, 10)
+            }
+        };
+        let label = spec.label.clone().unwrap_or_else(|| DealLabel::String(spec.payload_root.to_string()));
+        if label.len() > DealLabel::MAX_LEN {
+            return Err(ClientError::InvalidParams(format!("label of {} bytes exceeds 256", label.len())));
+        }
+        let proposal = DealProposal {
+            piece_cid: spec.piece_cid,
+            piece_size: spec.piece_size.get(),
+            verified_deal: spec.verified,
+            client: spec.client,
+            provider: spec.miner,
+            label,
+            start_epoch: spec.start_epoch,
+            end_epoch: spec.start_epoch.plus(spec.duration),
+            storage_price_per_epoch: spec.price_per_epoch,
+            provider_collateral: collateral,
+            client_collateral: TokenAmount::ZERO,
+        };
+        let client_signature = self.wallet.sign(&spec.client, &proposal.to_cbor()).await?;
+        Ok(ClientDealProposal { proposal, client_signature })
+    }
+
+    /// Proposes a deal and records it. Offline deals then wait for the provider to import the
+    /// data; online deals name a [`Transfer`].
+    pub async fn propose_deal(&self, peer: &PeerAddr, spec: &DealSpec) -> Result<ClientDeal, ClientError> {
+        let cdp = self.sign_proposal(spec).await?;
+        let proposal_cid = cdp.cid();
+        let deal_uuid = DealUuid::new_v4();
+        let offline = spec.transfer.is_none();
+        let use_v12 = match spec.protocol {
+            DealProtocol::V12 => true,
+            DealProtocol::V111 => false,
+            DealProtocol::Auto => true,
+        };
+        let (protocol, state, message) = if use_v12 {
+            let params = DealParams {
+                deal_uuid,
+                transfer: spec.transfer.clone().unwrap_or_default(),
+                is_offline: offline,
+                deal_data_root: spec.payload_root,
+                skip_ipni_announce: false,
+                client_deal_proposal: cdp.clone(),
+                remove_unsealed_copy: !spec.fast_retrieval,
+            };
+            match self.network.propose(peer, params).await {
+                Ok(r) if r.accepted => (crate::network::DEAL_V121, StorageDealStatus::CheckForAcceptance, String::new()),
+                Ok(r) => return Err(ClientError::Rejected(r.message)),
+                Err(NetworkError::UnsupportedProtocol(_)) if spec.protocol == DealProtocol::Auto => {
+                    self.propose_v11(peer, spec, &cdp).await?
+                }
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            self.propose_v11(peer, spec, &cdp).await?
+        };
+        let deal = ClientDeal {
+            proposal_cid,
+            deal_uuid,
+            provider_peer: peer.peer_id.to_string(),
+            protocol: protocol.to_owned(),
+            proposal: cdp,
+            payload_root: Some(spec.payload_root),
+            is_offline: offline,
+            state,
+            checkpoint: String::new(),
+            message,
+            deal_id: None,
+            publish_cid: None,
+            created_at: now(),
+            updated_at: now(),
+        };
+        self.store.put_client_deal(deal.clone()).await?;
+        Ok(deal)
+    }
+
+    async fn propose_v11(
+        &self,
+        peer: &PeerAddr,
+        spec: &DealSpec,
+        cdp: &ClientDealProposal,
+    ) -> Result<(&'static str, StorageDealStatus, String), ClientError> {
+        if spec.transfer.is_some() {
+            return Err(ClientError::InvalidParams(
+                "/fil/storage/mk/1.1.1 carries data over graphsync, which this client does not push; make an offline deal".into(),
+            ));
+        }
+        let proposal = Proposal {
+            piece: Some(DataRef {
+                root: spec.payload_root,
+                piece_cid: Some(spec.piece_cid),
+                piece_size: spec.piece_size.unpadded().get(),
+                raw_block_size: 0,
+                transfer_type: TRANSFER_TYPE_MANUAL.into(),
+            }),
+            deal_proposal: Some(cdp.clone()),
+            fast_retrieval: spec.fast_retrieval,
+        };
+        let signed = self.network.propose_v11(peer, proposal).await?;
+        let r = &signed.response;
+        if r.proposal != cdp.cid() {
+            return Err(ClientError::InvalidResponse(format!("response is for proposal {}", r.proposal)));
+        }
+        let sig = signed.signature.as_ref().ok_or_else(|| ClientError::InvalidResponse("unsigned response".into()))?;
+        let worker = self.chain.account_key(&self.chain.miner_info(&spec.miner).await?.worker).await?;
+        wallet::verify(sig, &worker, &crate::cbor::to_vec(r)).map_err(|e| ClientError::InvalidResponse(e.to_string()))?;
+        let state = StorageDealStatus::from_code(r.state).unwrap_or(StorageDealStatus::Unknown);
+        if state == StorageDealStatus::Failing || state == StorageDealStatus::Error {
+            return Err(ClientError::Rejected(r.message.clone()));
+        }
+        Ok((crate::network::DEAL_V111, state, r.message.clone()))
+    }
+
+    /// Asks the provider for a deal's status and records it.
+    pub async fn update_status(&self, peer: &PeerAddr, deal: &ClientDeal) -> Result<ClientDeal, ClientError> {
+        let mut d = deal.clone();
+        let client = d.proposal.proposal.client;
+        if d.protocol == crate::network::DEAL_V111 {
+            let signature = self.wallet.sign(&client, &status_request_payload(&d.proposal_cid)).await?;
+            let res = self.network.status_v11(peer, DealStatusRequest { proposal: d.proposal_cid, signature }).await?;
+            let s = res.deal_state;
+            d.state = StorageDealStatus::from_code(s.state).unwrap_or(StorageDealStatus::Unknown);
+            d.message = s.message;
+            d.deal_id = (s.deal_id.0 != 0).then_some(s.deal_id);
+            d.publish_cid = s.publish_cid;
+        } else {
+            let signature = self.wallet.sign(&client, d.deal_uuid.as_bytes()).await?;
+            let res = self.network.status(peer, DealStatusRequestV12 { deal_uuid: d.deal_uuid, signature }).await?;
+            if !res.error.is_empty() {
+                return Err(ClientError::InvalidResponse(res.error));
+            }
+            let s = res.deal_status.ok_or_else(|| ClientError::InvalidResponse("no deal status".into()))?;
+            d.checkpoint = s.status;
+            d.message = s.error;
+            d.deal_id = (s.chain_deal_id.0 != 0).then_some(s.chain_deal_id);
+            d.publish_cid = s.publish_cid;
+        }
+        self.store.put_client_deal(d.clone()).await?;
+        Ok(d)
+    }
+
+    /// Deals this client made, oldest first.
+    pub async fn deals(&self) -> Result<Vec<ClientDeal>, ClientError> {
+        Ok(self.store.client_deals().await?)
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}

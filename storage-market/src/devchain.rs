@@ -1,0 +1,643 @@
+//! An in-process development chain that enforces the market actor's rules.
+//!
+//! It keeps wallets, market escrow with locked funds, miners, verified clients and deals, and
+//! runs `AddBalance`, `WithdrawBalance` and `PublishStorageDeals` with the actor's per-deal
+//! validation and the valid-deals bitfield (builtin-actors `actors/market/src/lib.rs`).
+//! Sector pre-commit and prove-commit activate deals; each epoch settles payments from client
+//! to provider escrow; deals expire at their end epoch, and deals not activated by their start
+//! epoch time out with the provider collateral burnt.
+//!
+//! Messages wait in a pool and execute when the next epoch is mined, so a paused clock holds
+//! them, which is how tests stop the market at "publishing". The clock runs at any speed
+//! ([`DevChain::start_clock`]) or by hand ([`DevChain::advance`]).
+//!
+//! Non-goals: gas accounting (a flat fee per message), reorgs, message signatures (the node
+//! wallet is trusted, as `MpoolPushMessage` trusts the node's own keys), power and proofs.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cid::Cid;
+use commp::PaddedPieceSize;
+use tokio::sync::watch;
+
+use crate::cbor;
+use crate::chain::*;
+use crate::deal::{self, ClientDealProposal, DealState, PublishStorageDealsParams, PublishStorageDealsReturn};
+use crate::types::{Address, AddressKind, ChainEpoch, DealId, SectorNumber, TokenAmount};
+use crate::wallet;
+
+/// Dev chain parameters.
+#[derive(Debug, Clone)]
+pub struct DevChainConfig {
+    /// Deal term rules.
+    pub policy: DealPolicy,
+    /// Flat fee charged per message.
+    pub message_fee: TokenAmount,
+    /// Circulating supply used in the collateral formula.
+    pub circulating_supply: TokenAmount,
+    /// Network raw power in bytes, used in the collateral formula.
+    pub network_raw_power: u128,
+    /// First epoch.
+    pub genesis_epoch: ChainEpoch,
+}
+
+impl Default for DevChainConfig {
+    fn default() -> Self {
+        Self {
+            policy: DealPolicy::MAINNET,
+            message_fee: TokenAmount::from_nano(100_000),
+            circulating_supply: TokenAmount::from_whole(500_000_000),
+            network_raw_power: 20 << 60,
+            genesis_epoch: ChainEpoch::new(1000),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ActiveDeal {
+    proposal: deal::DealProposal,
+    state: DealState,
+    /// Resolved id addresses of client and provider.
+    client: u64,
+    provider: u64,
+}
+
+#[derive(Default)]
+struct State {
+    epoch: i64,
+    next_id: u64,
+    /// Key address → actor id.
+    ids: HashMap<Address, u64>,
+    /// Actor id → key address (accounts only).
+    keys: HashMap<u64, Address>,
+    balances: HashMap<u64, TokenAmount>,
+    escrow: HashMap<u64, MarketBalance>,
+    miners: HashMap<u64, MinerInfo>,
+    datacap: HashMap<u64, u128>,
+    deals: BTreeMap<u64, ActiveDeal>,
+    next_deal_id: u64,
+    pending_proposals: HashSet<Cid>,
+    pool: Vec<(Cid, Message)>,
+    receipts: HashMap<Cid, MessageLookup>,
+    nonce: u64,
+    precommitted: HashSet<(u64, u64)>,
+    burnt: TokenAmount,
+    /// Deals that ended, with the reason, for tests and operators to inspect.
+    ended: HashMap<u64, DealEnd>,
+}
+
+/// How a deal left the market actor's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DealEnd {
+    /// Reached its end epoch after activation.
+    Expired,
+    /// Not activated by its start epoch; provider collateral burnt.
+    TimedOut,
+    /// Terminated early; provider collateral burnt.
+    Slashed,
+}
+
+/// The dev chain. Cheap to clone; all clones share state.
+#[derive(Clone)]
+pub struct DevChain {
+    config: Arc<DevChainConfig>,
+    state: Arc<Mutex<State>>,
+    head: watch::Sender<ChainEpoch>,
+    clock: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+}
+
+impl DevChain {
+    /// A new chain at `config.genesis_epoch`.
+    pub fn new(config: DevChainConfig) -> Self {
+        let state = State { epoch: config.genesis_epoch.get(), next_id: 1000, next_deal_id: 1, ..State::default() };
+        let (head, _) = watch::channel(config.genesis_epoch);
+        Self {
+            config: Arc::new(config),
+            state: Arc::new(Mutex::new(state)),
+            head,
+            clock: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Creates (or tops up) the account of a key address with `balance`; returns its id address.
+    pub fn fund(&self, addr: &Address, balance: TokenAmount) -> Address {
+        let mut s = self.lock();
+        let id = s.ensure_account(*addr);
+        let b = s.balances.entry(id).or_default();
+        *b = b.checked_add(balance).expect("dev chain balance overflow");
+        Address::new_id(id)
+    }
+
+    /// Creates a miner actor owned by `owner` with `worker` as worker key; returns its address.
+    pub fn create_miner(&self, owner: &Address, worker: &Address, sector_size: u64) -> Address {
+        let mut s = self.lock();
+        s.ensure_account(*owner);
+        s.ensure_account(*worker);
+        let id = s.next_id;
+        s.next_id += 1;
+        s.miners.insert(id, MinerInfo { owner: *owner, worker: *worker, control_addresses: vec![], sector_size });
+        Address::new_id(id)
+    }
+
+    /// Grants DataCap to a client.
+    pub fn add_verified_client(&self, client: &Address, bytes: u128) {
+        let mut s = self.lock();
+        let id = s.ensure_account(*client);
+        *s.datacap.entry(id).or_default() += bytes;
+    }
+
+    /// The current epoch.
+    pub fn epoch(&self) -> ChainEpoch {
+        ChainEpoch::new(self.lock().epoch)
+    }
+
+    /// Mines `n` epochs now: includes pooled messages, settles payments, expires deals.
+    pub fn advance(&self, n: u64) {
+        for _ in 0..n {
+            let epoch = {
+                let mut s = self.lock();
+                s.epoch += 1;
+                let epoch = s.epoch;
+                let pool = std::mem::take(&mut s.pool);
+                for (cid, msg) in pool {
+                    let receipt = s.execute(&self.config, &msg);
+                    s.receipts.insert(cid, MessageLookup { receipt, epoch: ChainEpoch::new(epoch) });
+                }
+                s.cron(epoch);
+                epoch
+            };
+            self.head.send_replace(ChainEpoch::new(epoch));
+        }
+    }
+
+    /// Starts mining one epoch every `period` on the current tokio runtime (replacing any
+    /// running clock).
+    pub fn start_clock(&self, period: Duration) {
+        self.stop_clock();
+        let me = self.clone();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                me.advance(1);
+            }
+        });
+        *self.clock.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+    }
+
+    /// Stops the clock; pooled messages wait until it runs again.
+    pub fn stop_clock(&self) {
+        if let Some(t) = self.clock.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            t.abort();
+        }
+    }
+
+    /// Records a sector pre-commit carrying `deals`. Fails if a deal is unknown, belongs to
+    /// another provider or is already in a sector.
+    pub fn precommit_sector(&self, miner: &Address, sector: SectorNumber, deals: &[DealId]) -> Result<(), ChainError> {
+        let mut s = self.lock();
+        let mid = s.resolve(miner).ok_or(ChainError::ActorNotFound(*miner))?;
+        for d in deals {
+            let deal = s.deals.get(&d.0).ok_or_else(|| ChainError::MessageRejected(format!("deal {d} not found")))?;
+            if deal.provider != mid {
+                return Err(ChainError::MessageRejected(format!("deal {d} is not for {miner}")));
+            }
+            if deal.state.sector_start_epoch.get() >= 0 {
+                return Err(ChainError::MessageRejected(format!("deal {d} already activated")));
+            }
+        }
+        s.precommitted.insert((mid, sector.0));
+        Ok(())
+    }
+
+    /// Proves a pre-committed sector, activating its deals (the market actor's
+    /// `ActivateDeals`). Deals past their start epoch cannot be activated.
+    pub fn prove_commit_sector(&self, miner: &Address, sector: SectorNumber, deals: &[DealId]) -> Result<(), ChainError> {
+        let mut s = self.lock();
+        let mid = s.resolve(miner).ok_or(ChainError::ActorNotFound(*miner))?;
+        if !s.precommitted.contains(&(mid, sector.0)) {
+            return Err(ChainError::MessageRejected(format!("sector {sector} not pre-committed")));
+        }
+        let epoch = s.epoch;
+        for d in deals {
+            let deal = s.deals.get(&d.0).ok_or_else(|| ChainError::MessageRejected(format!("deal {d} not found")))?;
+            if deal.proposal.start_epoch.get() < epoch {
+                return Err(ChainError::MessageRejected(format!("deal {d} start epoch has passed")));
+            }
+        }
+        for d in deals {
+            if let Some(deal) = s.deals.get_mut(&d.0) {
+                deal.state.sector_start_epoch = ChainEpoch::new(epoch);
+            }
+        }
+        Ok(())
+    }
+
+    /// Terminates a deal early (a sector fault), burning the provider's collateral.
+    pub fn slash_deal(&self, id: DealId) -> Result<(), ChainError> {
+        let mut s = self.lock();
+        let epoch = s.epoch;
+        let deal = s.deals.get_mut(&id.0).ok_or_else(|| ChainError::MessageRejected(format!("deal {id} not found")))?;
+        deal.state.slash_epoch = ChainEpoch::new(epoch);
+        Ok(())
+    }
+
+    /// How a removed deal ended, if it has.
+    pub fn deal_end(&self, id: DealId) -> Option<DealEnd> {
+        self.lock().ended.get(&id.0).copied()
+    }
+
+    /// Total burnt funds (fees and slashed collateral).
+    pub fn burnt(&self) -> TokenAmount {
+        self.lock().burnt
+    }
+}
+
+impl State {
+    fn ensure_account(&mut self, addr: Address) -> u64 {
+        if let Some(id) = addr.id() {
+            return id;
+        }
+        if let Some(&id) = self.ids.get(&addr) {
+            return id;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.ids.insert(addr, id);
+        self.keys.insert(id, addr);
+        id
+    }
+
+    fn resolve(&self, addr: &Address) -> Option<u64> {
+        match addr.id() {
+            Some(id) if self.keys.contains_key(&id) || self.miners.contains_key(&id) => Some(id),
+            Some(_) => None,
+            None => self.ids.get(addr).copied(),
+        }
+    }
+
+    fn escrow_mut(&mut self, id: u64) -> &mut MarketBalance {
+        self.escrow.entry(id).or_default()
+    }
+
+    fn execute(&mut self, config: &DevChainConfig, msg: &Message) -> Receipt {
+        let fail = |code: ExitCode, fee| Receipt { exit_code: code, return_data: vec![], fee };
+        let fee = config.message_fee;
+        let Some(from) = self.resolve(&msg.from) else { return fail(ExitCode::FORBIDDEN, TokenAmount::ZERO) };
+        let balance = self.balances.get(&from).copied().unwrap_or_default();
+        let Some(after) = balance.checked_sub(fee).and_then(|b| b.checked_sub(msg.value)) else {
+            return fail(ExitCode::INSUFFICIENT_FUNDS, TokenAmount::ZERO);
+        };
+        self.balances.insert(from, after);
+        self.burnt = self.burnt.checked_add(fee).unwrap_or(self.burnt);
+        let refund = |s: &mut State| {
+            let b = s.balances.entry(from).or_default();
+            *b = b.checked_add(msg.value).unwrap_or(*b);
+        };
+        if msg.to != deal::STORAGE_MARKET_ACTOR {
+            if msg.method != 0 {
+                refund(self);
+                return fail(ExitCode::FORBIDDEN, fee);
+            }
+            let to = self.ensure_account(msg.to);
+            let b = self.balances.entry(to).or_default();
+            *b = b.checked_add(msg.value).unwrap_or(*b);
+            return Receipt { exit_code: ExitCode::OK, return_data: vec![], fee };
+        }
+        let result = match msg.method {
+            deal::method::ADD_BALANCE => self.add_balance(msg),
+            deal::method::WITHDRAW_BALANCE => self.withdraw_balance(from, msg),
+            deal::method::PUBLISH_STORAGE_DEALS => self.publish(config, from, msg),
+            _ => Err(ExitCode::FORBIDDEN),
+        };
+        match result {
+            Ok(return_data) => Receipt { exit_code: ExitCode::OK, return_data, fee },
+            Err(code) => {
+                refund(self);
+                fail(code, fee)
+            }
+        }
+    }
+
+    fn add_balance(&mut self, msg: &Message) -> Result<Vec<u8>, ExitCode> {
+        let addr: Address = cbor::from_slice(&msg.params, 1024).map_err(|_| ExitCode::ILLEGAL_ARGUMENT)?;
+        let id = match self.resolve(&addr) {
+            Some(id) => id,
+            None if addr.kind() != AddressKind::Id => self.ensure_account(addr),
+            None => return Err(ExitCode::ILLEGAL_ARGUMENT),
+        };
+        let e = self.escrow_mut(id);
+        e.escrow = e.escrow.checked_add(msg.value).ok_or(ExitCode::ILLEGAL_ARGUMENT)?;
+        Ok(vec![])
+    }
+
+    fn withdraw_balance(&mut self, from: u64, msg: &Message) -> Result<Vec<u8>, ExitCode> {
+        #[derive(serde::Deserialize)]
+        struct Params(Address, TokenAmount);
+        let Params(addr, amount) = cbor::from_slice(&msg.params, 1024).map_err(|_| ExitCode::ILLEGAL_ARGUMENT)?;
+        let id = self.resolve(&addr).ok_or(ExitCode::ILLEGAL_ARGUMENT)?;
+        let owner_ok = id == from || self.miners.get(&id).is_some_and(|m| self.resolve(&m.owner) == Some(from));
+        if !owner_ok {
+            return Err(ExitCode::FORBIDDEN);
+        }
+        let e = self.escrow_mut(id);
+        let take = amount.min(e.available());
+        e.escrow = e.escrow.saturating_sub(take);
+        let b = self.balances.entry(from).or_default();
+        *b = b.checked_add(take).unwrap_or(*b);
+        Ok(cbor::to_vec(&take))
+    }
+
+    fn publish(&mut self, config: &DevChainConfig, from: u64, msg: &Message) -> Result<Vec<u8>, ExitCode> {
+        let params: PublishStorageDealsParams =
+            cbor::from_slice(&msg.params, 16 << 20).map_err(|_| ExitCode::ILLEGAL_ARGUMENT)?;
+        let first = params.deals.first().ok_or(ExitCode::ILLEGAL_ARGUMENT)?;
+        let provider = self.resolve(&first.proposal.provider).ok_or(ExitCode::ILLEGAL_ARGUMENT)?;
+        let info = self.miners.get(&provider).ok_or(ExitCode::ILLEGAL_ARGUMENT)?;
+        let allowed = std::iter::once(&info.worker)
+            .chain(info.control_addresses.iter())
+            .any(|a| self.resolve(a) == Some(from));
+        if !allowed {
+            return Err(ExitCode::FORBIDDEN);
+        }
+        let mut valid = fvm_ipld_bitfield::BitField::new();
+        let mut accepted: Vec<(u64, ClientDealProposal, u64)> = Vec::new();
+        let mut batch_cids = HashSet::new();
+        let mut client_need: HashMap<u64, TokenAmount> = HashMap::new();
+        let mut provider_need = TokenAmount::ZERO;
+        let mut datacap_used: HashMap<u64, u128> = HashMap::new();
+        for (i, d) in params.deals.iter().enumerate() {
+            let Some(client) = self.check_deal(config, provider, d) else { continue };
+            let cid = d.proposal.cid();
+            if self.pending_proposals.contains(&cid) || !batch_cids.insert(cid) {
+                continue;
+            }
+            let p = &d.proposal;
+            let need_c = client_need.get(&client).copied().unwrap_or_default().checked_add(p.client_balance_requirement());
+            let need_p = provider_need.checked_add(p.provider_collateral);
+            let (Some(need_c), Some(need_p)) = (need_c, need_p) else { continue };
+            if self.escrow.get(&client).copied().unwrap_or_default().available() < need_c
+                || self.escrow.get(&provider).copied().unwrap_or_default().available() < need_p
+            {
+                continue;
+            }
+            if p.verified_deal {
+                let used = datacap_used.get(&client).copied().unwrap_or(0) + u128::from(p.piece_size);
+                if self.datacap.get(&client).copied().unwrap_or(0) < used {
+                    continue;
+                }
+                datacap_used.insert(client, used);
+            }
+            client_need.insert(client, need_c);
+            provider_need = need_p;
+            valid.set(i as u64);
+            accepted.push((client, d.clone(), i as u64));
+        }
+        if accepted.is_empty() {
+            return Err(ExitCode::ILLEGAL_ARGUMENT);
+        }
+        let mut ids = Vec::with_capacity(accepted.len());
+        for (client, d, _) in accepted {
+            let p = d.proposal;
+            let id = self.next_deal_id;
+            self.next_deal_id += 1;
+            let c = self.escrow_mut(client);
+            c.locked = c.locked.checked_add(p.client_balance_requirement()).unwrap_or(c.locked);
+            let pe = self.escrow_mut(provider);
+            pe.locked = pe.locked.checked_add(p.provider_collateral).unwrap_or(pe.locked);
+            if p.verified_deal {
+                let cap = self.datacap.entry(client).or_default();
+                *cap = cap.saturating_sub(u128::from(p.piece_size));
+            }
+            self.pending_proposals.insert(p.cid());
+            let unset = ChainEpoch::new(-1);
+            let state = DealState { sector_start_epoch: unset, last_updated_epoch: unset, slash_epoch: unset, verified_claim: 0 };
+            self.deals.insert(id, ActiveDeal { proposal: p, state, client, provider });
+            ids.push(DealId(id));
+        }
+        Ok(cbor::to_vec(&PublishStorageDealsReturn { ids, valid_deals: valid }))
+    }
+
+    /// The market actor's per-deal checks; returns the client's id when the deal is valid.
+    fn check_deal(&self, config: &DevChainConfig, provider: u64, d: &ClientDealProposal) -> Option<u64> {
+        let p = &d.proposal;
+        let client = self.resolve(&p.client)?;
+        let key = self.keys.get(&client)?;
+        wallet::verify(&d.client_signature, key, &p.to_cbor()).ok()?;
+        let size = p.padded_piece_size().ok()?;
+        let policy = &config.policy;
+        let ok = p.label.len() <= crate::types::DealLabel::MAX_LEN
+            && commp::Commitment::from_cid_v1(&p.piece_cid).is_ok()
+            && p.end_epoch > p.start_epoch
+            && self.epoch <= p.start_epoch.get()
+            && (policy.min_duration..=policy.max_duration).contains(&p.duration())
+            && p.end_epoch.get() <= self.epoch + policy.max_end_offset
+            && p.storage_price_per_epoch <= TokenAmount::TOTAL_FILECOIN
+            && p.client_collateral <= TokenAmount::TOTAL_FILECOIN
+            && p.provider_collateral <= TokenAmount::TOTAL_FILECOIN
+            && p.provider_collateral >= self.min_collateral(config, size)
+            && self.resolve(&p.provider) == Some(provider);
+        ok.then_some(client)
+    }
+
+    fn min_collateral(&self, config: &DevChainConfig, size: PaddedPieceSize) -> TokenAmount {
+        // 1% of circulating supply, pro rata to the piece's share of network power.
+        let power = config.network_raw_power.max(u128::from(size.get()));
+        config.circulating_supply.mul_div(u128::from(size.get()), power).mul_div(1, 100)
+    }
+
+    /// End-of-epoch market cron: settle payments, expire, time out and slash deals.
+    fn cron(&mut self, epoch: i64) {
+        let ids: Vec<u64> = self.deals.keys().copied().collect();
+        for id in ids {
+            let Some(d) = self.deals.get(&id).cloned() else { continue };
+            let p = &d.proposal;
+            let activated = d.state.sector_start_epoch.get() >= 0;
+            if !activated {
+                if epoch > p.start_epoch.get() {
+                    self.unlock_client(d.client, p.client_balance_requirement());
+                    self.burn_provider(d.provider, p.provider_collateral);
+                    self.remove_deal(id, DealEnd::TimedOut);
+                }
+                continue;
+            }
+            let from = d.state.last_updated_epoch.get().max(p.start_epoch.get());
+            let to = epoch.min(p.end_epoch.get());
+            if to > from {
+                let pay = p.storage_price_per_epoch.checked_mul((to - from) as u128).unwrap_or_default();
+                self.pay(d.client, d.provider, pay);
+                if let Some(dm) = self.deals.get_mut(&id) {
+                    dm.state.last_updated_epoch = ChainEpoch::new(to);
+                }
+            }
+            if d.state.slash_epoch.get() >= 0 {
+                let paid_until = to.max(from);
+                let remaining = p.storage_price_per_epoch.checked_mul((p.end_epoch.get() - paid_until).max(0) as u128).unwrap_or_default();
+                self.unlock_client(d.client, p.client_collateral.checked_add(remaining).unwrap_or_default());
+                self.burn_provider(d.provider, p.provider_collateral);
+                self.remove_deal(id, DealEnd::Slashed);
+            } else if epoch >= p.end_epoch.get() {
+                self.unlock_client(d.client, p.client_collateral);
+                let e = self.escrow_mut(d.provider);
+                e.locked = e.locked.saturating_sub(p.provider_collateral);
+                self.remove_deal(id, DealEnd::Expired);
+            }
+        }
+    }
+
+    fn remove_deal(&mut self, id: u64, end: DealEnd) {
+        if let Some(d) = self.deals.remove(&id) {
+            self.pending_proposals.remove(&d.proposal.cid());
+        }
+        self.ended.insert(id, end);
+    }
+
+    fn unlock_client(&mut self, client: u64, amount: TokenAmount) {
+        let e = self.escrow_mut(client);
+        e.locked = e.locked.saturating_sub(amount);
+    }
+
+    fn burn_provider(&mut self, provider: u64, amount: TokenAmount) {
+        let e = self.escrow_mut(provider);
+        e.locked = e.locked.saturating_sub(amount);
+        e.escrow = e.escrow.saturating_sub(amount);
+        self.burnt = self.burnt.checked_add(amount).unwrap_or(self.burnt);
+    }
+
+    fn pay(&mut self, client: u64, provider: u64, amount: TokenAmount) {
+        let c = self.escrow_mut(client);
+        c.locked = c.locked.saturating_sub(amount);
+        c.escrow = c.escrow.saturating_sub(amount);
+        let p = self.escrow_mut(provider);
+        p.escrow = p.escrow.checked_add(amount).unwrap_or(p.escrow);
+    }
+}
+
+#[async_trait::async_trait]
+impl ChainNode for DevChain {
+    async fn head(&self) -> Result<ChainEpoch, ChainError> {
+        Ok(self.epoch())
+    }
+
+    async fn miner_info(&self, miner: &Address) -> Result<MinerInfo, ChainError> {
+        let s = self.lock();
+        s.resolve(miner).and_then(|id| s.miners.get(&id).cloned()).ok_or(ChainError::ActorNotFound(*miner))
+    }
+
+    async fn market_balance(&self, addr: &Address) -> Result<MarketBalance, ChainError> {
+        let s = self.lock();
+        Ok(s.resolve(addr).and_then(|id| s.escrow.get(&id).copied()).unwrap_or_default())
+    }
+
+    async fn collateral_bounds(&self, size: PaddedPieceSize, _verified: bool) -> Result<CollateralBounds, ChainError> {
+        let min = self.lock().min_collateral(&self.config, size);
+        Ok(CollateralBounds { min, max: TokenAmount::TOTAL_FILECOIN })
+    }
+
+    async fn datacap(&self, client: &Address) -> Result<Option<u128>, ChainError> {
+        let s = self.lock();
+        Ok(s.resolve(client).and_then(|id| s.datacap.get(&id).copied()))
+    }
+
+    async fn account_key(&self, addr: &Address) -> Result<Address, ChainError> {
+        if matches!(addr.kind(), AddressKind::Secp256k1 | AddressKind::Bls) {
+            return Ok(*addr);
+        }
+        let s = self.lock();
+        addr.id().and_then(|id| s.keys.get(&id).copied()).ok_or(ChainError::ActorNotFound(*addr))
+    }
+
+    async fn lookup_id(&self, addr: &Address) -> Result<Address, ChainError> {
+        self.lock().resolve(addr).map(Address::new_id).ok_or(ChainError::ActorNotFound(*addr))
+    }
+
+    async fn push_message(&self, msg: Message) -> Result<Cid, ChainError> {
+        let mut s = self.lock();
+        let from = s.resolve(&msg.from).ok_or(ChainError::ActorNotFound(msg.from))?;
+        if msg.max_fee < self.config.message_fee {
+            return Err(ChainError::MessageRejected(format!(
+                "max fee {} below the message fee {}",
+                msg.max_fee, self.config.message_fee
+            )));
+        }
+        let balance = s.balances.get(&from).copied().unwrap_or_default();
+        if balance.checked_sub(msg.value).and_then(|b| b.checked_sub(self.config.message_fee)).is_none() {
+            return Err(ChainError::MessageRejected(format!("{} cannot cover value and fee (balance {balance})", msg.from)));
+        }
+        s.nonce += 1;
+        let mut id_bytes = s.nonce.to_be_bytes().to_vec();
+        id_bytes.extend_from_slice(&msg.params);
+        id_bytes.extend_from_slice(&msg.from.to_bytes());
+        let cid = deal::chain_cid(&id_bytes);
+        s.pool.push((cid, msg));
+        Ok(cid)
+    }
+
+    async fn call(&self, msg: &Message) -> Result<Receipt, ChainError> {
+        // Run on a scratch copy of the state so nothing changes.
+        let s = self.lock();
+        let mut scratch = State {
+            epoch: s.epoch,
+            next_id: s.next_id,
+            ids: s.ids.clone(),
+            keys: s.keys.clone(),
+            balances: s.balances.clone(),
+            escrow: s.escrow.clone(),
+            miners: s.miners.clone(),
+            datacap: s.datacap.clone(),
+            deals: BTreeMap::new(),
+            next_deal_id: s.next_deal_id,
+            pending_proposals: s.pending_proposals.clone(),
+            ..State::default()
+        };
+        drop(s);
+        let b = scratch.resolve(&msg.from).map(|id| scratch.balances.entry(id).or_default());
+        if let Some(b) = b {
+            *b = b.checked_add(self.config.message_fee).unwrap_or(*b);
+        }
+        Ok(scratch.execute(&self.config, msg))
+    }
+
+    async fn wait_message(&self, cid: &Cid, confidence: u64) -> Result<MessageLookup, ChainError> {
+        let mut rx = self.head.subscribe();
+        loop {
+            {
+                let s = self.lock();
+                if let Some(found) = s.receipts.get(cid) {
+                    if s.epoch >= found.epoch.get() + confidence as i64 {
+                        return Ok(found.clone());
+                    }
+                } else if !s.pool.iter().any(|(c, _)| c == cid) {
+                    return Err(ChainError::MessageNotFound(*cid));
+                }
+            }
+            if rx.changed().await.is_err() {
+                return Err(ChainError::Node("dev chain stopped".into()));
+            }
+        }
+    }
+
+    async fn market_deal(&self, id: DealId) -> Result<Option<MarketDeal>, ChainError> {
+        let s = self.lock();
+        Ok(s.deals.get(&id.0).map(|d| MarketDeal { proposal: d.proposal.clone(), state: d.state }))
+    }
+
+    async fn sector_precommitted(&self, miner: &Address, sector: SectorNumber) -> Result<bool, ChainError> {
+        let s = self.lock();
+        let id = s.resolve(miner).ok_or(ChainError::ActorNotFound(*miner))?;
+        Ok(s.precommitted.contains(&(id, sector.0)))
+    }
+
+    async fn wallet_balance(&self, addr: &Address) -> Result<TokenAmount, ChainError> {
+        let s = self.lock();
+        Ok(s.resolve(addr).and_then(|id| s.balances.get(&id).copied()).unwrap_or_default())
+    }
+}

@@ -1,0 +1,912 @@
+//! The storage provider: asks, deal acceptance, and the persisted deal pipeline.
+//!
+//! One [`Provider`] serves one or many miner actors (droplet's chain-service mode), each with
+//! its own ask signed by that miner's worker key. Protocol handlers call
+//! [`Provider::propose`] / [`Provider::propose_v11`]; both validate
+//! ([`crate::validation`]), apply the filters ([`crate::filter`]), and persist the deal
+//! before answering. A per-deal task then walks the state machine ([`crate::state`]),
+//! persisting each state before acting on it; [`Provider::start`] resumes every unfinished
+//! deal from the database.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cid::Cid;
+use commp::PaddedPieceSize;
+use tokio::sync::broadcast;
+
+use crate::chain::{ChainError, ChainNode, CollateralBounds, DealPolicy, Message};
+use crate::deal::{self, PublishStorageDealsReturn};
+use crate::filter::{BasicFilter, ExternalFilter, FilterContext};
+use crate::message::*;
+use crate::piece::PieceStorage;
+use crate::publish::{PublishConfig, Publisher};
+use crate::sealer::{PieceLocation, Sealer, SealerError, SealingDeal};
+use crate::state::{DealEvent, StorageDealStatus};
+use crate::store::{ProviderDeal, Store, StoreError};
+use crate::types::{Address, DealUuid, TokenAmount};
+use crate::validation::{Rejection, ValidationFacts, validate};
+use crate::wallet::{self, Wallet};
+
+/// Provider configuration.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    /// Miners served.
+    pub miners: Vec<Address>,
+    /// Basic deal filter.
+    pub filter: BasicFilter,
+    /// Optional external filter command.
+    pub external_filter: Option<ExternalFilter>,
+    /// Publishing policy.
+    pub publish: PublishConfig,
+    /// Max provider collateral = chain minimum × this (Boost default 2).
+    pub max_provider_collateral_multiplier: u64,
+    /// Deal term rules.
+    pub policy: DealPolicy,
+    /// Fee cap of AddBalance messages for provider collateral.
+    pub max_market_balance_add_fee: TokenAmount,
+    /// Confirmations to wait for publish and AddBalance messages.
+    pub message_confidence: u64,
+    /// How often to poll the chain while waiting for sealing and activation.
+    pub poll_interval: Duration,
+    /// Default ask for a miner that has none saved.
+    pub default_ask: AskParams,
+}
+
+impl Default for ProviderConfig {
+    fn default() -> Self {
+        Self {
+            miners: Vec::new(),
+            filter: BasicFilter::default(),
+            external_filter: None,
+            publish: PublishConfig::default(),
+            max_provider_collateral_multiplier: 2,
+            policy: DealPolicy::MAINNET,
+            max_market_balance_add_fee: TokenAmount::from_nano(7_000_000),
+            message_confidence: 5,
+            poll_interval: Duration::from_secs(30),
+            default_ask: AskParams::default(),
+        }
+    }
+}
+
+/// The settable part of an ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AskParams {
+    /// attoFIL per GiB per epoch, unverified.
+    pub price: TokenAmount,
+    /// attoFIL per GiB per epoch, verified.
+    pub verified_price: TokenAmount,
+    /// Smallest padded piece.
+    pub min_piece_size: PaddedPieceSize,
+    /// Largest padded piece.
+    pub max_piece_size: PaddedPieceSize,
+    /// Epochs the ask stays valid.
+    pub duration: i64,
+}
+
+impl Default for AskParams {
+    /// Boost's defaults: 50 000 000 / 5 000 000 attoFIL per GiB per epoch, 256 B to 32 GiB,
+    /// valid 1 000 000 epochs.
+    fn default() -> Self {
+        Self {
+            price: TokenAmount::from_atto(50_000_000),
+            verified_price: TokenAmount::from_atto(5_000_000),
+            min_piece_size: PaddedPieceSize::new(256).expect("power of two"),
+            max_piece_size: PaddedPieceSize::new(32 << 30).expect("power of two"),
+            duration: 1_000_000,
+        }
+    }
+}
+
+/// Everything the provider plugs into.
+#[derive(Clone)]
+pub struct ProviderDeps {
+    /// The chain node.
+    pub chain: Arc<dyn ChainNode>,
+    /// Holds the miners' worker keys.
+    pub wallet: Arc<dyn Wallet>,
+    /// Deal database.
+    pub store: Store,
+    /// Piece storage.
+    pub pieces: Arc<dyn PieceStorage>,
+    /// The sealer.
+    pub sealer: Arc<dyn Sealer>,
+}
+
+/// Provider-side errors outside the wire protocols.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProviderError {
+    /// The deal is unknown.
+    #[error("deal {0} not found")]
+    DealNotFound(String),
+    /// The miner is not served by this provider.
+    #[error("miner {0} is not served by this provider")]
+    UnknownMiner(Address),
+    /// The deal is not waiting for data.
+    #[error("deal is in state {0}, not waiting for data")]
+    NotWaitingForData(StorageDealStatus),
+    /// The imported data's commP differs from the proposal.
+    #[error("commP mismatch: proposal has {expected}, data gives {actual}")]
+    CommPMismatch {
+        /// The proposal's piece CID.
+        expected: Cid,
+        /// The data's piece CID.
+        actual: Cid,
+    },
+    /// The data is larger than the proposal's piece.
+    #[error("data does not fit the proposal's piece: {0}")]
+    DataTooLarge(String),
+    /// An ask parameter is invalid.
+    #[error("invalid ask: {0}")]
+    InvalidAsk(String),
+    /// Database failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Chain failure.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// Wallet failure.
+    #[error(transparent)]
+    Wallet(#[from] wallet::WalletError),
+    /// Piece storage or file failure.
+    #[error("i/o: {0}")]
+    Io(String),
+}
+
+/// A deal changed state.
+#[derive(Debug, Clone)]
+pub struct DealUpdate {
+    /// The signed proposal's CID.
+    pub proposal_cid: Cid,
+    /// New state.
+    pub state: StorageDealStatus,
+    /// Message attached to the state (error text for failures).
+    pub message: String,
+}
+
+/// How to refer to a deal: by proposal CID (1.1) or UUID (1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DealRef {
+    /// Signed proposal CID.
+    ProposalCid(Cid),
+    /// Boost deal UUID.
+    Uuid(DealUuid),
+}
+
+struct Inner {
+    config: ProviderConfig,
+    deps: ProviderDeps,
+    miners: HashSet<Address>,
+    publisher: Publisher,
+    /// Serialises the uniqueness check and insert of new deals.
+    accept_lock: tokio::sync::Mutex<()>,
+    /// Deals with a running driver task.
+    running: Mutex<HashSet<Cid>>,
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    updates: broadcast::Sender<DealUpdate>,
+}
+
+/// The storage provider. Cheap to clone.
+#[derive(Clone)]
+pub struct Provider {
+    inner: Arc<Inner>,
+}
+
+impl Provider {
+    /// Starts the provider: makes sure each miner has an ask and resumes every unfinished
+    /// deal from the database.
+    pub async fn start(config: ProviderConfig, deps: ProviderDeps) -> Result<Self, ProviderError> {
+        let (publisher, publish_task) = Publisher::spawn(deps.chain.clone(), config.publish.clone());
+        let (updates, _) = broadcast::channel(1024);
+        let inner = Inner {
+            miners: config.miners.iter().copied().collect(),
+            config,
+            deps,
+            publisher,
+            accept_lock: tokio::sync::Mutex::new(()),
+            running: Mutex::new(HashSet::new()),
+            tasks: Mutex::new(vec![publish_task.abort_handle()]),
+            updates,
+        };
+        let me = Self { inner: Arc::new(inner) };
+        for miner in me.inner.config.miners.clone() {
+            if me.inner.deps.store.ask(&miner).await?.is_none() {
+                me.set_ask(&miner, me.inner.config.default_ask).await?;
+            }
+        }
+        for deal in me.inner.deps.store.unfinished_provider_deals().await? {
+            tracing::info!(proposal = %deal.proposal_cid, state = %deal.state, "resuming deal");
+            me.spawn_driver(deal.proposal_cid);
+        }
+        Ok(me)
+    }
+
+    /// Stops every task at once, as a crash would: nothing is flushed or cleaned up beyond
+    /// what is already in the database.
+    pub fn stop(&self) {
+        for t in self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            t.abort();
+        }
+    }
+
+    /// Subscribes to deal state changes.
+    pub fn subscribe(&self) -> broadcast::Receiver<DealUpdate> {
+        self.inner.updates.subscribe()
+    }
+
+    /// The miners served.
+    pub fn miners(&self) -> Vec<Address> {
+        self.inner.config.miners.clone()
+    }
+
+    fn chain(&self) -> &dyn ChainNode {
+        &*self.inner.deps.chain
+    }
+
+    async fn worker(&self, miner: &Address) -> Result<Address, ProviderError> {
+        let info = self.chain().miner_info(miner).await?;
+        Ok(self.chain().account_key(&info.worker).await?)
+    }
+
+    // ---------------------------------------------------------------- asks
+
+    /// Sets a miner's ask (bumping its sequence number) and signs it with the worker key.
+    pub async fn set_ask(&self, miner: &Address, params: AskParams) -> Result<SignedStorageAsk, ProviderError> {
+        if !self.inner.miners.contains(miner) {
+            return Err(ProviderError::UnknownMiner(*miner));
+        }
+        if params.min_piece_size > params.max_piece_size {
+            return Err(ProviderError::InvalidAsk("min piece size above max piece size".into()));
+        }
+        if params.duration <= 0 {
+            return Err(ProviderError::InvalidAsk("duration must be positive".into()));
+        }
+        let head = self.chain().head().await?;
+        let seq_no = self.inner.deps.store.ask(miner).await?.and_then(|a| a.ask).map_or(0, |a| a.seq_no + 1);
+        let ask = StorageAsk {
+            miner: *miner,
+            price: params.price,
+            seq_no,
+            expiry: head.plus(params.duration),
+            timestamp: head,
+            max_piece_size: params.max_piece_size.get(),
+            min_piece_size: params.min_piece_size.get(),
+            verified_price: params.verified_price,
+        };
+        let worker = self.worker(miner).await?;
+        let signature = self.inner.deps.wallet.sign(&worker, &ask.to_cbor()).await?;
+        let signed = SignedStorageAsk { ask: Some(ask), signature: Some(signature) };
+        self.inner.deps.store.save_ask(&signed).await?;
+        Ok(signed)
+    }
+
+    /// A miner's current ask, `None` if the miner is not served.
+    pub async fn ask(&self, miner: &Address) -> Result<Option<SignedStorageAsk>, ProviderError> {
+        if !self.inner.miners.contains(miner) {
+            return Ok(None);
+        }
+        Ok(self.inner.deps.store.ask(miner).await?)
+    }
+
+    /// Answers `/fil/storage/ask/1.1.0` (map form) or `1.0.1` (`legacy = true`: tuple form,
+    /// re-signed over the tuple bytes as go-fil-markets does).
+    pub async fn handle_ask(&self, req: AskRequest, legacy: bool) -> AskResponse {
+        let ask = match self.ask(&req.miner).await {
+            Ok(Some(a)) => a,
+            Ok(None) => return AskResponse { ask: None },
+            Err(e) => {
+                tracing::warn!(miner = %req.miner, error = %e, "ask lookup failed");
+                return AskResponse { ask: None };
+            }
+        };
+        if !legacy {
+            return AskResponse { ask: Some(ask) };
+        }
+        let Some(inner) = ask.ask else { return AskResponse { ask: None } };
+        let sig = match self.worker(&req.miner).await {
+            Ok(w) => self.inner.deps.wallet.sign(&w, &inner.to_cbor_v0()).await.ok(),
+            Err(_) => None,
+        };
+        AskResponse { ask: Some(SignedStorageAsk { ask: Some(inner), signature: sig }) }
+    }
+
+    // ---------------------------------------------------------------- proposals
+
+    /// Handles a Boost 1.2.x proposal. The deal is in the database before this returns
+    /// `accepted: true`.
+    pub async fn propose(&self, params: DealParams, protocol: &str) -> DealResponse {
+        match self.accept(params, protocol, false).await {
+            Ok(_) => DealResponse { accepted: true, message: String::new() },
+            Err(r @ (Rejection::DuplicateProposal(_) | Rejection::DuplicateUuid(_) | Rejection::Internal(_))) => {
+                DealResponse { accepted: false, message: r.to_string() }
+            }
+            Err(r) => DealResponse { accepted: false, message: format!("failed validation: {r}") },
+        }
+    }
+
+    /// Handles a go-fil-markets 1.1.x proposal; the response is signed by the worker key.
+    pub async fn propose_v11(&self, proposal: Proposal, protocol: &str) -> SignedResponse {
+        let Some(cdp) = proposal.deal_proposal else {
+            return self.signed_response(None, Response {
+                state: StorageDealStatus::Failing.code(),
+                message: "proposal has no deal proposal".into(),
+                proposal: Cid::default(),
+                publish_message: None,
+            })
+            .await;
+        };
+        let pcid = cdp.cid();
+        let miner = cdp.proposal.provider;
+        // A re-sent proposal gets the current state instead of a second deal.
+        if let Ok(Some(existing)) = self.inner.deps.store.provider_deal(&pcid).await {
+            let response = Response {
+                state: existing.state.code(),
+                message: existing.message,
+                proposal: pcid,
+                publish_message: existing.publish_cid,
+            };
+            return self.signed_response(Some(miner), response).await;
+        }
+        let result = match &proposal.piece {
+            None => Err(Rejection::InvalidTransfer("proposal has no data reference".into())),
+            Some(r) if r.transfer_type != TRANSFER_TYPE_MANUAL => Err(Rejection::InvalidTransfer(format!(
+                "transfer type {:?} is not supported on {protocol}; make an offline (manual) deal or use /fil/storage/mk/1.2.1",
+                r.transfer_type
+            ))),
+            Some(r) => {
+                let params = DealParams {
+                    deal_uuid: DealUuid::new_v4(),
+                    transfer: Transfer::default(),
+                    is_offline: true,
+                    deal_data_root: r.root,
+                    skip_ipni_announce: false,
+                    client_deal_proposal: cdp,
+                    remove_unsealed_copy: !proposal.fast_retrieval,
+                };
+                self.accept(params, protocol, proposal.fast_retrieval).await
+            }
+        };
+        let response = match result {
+            Ok(deal) => Response { state: deal.state.code(), message: String::new(), proposal: pcid, publish_message: None },
+            Err(r) => Response {
+                state: StorageDealStatus::Failing.code(),
+                message: r.to_string(),
+                proposal: pcid,
+                publish_message: None,
+            },
+        };
+        self.signed_response(Some(miner), response).await
+    }
+
+    async fn signed_response(&self, miner: Option<Address>, response: Response) -> SignedResponse {
+        let mut signature = None;
+        if let Some(m) = miner.filter(|m| self.inner.miners.contains(m)) {
+            if let Ok(w) = self.worker(&m).await {
+                signature = self.inner.deps.wallet.sign(&w, &crate::cbor::to_vec(&response)).await.ok();
+            }
+        }
+        SignedResponse { response, signature }
+    }
+
+    async fn facts(&self, deal: &deal::ClientDealProposal) -> Result<ValidationFacts, Rejection> {
+        let p = &deal.proposal;
+        let internal = |e: ChainError| Rejection::Internal(e.to_string());
+        let chain = self.chain();
+        let head = chain.head().await.map_err(internal)?;
+        let client_key = chain.account_key(&p.client).await.map_err(|e| e.to_string());
+        let serves_provider = self.inner.miners.contains(&p.provider);
+        let ask = if serves_provider {
+            self.inner.deps.store.ask(&p.provider).await.map_err(|e| Rejection::Internal(e.to_string()))?.and_then(|a| a.ask)
+        } else {
+            None
+        };
+        let collateral = match p.padded_piece_size() {
+            Ok(size) => chain.collateral_bounds(size, p.verified_deal).await.map_err(internal)?,
+            Err(_) => CollateralBounds { min: TokenAmount::ZERO, max: TokenAmount::ZERO },
+        };
+        let client_balance = chain.market_balance(&p.client).await.map_err(internal)?;
+        let datacap = if p.verified_deal { chain.datacap(&p.client).await.map_err(internal)? } else { None };
+        Ok(ValidationFacts {
+            head,
+            serves_provider,
+            client_key,
+            ask,
+            collateral,
+            max_collateral_multiplier: self.inner.config.max_provider_collateral_multiplier,
+            client_balance,
+            datacap,
+            policy: self.inner.config.policy.clone(),
+        })
+    }
+
+    async fn accept(&self, params: DealParams, protocol: &str, fast_retrieval: bool) -> Result<ProviderDeal, Rejection> {
+        let cdp = &params.client_deal_proposal;
+        let facts = self.facts(cdp).await?;
+        validate(cdp, &facts)?;
+        if !params.is_offline {
+            // Transfers need the data-transfer crate, wired in with online deals.
+            return Err(Rejection::InvalidTransfer(
+                "this provider does not run a data-transfer service; propose an offline deal".into(),
+            ));
+        }
+        self.inner.config.filter.check(&params, facts.head).map_err(Rejection::Filtered)?;
+        if let Some(ext) = &self.inner.config.external_filter {
+            let escrow = self.chain().market_balance(&cdp.proposal.provider).await.unwrap_or_default();
+            let ctx = FilterContext {
+                escrow_available: escrow.available().atto().to_string(),
+                escrow_locked: escrow.locked.atto().to_string(),
+                storage_free: 0,
+            };
+            ext.check(&params, &ctx).await.map_err(Rejection::Filtered)?;
+        }
+        let deal = ProviderDeal {
+            proposal_cid: cdp.cid(),
+            deal_uuid: params.deal_uuid,
+            miner: cdp.proposal.provider,
+            protocol: protocol.to_owned(),
+            proposal: cdp.clone(),
+            payload_root: Some(params.deal_data_root),
+            is_offline: params.is_offline,
+            transfer: params.transfer.clone(),
+            fast_retrieval: fast_retrieval || !params.remove_unsealed_copy,
+            remove_unsealed: params.remove_unsealed_copy,
+            skip_ipni: params.skip_ipni_announce,
+            state: StorageDealStatus::Validating
+                .on(DealEvent::Accepted { offline: params.is_offline })
+                .map_err(|e| Rejection::Internal(e.to_string()))?,
+            message: String::new(),
+            add_funds_cid: None,
+            publish_cid: None,
+            publish_index: None,
+            deal_id: None,
+            sector: None,
+            sector_offset: None,
+            piece_path: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let _guard = self.inner.accept_lock.lock().await;
+        match self.inner.deps.store.insert_provider_deal(deal.clone()).await {
+            Ok(()) => {}
+            Err(StoreError::Duplicate(existing)) => {
+                return Err(if existing == deal.proposal_cid.to_string() {
+                    Rejection::DuplicateProposal(existing)
+                } else {
+                    Rejection::DuplicateUuid(params.deal_uuid.to_string())
+                });
+            }
+            Err(e) => return Err(Rejection::Internal(e.to_string())),
+        }
+        tracing::info!(proposal = %deal.proposal_cid, uuid = %deal.deal_uuid, miner = %deal.miner, %protocol, "deal accepted");
+        self.notify(&deal);
+        Ok(deal)
+    }
+
+    // ---------------------------------------------------------------- status
+
+    /// Answers `/fil/storage/status/1.2.0`: the client must sign the raw UUID bytes.
+    pub async fn status_v12(&self, req: DealStatusRequestV12) -> DealStatusResponseV12 {
+        let error = |msg: String| DealStatusResponseV12 {
+            deal_uuid: req.deal_uuid,
+            error: msg,
+            is_offline: false,
+            deal_status: None,
+            transfer_size: 0,
+            n_bytes_received: 0,
+        };
+        let deal = match self.inner.deps.store.provider_deal_by_uuid(&req.deal_uuid).await {
+            Ok(Some(d)) => d,
+            Ok(None) => return error(format!("no storage deal found with deal UUID {}", req.deal_uuid)),
+            Err(e) => return error(format!("getting deal {}: {e}", req.deal_uuid)),
+        };
+        if let Err(e) = self.check_client_signature(&deal, &req.signature, req.deal_uuid.as_bytes()).await {
+            return error(e);
+        }
+        DealStatusResponseV12 {
+            deal_uuid: req.deal_uuid,
+            error: String::new(),
+            is_offline: deal.is_offline,
+            deal_status: Some(DealStatus {
+                error: if deal.state == StorageDealStatus::Error { deal.message.clone() } else { String::new() },
+                status: deal.state.checkpoint().name().to_owned(),
+                proposal: deal.proposal.proposal.clone(),
+                publish_cid: deal.publish_cid,
+                chain_deal_id: deal.deal_id.unwrap_or_default(),
+                sealing_status: sealing_status(deal.state).to_owned(),
+                signed_proposal_cid: deal.proposal_cid,
+            }),
+            transfer_size: deal.transfer.size,
+            n_bytes_received: if deal.piece_path.is_some() { deal.transfer.size } else { 0 },
+        }
+    }
+
+    /// Answers `/fil/storage/status/1.1.0`: the client must sign the CBOR of the proposal CID;
+    /// the response is signed by the worker key.
+    pub async fn status_v11(&self, req: DealStatusRequest) -> DealStatusResponse {
+        let found = self.inner.deps.store.provider_deal(&req.proposal).await;
+        let (state, miner) = match found {
+            Ok(Some(deal)) => {
+                let payload = status_request_payload(&req.proposal);
+                match self.check_client_signature(&deal, &req.signature, &payload).await {
+                    Ok(()) => (
+                        ProviderDealState {
+                            state: deal.state.code(),
+                            deal_id: deal.deal_id.unwrap_or_default(),
+                            message: deal.message.clone(),
+                            proposal: Some(deal.proposal.proposal.clone()),
+                            publish_cid: deal.publish_cid,
+                            add_funds_cid: deal.add_funds_cid,
+                            proposal_cid: Some(deal.proposal_cid),
+                            fast_retrieval: deal.fast_retrieval,
+                        },
+                        Some(deal.miner),
+                    ),
+                    Err(e) => (error_state(req.proposal, e), Some(deal.miner)),
+                }
+            }
+            Ok(None) => (error_state(req.proposal, format!("deal {} not found", req.proposal)), None),
+            Err(e) => (error_state(req.proposal, e.to_string()), None),
+        };
+        let miner = miner.or_else(|| self.inner.config.miners.first().copied());
+        let mut signature = None;
+        if let Some(m) = miner {
+            if let Ok(w) = self.worker(&m).await {
+                signature = self.inner.deps.wallet.sign(&w, &crate::cbor::to_vec(&state)).await.ok();
+            }
+        }
+        DealStatusResponse {
+            deal_state: state,
+            // go-fil-markets always sends a signature; an empty BLS one marks "could not sign".
+            signature: signature.unwrap_or_else(|| crate::types::Signature::new(crate::types::SignatureType::Bls, vec![])),
+        }
+    }
+
+    async fn check_client_signature(
+        &self,
+        deal: &ProviderDeal,
+        sig: &crate::types::Signature,
+        payload: &[u8],
+    ) -> Result<(), String> {
+        let key = self
+            .chain()
+            .account_key(&deal.proposal.proposal.client)
+            .await
+            .map_err(|e| format!("resolving client: {e}"))?;
+        wallet::verify(sig, &key, payload).map_err(|e| format!("invalid deal status request signature: {e}"))
+    }
+
+    /// A deal by proposal CID or UUID.
+    pub async fn deal(&self, r: DealRef) -> Result<Option<ProviderDeal>, ProviderError> {
+        Ok(match r {
+            DealRef::ProposalCid(c) => self.inner.deps.store.provider_deal(&c).await?,
+            DealRef::Uuid(u) => self.inner.deps.store.provider_deal_by_uuid(&u).await?,
+        })
+    }
+
+    /// All deals, oldest first.
+    pub async fn deals(&self) -> Result<Vec<ProviderDeal>, ProviderError> {
+        Ok(self.inner.deps.store.provider_deals().await?)
+    }
+
+    // ---------------------------------------------------------------- offline data
+
+    /// Imports the data of an offline deal from a file: computes its commP (padded to the
+    /// proposal's piece size, as Boost does), compares it with the proposal, stores the piece,
+    /// and lets the deal continue. A mismatch leaves the deal waiting so the right file can
+    /// still be imported.
+    pub async fn import_data(&self, r: DealRef, path: &Path) -> Result<(), ProviderError> {
+        let mut deal = self.deal(r).await?.ok_or_else(|| ProviderError::DealNotFound(format!("{r:?}")))?;
+        if deal.state != StorageDealStatus::WaitingForData {
+            return Err(ProviderError::NotWaitingForData(deal.state));
+        }
+        let p = &deal.proposal.proposal;
+        let size = p.padded_piece_size().map_err(|e| ProviderError::DataTooLarge(e.to_string()))?;
+        let actual = piece_cid_of_file(path.to_path_buf(), size).await?;
+        if actual != p.piece_cid {
+            return Err(ProviderError::CommPMismatch { expected: p.piece_cid, actual });
+        }
+        let stored = self
+            .inner
+            .deps
+            .pieces
+            .put_file(&p.piece_cid, path)
+            .await
+            .map_err(|e| ProviderError::Io(e.to_string()))?;
+        deal.piece_path = Some(stored.to_string_lossy().into_owned());
+        self.transition(&mut deal, DealEvent::DataVerified, "").await?;
+        self.spawn_driver(deal.proposal_cid);
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- pipeline
+
+    fn notify(&self, deal: &ProviderDeal) {
+        let _ = self.inner.updates.send(DealUpdate {
+            proposal_cid: deal.proposal_cid,
+            state: deal.state,
+            message: deal.message.clone(),
+        });
+    }
+
+    async fn transition(&self, deal: &mut ProviderDeal, event: DealEvent, message: &str) -> Result<(), ProviderError> {
+        let next = deal.state.on(event).map_err(|e| ProviderError::Io(e.to_string()))?;
+        deal.state = next;
+        if !message.is_empty() || next == StorageDealStatus::Failing {
+            deal.message = message.to_owned();
+        }
+        self.inner.deps.store.update_provider_deal(deal).await?;
+        tracing::debug!(proposal = %deal.proposal_cid, state = %deal.state, "deal state");
+        self.notify(deal);
+        Ok(())
+    }
+
+    fn spawn_driver(&self, proposal_cid: Cid) {
+        if !self.inner.running.lock().unwrap_or_else(|p| p.into_inner()).insert(proposal_cid) {
+            return;
+        }
+        let me = self.clone();
+        let task = tokio::spawn(async move {
+            if let Err(e) = me.drive(proposal_cid).await {
+                tracing::error!(proposal = %proposal_cid, error = %e, "deal driver stopped");
+            }
+            me.inner.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&proposal_cid);
+        });
+        self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()).push(task.abort_handle());
+    }
+
+    /// Walks a deal through the pipeline until it is finished or waits for outside input.
+    async fn drive(&self, proposal_cid: Cid) -> Result<(), ProviderError> {
+        let Some(mut deal) = self.inner.deps.store.provider_deal(&proposal_cid).await? else {
+            return Ok(());
+        };
+        loop {
+            let step = self.step(&mut deal).await;
+            match step {
+                Ok(Step::Continue) => {}
+                Ok(Step::Wait) => return Ok(()),
+                Ok(Step::Poll) => tokio::time::sleep(self.inner.config.poll_interval).await,
+                Err(reason) => {
+                    tracing::warn!(proposal = %deal.proposal_cid, state = %deal.state, %reason, "deal failed");
+                    self.transition(&mut deal, DealEvent::Failed, &reason).await?;
+                }
+            }
+        }
+    }
+
+    async fn step(&self, deal: &mut ProviderDeal) -> Result<Step, String> {
+        use StorageDealStatus as S;
+        let chain = self.chain();
+        let p = deal.proposal.proposal.clone();
+        let e = |e: ProviderError| e.to_string();
+        match deal.state {
+            S::WaitingForData | S::Transferring => Ok(Step::Wait),
+            S::ReserveProviderFunds => {
+                let need = self.collateral_in_flight(deal).await.map_err(e)?;
+                let balance = chain.market_balance(&deal.miner).await.map_err(|e| e.to_string())?;
+                if balance.available() >= need {
+                    self.transition(deal, DealEvent::FundsReserved, "").await.map_err(e)?;
+                    return Ok(Step::Continue);
+                }
+                let missing = need.saturating_sub(balance.available());
+                let worker = self.worker(&deal.miner).await.map_err(e)?;
+                let msg = Message {
+                    from: worker,
+                    to: deal::STORAGE_MARKET_ACTOR,
+                    method: deal::method::ADD_BALANCE,
+                    params: crate::cbor::to_vec(&deal.miner),
+                    value: missing,
+                    max_fee: self.inner.config.max_market_balance_add_fee,
+                };
+                let cid = chain.push_message(msg).await.map_err(|e| format!("adding provider collateral: {e}"))?;
+                deal.add_funds_cid = Some(cid);
+                self.transition(deal, DealEvent::FundingInitiated, "").await.map_err(e)?;
+                Ok(Step::Continue)
+            }
+            S::ProviderFunding => {
+                let cid = deal.add_funds_cid.ok_or("no AddBalance message recorded")?;
+                let found = chain
+                    .wait_message(&cid, self.inner.config.message_confidence)
+                    .await
+                    .map_err(|e| format!("waiting for AddBalance {cid}: {e}"))?;
+                if !found.receipt.exit_code.is_ok() {
+                    return Err(format!("AddBalance {cid} failed with exit code {}", found.receipt.exit_code.0));
+                }
+                self.transition(deal, DealEvent::Funded, "").await.map_err(e)?;
+                Ok(Step::Continue)
+            }
+            S::Publish => {
+                let sender = self.worker(&deal.miner).await.map_err(e)?;
+                let ticket = self.inner.publisher.publish(deal.miner, sender, deal.proposal.clone()).await?;
+                deal.publish_cid = Some(ticket.message);
+                deal.publish_index = Some(ticket.index);
+                self.transition(deal, DealEvent::PublishSent, "").await.map_err(e)?;
+                Ok(Step::Continue)
+            }
+            S::Publishing => {
+                let cid = deal.publish_cid.ok_or("no publish message recorded")?;
+                let found = chain
+                    .wait_message(&cid, self.inner.config.message_confidence)
+                    .await
+                    .map_err(|e| format!("waiting for publish message {cid}: {e}"))?;
+                if !found.receipt.exit_code.is_ok() {
+                    return Err(format!("publish message {cid} failed with exit code {}", found.receipt.exit_code.0));
+                }
+                let ret: PublishStorageDealsReturn = crate::cbor::from_slice(&found.receipt.return_data, 1 << 20)
+                    .map_err(|e| format!("decoding publish return: {e}"))?;
+                let index = deal.publish_index.unwrap_or(0);
+                let id = ret.deal_id_for(index).ok_or_else(|| format!("deal was invalid at publication (message {cid})"))?;
+                deal.deal_id = Some(id);
+                self.transition(deal, DealEvent::Published, "").await.map_err(e)?;
+                tracing::info!(proposal = %deal.proposal_cid, deal_id = %id, "deal published");
+                Ok(Step::Continue)
+            }
+            S::Staged => {
+                let id = deal.deal_id.ok_or("published deal has no id")?;
+                let path = PathBuf::from(deal.piece_path.clone().ok_or("no piece data recorded")?);
+                let sd = SealingDeal { miner: deal.miner, deal_id: id, publish_cid: deal.publish_cid.unwrap_or_default(), proposal: p };
+                match self.inner.deps.sealer.add_piece(&sd, &path).await {
+                    Ok(PieceLocation { sector, offset }) => {
+                        deal.sector = Some(sector);
+                        deal.sector_offset = Some(offset);
+                        self.transition(deal, DealEvent::HandedOff, "").await.map_err(e)?;
+                        Ok(Step::Continue)
+                    }
+                    Err(SealerError::Unavailable(why)) => {
+                        tracing::debug!(proposal = %deal.proposal_cid, %why, "sealer busy; retrying");
+                        Ok(Step::Poll)
+                    }
+                    Err(err) => Err(err.to_string()),
+                }
+            }
+            S::AwaitingPreCommit | S::Sealing => {
+                let id = deal.deal_id.ok_or("published deal has no id")?;
+                match chain.market_deal(id).await.map_err(|e| e.to_string())? {
+                    Some(md) if md.state.sector_start_epoch.get() >= 0 => {
+                        self.transition(deal, DealEvent::Activated, "").await.map_err(e)?;
+                        Ok(Step::Continue)
+                    }
+                    Some(_) => {
+                        if deal.state == S::AwaitingPreCommit {
+                            let sector = deal.sector.ok_or("handed-off deal has no sector")?;
+                            if chain.sector_precommitted(&deal.miner, sector).await.map_err(|e| e.to_string())? {
+                                self.transition(deal, DealEvent::PreCommitted, "").await.map_err(e)?;
+                                return Ok(Step::Continue);
+                            }
+                        }
+                        Ok(Step::Poll)
+                    }
+                    None => {
+                        let msg = format!("deal {id} was removed from the market actor before activation (start epoch {})", p.start_epoch);
+                        self.transition(deal, DealEvent::Slashed, &msg).await.map_err(e)?;
+                        Ok(Step::Continue)
+                    }
+                }
+            }
+            S::Finalizing => {
+                if deal.remove_unsealed {
+                    let _ = self.inner.deps.pieces.delete(&p.piece_cid).await;
+                }
+                self.transition(deal, DealEvent::Finalized, "").await.map_err(e)?;
+                tracing::info!(proposal = %deal.proposal_cid, deal_id = ?deal.deal_id, "deal active");
+                Ok(Step::Continue)
+            }
+            S::Active => {
+                let id = deal.deal_id.ok_or("active deal has no id")?;
+                let head = chain.head().await.map_err(|e| e.to_string())?;
+                match chain.market_deal(id).await.map_err(|e| e.to_string())? {
+                    Some(md) if md.state.slash_epoch.get() >= 0 => {
+                        let msg = format!("slashed at epoch {}", md.state.slash_epoch);
+                        self.transition(deal, DealEvent::Slashed, &msg).await.map_err(e)?;
+                        Ok(Step::Continue)
+                    }
+                    Some(_) => Ok(Step::Poll),
+                    None if head >= p.end_epoch => {
+                        self.transition(deal, DealEvent::Expired, "").await.map_err(e)?;
+                        Ok(Step::Continue)
+                    }
+                    None => {
+                        self.transition(deal, DealEvent::Slashed, "deal terminated before its end epoch").await.map_err(e)?;
+                        Ok(Step::Continue)
+                    }
+                }
+            }
+            S::Failing => {
+                if deal.sector.is_none() {
+                    let _ = self.inner.deps.pieces.delete(&p.piece_cid).await;
+                }
+                let message = deal.message.clone();
+                self.transition(deal, DealEvent::CleanedUp, &message).await.map_err(e)?;
+                Ok(Step::Continue)
+            }
+            s if s.is_terminal() => Ok(Step::Wait),
+            other => Err(format!("no action defined for state {other}")),
+        }
+    }
+
+    /// Collateral this miner still has to lock: this deal plus other deals queued for or in
+    /// publication.
+    async fn collateral_in_flight(&self, deal: &ProviderDeal) -> Result<TokenAmount, ProviderError> {
+        let mut need = deal.proposal.proposal.provider_collateral;
+        for other in self.inner.deps.store.unfinished_provider_deals().await? {
+            let queued = matches!(other.state, StorageDealStatus::Publish | StorageDealStatus::Publishing);
+            if queued && other.miner == deal.miner && other.proposal_cid != deal.proposal_cid {
+                need = need.checked_add(other.proposal.proposal.provider_collateral).unwrap_or(need);
+            }
+        }
+        Ok(need)
+    }
+}
+
+enum Step {
+    /// State changed; take the next step now.
+    Continue,
+    /// Waiting for outside input (data import); the driver exits.
+    Wait,
+    /// Waiting for the chain or sealer; poll again later.
+    Poll,
+}
+
+fn error_state(proposal: Cid, message: String) -> ProviderDealState {
+    ProviderDealState {
+        state: StorageDealStatus::Error.code(),
+        deal_id: Default::default(),
+        message,
+        proposal: None,
+        publish_cid: None,
+        add_funds_cid: None,
+        proposal_cid: Some(proposal),
+        fast_retrieval: false,
+    }
+}
+
+fn sealing_status(state: StorageDealStatus) -> &'static str {
+    match state {
+        StorageDealStatus::AwaitingPreCommit => "WaitDeals",
+        StorageDealStatus::Sealing => "PreCommit2",
+        StorageDealStatus::Finalizing | StorageDealStatus::Active => "Proving",
+        _ => "",
+    }
+}
+
+/// The piece CID of a file's bytes, zero-padded to `size` (Boost's `PadCommP`).
+pub async fn piece_cid_of_file(path: PathBuf, size: PaddedPieceSize) -> Result<Cid, ProviderError> {
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&path).map_err(|e| ProviderError::Io(format!("{}: {e}", path.display())))?;
+        let mut hasher = commp::CommP::new();
+        std::io::copy(&mut std::io::BufReader::with_capacity(1 << 20, file), &mut hasher)
+            .map_err(|e| ProviderError::Io(format!("{}: {e}", path.display())))?;
+        let info = hasher.finish_padded_to(size).map_err(|e| ProviderError::DataTooLarge(e.to_string()))?;
+        Ok(info.cid_v1())
+    })
+    .await
+    .map_err(|e| ProviderError::Io(e.to_string()))?
+}
+
+/// Lets tests and operators wait for a deal to reach a state.
+pub async fn wait_for_state(
+    provider: &Provider,
+    r: DealRef,
+    want: StorageDealStatus,
+    timeout: Duration,
+) -> Result<ProviderDeal, String> {
+    let mut rx = provider.subscribe();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let deal = provider.deal(r).await.map_err(|e| e.to_string())?.ok_or("deal not found")?;
+        if deal.state == want {
+            return Ok(deal);
+        }
+        if deal.state.is_terminal() {
+            return Err(format!("deal ended in {} ({}) while waiting for {want}", deal.state, deal.message));
+        }
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Err(_) => return Err(format!("timed out in state {} waiting for {want}", deal.state)),
+            Ok(Err(broadcast::error::RecvError::Closed)) => return Err("provider stopped".into()),
+            Ok(_) => {}
+        }
+    }
+}

@@ -1,0 +1,485 @@
+//! Deal persistence in SQLite.
+//!
+//! One connection behind a mutex, used from `spawn_blocking`. The database runs in WAL mode
+//! with `synchronous = FULL`, so a write has reached the disk when the call returns, and the
+//! provider only acknowledges a deal after that. Migrations are plain SQL applied in order
+//! and recorded in `PRAGMA user_version`.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use cid::Cid;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::cbor;
+use crate::deal::ClientDealProposal;
+use crate::message::{SignedStorageAsk, Transfer};
+use crate::state::StorageDealStatus;
+use crate::types::{Address, DealId, DealUuid, SectorNumber};
+
+/// Schema migrations, applied in order. Append only; never edit a released entry.
+const MIGRATIONS: &[&str] = &[
+    // 1: provider deals, asks, client deals.
+    "CREATE TABLE provider_deals (
+        proposal_cid    TEXT PRIMARY KEY,
+        deal_uuid       TEXT NOT NULL UNIQUE,
+        miner           TEXT NOT NULL,
+        protocol        TEXT NOT NULL,
+        proposal        BLOB NOT NULL,
+        onchain_cid     TEXT NOT NULL,
+        payload_root    TEXT,
+        is_offline      INTEGER NOT NULL,
+        transfer        BLOB NOT NULL,
+        fast_retrieval  INTEGER NOT NULL,
+        remove_unsealed INTEGER NOT NULL,
+        skip_ipni       INTEGER NOT NULL,
+        state           INTEGER NOT NULL,
+        message         TEXT NOT NULL DEFAULT '',
+        add_funds_cid   TEXT,
+        publish_cid     TEXT,
+        publish_index   INTEGER,
+        deal_id         INTEGER,
+        sector          INTEGER,
+        sector_offset   INTEGER,
+        piece_path      TEXT,
+        created_at      INTEGER NOT NULL,
+        updated_at      INTEGER NOT NULL
+    );
+    CREATE INDEX provider_deals_state ON provider_deals(state);
+    CREATE TABLE asks (
+        miner TEXT PRIMARY KEY,
+        ask   BLOB NOT NULL
+    );
+    CREATE TABLE client_deals (
+        proposal_cid   TEXT PRIMARY KEY,
+        deal_uuid      TEXT NOT NULL UNIQUE,
+        provider_peer  TEXT NOT NULL,
+        protocol       TEXT NOT NULL,
+        proposal       BLOB NOT NULL,
+        payload_root   TEXT,
+        is_offline     INTEGER NOT NULL,
+        state          INTEGER NOT NULL,
+        checkpoint     TEXT NOT NULL DEFAULT '',
+        message        TEXT NOT NULL DEFAULT '',
+        deal_id        INTEGER,
+        publish_cid    TEXT,
+        created_at     INTEGER NOT NULL,
+        updated_at     INTEGER NOT NULL
+    );",
+];
+
+/// Database errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite failed (disk full, corruption, locked).
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored row could not be decoded.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// A deal with this proposal CID or UUID already exists.
+    #[error("duplicate deal: {0}")]
+    Duplicate(String),
+    /// The database task panicked or was cancelled.
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+/// A deal as the provider tracks it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderDeal {
+    /// The signed proposal's CID (sha2-256), the primary key.
+    pub proposal_cid: Cid,
+    /// Boost deal UUID (random for 1.1 deals, which have none on the wire).
+    pub deal_uuid: DealUuid,
+    /// The miner the deal is for.
+    pub miner: Address,
+    /// The protocol the deal arrived on.
+    pub protocol: String,
+    /// The signed proposal.
+    pub proposal: ClientDealProposal,
+    /// The payload root CID, when known.
+    pub payload_root: Option<Cid>,
+    /// Whether the data is imported by hand.
+    pub is_offline: bool,
+    /// Transfer parameters of online deals.
+    pub transfer: Transfer,
+    /// Keep an unsealed copy.
+    pub fast_retrieval: bool,
+    /// Client asked not to keep an unsealed copy.
+    pub remove_unsealed: bool,
+    /// Client asked not to announce to IPNI.
+    pub skip_ipni: bool,
+    /// Current state.
+    pub state: StorageDealStatus,
+    /// Last error or note.
+    pub message: String,
+    /// AddBalance message sent for this deal.
+    pub add_funds_cid: Option<Cid>,
+    /// PublishStorageDeals message carrying the deal.
+    pub publish_cid: Option<Cid>,
+    /// The deal's index inside the publish message's params.
+    pub publish_index: Option<u64>,
+    /// On-chain deal id.
+    pub deal_id: Option<DealId>,
+    /// Sector the sealer put the piece in.
+    pub sector: Option<SectorNumber>,
+    /// Padded offset of the piece in its sector.
+    pub sector_offset: Option<u64>,
+    /// Where the piece bytes are stored.
+    pub piece_path: Option<String>,
+    /// Unix seconds of creation.
+    pub created_at: i64,
+    /// Unix seconds of the last update.
+    pub updated_at: i64,
+}
+
+/// A deal as the client tracks it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientDeal {
+    /// The signed proposal's CID.
+    pub proposal_cid: Cid,
+    /// Boost UUID (random for 1.1 deals).
+    pub deal_uuid: DealUuid,
+    /// The provider's libp2p peer id.
+    pub provider_peer: String,
+    /// The protocol the deal was made on.
+    pub protocol: String,
+    /// The signed proposal.
+    pub proposal: ClientDealProposal,
+    /// The payload root.
+    pub payload_root: Option<Cid>,
+    /// Whether the deal is offline.
+    pub is_offline: bool,
+    /// Last known provider state.
+    pub state: StorageDealStatus,
+    /// Last known Boost checkpoint name.
+    pub checkpoint: String,
+    /// Last message from the provider.
+    pub message: String,
+    /// On-chain deal id once published.
+    pub deal_id: Option<DealId>,
+    /// Publish message once known.
+    pub publish_cid: Option<Cid>,
+    /// Unix seconds of creation.
+    pub created_at: i64,
+    /// Unix seconds of the last update.
+    pub updated_at: i64,
+}
+
+/// The SQLite deal store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn parse_cid(s: Option<String>) -> Result<Option<Cid>, StoreError> {
+    s.map(|s| Cid::from_str(&s).map_err(|e| StoreError::Corrupt(format!("cid {s}: {e}")))).transpose()
+}
+
+impl Store {
+    /// Opens (creating and migrating) the database at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::init(Connection::open(path)?)
+    }
+
+    /// An in-memory database (tests).
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Self, StoreError> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// Runs `f` on the connection in a blocking task.
+    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Inserts a new provider deal; fails with [`StoreError::Duplicate`] if its proposal CID
+    /// or UUID is already known.
+    pub async fn insert_provider_deal(&self, deal: ProviderDeal) -> Result<(), StoreError> {
+        self.with(move |c| {
+            let exists: Option<String> = c
+                .query_row(
+                    "SELECT proposal_cid FROM provider_deals WHERE proposal_cid = ?1 OR deal_uuid = ?2",
+                    params![deal.proposal_cid.to_string(), deal.deal_uuid.to_string()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(existing) = exists {
+                return Err(StoreError::Duplicate(existing));
+            }
+            c.execute(
+                "INSERT INTO provider_deals (proposal_cid, deal_uuid, miner, protocol, proposal, onchain_cid,
+                    payload_root, is_offline, transfer, fast_retrieval, remove_unsealed, skip_ipni, state,
+                    message, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
+                params![
+                    deal.proposal_cid.to_string(),
+                    deal.deal_uuid.to_string(),
+                    deal.miner.to_string(),
+                    deal.protocol,
+                    cbor::to_vec(&deal.proposal),
+                    deal.proposal.proposal.cid().to_string(),
+                    deal.payload_root.map(|c| c.to_string()),
+                    deal.is_offline,
+                    cbor::to_vec(&deal.transfer),
+                    deal.fast_retrieval,
+                    deal.remove_unsealed,
+                    deal.skip_ipni,
+                    deal.state.code() as i64,
+                    deal.message,
+                    now(),
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Writes every mutable field of `deal` (state, message, message CIDs, deal id, sector,
+    /// piece path).
+    pub async fn update_provider_deal(&self, deal: &ProviderDeal) -> Result<(), StoreError> {
+        let d = deal.clone();
+        self.with(move |c| {
+            c.execute(
+                "UPDATE provider_deals SET state = ?2, message = ?3, add_funds_cid = ?4, publish_cid = ?5,
+                    publish_index = ?6, deal_id = ?7, sector = ?8, sector_offset = ?9, piece_path = ?10,
+                    updated_at = ?11
+                 WHERE proposal_cid = ?1",
+                params![
+                    d.proposal_cid.to_string(),
+                    d.state.code() as i64,
+                    d.message,
+                    d.add_funds_cid.map(|c| c.to_string()),
+                    d.publish_cid.map(|c| c.to_string()),
+                    d.publish_index.map(|i| i as i64),
+                    d.deal_id.map(|i| i.0 as i64),
+                    d.sector.map(|s| s.0 as i64),
+                    d.sector_offset.map(|o| o as i64),
+                    d.piece_path,
+                    now(),
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    const PROVIDER_COLS: &'static str = "proposal_cid, deal_uuid, miner, protocol, proposal, payload_root,
+        is_offline, transfer, fast_retrieval, remove_unsealed, skip_ipni, state, message, add_funds_cid,
+        publish_cid, publish_index, deal_id, sector, sector_offset, piece_path, created_at, updated_at";
+
+    fn provider_row(r: &rusqlite::Row<'_>) -> Result<ProviderDeal, StoreError> {
+        let corrupt = |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{what}: {e}"));
+        let pcid: String = r.get(0)?;
+        let uuid: String = r.get(1)?;
+        let miner: String = r.get(2)?;
+        let proposal: Vec<u8> = r.get(4)?;
+        let transfer: Vec<u8> = r.get(7)?;
+        let state: i64 = r.get(11)?;
+        Ok(ProviderDeal {
+            proposal_cid: Cid::from_str(&pcid).map_err(|e| corrupt("proposal_cid", &e))?,
+            deal_uuid: uuid.parse().map_err(|e| corrupt("deal_uuid", &e))?,
+            miner: miner.parse().map_err(|e| corrupt("miner", &e))?,
+            protocol: r.get(3)?,
+            proposal: cbor::from_slice(&proposal, 1 << 20).map_err(|e| corrupt("proposal", &e))?,
+            payload_root: parse_cid(r.get(5)?)?,
+            is_offline: r.get(6)?,
+            transfer: cbor::from_slice(&transfer, 1 << 20).map_err(|e| corrupt("transfer", &e))?,
+            fast_retrieval: r.get(8)?,
+            remove_unsealed: r.get(9)?,
+            skip_ipni: r.get(10)?,
+            state: StorageDealStatus::from_code(state as u64).ok_or_else(|| corrupt("state", &state))?,
+            message: r.get(12)?,
+            add_funds_cid: parse_cid(r.get(13)?)?,
+            publish_cid: parse_cid(r.get(14)?)?,
+            publish_index: r.get::<_, Option<i64>>(15)?.map(|i| i as u64),
+            deal_id: r.get::<_, Option<i64>>(16)?.map(|i| DealId(i as u64)),
+            sector: r.get::<_, Option<i64>>(17)?.map(|i| SectorNumber(i as u64)),
+            sector_offset: r.get::<_, Option<i64>>(18)?.map(|i| i as u64),
+            piece_path: r.get(19)?,
+            created_at: r.get(20)?,
+            updated_at: r.get(21)?,
+        })
+    }
+
+    fn query_provider(c: &Connection, filter: &str, p: impl rusqlite::Params) -> Result<Vec<ProviderDeal>, StoreError> {
+        let sql = format!("SELECT {} FROM provider_deals {filter} ORDER BY created_at, rowid", Self::PROVIDER_COLS);
+        let mut stmt = c.prepare(&sql)?;
+        let mut rows = stmt.query(p)?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(Self::provider_row(r)?);
+        }
+        Ok(out)
+    }
+
+    /// A provider deal by signed proposal CID.
+    pub async fn provider_deal(&self, proposal_cid: &Cid) -> Result<Option<ProviderDeal>, StoreError> {
+        let key = proposal_cid.to_string();
+        self.with(move |c| Ok(Self::query_provider(c, "WHERE proposal_cid = ?1", [key])?.pop())).await
+    }
+
+    /// A provider deal by UUID.
+    pub async fn provider_deal_by_uuid(&self, uuid: &DealUuid) -> Result<Option<ProviderDeal>, StoreError> {
+        let key = uuid.to_string();
+        self.with(move |c| Ok(Self::query_provider(c, "WHERE deal_uuid = ?1", [key])?.pop())).await
+    }
+
+    /// All provider deals, oldest first.
+    pub async fn provider_deals(&self) -> Result<Vec<ProviderDeal>, StoreError> {
+        self.with(|c| Self::query_provider(c, "", [])).await
+    }
+
+    /// Provider deals in non-terminal states, oldest first (what a restart resumes).
+    pub async fn unfinished_provider_deals(&self) -> Result<Vec<ProviderDeal>, StoreError> {
+        let terminal: Vec<String> = [
+            StorageDealStatus::Expired,
+            StorageDealStatus::Slashed,
+            StorageDealStatus::Error,
+            StorageDealStatus::ProposalRejected,
+        ]
+        .iter()
+        .map(|s| s.code().to_string())
+        .collect();
+        let filter = format!("WHERE state NOT IN ({})", terminal.join(","));
+        self.with(move |c| Self::query_provider(c, &filter, [])).await
+    }
+
+    /// Saves a miner's signed ask.
+    pub async fn save_ask(&self, ask: &SignedStorageAsk) -> Result<(), StoreError> {
+        let miner = ask.ask.as_ref().map(|a| a.miner.to_string()).unwrap_or_default();
+        let bytes = cbor::to_vec(ask);
+        self.with(move |c| {
+            c.execute("INSERT OR REPLACE INTO asks (miner, ask) VALUES (?1, ?2)", params![miner, bytes])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// A miner's saved ask.
+    pub async fn ask(&self, miner: &Address) -> Result<Option<SignedStorageAsk>, StoreError> {
+        let key = miner.to_string();
+        self.with(move |c| {
+            let b: Option<Vec<u8>> =
+                c.query_row("SELECT ask FROM asks WHERE miner = ?1", [key], |r| r.get(0)).optional()?;
+            b.map(|b| cbor::from_slice(&b, 1 << 16).map_err(|e| StoreError::Corrupt(format!("ask: {e}")))).transpose()
+        })
+        .await
+    }
+
+    /// Inserts or replaces a client deal.
+    pub async fn put_client_deal(&self, d: ClientDeal) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO client_deals (proposal_cid, deal_uuid, provider_peer, protocol, proposal, payload_root,
+                    is_offline, state, checkpoint, message, deal_id, publish_cid, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                 ON CONFLICT(proposal_cid) DO UPDATE SET state = ?8, checkpoint = ?9, message = ?10,
+                    deal_id = ?11, publish_cid = ?12, updated_at = ?14",
+                params![
+                    d.proposal_cid.to_string(),
+                    d.deal_uuid.to_string(),
+                    d.provider_peer,
+                    d.protocol,
+                    cbor::to_vec(&d.proposal),
+                    d.payload_root.map(|c| c.to_string()),
+                    d.is_offline,
+                    d.state.code() as i64,
+                    d.checkpoint,
+                    d.message,
+                    d.deal_id.map(|i| i.0 as i64),
+                    d.publish_cid.map(|c| c.to_string()),
+                    d.created_at,
+                    now(),
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// All client deals, oldest first.
+    pub async fn client_deals(&self) -> Result<Vec<ClientDeal>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT proposal_cid, deal_uuid, provider_peer, protocol, proposal, payload_root, is_offline,
+                    state, checkpoint, message, deal_id, publish_cid, created_at, updated_at
+                 FROM client_deals ORDER BY created_at, rowid",
+            )?;
+            let mut rows = stmt.query([])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let corrupt = |w: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{w}: {e}"));
+                let pcid: String = r.get(0)?;
+                let uuid: String = r.get(1)?;
+                let proposal: Vec<u8> = r.get(4)?;
+                let state: i64 = r.get(7)?;
+                out.push(ClientDeal {
+                    proposal_cid: Cid::from_str(&pcid).map_err(|e| corrupt("proposal_cid", &e))?,
+                    deal_uuid: uuid.parse().map_err(|e| corrupt("deal_uuid", &e))?,
+                    provider_peer: r.get(2)?,
+                    protocol: r.get(3)?,
+                    proposal: cbor::from_slice(&proposal, 1 << 20).map_err(|e| corrupt("proposal", &e))?,
+                    payload_root: parse_cid(r.get(5)?)?,
+                    is_offline: r.get(6)?,
+                    state: StorageDealStatus::from_code(state as u64).ok_or_else(|| corrupt("state", &state))?,
+                    checkpoint: r.get(8)?,
+                    message: r.get(9)?,
+                    deal_id: r.get::<_, Option<i64>>(10)?.map(|i| DealId(i as u64)),
+                    publish_cid: parse_cid(r.get(11)?)?,
+                    created_at: r.get(12)?,
+                    updated_at: r.get(13)?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        drop(Store::open(&path).unwrap());
+        drop(Store::open(&path).unwrap());
+        let c = Connection::open(&path).unwrap();
+        let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+    }
+}
