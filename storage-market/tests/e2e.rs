@@ -1,0 +1,96 @@
+//! Offline deals end to end over libp2p TCP on 127.0.0.1, with both protocol generations.
+
+mod harness;
+
+use std::time::Duration;
+
+use harness::Env;
+use storage_market::chain::ChainNode;
+use storage_market::client::DealProtocol;
+use storage_market::message::AskRequest;
+use storage_market::provider::{DealRef, wait_for_state};
+use storage_market::state::StorageDealStatus as S;
+use storage_market::wallet::verify;
+
+const T: Duration = Duration::from_secs(30);
+
+async fn offline_deal_becomes_active(protocol: DealProtocol, want_protocol: &str) {
+    let env = Env::start(|_| {}, true).await;
+    let sealer = env.sealer.run(Duration::from_millis(30));
+    let (path, piece_cid, size) = env.data_file("payload.car", 3000, 7);
+    let spec = env.offline_spec(piece_cid, size, protocol).await;
+    let deal = env.client.propose_deal(&env.peer, &spec).await.unwrap();
+    assert_eq!(deal.protocol, want_protocol);
+    let r = DealRef::ProposalCid(deal.proposal_cid);
+    let got = env.provider.deal(r).await.unwrap().unwrap();
+    assert_eq!(got.state, S::WaitingForData);
+
+    env.provider.import_data(r, &path).await.unwrap();
+    let active = wait_for_state(&env.provider, r, S::Active, T).await.unwrap();
+    let id = active.deal_id.expect("published deal has an id");
+    let on_chain = env.chain.market_deal(id).await.unwrap().expect("deal on chain");
+    assert!(on_chain.state.sector_start_epoch.get() >= 0, "activated by a sector commit");
+    assert_eq!(on_chain.proposal, deal.proposal.proposal);
+    assert!(active.publish_cid.is_some() && active.sector.is_some());
+
+    // The client sees the same state through the status protocol of its generation.
+    let status = env.client.update_status(&env.peer, &deal).await.unwrap();
+    assert_eq!(status.deal_id, Some(id));
+    if want_protocol == storage_market::network::DEAL_V111 {
+        assert_eq!(status.state, S::Active);
+    } else {
+        assert_eq!(status.checkpoint, "Complete");
+    }
+    assert_eq!(env.client.deals().await.unwrap().len(), 1);
+
+    // Payments flow and the deal expires at its end epoch.
+    let expired = wait_for_state(&env.provider, r, S::Expired, T).await.unwrap();
+    assert_eq!(expired.deal_id, Some(id));
+    let paid = env.chain.market_balance(&env.miner).await.unwrap();
+    assert_eq!(paid.locked, storage_market::types::TokenAmount::ZERO);
+    sealer.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_deal_over_boost_1_2_1() {
+    offline_deal_becomes_active(DealProtocol::V12, storage_market::network::DEAL_V121).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_deal_over_go_fil_markets_1_1_1() {
+    offline_deal_becomes_active(DealProtocol::V111, storage_market::network::DEAL_V111).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asks_are_signed_by_the_worker_on_both_ask_protocols() {
+    let env = Env::start(|_| {}, true).await;
+    let ask = env.client.query_ask(&env.peer, &env.miner).await.unwrap();
+    assert_eq!(ask.miner, env.miner);
+    let network = storage_market::network::MarketNetwork::start(
+        libp2p::identity::Keypair::generate_ed25519(),
+        Default::default(),
+    )
+    .unwrap();
+    let legacy = network.ask_legacy(&env.peer, AskRequest { miner: env.miner }).await.unwrap();
+    let signed = legacy.ask.unwrap();
+    let inner = signed.ask.unwrap();
+    assert_eq!(inner, ask);
+    verify(&signed.signature.unwrap(), &env.worker, &inner.to_cbor_v0()).unwrap();
+    // A miner the provider does not serve gets no ask.
+    let other = storage_market::types::Address::new_id(4242);
+    let none = network.ask(&env.peer, AskRequest { miner: other }).await.unwrap();
+    assert!(none.ask.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_with_the_wrong_data_is_refused_and_the_deal_keeps_waiting() {
+    let env = Env::start(|_| {}, true).await;
+    let (_, piece_cid, size) = env.data_file("right.car", 2000, 1);
+    let (wrong, _, _) = env.data_file("wrong.car", 2000, 2);
+    let spec = env.offline_spec(piece_cid, size, DealProtocol::V12).await;
+    let deal = env.client.propose_deal(&env.peer, &spec).await.unwrap();
+    let r = DealRef::Uuid(deal.deal_uuid);
+    let err = env.provider.import_data(r, &wrong).await.unwrap_err();
+    assert!(err.to_string().contains("commP mismatch"), "{err}");
+    assert_eq!(env.provider.deal(r).await.unwrap().unwrap().state, S::WaitingForData);
+}

@@ -1,0 +1,192 @@
+//! A dev chain, a provider serving one miner over libp2p on 127.0.0.1, and a funded client.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use commp::PaddedPieceSize;
+use libp2p::identity;
+use storage_market::Cid;
+use storage_market::chain::{ChainNode, DealPolicy};
+use storage_market::client::{Client, DealProtocol, DealSpec, price_per_epoch};
+use storage_market::devchain::{DevChain, DevChainConfig};
+use storage_market::filter::BasicFilter;
+use storage_market::network::{MarketNetwork, NetworkLimits, PeerAddr, ProviderNode};
+use storage_market::piece::FsPieceStorage;
+use storage_market::provider::{AskParams, Provider, ProviderConfig, ProviderDeps};
+use storage_market::publish::PublishConfig;
+use storage_market::sealer::DevSealer;
+use storage_market::store::Store;
+use storage_market::types::{Address, ChainEpoch, TokenAmount};
+use storage_market::wallet::{KeyStore, KeyType};
+
+pub const EPOCH: Duration = Duration::from_millis(10);
+pub const POLICY: DealPolicy = DealPolicy { min_duration: 100, max_duration: 10_000, max_end_offset: 20_000 };
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub chain: DevChain,
+    pub sealer: DevSealer,
+    pub keys: KeyStore,
+    pub miner: Address,
+    pub worker: Address,
+    pub client_addr: Address,
+    pub provider: Provider,
+    pub node: ProviderNode,
+    pub peer: PeerAddr,
+    pub client: Client,
+    pub provider_key: identity::Keypair,
+}
+
+pub fn provider_config(miner: Address) -> ProviderConfig {
+    ProviderConfig {
+        miners: vec![miner],
+        filter: BasicFilter {
+            expected_seal_duration: Duration::from_secs(30 * 20),
+            max_deal_start_delay: Duration::from_secs(30 * 100_000),
+            ..BasicFilter::default()
+        },
+        publish: PublishConfig {
+            publish_period: Duration::ZERO,
+            start_epoch_sealing_buffer: 10,
+            ..PublishConfig::default()
+        },
+        policy: POLICY,
+        message_confidence: 1,
+        poll_interval: Duration::from_millis(10),
+        default_ask: AskParams {
+            price: TokenAmount::from_atto(1_000_000),
+            verified_price: TokenAmount::from_atto(100_000),
+            min_piece_size: PaddedPieceSize::new(128).unwrap(),
+            max_piece_size: PaddedPieceSize::new(1 << 20).unwrap(),
+            duration: 100_000,
+        },
+        ..ProviderConfig::default()
+    }
+}
+
+pub fn deps(env_dir: &Path, chain: &DevChain, keys: &KeyStore, sealer: &DevSealer) -> ProviderDeps {
+    ProviderDeps {
+        chain: Arc::new(chain.clone()),
+        wallet: Arc::new(keys.clone()),
+        store: Store::open(env_dir.join("provider.db")).unwrap(),
+        pieces: Arc::new(FsPieceStorage::open(env_dir.join("pieces")).unwrap()),
+        sealer: Arc::new(sealer.clone()),
+    }
+}
+
+impl Env {
+    /// Starts everything; the chain clock runs unless `clock` is false.
+    pub async fn start(config: impl FnOnce(&mut ProviderConfig), clock: bool) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let chain = DevChain::new(DevChainConfig { policy: POLICY, ..DevChainConfig::default() });
+        let keys = KeyStore::open(dir.path().join("keys")).unwrap();
+        let worker = keys.generate(KeyType::Secp256k1).unwrap();
+        let owner = keys.generate(KeyType::Secp256k1).unwrap();
+        let client_addr = keys.generate(KeyType::Bls).unwrap();
+        chain.fund(&worker, TokenAmount::from_whole(100));
+        chain.fund(&owner, TokenAmount::from_whole(100));
+        chain.fund(&client_addr, TokenAmount::from_whole(100));
+        let miner = chain.create_miner(&owner, &worker, 32 << 30);
+        let sealer = DevSealer::new(chain.clone());
+        let mut cfg = provider_config(miner);
+        config(&mut cfg);
+        let provider = Provider::start(cfg, deps(dir.path(), &chain, &keys, &sealer)).await.unwrap();
+        let provider_key = identity::Keypair::generate_ed25519();
+        let node = ProviderNode::start(
+            provider.clone(),
+            provider_key.clone(),
+            &["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+            NetworkLimits::default(),
+        )
+        .await
+        .unwrap();
+        let peer = PeerAddr { peer_id: node.peer_id(), addrs: node.listen_addrs().to_vec() };
+        let network = MarketNetwork::start(identity::Keypair::generate_ed25519(), NetworkLimits::default()).unwrap();
+        let client = Client::new(
+            network,
+            Arc::new(keys.clone()),
+            Arc::new(chain.clone()),
+            Store::open(dir.path().join("client.db")).unwrap(),
+        );
+        if clock {
+            chain.start_clock(EPOCH);
+        }
+        // Client escrow for many deals.
+        chain.advance(0);
+        let env = Env { dir, chain, sealer, keys, miner, worker, client_addr, provider, node, peer, client, provider_key };
+        env.fund_client(TokenAmount::from_whole(10)).await;
+        env
+    }
+
+    pub async fn fund_client(&self, amount: TokenAmount) {
+        let clock_was_running = true;
+        let _ = clock_was_running;
+        let c = self.client.clone();
+        let addr = self.client_addr;
+        let fee = TokenAmount::from_whole(1);
+        let chain = self.chain.clone();
+        // Mine epochs by hand meanwhile in case the clock is stopped.
+        let miner = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(EPOCH).await;
+                chain.advance(1);
+            }
+        });
+        c.add_funds(&addr, amount, fee).await.unwrap();
+        miner.abort();
+    }
+
+    /// Restarts the provider on the same database, as after a crash.
+    pub async fn restart_provider(&mut self, config: impl FnOnce(&mut ProviderConfig)) {
+        self.provider.stop();
+        self.node.stop();
+        let mut cfg = provider_config(self.miner);
+        config(&mut cfg);
+        self.provider = Provider::start(cfg, deps(self.dir.path(), &self.chain, &self.keys, &self.sealer)).await.unwrap();
+        self.node = ProviderNode::start(
+            self.provider.clone(),
+            self.provider_key.clone(),
+            &["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+            NetworkLimits::default(),
+        )
+        .await
+        .unwrap();
+        self.peer = PeerAddr { peer_id: self.node.peer_id(), addrs: self.node.listen_addrs().to_vec() };
+    }
+
+    /// A CAR-like payload file of `len` deterministic bytes, with its piece CID and size.
+    pub fn data_file(&self, name: &str, len: usize, seed: u8) -> (PathBuf, Cid, PaddedPieceSize) {
+        let bytes: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        let info = commp::commp(&bytes).unwrap();
+        (path, info.cid_v1(), info.padded_size)
+    }
+
+    pub async fn offline_spec(&self, piece_cid: Cid, size: PaddedPieceSize, protocol: DealProtocol) -> DealSpec {
+        let ask = self.client.query_ask(&self.peer, &self.miner).await.unwrap();
+        let head = self.chain.head().await.unwrap();
+        DealSpec {
+            client: self.client_addr,
+            miner: self.miner,
+            piece_cid,
+            piece_size: size,
+            payload_root: piece_cid,
+            label: None,
+            start_epoch: head.plus(200),
+            duration: 150,
+            price_per_epoch: price_per_epoch(&ask, size, false),
+            provider_collateral: None,
+            verified: false,
+            transfer: None,
+            fast_retrieval: true,
+            protocol,
+        }
+    }
+
+    pub fn head(&self) -> ChainEpoch {
+        self.chain.epoch()
+    }
+}
