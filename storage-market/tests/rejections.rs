@@ -1,0 +1,245 @@
+//! Every rejection reason a provider gives, each checked for its text.
+
+mod harness;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use harness::Env;
+use storage_market::Cid;
+use storage_market::client::DealProtocol;
+use storage_market::deal::{ClientDealProposal, DealProposal};
+use storage_market::filter::ExternalFilter;
+use storage_market::message::{DealParams, HttpRequest, Transfer};
+use storage_market::provider::ProviderConfig;
+use storage_market::types::*;
+use storage_market::wallet::{KeyType, PrivateKey};
+
+struct Case {
+    name: &'static str,
+    config: fn(&mut ProviderConfig),
+    edit: fn(&Env, &mut DealProposal, &mut DealParams),
+    /// Sign with a key other than the client's.
+    forge: bool,
+    expect: &'static str,
+}
+
+fn none(_: &mut ProviderConfig) {}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case { name: "forged signature", config: none, edit: |_, _, _| {}, forge: true, expect: "invalid client signature" },
+        Case {
+            name: "unknown client id",
+            config: none,
+            edit: |_, p, _| p.client = Address::new_id(99_999),
+            forge: false,
+            expect: "cannot resolve client",
+        },
+        Case {
+            name: "miner not served",
+            config: none,
+            edit: |_, p, _| p.provider = Address::new_id(77_777),
+            forge: false,
+            expect: "incorrect provider",
+        },
+        Case {
+            name: "label over 256 bytes",
+            config: none,
+            edit: |_, p, _| p.label = DealLabel::String("x".repeat(257)),
+            forge: false,
+            expect: "deal label is 257 bytes",
+        },
+        Case { name: "piece size not a power of two", config: none, edit: |_, p, _| p.piece_size = 3000, forge: false, expect: "piece size is invalid" },
+        Case {
+            name: "piece CID of the wrong codec",
+            config: none,
+            edit: |_, p, _| p.piece_cid = Cid::from_str("bafy2bzacec5bp2hal3v5gsm52ohm63ml6lzepzt7ficoo6usbkuajno2i7gkw").unwrap(),
+            forge: false,
+            expect: "wrong prefix",
+        },
+        Case { name: "end before start", config: none, edit: |_, p, _| p.end_epoch = p.start_epoch, forge: false, expect: "before proposal start" },
+        Case {
+            name: "start already elapsed",
+            config: none,
+            edit: |e, p, _| {
+                p.start_epoch = e.head().plus(-1);
+                p.end_epoch = p.start_epoch.plus(150);
+            },
+            forge: false,
+            expect: "has already elapsed",
+        },
+        Case { name: "duration too short", config: none, edit: |_, p, _| p.end_epoch = p.start_epoch.plus(50), forge: false, expect: "deal duration 50 epochs out of bounds" },
+        Case { name: "duration too long", config: none, edit: |_, p, _| p.end_epoch = p.start_epoch.plus(10_001), forge: false, expect: "out of bounds" },
+        Case {
+            name: "end epoch too far",
+            config: none,
+            edit: |e, p, _| {
+                p.start_epoch = e.head().plus(15_000);
+                p.end_epoch = p.start_epoch.plus(9_000);
+            },
+            forge: false,
+            expect: "cannot be more than 20000 epochs",
+        },
+        Case {
+            name: "collateral above the multiplier bound",
+            config: none,
+            edit: |_, p, _| p.provider_collateral = TokenAmount::from_whole(1_000_000),
+            forge: false,
+            expect: "not between bounds",
+        },
+        Case {
+            name: "collateral below the chain minimum",
+            config: |c| c.max_provider_collateral_multiplier = 2,
+            edit: |_, p, _| {
+                p.piece_size = 1 << 20;
+                p.provider_collateral = TokenAmount::ZERO;
+            },
+            forge: false,
+            expect: "not between bounds",
+        },
+        Case { name: "price below ask", config: none, edit: |_, p, _| p.storage_price_per_epoch = TokenAmount::ZERO, forge: false, expect: "less than asking price" },
+        Case {
+            name: "piece smaller than ask minimum",
+            config: |c| c.default_ask.min_piece_size = commp::PaddedPieceSize::new(8192).unwrap(),
+            edit: |_, _, _| {},
+            forge: false,
+            expect: "outside the ask's bounds",
+        },
+        Case {
+            name: "piece larger than ask maximum",
+            config: |c| c.default_ask.max_piece_size = commp::PaddedPieceSize::new(2048).unwrap(),
+            edit: |_, _, _| {},
+            forge: false,
+            expect: "outside the ask's bounds",
+        },
+        Case {
+            name: "client escrow too small",
+            config: none,
+            edit: |_, p, _| p.client_collateral = TokenAmount::from_whole(1_000),
+            forge: false,
+            expect: "Available too small",
+        },
+        Case { name: "verified deal without DataCap", config: none, edit: |_, p, _| p.verified_deal = true, forge: false, expect: "is not a verified client" },
+        Case {
+            name: "offline deals not considered",
+            config: |c| c.filter.consider_offline = false,
+            edit: |_, _, _| {},
+            forge: false,
+            expect: "not accepting offline storage deals",
+        },
+        Case {
+            name: "unverified deals not considered",
+            config: |c| c.filter.consider_unverified = false,
+            edit: |_, _, _| {},
+            forge: false,
+            expect: "not accepting unverified storage deals",
+        },
+        Case {
+            name: "start before sealing could finish",
+            config: |c| c.filter.expected_seal_duration = Duration::from_secs(30 * 1000),
+            edit: |_, _, _| {},
+            forge: false,
+            expect: "cannot seal a sector before",
+        },
+        Case {
+            name: "external filter says no",
+            config: |c| {
+                c.external_filter = Some(ExternalFilter {
+                    command: "grep -q '\"FormatVersion\": \"2.2.0\"' && echo 'we only take Tuesdays' && exit 1".into(),
+                    timeout: Duration::from_secs(10),
+                })
+            },
+            edit: |_, _, _| {},
+            forge: false,
+            expect: "we only take Tuesdays",
+        },
+        Case {
+            name: "online deal without a transfer service",
+            config: none,
+            edit: |_, _, d| {
+                d.is_offline = false;
+                let req = HttpRequest { url: "http://127.0.0.1:1/data.car".into(), headers: Default::default() };
+                d.transfer = Transfer { size: 3000, kind: "http".into(), params: serde_json::to_vec(&req).unwrap(), client_id: String::new() };
+            },
+            forge: false,
+            expect: "does not run a data-transfer service",
+        },
+    ]
+}
+
+async fn params_for(env: &Env, case: &Case) -> DealParams {
+    let (_, piece_cid, size) = env.data_file("p.car", 3000, 3);
+    let spec = env.offline_spec(piece_cid, size, DealProtocol::V12).await;
+    let mut cdp = env.client.sign_proposal(&spec).await.unwrap();
+    let mut params = DealParams {
+        deal_uuid: DealUuid::new_v4(),
+        transfer: Transfer::default(),
+        is_offline: true,
+        deal_data_root: piece_cid,
+        skip_ipni_announce: false,
+        client_deal_proposal: cdp.clone(),
+        remove_unsealed_copy: false,
+    };
+    (case.edit)(env, &mut cdp.proposal, &mut params);
+    let sig = if case.forge {
+        PrivateKey::generate(KeyType::Bls).sign(&cdp.proposal.to_cbor())
+    } else {
+        env.keys.sign_sync(&env.client_addr, &cdp.proposal.to_cbor()).unwrap()
+    };
+    params.client_deal_proposal = ClientDealProposal { proposal: cdp.proposal, client_signature: sig };
+    params
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_rejection_carries_its_reason() {
+    let all = cases();
+    assert!(all.len() >= 15);
+    for case in &all {
+        let env = Env::start(case.config, false).await;
+        let params = params_for(&env, case).await;
+        let res = env.provider.propose(params, "/fil/storage/mk/1.2.1").await;
+        assert!(!res.accepted, "{}: accepted", case.name);
+        assert!(res.message.contains(case.expect), "{}: got {:?}", case.name, res.message);
+        assert!(env.provider.deals().await.unwrap().is_empty(), "{}: rejected deal was stored", case.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_and_blocklist_and_datacap() {
+    let env = Env::start(|_| {}, false).await;
+    let case = Case { name: "base", config: none, edit: |_, _, _| {}, forge: false, expect: "" };
+    let params = params_for(&env, &case).await;
+    assert!(env.provider.propose(params.clone(), "t").await.accepted);
+    // Same signed proposal again.
+    let mut again = params.clone();
+    again.deal_uuid = DealUuid::new_v4();
+    let res = env.provider.propose(again, "t").await;
+    assert!(res.message.contains("identical to deal"), "{}", res.message);
+    // Same UUID, different proposal.
+    let mut other = params_for(&env, &case).await;
+    other.deal_uuid = params.deal_uuid;
+    other.client_deal_proposal.proposal.label = DealLabel::String("other".into());
+    other.client_deal_proposal.client_signature =
+        env.keys.sign_sync(&env.client_addr, &other.client_deal_proposal.proposal.to_cbor()).unwrap();
+    let res = env.provider.propose(other, "t").await;
+    assert!(res.message.contains("same uuid"), "{}", res.message);
+    assert_eq!(env.provider.deals().await.unwrap().len(), 1);
+
+    // Blocklisted piece.
+    let piece = params.client_deal_proposal.proposal.piece_cid;
+    let blocked = Env::start(move |c| { c.filter.piece_cid_blocklist.insert(piece); }, false).await;
+    let p = params_for(&blocked, &case).await;
+    let res = blocked.provider.propose(p, "t").await;
+    assert!(res.message.contains("blocklisted piece CID"), "{}", res.message);
+
+    // Verified client with too little DataCap.
+    let small = Env::start(|_| {}, false).await;
+    small.chain.add_verified_client(&small.client_addr, 1024);
+    let mut p = params_for(&small, &case).await;
+    p.client_deal_proposal.proposal.verified_deal = true;
+    p.client_deal_proposal.client_signature =
+        small.keys.sign_sync(&small.client_addr, &p.client_deal_proposal.proposal.to_cbor()).unwrap();
+    let res = small.provider.propose(p, "t").await;
+    assert!(res.message.contains("DataCap too small"), "{}", res.message);
+}
