@@ -53,7 +53,9 @@ pub fn item_len(buf: &[u8]) -> Result<Option<usize>, DecodeError> {
             continue;
         }
         *top -= 1;
-        let Some(&initial) = buf.get(pos) else { return Ok(None) };
+        let Some(&initial) = buf.get(pos) else {
+            return Ok(None);
+        };
         let major = initial >> 5;
         let info = initial & 0x1f;
         pos += 1;
@@ -61,17 +63,25 @@ pub fn item_len(buf: &[u8]) -> Result<Option<usize>, DecodeError> {
             0..=23 => u64::from(info),
             24..=27 => {
                 let n = 1usize << (info - 24);
-                let Some(bytes) = buf.get(pos..pos + n) else { return Ok(None) };
+                let Some(bytes) = buf.get(pos..pos + n) else {
+                    return Ok(None);
+                };
                 pos += n;
                 bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
             }
             31 => return Err(DecodeError::Malformed("indefinite length".into())),
-            _ => return Err(DecodeError::Malformed(format!("reserved additional info {info}"))),
+            _ => {
+                return Err(DecodeError::Malformed(format!(
+                    "reserved additional info {info}"
+                )));
+            }
         };
         let children = match major {
             0 | 1 => 0,
             2 | 3 => {
-                let Ok(len) = usize::try_from(arg) else { return Err(DecodeError::Truncated) };
+                let Ok(len) = usize::try_from(arg) else {
+                    return Err(DecodeError::Truncated);
+                };
                 if buf.len().saturating_sub(pos) < len {
                     return Ok(None);
                 }
@@ -79,7 +89,9 @@ pub fn item_len(buf: &[u8]) -> Result<Option<usize>, DecodeError> {
                 0
             }
             4 => arg,
-            5 => arg.checked_mul(2).ok_or_else(|| DecodeError::Malformed("map too large".into()))?,
+            5 => arg
+                .checked_mul(2)
+                .ok_or_else(|| DecodeError::Malformed("map too large".into()))?,
             6 => 1,
             _ => match info {
                 20..=23 | 25..=27 => 0,
@@ -106,12 +118,17 @@ pub fn to_vec<T: Serialize>(value: &T) -> Vec<u8> {
 /// Decodes exactly one CBOR item of at most `limit` bytes from `bytes`.
 pub fn from_slice<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, DecodeError> {
     if bytes.len() > limit {
-        return Err(DecodeError::TooLarge { len: bytes.len(), limit });
+        return Err(DecodeError::TooLarge {
+            len: bytes.len(),
+            limit,
+        });
     }
     match item_len(bytes)? {
         None => Err(DecodeError::Truncated),
         Some(n) if n < bytes.len() => Err(DecodeError::TrailingBytes(bytes.len() - n)),
-        Some(_) => serde_ipld_dagcbor::from_slice(bytes).map_err(|e| DecodeError::Shape(e.to_string())),
+        Some(_) => {
+            serde_ipld_dagcbor::from_slice(bytes).map_err(|e| DecodeError::Shape(e.to_string()))
+        }
     }
 }
 
@@ -132,7 +149,10 @@ where
         // Read no further than the limit allows (plus one byte to detect overflow).
         let room = (limit + 1).saturating_sub(buf.len()).min(chunk.len());
         if room == 0 {
-            return Err(invalid_data(DecodeError::TooLarge { len: buf.len(), limit }));
+            return Err(invalid_data(DecodeError::TooLarge {
+                len: buf.len(),
+                limit,
+            }));
         }
         let n = io.read(&mut chunk[..room]).await?;
         if n == 0 {
@@ -140,7 +160,10 @@ where
         }
         buf.extend_from_slice(&chunk[..n]);
         if buf.len() > limit {
-            return Err(invalid_data(DecodeError::TooLarge { len: buf.len(), limit }));
+            return Err(invalid_data(DecodeError::TooLarge {
+                len: buf.len(),
+                limit,
+            }));
         }
     }
 }
@@ -165,15 +188,24 @@ mod tests {
         let mut more = item.to_vec();
         more.extend_from_slice(&[0xff, 0xff]);
         assert_eq!(item_len(&more), Ok(Some(item.len())));
-        assert!(matches!(from_slice::<serde::de::IgnoredAny>(&more, 100), Err(DecodeError::TrailingBytes(2))));
+        assert!(matches!(
+            from_slice::<serde::de::IgnoredAny>(&more, 100),
+            Err(DecodeError::TrailingBytes(2))
+        ));
     }
 
     #[test]
     fn item_len_refuses_bombs() {
-        assert_eq!(item_len(&[0x9f]), Err(DecodeError::Malformed("indefinite length".into())));
+        assert_eq!(
+            item_len(&[0x9f]),
+            Err(DecodeError::Malformed("indefinite length".into()))
+        );
         assert_eq!(item_len(&[0x81; 100]), Err(DecodeError::TooDeep));
         // A byte string claiming 2^64 − 1 bytes is just incomplete, never an allocation.
-        assert_eq!(item_len(&[0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), Ok(None));
+        assert_eq!(
+            item_len(&[0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            Ok(None)
+        );
         assert!(matches!(
             from_slice::<serde::de::IgnoredAny>(&[0x40; 10], 4),
             Err(DecodeError::TooLarge { .. })

@@ -145,7 +145,11 @@ pub trait ChainNode: Send + Sync {
     /// An address's market escrow (zero if it has none).
     async fn market_balance(&self, addr: &Address) -> Result<MarketBalance, ChainError>;
     /// Provider collateral bounds for a piece.
-    async fn collateral_bounds(&self, size: PaddedPieceSize, verified: bool) -> Result<CollateralBounds, ChainError>;
+    async fn collateral_bounds(
+        &self,
+        size: PaddedPieceSize,
+        verified: bool,
+    ) -> Result<CollateralBounds, ChainError>;
     /// A verified client's remaining DataCap in bytes, `None` if not a verified client.
     async fn datacap(&self, client: &Address) -> Result<Option<u128>, ChainError>;
     /// The key address (`f1`/`f3`) behind an account, for signature checks.
@@ -161,7 +165,11 @@ pub trait ChainNode: Send + Sync {
     /// A published deal, `None` once it has expired, timed out or been removed.
     async fn market_deal(&self, id: DealId) -> Result<Option<MarketDeal>, ChainError>;
     /// Whether a sector has been pre-committed (or already proven).
-    async fn sector_precommitted(&self, miner: &Address, sector: SectorNumber) -> Result<bool, ChainError>;
+    async fn sector_precommitted(
+        &self,
+        miner: &Address,
+        sector: SectorNumber,
+    ) -> Result<bool, ChainError>;
     /// An address's wallet balance.
     async fn wallet_balance(&self, addr: &Address) -> Result<TokenAmount, ChainError>;
 }

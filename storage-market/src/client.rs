@@ -97,7 +97,11 @@ pub struct DealSpec {
 
 /// The per-epoch price of a piece under an ask (price is per GiB per epoch).
 pub fn price_per_epoch(ask: &StorageAsk, size: PaddedPieceSize, verified: bool) -> TokenAmount {
-    let per_gib = if verified { ask.verified_price } else { ask.price };
+    let per_gib = if verified {
+        ask.verified_price
+    } else {
+        ask.price
+    };
     per_gib.mul_div(u128::from(size.get()), 1 << 30)
 }
 
@@ -112,23 +116,43 @@ pub struct Client {
 
 impl Client {
     /// A client over the given parts.
-    pub fn new(network: MarketNetwork, wallet: Arc<dyn Wallet>, chain: Arc<dyn ChainNode>, store: Store) -> Self {
-        Self { network, wallet, chain, store }
+    pub fn new(
+        network: MarketNetwork,
+        wallet: Arc<dyn Wallet>,
+        chain: Arc<dyn ChainNode>,
+        store: Store,
+    ) -> Self {
+        Self {
+            network,
+            wallet,
+            chain,
+            store,
+        }
     }
 
     /// Queries and verifies a miner's ask: the signature must come from the miner's worker.
-    pub async fn query_ask(&self, peer: &PeerAddr, miner: &Address) -> Result<StorageAsk, ClientError> {
+    pub async fn query_ask(
+        &self,
+        peer: &PeerAddr,
+        miner: &Address,
+    ) -> Result<StorageAsk, ClientError> {
         let res = self.network.ask(peer, AskRequest { miner: *miner }).await?;
-        let signed = res.ask.ok_or_else(|| ClientError::InvalidAsk(format!("provider does not serve {miner}")))?;
+        let signed = res
+            .ask
+            .ok_or_else(|| ClientError::InvalidAsk(format!("provider does not serve {miner}")))?;
         let (Some(ask), Some(sig)) = (signed.ask, signed.signature) else {
             return Err(ClientError::InvalidAsk("ask or signature missing".into()));
         };
         if ask.miner != *miner {
-            return Err(ClientError::InvalidAsk(format!("ask is for {}, not {miner}", ask.miner)));
+            return Err(ClientError::InvalidAsk(format!(
+                "ask is for {}, not {miner}",
+                ask.miner
+            )));
         }
         let info = self.chain.miner_info(miner).await?;
         let worker = self.chain.account_key(&info.worker).await?;
-        wallet::verify(&sig, &worker, &ask.to_cbor()).map_err(|e| ClientError::InvalidAsk(e.to_string()))?;
+        wallet::verify(&sig, &worker, &ask.to_cbor())
+            .map_err(|e| ClientError::InvalidAsk(e.to_string()))?;
         Ok(ask)
     }
 
@@ -136,7 +160,8 @@ impl Client {
     pub async fn piece_info(path: &Path) -> Result<PieceInfo, ClientError> {
         let path = path.to_path_buf();
         tokio::task::spawn_blocking(move || {
-            let file = std::fs::File::open(&path).map_err(|e| ClientError::Io(format!("{}: {e}", path.display())))?;
+            let file = std::fs::File::open(&path)
+                .map_err(|e| ClientError::Io(format!("{}: {e}", path.display())))?;
             commp::commp_reader(std::io::BufReader::with_capacity(1 << 20, file))
                 .map_err(|e| ClientError::Io(e.to_string()))
         })
@@ -146,7 +171,12 @@ impl Client {
 
     /// Makes sure `client` has at least `amount` available in market escrow, sending
     /// AddBalance for the difference and waiting for it to land. Returns the message, if any.
-    pub async fn ensure_funds(&self, client: &Address, amount: TokenAmount, max_fee: TokenAmount) -> Result<Option<Cid>, ClientError> {
+    pub async fn ensure_funds(
+        &self,
+        client: &Address,
+        amount: TokenAmount,
+        max_fee: TokenAmount,
+    ) -> Result<Option<Cid>, ClientError> {
         let balance = self.chain.market_balance(client).await?;
         if balance.available() >= amount {
             return Ok(None);
@@ -157,7 +187,12 @@ impl Client {
     }
 
     /// Adds `amount` to `client`'s market escrow and waits for the message.
-    pub async fn add_funds(&self, client: &Address, amount: TokenAmount, max_fee: TokenAmount) -> Result<Cid, ClientError> {
+    pub async fn add_funds(
+        &self,
+        client: &Address,
+        amount: TokenAmount,
+        max_fee: TokenAmount,
+    ) -> Result<Cid, ClientError> {
         let msg = Message {
             from: *client,
             to: deal::STORAGE_MARKET_ACTOR,
@@ -182,13 +217,22 @@ impl Client {
         let collateral = match spec.provider_collateral {
             Some(c) => c,
             None => {
-                let b = self.chain.collateral_bounds(spec.piece_size, spec.verified).await?;
+                let b = self
+                    .chain
+                    .collateral_bounds(spec.piece_size, spec.verified)
+                    .await?;
                 b.min.mul_div(12, 10)
             }
         };
-        let label = spec.label.clone().unwrap_or_else(|| DealLabel::String(spec.payload_root.to_string()));
+        let label = spec
+            .label
+            .clone()
+            .unwrap_or_else(|| DealLabel::String(spec.payload_root.to_string()));
         if label.len() > DealLabel::MAX_LEN {
-            return Err(ClientError::InvalidParams(format!("label of {} bytes exceeds 256", label.len())));
+            return Err(ClientError::InvalidParams(format!(
+                "label of {} bytes exceeds 256",
+                label.len()
+            )));
         }
         let proposal = DealProposal {
             piece_cid: spec.piece_cid,
@@ -204,12 +248,19 @@ impl Client {
             client_collateral: TokenAmount::ZERO,
         };
         let client_signature = self.wallet.sign(&spec.client, &proposal.to_cbor()).await?;
-        Ok(ClientDealProposal { proposal, client_signature })
+        Ok(ClientDealProposal {
+            proposal,
+            client_signature,
+        })
     }
 
     /// Proposes a deal and records it. Offline deals then wait for the provider to import the
     /// data; online deals name a [`Transfer`].
-    pub async fn propose_deal(&self, peer: &PeerAddr, spec: &DealSpec) -> Result<ClientDeal, ClientError> {
+    pub async fn propose_deal(
+        &self,
+        peer: &PeerAddr,
+        spec: &DealSpec,
+    ) -> Result<ClientDeal, ClientError> {
         let cdp = self.sign_proposal(spec).await?;
         let proposal_cid = cdp.cid();
         let deal_uuid = DealUuid::new_v4();
@@ -230,9 +281,15 @@ impl Client {
                 remove_unsealed_copy: !spec.fast_retrieval,
             };
             match self.network.propose(peer, params).await {
-                Ok(r) if r.accepted => (crate::network::DEAL_V121, StorageDealStatus::CheckForAcceptance, String::new()),
+                Ok(r) if r.accepted => (
+                    crate::network::DEAL_V121,
+                    StorageDealStatus::CheckForAcceptance,
+                    String::new(),
+                ),
                 Ok(r) => return Err(ClientError::Rejected(r.message)),
-                Err(NetworkError::UnsupportedProtocol(_)) if spec.protocol == DealProtocol::Auto => {
+                Err(NetworkError::UnsupportedProtocol(_))
+                    if spec.protocol == DealProtocol::Auto =>
+                {
                     self.propose_v11(peer, spec, &cdp).await?
                 }
                 Err(e) => return Err(e.into()),
@@ -285,11 +342,21 @@ impl Client {
         let signed = self.network.propose_v11(peer, proposal).await?;
         let r = &signed.response;
         if r.proposal != cdp.cid() {
-            return Err(ClientError::InvalidResponse(format!("response is for proposal {}", r.proposal)));
+            return Err(ClientError::InvalidResponse(format!(
+                "response is for proposal {}",
+                r.proposal
+            )));
         }
-        let sig = signed.signature.as_ref().ok_or_else(|| ClientError::InvalidResponse("unsigned response".into()))?;
-        let worker = self.chain.account_key(&self.chain.miner_info(&spec.miner).await?.worker).await?;
-        wallet::verify(sig, &worker, &crate::cbor::to_vec(r)).map_err(|e| ClientError::InvalidResponse(e.to_string()))?;
+        let sig = signed
+            .signature
+            .as_ref()
+            .ok_or_else(|| ClientError::InvalidResponse("unsigned response".into()))?;
+        let worker = self
+            .chain
+            .account_key(&self.chain.miner_info(&spec.miner).await?.worker)
+            .await?;
+        wallet::verify(sig, &worker, &crate::cbor::to_vec(r))
+            .map_err(|e| ClientError::InvalidResponse(e.to_string()))?;
         let state = StorageDealStatus::from_code(r.state).unwrap_or(StorageDealStatus::Unknown);
         if state == StorageDealStatus::Failing || state == StorageDealStatus::Error {
             return Err(ClientError::Rejected(r.message.clone()));
@@ -298,12 +365,28 @@ impl Client {
     }
 
     /// Asks the provider for a deal's status and records it.
-    pub async fn update_status(&self, peer: &PeerAddr, deal: &ClientDeal) -> Result<ClientDeal, ClientError> {
+    pub async fn update_status(
+        &self,
+        peer: &PeerAddr,
+        deal: &ClientDeal,
+    ) -> Result<ClientDeal, ClientError> {
         let mut d = deal.clone();
         let client = d.proposal.proposal.client;
         if d.protocol == crate::network::DEAL_V111 {
-            let signature = self.wallet.sign(&client, &status_request_payload(&d.proposal_cid)).await?;
-            let res = self.network.status_v11(peer, DealStatusRequest { proposal: d.proposal_cid, signature }).await?;
+            let signature = self
+                .wallet
+                .sign(&client, &status_request_payload(&d.proposal_cid))
+                .await?;
+            let res = self
+                .network
+                .status_v11(
+                    peer,
+                    DealStatusRequest {
+                        proposal: d.proposal_cid,
+                        signature,
+                    },
+                )
+                .await?;
             let s = res.deal_state;
             d.state = StorageDealStatus::from_code(s.state).unwrap_or(StorageDealStatus::Unknown);
             d.message = s.message;
@@ -311,11 +394,22 @@ impl Client {
             d.publish_cid = s.publish_cid;
         } else {
             let signature = self.wallet.sign(&client, d.deal_uuid.as_bytes()).await?;
-            let res = self.network.status(peer, DealStatusRequestV12 { deal_uuid: d.deal_uuid, signature }).await?;
+            let res = self
+                .network
+                .status(
+                    peer,
+                    DealStatusRequestV12 {
+                        deal_uuid: d.deal_uuid,
+                        signature,
+                    },
+                )
+                .await?;
             if !res.error.is_empty() {
                 return Err(ClientError::InvalidResponse(res.error));
             }
-            let s = res.deal_status.ok_or_else(|| ClientError::InvalidResponse("no deal status".into()))?;
+            let s = res
+                .deal_status
+                .ok_or_else(|| ClientError::InvalidResponse("no deal status".into()))?;
             d.checkpoint = s.status;
             d.message = s.error;
             d.deal_id = (s.chain_deal_id.0 != 0).then_some(s.chain_deal_id);
@@ -332,5 +426,8 @@ impl Client {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }

@@ -72,7 +72,9 @@ impl DealProposal {
     /// What the client pays over the whole deal: price per epoch × duration.
     pub fn total_storage_fee(&self) -> TokenAmount {
         let epochs = u128::try_from(self.duration()).unwrap_or(0);
-        self.storage_price_per_epoch.checked_mul(epochs).unwrap_or(TokenAmount::from_atto(u128::MAX))
+        self.storage_price_per_epoch
+            .checked_mul(epochs)
+            .unwrap_or(TokenAmount::from_atto(u128::MAX))
     }
 
     /// The client's total lock: collateral plus the whole storage fee.

@@ -24,7 +24,9 @@ use tokio::sync::watch;
 
 use crate::cbor;
 use crate::chain::*;
-use crate::deal::{self, ClientDealProposal, DealState, PublishStorageDealsParams, PublishStorageDealsReturn};
+use crate::deal::{
+    self, ClientDealProposal, DealState, PublishStorageDealsParams, PublishStorageDealsReturn,
+};
 use crate::types::{Address, AddressKind, ChainEpoch, DealId, SectorNumber, TokenAmount};
 use crate::wallet;
 
@@ -112,7 +114,12 @@ pub struct DevChain {
 impl DevChain {
     /// A new chain at `config.genesis_epoch`.
     pub fn new(config: DevChainConfig) -> Self {
-        let state = State { epoch: config.genesis_epoch.get(), next_id: 1000, next_deal_id: 1, ..State::default() };
+        let state = State {
+            epoch: config.genesis_epoch.get(),
+            next_id: 1000,
+            next_deal_id: 1,
+            ..State::default()
+        };
         let (head, _) = watch::channel(config.genesis_epoch);
         Self {
             config: Arc::new(config),
@@ -142,7 +149,15 @@ impl DevChain {
         s.ensure_account(*worker);
         let id = s.next_id;
         s.next_id += 1;
-        s.miners.insert(id, MinerInfo { owner: *owner, worker: *worker, control_addresses: vec![], sector_size });
+        s.miners.insert(
+            id,
+            MinerInfo {
+                owner: *owner,
+                worker: *worker,
+                control_addresses: vec![],
+                sector_size,
+            },
+        );
         Address::new_id(id)
     }
 
@@ -168,7 +183,13 @@ impl DevChain {
                 let pool = std::mem::take(&mut s.pool);
                 for (cid, msg) in pool {
                     let receipt = s.execute(&self.config, &msg);
-                    s.receipts.insert(cid, MessageLookup { receipt, epoch: ChainEpoch::new(epoch) });
+                    s.receipts.insert(
+                        cid,
+                        MessageLookup {
+                            receipt,
+                            epoch: ChainEpoch::new(epoch),
+                        },
+                    );
                 }
                 s.cron(epoch);
                 epoch
@@ -202,16 +223,28 @@ impl DevChain {
 
     /// Records a sector pre-commit carrying `deals`. Fails if a deal is unknown, belongs to
     /// another provider or is already in a sector.
-    pub fn precommit_sector(&self, miner: &Address, sector: SectorNumber, deals: &[DealId]) -> Result<(), ChainError> {
+    pub fn precommit_sector(
+        &self,
+        miner: &Address,
+        sector: SectorNumber,
+        deals: &[DealId],
+    ) -> Result<(), ChainError> {
         let mut s = self.lock();
         let mid = s.resolve(miner).ok_or(ChainError::ActorNotFound(*miner))?;
         for d in deals {
-            let deal = s.deals.get(&d.0).ok_or_else(|| ChainError::MessageRejected(format!("deal {d} not found")))?;
+            let deal = s
+                .deals
+                .get(&d.0)
+                .ok_or_else(|| ChainError::MessageRejected(format!("deal {d} not found")))?;
             if deal.provider != mid {
-                return Err(ChainError::MessageRejected(format!("deal {d} is not for {miner}")));
+                return Err(ChainError::MessageRejected(format!(
+                    "deal {d} is not for {miner}"
+                )));
             }
             if deal.state.sector_start_epoch.get() >= 0 {
-                return Err(ChainError::MessageRejected(format!("deal {d} already activated")));
+                return Err(ChainError::MessageRejected(format!(
+                    "deal {d} already activated"
+                )));
             }
         }
         s.precommitted.insert((mid, sector.0));
@@ -220,17 +253,29 @@ impl DevChain {
 
     /// Proves a pre-committed sector, activating its deals (the market actor's
     /// `ActivateDeals`). Deals past their start epoch cannot be activated.
-    pub fn prove_commit_sector(&self, miner: &Address, sector: SectorNumber, deals: &[DealId]) -> Result<(), ChainError> {
+    pub fn prove_commit_sector(
+        &self,
+        miner: &Address,
+        sector: SectorNumber,
+        deals: &[DealId],
+    ) -> Result<(), ChainError> {
         let mut s = self.lock();
         let mid = s.resolve(miner).ok_or(ChainError::ActorNotFound(*miner))?;
         if !s.precommitted.contains(&(mid, sector.0)) {
-            return Err(ChainError::MessageRejected(format!("sector {sector} not pre-committed")));
+            return Err(ChainError::MessageRejected(format!(
+                "sector {sector} not pre-committed"
+            )));
         }
         let epoch = s.epoch;
         for d in deals {
-            let deal = s.deals.get(&d.0).ok_or_else(|| ChainError::MessageRejected(format!("deal {d} not found")))?;
+            let deal = s
+                .deals
+                .get(&d.0)
+                .ok_or_else(|| ChainError::MessageRejected(format!("deal {d} not found")))?;
             if deal.proposal.start_epoch.get() < epoch {
-                return Err(ChainError::MessageRejected(format!("deal {d} start epoch has passed")));
+                return Err(ChainError::MessageRejected(format!(
+                    "deal {d} start epoch has passed"
+                )));
             }
         }
         for d in deals {
@@ -245,7 +290,10 @@ impl DevChain {
     pub fn slash_deal(&self, id: DealId) -> Result<(), ChainError> {
         let mut s = self.lock();
         let epoch = s.epoch;
-        let deal = s.deals.get_mut(&id.0).ok_or_else(|| ChainError::MessageRejected(format!("deal {id} not found")))?;
+        let deal = s
+            .deals
+            .get_mut(&id.0)
+            .ok_or_else(|| ChainError::MessageRejected(format!("deal {id} not found")))?;
         deal.state.slash_epoch = ChainEpoch::new(epoch);
         Ok(())
     }
@@ -289,11 +337,20 @@ impl State {
     }
 
     fn execute(&mut self, config: &DevChainConfig, msg: &Message) -> Receipt {
-        let fail = |code: ExitCode, fee| Receipt { exit_code: code, return_data: vec![], fee };
+        let fail = |code: ExitCode, fee| Receipt {
+            exit_code: code,
+            return_data: vec![],
+            fee,
+        };
         let fee = config.message_fee;
-        let Some(from) = self.resolve(&msg.from) else { return fail(ExitCode::FORBIDDEN, TokenAmount::ZERO) };
+        let Some(from) = self.resolve(&msg.from) else {
+            return fail(ExitCode::FORBIDDEN, TokenAmount::ZERO);
+        };
         let balance = self.balances.get(&from).copied().unwrap_or_default();
-        let Some(after) = balance.checked_sub(fee).and_then(|b| b.checked_sub(msg.value)) else {
+        let Some(after) = balance
+            .checked_sub(fee)
+            .and_then(|b| b.checked_sub(msg.value))
+        else {
             return fail(ExitCode::INSUFFICIENT_FUNDS, TokenAmount::ZERO);
         };
         self.balances.insert(from, after);
@@ -310,7 +367,11 @@ impl State {
             let to = self.ensure_account(msg.to);
             let b = self.balances.entry(to).or_default();
             *b = b.checked_add(msg.value).unwrap_or(*b);
-            return Receipt { exit_code: ExitCode::OK, return_data: vec![], fee };
+            return Receipt {
+                exit_code: ExitCode::OK,
+                return_data: vec![],
+                fee,
+            };
         }
         let result = match msg.method {
             deal::method::ADD_BALANCE => self.add_balance(msg),
@@ -319,7 +380,11 @@ impl State {
             _ => Err(ExitCode::FORBIDDEN),
         };
         match result {
-            Ok(return_data) => Receipt { exit_code: ExitCode::OK, return_data, fee },
+            Ok(return_data) => Receipt {
+                exit_code: ExitCode::OK,
+                return_data,
+                fee,
+            },
             Err(code) => {
                 refund(self);
                 fail(code, fee)
@@ -328,23 +393,32 @@ impl State {
     }
 
     fn add_balance(&mut self, msg: &Message) -> Result<Vec<u8>, ExitCode> {
-        let addr: Address = cbor::from_slice(&msg.params, 1024).map_err(|_| ExitCode::ILLEGAL_ARGUMENT)?;
+        let addr: Address =
+            cbor::from_slice(&msg.params, 1024).map_err(|_| ExitCode::ILLEGAL_ARGUMENT)?;
         let id = match self.resolve(&addr) {
             Some(id) => id,
             None if addr.kind() != AddressKind::Id => self.ensure_account(addr),
             None => return Err(ExitCode::ILLEGAL_ARGUMENT),
         };
         let e = self.escrow_mut(id);
-        e.escrow = e.escrow.checked_add(msg.value).ok_or(ExitCode::ILLEGAL_ARGUMENT)?;
+        e.escrow = e
+            .escrow
+            .checked_add(msg.value)
+            .ok_or(ExitCode::ILLEGAL_ARGUMENT)?;
         Ok(vec![])
     }
 
     fn withdraw_balance(&mut self, from: u64, msg: &Message) -> Result<Vec<u8>, ExitCode> {
         #[derive(serde::Deserialize)]
         struct Params(Address, TokenAmount);
-        let Params(addr, amount) = cbor::from_slice(&msg.params, 1024).map_err(|_| ExitCode::ILLEGAL_ARGUMENT)?;
+        let Params(addr, amount) =
+            cbor::from_slice(&msg.params, 1024).map_err(|_| ExitCode::ILLEGAL_ARGUMENT)?;
         let id = self.resolve(&addr).ok_or(ExitCode::ILLEGAL_ARGUMENT)?;
-        let owner_ok = id == from || self.miners.get(&id).is_some_and(|m| self.resolve(&m.owner) == Some(from));
+        let owner_ok = id == from
+            || self
+                .miners
+                .get(&id)
+                .is_some_and(|m| self.resolve(&m.owner) == Some(from));
         if !owner_ok {
             return Err(ExitCode::FORBIDDEN);
         }
@@ -356,12 +430,22 @@ impl State {
         Ok(cbor::to_vec(&take))
     }
 
-    fn publish(&mut self, config: &DevChainConfig, from: u64, msg: &Message) -> Result<Vec<u8>, ExitCode> {
+    fn publish(
+        &mut self,
+        config: &DevChainConfig,
+        from: u64,
+        msg: &Message,
+    ) -> Result<Vec<u8>, ExitCode> {
         let params: PublishStorageDealsParams =
             cbor::from_slice(&msg.params, 16 << 20).map_err(|_| ExitCode::ILLEGAL_ARGUMENT)?;
         let first = params.deals.first().ok_or(ExitCode::ILLEGAL_ARGUMENT)?;
-        let provider = self.resolve(&first.proposal.provider).ok_or(ExitCode::ILLEGAL_ARGUMENT)?;
-        let info = self.miners.get(&provider).ok_or(ExitCode::ILLEGAL_ARGUMENT)?;
+        let provider = self
+            .resolve(&first.proposal.provider)
+            .ok_or(ExitCode::ILLEGAL_ARGUMENT)?;
+        let info = self
+            .miners
+            .get(&provider)
+            .ok_or(ExitCode::ILLEGAL_ARGUMENT)?;
         let allowed = std::iter::once(&info.worker)
             .chain(info.control_addresses.iter())
             .any(|a| self.resolve(a) == Some(from));
@@ -375,22 +459,43 @@ impl State {
         let mut provider_need = TokenAmount::ZERO;
         let mut datacap_used: HashMap<u64, u128> = HashMap::new();
         for (i, d) in params.deals.iter().enumerate() {
-            let Some(client) = self.check_deal(config, provider, d) else { continue };
+            let Some(client) = self.check_deal(config, provider, d) else {
+                continue;
+            };
             let cid = d.proposal.cid();
             if self.pending_proposals.contains(&cid) || !batch_cids.insert(cid) {
                 continue;
             }
             let p = &d.proposal;
-            let need_c = client_need.get(&client).copied().unwrap_or_default().checked_add(p.client_balance_requirement());
+            let need_c = client_need
+                .get(&client)
+                .copied()
+                .unwrap_or_default()
+                .checked_add(p.client_balance_requirement());
             let need_p = provider_need.checked_add(p.provider_collateral);
-            let (Some(need_c), Some(need_p)) = (need_c, need_p) else { continue };
-            if self.escrow.get(&client).copied().unwrap_or_default().available() < need_c
-                || self.escrow.get(&provider).copied().unwrap_or_default().available() < need_p
+            let (Some(need_c), Some(need_p)) = (need_c, need_p) else {
+                continue;
+            };
+            if self
+                .escrow
+                .get(&client)
+                .copied()
+                .unwrap_or_default()
+                .available()
+                < need_c
+                || self
+                    .escrow
+                    .get(&provider)
+                    .copied()
+                    .unwrap_or_default()
+                    .available()
+                    < need_p
             {
                 continue;
             }
             if p.verified_deal {
-                let used = datacap_used.get(&client).copied().unwrap_or(0) + u128::from(p.piece_size);
+                let used =
+                    datacap_used.get(&client).copied().unwrap_or(0) + u128::from(p.piece_size);
                 if self.datacap.get(&client).copied().unwrap_or(0) < used {
                     continue;
                 }
@@ -410,24 +515,51 @@ impl State {
             let id = self.next_deal_id;
             self.next_deal_id += 1;
             let c = self.escrow_mut(client);
-            c.locked = c.locked.checked_add(p.client_balance_requirement()).unwrap_or(c.locked);
+            c.locked = c
+                .locked
+                .checked_add(p.client_balance_requirement())
+                .unwrap_or(c.locked);
             let pe = self.escrow_mut(provider);
-            pe.locked = pe.locked.checked_add(p.provider_collateral).unwrap_or(pe.locked);
+            pe.locked = pe
+                .locked
+                .checked_add(p.provider_collateral)
+                .unwrap_or(pe.locked);
             if p.verified_deal {
                 let cap = self.datacap.entry(client).or_default();
                 *cap = cap.saturating_sub(u128::from(p.piece_size));
             }
             self.pending_proposals.insert(p.cid());
             let unset = ChainEpoch::new(-1);
-            let state = DealState { sector_start_epoch: unset, last_updated_epoch: unset, slash_epoch: unset, verified_claim: 0 };
-            self.deals.insert(id, ActiveDeal { proposal: p, state, client, provider });
+            let state = DealState {
+                sector_start_epoch: unset,
+                last_updated_epoch: unset,
+                slash_epoch: unset,
+                verified_claim: 0,
+            };
+            self.deals.insert(
+                id,
+                ActiveDeal {
+                    proposal: p,
+                    state,
+                    client,
+                    provider,
+                },
+            );
             ids.push(DealId(id));
         }
-        Ok(cbor::to_vec(&PublishStorageDealsReturn { ids, valid_deals: valid }))
+        Ok(cbor::to_vec(&PublishStorageDealsReturn {
+            ids,
+            valid_deals: valid,
+        }))
     }
 
     /// The market actor's per-deal checks; returns the client's id when the deal is valid.
-    fn check_deal(&self, config: &DevChainConfig, provider: u64, d: &ClientDealProposal) -> Option<u64> {
+    fn check_deal(
+        &self,
+        config: &DevChainConfig,
+        provider: u64,
+        d: &ClientDealProposal,
+    ) -> Option<u64> {
         let p = &d.proposal;
         let client = self.resolve(&p.client)?;
         let key = self.keys.get(&client)?;
@@ -451,14 +583,19 @@ impl State {
     fn min_collateral(&self, config: &DevChainConfig, size: PaddedPieceSize) -> TokenAmount {
         // 1% of circulating supply, pro rata to the piece's share of network power.
         let power = config.network_raw_power.max(u128::from(size.get()));
-        config.circulating_supply.mul_div(u128::from(size.get()), power).mul_div(1, 100)
+        config
+            .circulating_supply
+            .mul_div(u128::from(size.get()), power)
+            .mul_div(1, 100)
     }
 
     /// End-of-epoch market cron: settle payments, expire, time out and slash deals.
     fn cron(&mut self, epoch: i64) {
         let ids: Vec<u64> = self.deals.keys().copied().collect();
         for id in ids {
-            let Some(d) = self.deals.get(&id).cloned() else { continue };
+            let Some(d) = self.deals.get(&id).cloned() else {
+                continue;
+            };
             let p = &d.proposal;
             let activated = d.state.sector_start_epoch.get() >= 0;
             if !activated {
@@ -472,7 +609,10 @@ impl State {
             let from = d.state.last_updated_epoch.get().max(p.start_epoch.get());
             let to = epoch.min(p.end_epoch.get());
             if to > from {
-                let pay = p.storage_price_per_epoch.checked_mul((to - from) as u128).unwrap_or_default();
+                let pay = p
+                    .storage_price_per_epoch
+                    .checked_mul((to - from) as u128)
+                    .unwrap_or_default();
                 self.pay(d.client, d.provider, pay);
                 if let Some(dm) = self.deals.get_mut(&id) {
                     dm.state.last_updated_epoch = ChainEpoch::new(to);
@@ -480,8 +620,16 @@ impl State {
             }
             if d.state.slash_epoch.get() >= 0 {
                 let paid_until = to.max(from);
-                let remaining = p.storage_price_per_epoch.checked_mul((p.end_epoch.get() - paid_until).max(0) as u128).unwrap_or_default();
-                self.unlock_client(d.client, p.client_collateral.checked_add(remaining).unwrap_or_default());
+                let remaining = p
+                    .storage_price_per_epoch
+                    .checked_mul((p.end_epoch.get() - paid_until).max(0) as u128)
+                    .unwrap_or_default();
+                self.unlock_client(
+                    d.client,
+                    p.client_collateral
+                        .checked_add(remaining)
+                        .unwrap_or_default(),
+                );
                 self.burn_provider(d.provider, p.provider_collateral);
                 self.remove_deal(id, DealEnd::Slashed);
             } else if epoch >= p.end_epoch.get() {
@@ -529,17 +677,28 @@ impl ChainNode for DevChain {
 
     async fn miner_info(&self, miner: &Address) -> Result<MinerInfo, ChainError> {
         let s = self.lock();
-        s.resolve(miner).and_then(|id| s.miners.get(&id).cloned()).ok_or(ChainError::ActorNotFound(*miner))
+        s.resolve(miner)
+            .and_then(|id| s.miners.get(&id).cloned())
+            .ok_or(ChainError::ActorNotFound(*miner))
     }
 
     async fn market_balance(&self, addr: &Address) -> Result<MarketBalance, ChainError> {
         let s = self.lock();
-        Ok(s.resolve(addr).and_then(|id| s.escrow.get(&id).copied()).unwrap_or_default())
+        Ok(s.resolve(addr)
+            .and_then(|id| s.escrow.get(&id).copied())
+            .unwrap_or_default())
     }
 
-    async fn collateral_bounds(&self, size: PaddedPieceSize, _verified: bool) -> Result<CollateralBounds, ChainError> {
+    async fn collateral_bounds(
+        &self,
+        size: PaddedPieceSize,
+        _verified: bool,
+    ) -> Result<CollateralBounds, ChainError> {
         let min = self.lock().min_collateral(&self.config, size);
-        Ok(CollateralBounds { min, max: TokenAmount::TOTAL_FILECOIN })
+        Ok(CollateralBounds {
+            min,
+            max: TokenAmount::TOTAL_FILECOIN,
+        })
     }
 
     async fn datacap(&self, client: &Address) -> Result<Option<u128>, ChainError> {
@@ -552,16 +711,23 @@ impl ChainNode for DevChain {
             return Ok(*addr);
         }
         let s = self.lock();
-        addr.id().and_then(|id| s.keys.get(&id).copied()).ok_or(ChainError::ActorNotFound(*addr))
+        addr.id()
+            .and_then(|id| s.keys.get(&id).copied())
+            .ok_or(ChainError::ActorNotFound(*addr))
     }
 
     async fn lookup_id(&self, addr: &Address) -> Result<Address, ChainError> {
-        self.lock().resolve(addr).map(Address::new_id).ok_or(ChainError::ActorNotFound(*addr))
+        self.lock()
+            .resolve(addr)
+            .map(Address::new_id)
+            .ok_or(ChainError::ActorNotFound(*addr))
     }
 
     async fn push_message(&self, msg: Message) -> Result<Cid, ChainError> {
         let mut s = self.lock();
-        let from = s.resolve(&msg.from).ok_or(ChainError::ActorNotFound(msg.from))?;
+        let from = s
+            .resolve(&msg.from)
+            .ok_or(ChainError::ActorNotFound(msg.from))?;
         if msg.max_fee < self.config.message_fee {
             return Err(ChainError::MessageRejected(format!(
                 "max fee {} below the message fee {}",
@@ -569,8 +735,15 @@ impl ChainNode for DevChain {
             )));
         }
         let balance = s.balances.get(&from).copied().unwrap_or_default();
-        if balance.checked_sub(msg.value).and_then(|b| b.checked_sub(self.config.message_fee)).is_none() {
-            return Err(ChainError::MessageRejected(format!("{} cannot cover value and fee (balance {balance})", msg.from)));
+        if balance
+            .checked_sub(msg.value)
+            .and_then(|b| b.checked_sub(self.config.message_fee))
+            .is_none()
+        {
+            return Err(ChainError::MessageRejected(format!(
+                "{} cannot cover value and fee (balance {balance})",
+                msg.from
+            )));
         }
         s.nonce += 1;
         let mut id_bytes = s.nonce.to_be_bytes().to_vec();
@@ -599,7 +772,9 @@ impl ChainNode for DevChain {
             ..State::default()
         };
         drop(s);
-        let b = scratch.resolve(&msg.from).map(|id| scratch.balances.entry(id).or_default());
+        let b = scratch
+            .resolve(&msg.from)
+            .map(|id| scratch.balances.entry(id).or_default());
         if let Some(b) = b {
             *b = b.checked_add(self.config.message_fee).unwrap_or(*b);
         }
@@ -627,10 +802,17 @@ impl ChainNode for DevChain {
 
     async fn market_deal(&self, id: DealId) -> Result<Option<MarketDeal>, ChainError> {
         let s = self.lock();
-        Ok(s.deals.get(&id.0).map(|d| MarketDeal { proposal: d.proposal.clone(), state: d.state }))
+        Ok(s.deals.get(&id.0).map(|d| MarketDeal {
+            proposal: d.proposal.clone(),
+            state: d.state,
+        }))
     }
 
-    async fn sector_precommitted(&self, miner: &Address, sector: SectorNumber) -> Result<bool, ChainError> {
+    async fn sector_precommitted(
+        &self,
+        miner: &Address,
+        sector: SectorNumber,
+    ) -> Result<bool, ChainError> {
         let s = self.lock();
         let id = s.resolve(miner).ok_or(ChainError::ActorNotFound(*miner))?;
         Ok(s.precommitted.contains(&(id, sector.0)))
@@ -638,6 +820,8 @@ impl ChainNode for DevChain {
 
     async fn wallet_balance(&self, addr: &Address) -> Result<TokenAmount, ChainError> {
         let s = self.lock();
-        Ok(s.resolve(addr).and_then(|id| s.balances.get(&id).copied()).unwrap_or_default())
+        Ok(s.resolve(addr)
+            .and_then(|id| s.balances.get(&id).copied())
+            .unwrap_or_default())
     }
 }

@@ -115,7 +115,8 @@ pub struct ExternalFilter {
 impl ExternalFilter {
     /// Runs the filter: `Ok(())` accepts, `Err(reason)` rejects.
     pub async fn check(&self, params: &DealParams, ctx: &FilterContext) -> Result<(), String> {
-        let input = serde_json::to_vec_pretty(&boost_filter_json(params, ctx)).map_err(|e| e.to_string())?;
+        let input = serde_json::to_vec_pretty(&boost_filter_json(params, ctx))
+            .map_err(|e| e.to_string())?;
         let mut child = tokio::process::Command::new("sh")
             .arg("-c")
             .arg(&self.command)
@@ -140,7 +141,11 @@ impl ExternalFilter {
         let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
         text.push_str(&String::from_utf8_lossy(&out.stderr));
         let text = text.trim();
-        Err(if text.is_empty() { format!("deal rejected by filter ({})", out.status) } else { text.to_owned() })
+        Err(if text.is_empty() {
+            format!("deal rejected by filter ({})", out.status)
+        } else {
+            text.to_owned()
+        })
     }
 }
 

@@ -144,10 +144,18 @@ pub(crate) struct AskResponse0 {
 
 /// Encodes an ask request in the form of protocol 1.0.1 (tuple) or 1.1.0 (map).
 pub(crate) fn encode_ask_request(req: &AskRequest, tuple: bool) -> Vec<u8> {
-    if tuple { cbor::to_vec(&AskRequest0 { miner: req.miner }) } else { cbor::to_vec(req) }
+    if tuple {
+        cbor::to_vec(&AskRequest0 { miner: req.miner })
+    } else {
+        cbor::to_vec(req)
+    }
 }
 
-pub(crate) fn decode_ask_request(b: &[u8], tuple: bool, limit: usize) -> Result<AskRequest, cbor::DecodeError> {
+pub(crate) fn decode_ask_request(
+    b: &[u8],
+    tuple: bool,
+    limit: usize,
+) -> Result<AskRequest, cbor::DecodeError> {
     if tuple {
         let r: AskRequest0 = cbor::from_slice(b, limit)?;
         Ok(AskRequest { miner: r.miner })
@@ -167,13 +175,20 @@ pub(crate) fn encode_ask_response(res: &AskResponse, tuple: bool) -> Vec<u8> {
     cbor::to_vec(&AskResponse0 { ask })
 }
 
-pub(crate) fn decode_ask_response(b: &[u8], tuple: bool, limit: usize) -> Result<AskResponse, cbor::DecodeError> {
+pub(crate) fn decode_ask_response(
+    b: &[u8],
+    tuple: bool,
+    limit: usize,
+) -> Result<AskResponse, cbor::DecodeError> {
     if !tuple {
         return cbor::from_slice(b, limit);
     }
     let r: AskResponse0 = cbor::from_slice(b, limit)?;
     Ok(AskResponse {
-        ask: r.ask.map(|s| SignedStorageAsk { ask: s.ask.map(StorageAsk::from), signature: s.signature }),
+        ask: r.ask.map(|s| SignedStorageAsk {
+            ask: s.ask.map(StorageAsk::from),
+            signature: s.signature,
+        }),
     })
 }
 

@@ -118,11 +118,23 @@ macro_rules! map_wire {
     )*};
 }
 
-map_wire!(DealResponse, Proposal, SignedResponse, DealStatusRequest, DealStatusResponse, DealStatusRequestV12, DealStatusResponseV12);
+map_wire!(
+    DealResponse,
+    Proposal,
+    SignedResponse,
+    DealStatusRequest,
+    DealStatusResponse,
+    DealStatusRequestV12,
+    DealStatusResponseV12
+);
 
 impl Wire for DealParams {
     fn encode(&self, protocol: &str) -> Vec<u8> {
-        if protocol == DEAL_V120 { self.to_cbor_v120() } else { cbor::to_vec(self) }
+        if protocol == DEAL_V120 {
+            self.to_cbor_v120()
+        } else {
+            cbor::to_vec(self)
+        }
     }
     fn decode(bytes: &[u8], _: &str, limit: usize) -> Result<Self, DecodeError> {
         cbor::from_slice(bytes, limit)
@@ -156,7 +168,10 @@ pub struct MarketCodec<Rq, Rs> {
 impl<Rq, Rs> MarketCodec<Rq, Rs> {
     /// A codec refusing messages over `limit` bytes.
     pub fn new(limit: usize) -> Self {
-        Self { limit, _types: PhantomData }
+        Self {
+            limit,
+            _types: PhantomData,
+        }
     }
 }
 
@@ -166,7 +181,10 @@ impl<Rq, Rs> Clone for MarketCodec<Rq, Rs> {
     }
 }
 
-async fn write_all<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: Vec<u8>) -> std::io::Result<()> {
+async fn write_all<T: AsyncWrite + Unpin + Send>(
+    io: &mut T,
+    bytes: Vec<u8>,
+) -> std::io::Result<()> {
     io.write_all(&bytes).await?;
     io.flush().await
 }
@@ -176,7 +194,11 @@ impl<Rq: Wire, Rs: Wire> rr::Codec for MarketCodec<Rq, Rs> {
     type Request = Rq;
     type Response = Rs;
 
-    async fn read_request<T>(&mut self, protocol: &StreamProtocol, io: &mut T) -> std::io::Result<Rq>
+    async fn read_request<T>(
+        &mut self,
+        protocol: &StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<Rq>
     where
         T: futures::AsyncRead + Unpin + Send,
     {
@@ -184,7 +206,11 @@ impl<Rq: Wire, Rs: Wire> rr::Codec for MarketCodec<Rq, Rs> {
         Rq::decode(&bytes, protocol.as_ref(), self.limit).map_err(cbor::invalid_data)
     }
 
-    async fn read_response<T>(&mut self, protocol: &StreamProtocol, io: &mut T) -> std::io::Result<Rs>
+    async fn read_response<T>(
+        &mut self,
+        protocol: &StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<Rs>
     where
         T: futures::AsyncRead + Unpin + Send,
     {
@@ -192,14 +218,24 @@ impl<Rq: Wire, Rs: Wire> rr::Codec for MarketCodec<Rq, Rs> {
         Rs::decode(&bytes, protocol.as_ref(), self.limit).map_err(cbor::invalid_data)
     }
 
-    async fn write_request<T>(&mut self, protocol: &StreamProtocol, io: &mut T, req: Rq) -> std::io::Result<()>
+    async fn write_request<T>(
+        &mut self,
+        protocol: &StreamProtocol,
+        io: &mut T,
+        req: Rq,
+    ) -> std::io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
         write_all(io, req.encode(protocol.as_ref())).await
     }
 
-    async fn write_response<T>(&mut self, protocol: &StreamProtocol, io: &mut T, res: Rs) -> std::io::Result<()>
+    async fn write_response<T>(
+        &mut self,
+        protocol: &StreamProtocol,
+        io: &mut T,
+        res: Rs,
+    ) -> std::io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
@@ -223,13 +259,19 @@ pub(crate) struct MarketBehaviour {
     ping: ping::Behaviour,
 }
 
-fn rr_behaviour<Rq: Wire, Rs: Wire>(protocols: &[&'static str], support: ProtocolSupport, limits: &NetworkLimits) -> Rr<Rq, Rs> {
+fn rr_behaviour<Rq: Wire, Rs: Wire>(
+    protocols: &[&'static str],
+    support: ProtocolSupport,
+    limits: &NetworkLimits,
+) -> Rr<Rq, Rs> {
     let cfg = rr::Config::default()
         .with_request_timeout(limits.request_timeout)
         .with_max_concurrent_streams(limits.max_concurrent_streams);
     rr::Behaviour::with_codec(
         MarketCodec::new(limits.max_message_size),
-        protocols.iter().map(|p| (StreamProtocol::new(p), support.clone())),
+        protocols
+            .iter()
+            .map(|p| (StreamProtocol::new(p), support.clone())),
         cfg,
     )
 }
@@ -242,7 +284,11 @@ fn build_swarm(
     let t = |e: &dyn std::fmt::Display| NetworkError::Transport(e.to_string());
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
         .map_err(|e| t(&e))?
         .with_dns()
         .map_err(|e| t(&e))?
@@ -253,7 +299,10 @@ fn build_swarm(
             deal11: rr_behaviour(&[DEAL_V111], support.clone(), limits),
             status12: rr_behaviour(&[STATUS_V120], support.clone(), limits),
             status11: rr_behaviour(&[STATUS_V110], support.clone(), limits),
-            identify: identify::Behaviour::new(identify::Config::new("/fil-market-rs/1.0.0".into(), key.public())),
+            identify: identify::Behaviour::new(identify::Config::new(
+                "/fil-market-rs/1.0.0".into(),
+                key.public(),
+            )),
             ping: ping::Behaviour::default(),
         })
         .map_err(|e| t(&e))?
@@ -269,7 +318,10 @@ enum Reply {
     AskLegacy(rr::ResponseChannel<AskResponse>, AskResponse),
     Deal12(rr::ResponseChannel<DealResponse>, DealResponse),
     Deal11(rr::ResponseChannel<SignedResponse>, SignedResponse),
-    Status12(rr::ResponseChannel<DealStatusResponseV12>, DealStatusResponseV12),
+    Status12(
+        rr::ResponseChannel<DealStatusResponseV12>,
+        DealStatusResponseV12,
+    ),
     Status11(rr::ResponseChannel<DealStatusResponse>, DealStatusResponse),
 }
 
@@ -292,7 +344,9 @@ impl ProviderNode {
         let peer_id = keypair.public().to_peer_id();
         let mut swarm = build_swarm(keypair, ProtocolSupport::Inbound, &limits)?;
         for addr in listen {
-            swarm.listen_on(addr.clone()).map_err(|e| NetworkError::Transport(e.to_string()))?;
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| NetworkError::Transport(e.to_string()))?;
         }
         let mut listen_addrs = Vec::new();
         while listen_addrs.len() < listen.len() {
@@ -301,7 +355,11 @@ impl ProviderNode {
             }
         }
         let task = tokio::spawn(provider_loop(swarm, provider, limits));
-        Ok(Self { peer_id, listen_addrs, task })
+        Ok(Self {
+            peer_id,
+            listen_addrs,
+            task,
+        })
     }
 
     /// The node's peer id.
@@ -326,10 +384,16 @@ impl Drop for ProviderNode {
     }
 }
 
-async fn provider_loop(mut swarm: libp2p::Swarm<MarketBehaviour>, provider: Provider, limits: NetworkLimits) {
+async fn provider_loop(
+    mut swarm: libp2p::Swarm<MarketBehaviour>,
+    provider: Provider,
+    limits: NetworkLimits,
+) {
     let (tx, mut rx) = mpsc::channel::<Reply>(256);
     // Bounds the handler tasks running at once across all peers and protocols.
-    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent_streams.max(1)));
+    let permits = Arc::new(tokio::sync::Semaphore::new(
+        limits.max_concurrent_streams.max(1),
+    ));
     loop {
         tokio::select! {
             Some(reply) = rx.recv() => {
@@ -385,12 +449,42 @@ async fn provider_loop(mut swarm: libp2p::Swarm<MarketBehaviour>, provider: Prov
 // ------------------------------------------------------------------------------ client
 
 enum Command {
-    Ask(PeerId, Vec<Multiaddr>, AskRequest, oneshot::Sender<Result<AskResponse, NetworkError>>),
-    AskLegacy(PeerId, Vec<Multiaddr>, AskRequest, oneshot::Sender<Result<AskResponse, NetworkError>>),
-    Deal12(PeerId, Vec<Multiaddr>, DealParams, oneshot::Sender<Result<DealResponse, NetworkError>>),
-    Deal11(PeerId, Vec<Multiaddr>, Proposal, oneshot::Sender<Result<SignedResponse, NetworkError>>),
-    Status12(PeerId, Vec<Multiaddr>, DealStatusRequestV12, oneshot::Sender<Result<DealStatusResponseV12, NetworkError>>),
-    Status11(PeerId, Vec<Multiaddr>, DealStatusRequest, oneshot::Sender<Result<DealStatusResponse, NetworkError>>),
+    Ask(
+        PeerId,
+        Vec<Multiaddr>,
+        AskRequest,
+        oneshot::Sender<Result<AskResponse, NetworkError>>,
+    ),
+    AskLegacy(
+        PeerId,
+        Vec<Multiaddr>,
+        AskRequest,
+        oneshot::Sender<Result<AskResponse, NetworkError>>,
+    ),
+    Deal12(
+        PeerId,
+        Vec<Multiaddr>,
+        DealParams,
+        oneshot::Sender<Result<DealResponse, NetworkError>>,
+    ),
+    Deal11(
+        PeerId,
+        Vec<Multiaddr>,
+        Proposal,
+        oneshot::Sender<Result<SignedResponse, NetworkError>>,
+    ),
+    Status12(
+        PeerId,
+        Vec<Multiaddr>,
+        DealStatusRequestV12,
+        oneshot::Sender<Result<DealStatusResponseV12, NetworkError>>,
+    ),
+    Status11(
+        PeerId,
+        Vec<Multiaddr>,
+        DealStatusRequest,
+        oneshot::Sender<Result<DealStatusResponse, NetworkError>>,
+    ),
 }
 
 /// The client side of the market protocols. Cheap to clone.
@@ -425,7 +519,11 @@ impl MarketNetwork {
         let swarm = build_swarm(keypair, ProtocolSupport::Outbound, &limits)?;
         let (tx, rx) = mpsc::channel(64);
         let task = tokio::spawn(client_loop(swarm, rx));
-        Ok(Self { tx, peer_id, _task: Arc::new(AbortOnDrop(task)) })
+        Ok(Self {
+            tx,
+            peer_id,
+            _task: Arc::new(AbortOnDrop(task)),
+        })
     }
 
     /// This endpoint's peer id.
@@ -433,41 +531,73 @@ impl MarketNetwork {
         self.peer_id
     }
 
-    async fn run<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, NetworkError>>) -> Command) -> Result<T, NetworkError> {
+    async fn run<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, NetworkError>>) -> Command,
+    ) -> Result<T, NetworkError> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(make(tx)).await.map_err(|_| NetworkError::Stopped)?;
+        self.tx
+            .send(make(tx))
+            .await
+            .map_err(|_| NetworkError::Stopped)?;
         rx.await.map_err(|_| NetworkError::Stopped)?
     }
 
     /// Queries a miner's ask (`/fil/storage/ask/1.1.0`).
     pub async fn ask(&self, peer: &PeerAddr, req: AskRequest) -> Result<AskResponse, NetworkError> {
-        self.run(|tx| Command::Ask(peer.peer_id, peer.addrs.clone(), req, tx)).await
+        self.run(|tx| Command::Ask(peer.peer_id, peer.addrs.clone(), req, tx))
+            .await
     }
 
     /// Queries a miner's ask on the legacy tuple protocol (`/fil/storage/ask/1.0.1`); the
     /// signature then covers the tuple encoding ([`StorageAsk::to_cbor_v0`]).
-    pub async fn ask_legacy(&self, peer: &PeerAddr, req: AskRequest) -> Result<AskResponse, NetworkError> {
-        self.run(|tx| Command::AskLegacy(peer.peer_id, peer.addrs.clone(), req, tx)).await
+    pub async fn ask_legacy(
+        &self,
+        peer: &PeerAddr,
+        req: AskRequest,
+    ) -> Result<AskResponse, NetworkError> {
+        self.run(|tx| Command::AskLegacy(peer.peer_id, peer.addrs.clone(), req, tx))
+            .await
     }
 
     /// Proposes a Boost deal (`/fil/storage/mk/1.2.1`, falling back to `1.2.0`).
-    pub async fn propose(&self, peer: &PeerAddr, params: DealParams) -> Result<DealResponse, NetworkError> {
-        self.run(|tx| Command::Deal12(peer.peer_id, peer.addrs.clone(), params, tx)).await
+    pub async fn propose(
+        &self,
+        peer: &PeerAddr,
+        params: DealParams,
+    ) -> Result<DealResponse, NetworkError> {
+        self.run(|tx| Command::Deal12(peer.peer_id, peer.addrs.clone(), params, tx))
+            .await
     }
 
     /// Proposes a go-fil-markets deal (`/fil/storage/mk/1.1.1`).
-    pub async fn propose_v11(&self, peer: &PeerAddr, proposal: Proposal) -> Result<SignedResponse, NetworkError> {
-        self.run(|tx| Command::Deal11(peer.peer_id, peer.addrs.clone(), proposal, tx)).await
+    pub async fn propose_v11(
+        &self,
+        peer: &PeerAddr,
+        proposal: Proposal,
+    ) -> Result<SignedResponse, NetworkError> {
+        self.run(|tx| Command::Deal11(peer.peer_id, peer.addrs.clone(), proposal, tx))
+            .await
     }
 
     /// Asks a Boost deal's status (`/fil/storage/status/1.2.0`).
-    pub async fn status(&self, peer: &PeerAddr, req: DealStatusRequestV12) -> Result<DealStatusResponseV12, NetworkError> {
-        self.run(|tx| Command::Status12(peer.peer_id, peer.addrs.clone(), req, tx)).await
+    pub async fn status(
+        &self,
+        peer: &PeerAddr,
+        req: DealStatusRequestV12,
+    ) -> Result<DealStatusResponseV12, NetworkError> {
+        self.run(|tx| Command::Status12(peer.peer_id, peer.addrs.clone(), req, tx))
+            .await
     }
 
     /// Asks a go-fil-markets deal's status (`/fil/storage/status/1.1.0`).
-    pub async fn status_v11(&self, peer: &PeerAddr, req: DealStatusRequest) -> Result<DealStatusResponse, NetworkError> {
-        self.run(|tx| Command::Status11(peer.peer_id, peer.addrs.clone(), req, tx)).await
+    pub async fn status_v11(
+        &self,
+        peer: &PeerAddr,
+        req: DealStatusRequest,
+    ) -> Result<DealStatusResponse, NetworkError> {
+        self.run(|tx| Command::Status11(peer.peer_id, peer.addrs.clone(), req, tx))
+            .await
     }
 }
 
@@ -477,19 +607,30 @@ fn outbound_error(e: rr::OutboundFailure, protocol: &str) -> NetworkError {
     match e {
         rr::OutboundFailure::DialFailure => NetworkError::Dial("dial failed".into()),
         rr::OutboundFailure::Timeout => NetworkError::Timeout,
-        rr::OutboundFailure::UnsupportedProtocols => NetworkError::UnsupportedProtocol(protocol.into()),
+        rr::OutboundFailure::UnsupportedProtocols => {
+            NetworkError::UnsupportedProtocol(protocol.into())
+        }
         other => NetworkError::Failed(other.to_string()),
     }
 }
 
 fn on_client_event<Rq, Rs>(ev: rr::Event<Rq, Rs>, pending: &mut Pending<Rs>, protocol: &str) {
     match ev {
-        rr::Event::Message { message: rr::Message::Response { request_id, response }, .. } => {
+        rr::Event::Message {
+            message:
+                rr::Message::Response {
+                    request_id,
+                    response,
+                },
+            ..
+        } => {
             if let Some(tx) = pending.remove(&request_id) {
                 let _ = tx.send(Ok(response));
             }
         }
-        rr::Event::OutboundFailure { request_id, error, .. } => {
+        rr::Event::OutboundFailure {
+            request_id, error, ..
+        } => {
             if let Some(tx) = pending.remove(&request_id) {
                 let _ = tx.send(Err(outbound_error(error, protocol)));
             }

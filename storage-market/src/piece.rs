@@ -61,7 +61,9 @@ impl FsPieceStorage {
 impl PieceStorage for FsPieceStorage {
     async fn put_file(&self, piece: &Cid, src: &Path) -> Result<PathBuf, PieceStorageError> {
         let dst = self.file(piece);
-        let tmp = self.dir.join(format!("{piece}.{}.partial", uuid::Uuid::new_v4()));
+        let tmp = self
+            .dir
+            .join(format!("{piece}.{}.partial", uuid::Uuid::new_v4()));
         let src = src.to_path_buf();
         let (tmp2, dst2) = (tmp.clone(), dst.clone());
         let res = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
@@ -84,7 +86,11 @@ impl PieceStorage for FsPieceStorage {
 
     async fn path(&self, piece: &Cid) -> Result<PathBuf, PieceStorageError> {
         let p = self.file(piece);
-        if tokio::fs::try_exists(&p).await? { Ok(p) } else { Err(PieceStorageError::NotFound(*piece)) }
+        if tokio::fs::try_exists(&p).await? {
+            Ok(p)
+        } else {
+            Err(PieceStorageError::NotFound(*piece))
+        }
     }
 
     async fn delete(&self, piece: &Cid) -> Result<(), PieceStorageError> {

@@ -200,7 +200,8 @@ impl Provider {
     /// Starts the provider: makes sure each miner has an ask and resumes every unfinished
     /// deal from the database.
     pub async fn start(config: ProviderConfig, deps: ProviderDeps) -> Result<Self, ProviderError> {
-        let (publisher, publish_task) = Publisher::spawn(deps.chain.clone(), config.publish.clone());
+        let (publisher, publish_task) =
+            Publisher::spawn(deps.chain.clone(), config.publish.clone());
         let (updates, _) = broadcast::channel(1024);
         let inner = Inner {
             miners: config.miners.iter().copied().collect(),
@@ -212,7 +213,9 @@ impl Provider {
             tasks: Mutex::new(vec![publish_task.abort_handle()]),
             updates,
         };
-        let me = Self { inner: Arc::new(inner) };
+        let me = Self {
+            inner: Arc::new(inner),
+        };
         for miner in me.inner.config.miners.clone() {
             if me.inner.deps.store.ask(&miner).await?.is_none() {
                 me.set_ask(&miner, me.inner.config.default_ask).await?;
@@ -228,7 +231,13 @@ impl Provider {
     /// Stops every task at once, as a crash would: nothing is flushed or cleaned up beyond
     /// what is already in the database.
     pub fn stop(&self) {
-        for t in self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+        for t in self
+            .inner
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
             t.abort();
         }
     }
@@ -255,18 +264,33 @@ impl Provider {
     // ---------------------------------------------------------------- asks
 
     /// Sets a miner's ask (bumping its sequence number) and signs it with the worker key.
-    pub async fn set_ask(&self, miner: &Address, params: AskParams) -> Result<SignedStorageAsk, ProviderError> {
+    pub async fn set_ask(
+        &self,
+        miner: &Address,
+        params: AskParams,
+    ) -> Result<SignedStorageAsk, ProviderError> {
         if !self.inner.miners.contains(miner) {
             return Err(ProviderError::UnknownMiner(*miner));
         }
         if params.min_piece_size > params.max_piece_size {
-            return Err(ProviderError::InvalidAsk("min piece size above max piece size".into()));
+            return Err(ProviderError::InvalidAsk(
+                "min piece size above max piece size".into(),
+            ));
         }
         if params.duration <= 0 {
-            return Err(ProviderError::InvalidAsk("duration must be positive".into()));
+            return Err(ProviderError::InvalidAsk(
+                "duration must be positive".into(),
+            ));
         }
         let head = self.chain().head().await?;
-        let seq_no = self.inner.deps.store.ask(miner).await?.and_then(|a| a.ask).map_or(0, |a| a.seq_no + 1);
+        let seq_no = self
+            .inner
+            .deps
+            .store
+            .ask(miner)
+            .await?
+            .and_then(|a| a.ask)
+            .map_or(0, |a| a.seq_no + 1);
         let ask = StorageAsk {
             miner: *miner,
             price: params.price,
@@ -279,7 +303,10 @@ impl Provider {
         };
         let worker = self.worker(miner).await?;
         let signature = self.inner.deps.wallet.sign(&worker, &ask.to_cbor()).await?;
-        let signed = SignedStorageAsk { ask: Some(ask), signature: Some(signature) };
+        let signed = SignedStorageAsk {
+            ask: Some(ask),
+            signature: Some(signature),
+        };
         self.inner.deps.store.save_ask(&signed).await?;
         Ok(signed)
     }
@@ -306,12 +333,25 @@ impl Provider {
         if !legacy {
             return AskResponse { ask: Some(ask) };
         }
-        let Some(inner) = ask.ask else { return AskResponse { ask: None } };
+        let Some(inner) = ask.ask else {
+            return AskResponse { ask: None };
+        };
         let sig = match self.worker(&req.miner).await {
-            Ok(w) => self.inner.deps.wallet.sign(&w, &inner.to_cbor_v0()).await.ok(),
+            Ok(w) => self
+                .inner
+                .deps
+                .wallet
+                .sign(&w, &inner.to_cbor_v0())
+                .await
+                .ok(),
             Err(_) => None,
         };
-        AskResponse { ask: Some(SignedStorageAsk { ask: Some(inner), signature: sig }) }
+        AskResponse {
+            ask: Some(SignedStorageAsk {
+                ask: Some(inner),
+                signature: sig,
+            }),
+        }
     }
 
     // ---------------------------------------------------------------- proposals
@@ -320,24 +360,39 @@ impl Provider {
     /// `accepted: true`.
     pub async fn propose(&self, params: DealParams, protocol: &str) -> DealResponse {
         match self.accept(params, protocol, false).await {
-            Ok(_) => DealResponse { accepted: true, message: String::new() },
-            Err(r @ (Rejection::DuplicateProposal(_) | Rejection::DuplicateUuid(_) | Rejection::Internal(_))) => {
-                DealResponse { accepted: false, message: r.to_string() }
-            }
-            Err(r) => DealResponse { accepted: false, message: format!("failed validation: {r}") },
+            Ok(_) => DealResponse {
+                accepted: true,
+                message: String::new(),
+            },
+            Err(
+                r @ (Rejection::DuplicateProposal(_)
+                | Rejection::DuplicateUuid(_)
+                | Rejection::Internal(_)),
+            ) => DealResponse {
+                accepted: false,
+                message: r.to_string(),
+            },
+            Err(r) => DealResponse {
+                accepted: false,
+                message: format!("failed validation: {r}"),
+            },
         }
     }
 
     /// Handles a go-fil-markets 1.1.x proposal; the response is signed by the worker key.
     pub async fn propose_v11(&self, proposal: Proposal, protocol: &str) -> SignedResponse {
         let Some(cdp) = proposal.deal_proposal else {
-            return self.signed_response(None, Response {
-                state: StorageDealStatus::Failing.code(),
-                message: "proposal has no deal proposal".into(),
-                proposal: Cid::default(),
-                publish_message: None,
-            })
-            .await;
+            return self
+                .signed_response(
+                    None,
+                    Response {
+                        state: StorageDealStatus::Failing.code(),
+                        message: "proposal has no deal proposal".into(),
+                        proposal: Cid::default(),
+                        publish_message: None,
+                    },
+                )
+                .await;
         };
         let pcid = cdp.cid();
         let miner = cdp.proposal.provider;
@@ -352,11 +407,15 @@ impl Provider {
             return self.signed_response(Some(miner), response).await;
         }
         let result = match &proposal.piece {
-            None => Err(Rejection::InvalidTransfer("proposal has no data reference".into())),
-            Some(r) if r.transfer_type != TRANSFER_TYPE_MANUAL => Err(Rejection::InvalidTransfer(format!(
-                "transfer type {:?} is not supported on {protocol}; make an offline (manual) deal or use /fil/storage/mk/1.2.1",
-                r.transfer_type
-            ))),
+            None => Err(Rejection::InvalidTransfer(
+                "proposal has no data reference".into(),
+            )),
+            Some(r) if r.transfer_type != TRANSFER_TYPE_MANUAL => {
+                Err(Rejection::InvalidTransfer(format!(
+                    "transfer type {:?} is not supported on {protocol}; make an offline (manual) deal or use /fil/storage/mk/1.2.1",
+                    r.transfer_type
+                )))
+            }
             Some(r) => {
                 let params = DealParams {
                     deal_uuid: DealUuid::new_v4(),
@@ -371,7 +430,12 @@ impl Provider {
             }
         };
         let response = match result {
-            Ok(deal) => Response { state: deal.state.code(), message: String::new(), proposal: pcid, publish_message: None },
+            Ok(deal) => Response {
+                state: deal.state.code(),
+                message: String::new(),
+                proposal: pcid,
+                publish_message: None,
+            },
             Err(r) => Response {
                 state: StorageDealStatus::Failing.code(),
                 message: r.to_string(),
@@ -386,10 +450,19 @@ impl Provider {
         let mut signature = None;
         if let Some(m) = miner.filter(|m| self.inner.miners.contains(m)) {
             if let Ok(w) = self.worker(&m).await {
-                signature = self.inner.deps.wallet.sign(&w, &crate::cbor::to_vec(&response)).await.ok();
+                signature = self
+                    .inner
+                    .deps
+                    .wallet
+                    .sign(&w, &crate::cbor::to_vec(&response))
+                    .await
+                    .ok();
             }
         }
-        SignedResponse { response, signature }
+        SignedResponse {
+            response,
+            signature,
+        }
     }
 
     async fn facts(&self, deal: &deal::ClientDealProposal) -> Result<ValidationFacts, Rejection> {
@@ -397,19 +470,38 @@ impl Provider {
         let internal = |e: ChainError| Rejection::Internal(e.to_string());
         let chain = self.chain();
         let head = chain.head().await.map_err(internal)?;
-        let client_key = chain.account_key(&p.client).await.map_err(|e| e.to_string());
+        let client_key = chain
+            .account_key(&p.client)
+            .await
+            .map_err(|e| e.to_string());
         let serves_provider = self.inner.miners.contains(&p.provider);
         let ask = if serves_provider {
-            self.inner.deps.store.ask(&p.provider).await.map_err(|e| Rejection::Internal(e.to_string()))?.and_then(|a| a.ask)
+            self.inner
+                .deps
+                .store
+                .ask(&p.provider)
+                .await
+                .map_err(|e| Rejection::Internal(e.to_string()))?
+                .and_then(|a| a.ask)
         } else {
             None
         };
         let collateral = match p.padded_piece_size() {
-            Ok(size) => chain.collateral_bounds(size, p.verified_deal).await.map_err(internal)?,
-            Err(_) => CollateralBounds { min: TokenAmount::ZERO, max: TokenAmount::ZERO },
+            Ok(size) => chain
+                .collateral_bounds(size, p.verified_deal)
+                .await
+                .map_err(internal)?,
+            Err(_) => CollateralBounds {
+                min: TokenAmount::ZERO,
+                max: TokenAmount::ZERO,
+            },
         };
         let client_balance = chain.market_balance(&p.client).await.map_err(internal)?;
-        let datacap = if p.verified_deal { chain.datacap(&p.client).await.map_err(internal)? } else { None };
+        let datacap = if p.verified_deal {
+            chain.datacap(&p.client).await.map_err(internal)?
+        } else {
+            None
+        };
         Ok(ValidationFacts {
             head,
             serves_provider,
@@ -423,25 +515,41 @@ impl Provider {
         })
     }
 
-    async fn accept(&self, params: DealParams, protocol: &str, fast_retrieval: bool) -> Result<ProviderDeal, Rejection> {
+    async fn accept(
+        &self,
+        params: DealParams,
+        protocol: &str,
+        fast_retrieval: bool,
+    ) -> Result<ProviderDeal, Rejection> {
         let cdp = &params.client_deal_proposal;
         let facts = self.facts(cdp).await?;
         validate(cdp, &facts)?;
         if !params.is_offline {
             // Transfers need the data-transfer crate, wired in with online deals.
             return Err(Rejection::InvalidTransfer(
-                "this provider does not run a data-transfer service; propose an offline deal".into(),
+                "this provider does not run a data-transfer service; propose an offline deal"
+                    .into(),
             ));
         }
-        self.inner.config.filter.check(&params, facts.head).map_err(Rejection::Filtered)?;
+        self.inner
+            .config
+            .filter
+            .check(&params, facts.head)
+            .map_err(Rejection::Filtered)?;
         if let Some(ext) = &self.inner.config.external_filter {
-            let escrow = self.chain().market_balance(&cdp.proposal.provider).await.unwrap_or_default();
+            let escrow = self
+                .chain()
+                .market_balance(&cdp.proposal.provider)
+                .await
+                .unwrap_or_default();
             let ctx = FilterContext {
                 escrow_available: escrow.available().atto().to_string(),
                 escrow_locked: escrow.locked.atto().to_string(),
                 storage_free: 0,
             };
-            ext.check(&params, &ctx).await.map_err(Rejection::Filtered)?;
+            ext.check(&params, &ctx)
+                .await
+                .map_err(Rejection::Filtered)?;
         }
         let deal = ProviderDeal {
             proposal_cid: cdp.cid(),
@@ -456,7 +564,9 @@ impl Provider {
             remove_unsealed: params.remove_unsealed_copy,
             skip_ipni: params.skip_ipni_announce,
             state: StorageDealStatus::Validating
-                .on(DealEvent::Accepted { offline: params.is_offline })
+                .on(DealEvent::Accepted {
+                    offline: params.is_offline,
+                })
                 .map_err(|e| Rejection::Internal(e.to_string()))?,
             message: String::new(),
             add_funds_cid: None,
@@ -470,7 +580,13 @@ impl Provider {
             updated_at: 0,
         };
         let _guard = self.inner.accept_lock.lock().await;
-        match self.inner.deps.store.insert_provider_deal(deal.clone()).await {
+        match self
+            .inner
+            .deps
+            .store
+            .insert_provider_deal(deal.clone())
+            .await
+        {
             Ok(()) => {}
             Err(StoreError::Duplicate(existing)) => {
                 return Err(if existing == deal.proposal_cid.to_string() {
@@ -498,12 +614,26 @@ impl Provider {
             transfer_size: 0,
             n_bytes_received: 0,
         };
-        let deal = match self.inner.deps.store.provider_deal_by_uuid(&req.deal_uuid).await {
+        let deal = match self
+            .inner
+            .deps
+            .store
+            .provider_deal_by_uuid(&req.deal_uuid)
+            .await
+        {
             Ok(Some(d)) => d,
-            Ok(None) => return error(format!("no storage deal found with deal UUID {}", req.deal_uuid)),
+            Ok(None) => {
+                return error(format!(
+                    "no storage deal found with deal UUID {}",
+                    req.deal_uuid
+                ));
+            }
             Err(e) => return error(format!("getting deal {}: {e}", req.deal_uuid)),
         };
-        if let Err(e) = self.check_client_signature(&deal, &req.signature, req.deal_uuid.as_bytes()).await {
+        if let Err(e) = self
+            .check_client_signature(&deal, &req.signature, req.deal_uuid.as_bytes())
+            .await
+        {
             return error(e);
         }
         DealStatusResponseV12 {
@@ -511,7 +641,11 @@ impl Provider {
             error: String::new(),
             is_offline: deal.is_offline,
             deal_status: Some(DealStatus {
-                error: if deal.state == StorageDealStatus::Error { deal.message.clone() } else { String::new() },
+                error: if deal.state == StorageDealStatus::Error {
+                    deal.message.clone()
+                } else {
+                    String::new()
+                },
                 status: deal.state.checkpoint().name().to_owned(),
                 proposal: deal.proposal.proposal.clone(),
                 publish_cid: deal.publish_cid,
@@ -520,7 +654,11 @@ impl Provider {
                 signed_proposal_cid: deal.proposal_cid,
             }),
             transfer_size: deal.transfer.size,
-            n_bytes_received: if deal.piece_path.is_some() { deal.transfer.size } else { 0 },
+            n_bytes_received: if deal.piece_path.is_some() {
+                deal.transfer.size
+            } else {
+                0
+            },
         }
     }
 
@@ -531,7 +669,10 @@ impl Provider {
         let (state, miner) = match found {
             Ok(Some(deal)) => {
                 let payload = status_request_payload(&req.proposal);
-                match self.check_client_signature(&deal, &req.signature, &payload).await {
+                match self
+                    .check_client_signature(&deal, &req.signature, &payload)
+                    .await
+                {
                     Ok(()) => (
                         ProviderDealState {
                             state: deal.state.code(),
@@ -548,20 +689,31 @@ impl Provider {
                     Err(e) => (error_state(req.proposal, e), Some(deal.miner)),
                 }
             }
-            Ok(None) => (error_state(req.proposal, format!("deal {} not found", req.proposal)), None),
+            Ok(None) => (
+                error_state(req.proposal, format!("deal {} not found", req.proposal)),
+                None,
+            ),
             Err(e) => (error_state(req.proposal, e.to_string()), None),
         };
         let miner = miner.or_else(|| self.inner.config.miners.first().copied());
         let mut signature = None;
         if let Some(m) = miner {
             if let Ok(w) = self.worker(&m).await {
-                signature = self.inner.deps.wallet.sign(&w, &crate::cbor::to_vec(&state)).await.ok();
+                signature = self
+                    .inner
+                    .deps
+                    .wallet
+                    .sign(&w, &crate::cbor::to_vec(&state))
+                    .await
+                    .ok();
             }
         }
         DealStatusResponse {
             deal_state: state,
             // go-fil-markets always sends a signature; an empty BLS one marks "could not sign".
-            signature: signature.unwrap_or_else(|| crate::types::Signature::new(crate::types::SignatureType::Bls, vec![])),
+            signature: signature.unwrap_or_else(|| {
+                crate::types::Signature::new(crate::types::SignatureType::Bls, vec![])
+            }),
         }
     }
 
@@ -576,7 +728,8 @@ impl Provider {
             .account_key(&deal.proposal.proposal.client)
             .await
             .map_err(|e| format!("resolving client: {e}"))?;
-        wallet::verify(sig, &key, payload).map_err(|e| format!("invalid deal status request signature: {e}"))
+        wallet::verify(sig, &key, payload)
+            .map_err(|e| format!("invalid deal status request signature: {e}"))
     }
 
     /// A deal by proposal CID or UUID.
@@ -599,15 +752,23 @@ impl Provider {
     /// and lets the deal continue. A mismatch leaves the deal waiting so the right file can
     /// still be imported.
     pub async fn import_data(&self, r: DealRef, path: &Path) -> Result<(), ProviderError> {
-        let mut deal = self.deal(r).await?.ok_or_else(|| ProviderError::DealNotFound(format!("{r:?}")))?;
+        let mut deal = self
+            .deal(r)
+            .await?
+            .ok_or_else(|| ProviderError::DealNotFound(format!("{r:?}")))?;
         if deal.state != StorageDealStatus::WaitingForData {
             return Err(ProviderError::NotWaitingForData(deal.state));
         }
         let p = &deal.proposal.proposal;
-        let size = p.padded_piece_size().map_err(|e| ProviderError::DataTooLarge(e.to_string()))?;
+        let size = p
+            .padded_piece_size()
+            .map_err(|e| ProviderError::DataTooLarge(e.to_string()))?;
         let actual = piece_cid_of_file(path.to_path_buf(), size).await?;
         if actual != p.piece_cid {
-            return Err(ProviderError::CommPMismatch { expected: p.piece_cid, actual });
+            return Err(ProviderError::CommPMismatch {
+                expected: p.piece_cid,
+                actual,
+            });
         }
         let stored = self
             .inner
@@ -617,7 +778,8 @@ impl Provider {
             .await
             .map_err(|e| ProviderError::Io(e.to_string()))?;
         deal.piece_path = Some(stored.to_string_lossy().into_owned());
-        self.transition(&mut deal, DealEvent::DataVerified, "").await?;
+        self.transition(&mut deal, DealEvent::DataVerified, "")
+            .await?;
         self.spawn_driver(deal.proposal_cid);
         Ok(())
     }
@@ -632,8 +794,16 @@ impl Provider {
         });
     }
 
-    async fn transition(&self, deal: &mut ProviderDeal, event: DealEvent, message: &str) -> Result<(), ProviderError> {
-        let next = deal.state.on(event).map_err(|e| ProviderError::Io(e.to_string()))?;
+    async fn transition(
+        &self,
+        deal: &mut ProviderDeal,
+        event: DealEvent,
+        message: &str,
+    ) -> Result<(), ProviderError> {
+        let next = deal
+            .state
+            .on(event)
+            .map_err(|e| ProviderError::Io(e.to_string()))?;
         deal.state = next;
         if !message.is_empty() || next == StorageDealStatus::Failing {
             deal.message = message.to_owned();
@@ -645,7 +815,13 @@ impl Provider {
     }
 
     fn spawn_driver(&self, proposal_cid: Cid) {
-        if !self.inner.running.lock().unwrap_or_else(|p| p.into_inner()).insert(proposal_cid) {
+        if !self
+            .inner
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(proposal_cid)
+        {
             return;
         }
         let me = self.clone();
@@ -653,9 +829,17 @@ impl Provider {
             if let Err(e) = me.drive(proposal_cid).await {
                 tracing::error!(proposal = %proposal_cid, error = %e, "deal driver stopped");
             }
-            me.inner.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&proposal_cid);
+            me.inner
+                .running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&proposal_cid);
         });
-        self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()).push(task.abort_handle());
+        self.inner
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(task.abort_handle());
     }
 
     /// Walks a deal through the pipeline until it is finished or waits for outside input.
@@ -671,7 +855,8 @@ impl Provider {
                 Ok(Step::Poll) => tokio::time::sleep(self.inner.config.poll_interval).await,
                 Err(reason) => {
                     tracing::warn!(proposal = %deal.proposal_cid, state = %deal.state, %reason, "deal failed");
-                    self.transition(&mut deal, DealEvent::Failed, &reason).await?;
+                    self.transition(&mut deal, DealEvent::Failed, &reason)
+                        .await?;
                 }
             }
         }
@@ -686,9 +871,14 @@ impl Provider {
             S::WaitingForData | S::Transferring => Ok(Step::Wait),
             S::ReserveProviderFunds => {
                 let need = self.collateral_in_flight(deal).await.map_err(e)?;
-                let balance = chain.market_balance(&deal.miner).await.map_err(|e| e.to_string())?;
+                let balance = chain
+                    .market_balance(&deal.miner)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 if balance.available() >= need {
-                    self.transition(deal, DealEvent::FundsReserved, "").await.map_err(e)?;
+                    self.transition(deal, DealEvent::FundsReserved, "")
+                        .await
+                        .map_err(e)?;
                     return Ok(Step::Continue);
                 }
                 let missing = need.saturating_sub(balance.available());
@@ -701,9 +891,14 @@ impl Provider {
                     value: missing,
                     max_fee: self.inner.config.max_market_balance_add_fee,
                 };
-                let cid = chain.push_message(msg).await.map_err(|e| format!("adding provider collateral: {e}"))?;
+                let cid = chain
+                    .push_message(msg)
+                    .await
+                    .map_err(|e| format!("adding provider collateral: {e}"))?;
                 deal.add_funds_cid = Some(cid);
-                self.transition(deal, DealEvent::FundingInitiated, "").await.map_err(e)?;
+                self.transition(deal, DealEvent::FundingInitiated, "")
+                    .await
+                    .map_err(e)?;
                 Ok(Step::Continue)
             }
             S::ProviderFunding => {
@@ -713,17 +908,28 @@ impl Provider {
                     .await
                     .map_err(|e| format!("waiting for AddBalance {cid}: {e}"))?;
                 if !found.receipt.exit_code.is_ok() {
-                    return Err(format!("AddBalance {cid} failed with exit code {}", found.receipt.exit_code.0));
+                    return Err(format!(
+                        "AddBalance {cid} failed with exit code {}",
+                        found.receipt.exit_code.0
+                    ));
                 }
-                self.transition(deal, DealEvent::Funded, "").await.map_err(e)?;
+                self.transition(deal, DealEvent::Funded, "")
+                    .await
+                    .map_err(e)?;
                 Ok(Step::Continue)
             }
             S::Publish => {
                 let sender = self.worker(&deal.miner).await.map_err(e)?;
-                let ticket = self.inner.publisher.publish(deal.miner, sender, deal.proposal.clone()).await?;
+                let ticket = self
+                    .inner
+                    .publisher
+                    .publish(deal.miner, sender, deal.proposal.clone())
+                    .await?;
                 deal.publish_cid = Some(ticket.message);
                 deal.publish_index = Some(ticket.index);
-                self.transition(deal, DealEvent::PublishSent, "").await.map_err(e)?;
+                self.transition(deal, DealEvent::PublishSent, "")
+                    .await
+                    .map_err(e)?;
                 Ok(Step::Continue)
             }
             S::Publishing => {
@@ -733,26 +939,41 @@ impl Provider {
                     .await
                     .map_err(|e| format!("waiting for publish message {cid}: {e}"))?;
                 if !found.receipt.exit_code.is_ok() {
-                    return Err(format!("publish message {cid} failed with exit code {}", found.receipt.exit_code.0));
+                    return Err(format!(
+                        "publish message {cid} failed with exit code {}",
+                        found.receipt.exit_code.0
+                    ));
                 }
-                let ret: PublishStorageDealsReturn = crate::cbor::from_slice(&found.receipt.return_data, 1 << 20)
-                    .map_err(|e| format!("decoding publish return: {e}"))?;
+                let ret: PublishStorageDealsReturn =
+                    crate::cbor::from_slice(&found.receipt.return_data, 1 << 20)
+                        .map_err(|e| format!("decoding publish return: {e}"))?;
                 let index = deal.publish_index.unwrap_or(0);
-                let id = ret.deal_id_for(index).ok_or_else(|| format!("deal was invalid at publication (message {cid})"))?;
+                let id = ret
+                    .deal_id_for(index)
+                    .ok_or_else(|| format!("deal was invalid at publication (message {cid})"))?;
                 deal.deal_id = Some(id);
-                self.transition(deal, DealEvent::Published, "").await.map_err(e)?;
+                self.transition(deal, DealEvent::Published, "")
+                    .await
+                    .map_err(e)?;
                 tracing::info!(proposal = %deal.proposal_cid, deal_id = %id, "deal published");
                 Ok(Step::Continue)
             }
             S::Staged => {
                 let id = deal.deal_id.ok_or("published deal has no id")?;
                 let path = PathBuf::from(deal.piece_path.clone().ok_or("no piece data recorded")?);
-                let sd = SealingDeal { miner: deal.miner, deal_id: id, publish_cid: deal.publish_cid.unwrap_or_default(), proposal: p };
+                let sd = SealingDeal {
+                    miner: deal.miner,
+                    deal_id: id,
+                    publish_cid: deal.publish_cid.unwrap_or_default(),
+                    proposal: p,
+                };
                 match self.inner.deps.sealer.add_piece(&sd, &path).await {
                     Ok(PieceLocation { sector, offset }) => {
                         deal.sector = Some(sector);
                         deal.sector_offset = Some(offset);
-                        self.transition(deal, DealEvent::HandedOff, "").await.map_err(e)?;
+                        self.transition(deal, DealEvent::HandedOff, "")
+                            .await
+                            .map_err(e)?;
                         Ok(Step::Continue)
                     }
                     Err(SealerError::Unavailable(why)) => {
@@ -766,22 +987,35 @@ impl Provider {
                 let id = deal.deal_id.ok_or("published deal has no id")?;
                 match chain.market_deal(id).await.map_err(|e| e.to_string())? {
                     Some(md) if md.state.sector_start_epoch.get() >= 0 => {
-                        self.transition(deal, DealEvent::Activated, "").await.map_err(e)?;
+                        self.transition(deal, DealEvent::Activated, "")
+                            .await
+                            .map_err(e)?;
                         Ok(Step::Continue)
                     }
                     Some(_) => {
                         if deal.state == S::AwaitingPreCommit {
                             let sector = deal.sector.ok_or("handed-off deal has no sector")?;
-                            if chain.sector_precommitted(&deal.miner, sector).await.map_err(|e| e.to_string())? {
-                                self.transition(deal, DealEvent::PreCommitted, "").await.map_err(e)?;
+                            if chain
+                                .sector_precommitted(&deal.miner, sector)
+                                .await
+                                .map_err(|e| e.to_string())?
+                            {
+                                self.transition(deal, DealEvent::PreCommitted, "")
+                                    .await
+                                    .map_err(e)?;
                                 return Ok(Step::Continue);
                             }
                         }
                         Ok(Step::Poll)
                     }
                     None => {
-                        let msg = format!("deal {id} was removed from the market actor before activation (start epoch {})", p.start_epoch);
-                        self.transition(deal, DealEvent::Slashed, &msg).await.map_err(e)?;
+                        let msg = format!(
+                            "deal {id} was removed from the market actor before activation (start epoch {})",
+                            p.start_epoch
+                        );
+                        self.transition(deal, DealEvent::Slashed, &msg)
+                            .await
+                            .map_err(e)?;
                         Ok(Step::Continue)
                     }
                 }
@@ -790,7 +1024,9 @@ impl Provider {
                 if deal.remove_unsealed {
                     let _ = self.inner.deps.pieces.delete(&p.piece_cid).await;
                 }
-                self.transition(deal, DealEvent::Finalized, "").await.map_err(e)?;
+                self.transition(deal, DealEvent::Finalized, "")
+                    .await
+                    .map_err(e)?;
                 tracing::info!(proposal = %deal.proposal_cid, deal_id = ?deal.deal_id, "deal active");
                 Ok(Step::Continue)
             }
@@ -800,16 +1036,26 @@ impl Provider {
                 match chain.market_deal(id).await.map_err(|e| e.to_string())? {
                     Some(md) if md.state.slash_epoch.get() >= 0 => {
                         let msg = format!("slashed at epoch {}", md.state.slash_epoch);
-                        self.transition(deal, DealEvent::Slashed, &msg).await.map_err(e)?;
+                        self.transition(deal, DealEvent::Slashed, &msg)
+                            .await
+                            .map_err(e)?;
                         Ok(Step::Continue)
                     }
                     Some(_) => Ok(Step::Poll),
                     None if head >= p.end_epoch => {
-                        self.transition(deal, DealEvent::Expired, "").await.map_err(e)?;
+                        self.transition(deal, DealEvent::Expired, "")
+                            .await
+                            .map_err(e)?;
                         Ok(Step::Continue)
                     }
                     None => {
-                        self.transition(deal, DealEvent::Slashed, "deal terminated before its end epoch").await.map_err(e)?;
+                        self.transition(
+                            deal,
+                            DealEvent::Slashed,
+                            "deal terminated before its end epoch",
+                        )
+                        .await
+                        .map_err(e)?;
                         Ok(Step::Continue)
                     }
                 }
@@ -819,7 +1065,9 @@ impl Provider {
                     let _ = self.inner.deps.pieces.delete(&p.piece_cid).await;
                 }
                 let message = deal.message.clone();
-                self.transition(deal, DealEvent::CleanedUp, &message).await.map_err(e)?;
+                self.transition(deal, DealEvent::CleanedUp, &message)
+                    .await
+                    .map_err(e)?;
                 Ok(Step::Continue)
             }
             s if s.is_terminal() => Ok(Step::Wait),
@@ -829,12 +1077,20 @@ impl Provider {
 
     /// Collateral this miner still has to lock: this deal plus other deals queued for or in
     /// publication.
-    async fn collateral_in_flight(&self, deal: &ProviderDeal) -> Result<TokenAmount, ProviderError> {
+    async fn collateral_in_flight(
+        &self,
+        deal: &ProviderDeal,
+    ) -> Result<TokenAmount, ProviderError> {
         let mut need = deal.proposal.proposal.provider_collateral;
         for other in self.inner.deps.store.unfinished_provider_deals().await? {
-            let queued = matches!(other.state, StorageDealStatus::Publish | StorageDealStatus::Publishing);
+            let queued = matches!(
+                other.state,
+                StorageDealStatus::Publish | StorageDealStatus::Publishing
+            );
             if queued && other.miner == deal.miner && other.proposal_cid != deal.proposal_cid {
-                need = need.checked_add(other.proposal.proposal.provider_collateral).unwrap_or(need);
+                need = need
+                    .checked_add(other.proposal.proposal.provider_collateral)
+                    .unwrap_or(need);
             }
         }
         Ok(need)
@@ -875,11 +1131,17 @@ fn sealing_status(state: StorageDealStatus) -> &'static str {
 /// The piece CID of a file's bytes, zero-padded to `size` (Boost's `PadCommP`).
 pub async fn piece_cid_of_file(path: PathBuf, size: PaddedPieceSize) -> Result<Cid, ProviderError> {
     tokio::task::spawn_blocking(move || {
-        let file = std::fs::File::open(&path).map_err(|e| ProviderError::Io(format!("{}: {e}", path.display())))?;
-        let mut hasher = commp::CommP::new();
-        std::io::copy(&mut std::io::BufReader::with_capacity(1 << 20, file), &mut hasher)
+        let file = std::fs::File::open(&path)
             .map_err(|e| ProviderError::Io(format!("{}: {e}", path.display())))?;
-        let info = hasher.finish_padded_to(size).map_err(|e| ProviderError::DataTooLarge(e.to_string()))?;
+        let mut hasher = commp::CommP::new();
+        std::io::copy(
+            &mut std::io::BufReader::with_capacity(1 << 20, file),
+            &mut hasher,
+        )
+        .map_err(|e| ProviderError::Io(format!("{}: {e}", path.display())))?;
+        let info = hasher
+            .finish_padded_to(size)
+            .map_err(|e| ProviderError::DataTooLarge(e.to_string()))?;
         Ok(info.cid_v1())
     })
     .await
@@ -896,15 +1158,27 @@ pub async fn wait_for_state(
     let mut rx = provider.subscribe();
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let deal = provider.deal(r).await.map_err(|e| e.to_string())?.ok_or("deal not found")?;
+        let deal = provider
+            .deal(r)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("deal not found")?;
         if deal.state == want {
             return Ok(deal);
         }
         if deal.state.is_terminal() {
-            return Err(format!("deal ended in {} ({}) while waiting for {want}", deal.state, deal.message));
+            return Err(format!(
+                "deal ended in {} ({}) while waiting for {want}",
+                deal.state, deal.message
+            ));
         }
         match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Err(_) => return Err(format!("timed out in state {} waiting for {want}", deal.state)),
+            Err(_) => {
+                return Err(format!(
+                    "timed out in state {} waiting for {want}",
+                    deal.state
+                ));
+            }
             Ok(Err(broadcast::error::RecvError::Closed)) => return Err("provider stopped".into()),
             Ok(_) => {}
         }

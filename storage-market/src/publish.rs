@@ -74,7 +74,10 @@ pub struct Publisher {
 
 impl Publisher {
     /// Starts the publisher on the current runtime.
-    pub fn spawn(chain: Arc<dyn ChainNode>, config: PublishConfig) -> (Self, tokio::task::JoinHandle<()>) {
+    pub fn spawn(
+        chain: Arc<dyn ChainNode>,
+        config: PublishConfig,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(1024);
         let task = tokio::spawn(run(chain, config, rx));
         (Self { tx }, task)
@@ -83,20 +86,39 @@ impl Publisher {
     /// Queues `deal` for `miner`, sent from `sender`; resolves once the message carrying it was
     /// pushed (or the deal failed re-validation). Cancel-safe: dropping the future drops the
     /// deal from the batch's replies but not from the message.
-    pub async fn publish(&self, miner: Address, sender: Address, deal: ClientDealProposal) -> Result<PublishTicket, String> {
+    pub async fn publish(
+        &self,
+        miner: Address,
+        sender: Address,
+        deal: ClientDealProposal,
+    ) -> Result<PublishTicket, String> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send((miner, Request { sender, deal, reply }))
+            .send((
+                miner,
+                Request {
+                    sender,
+                    deal,
+                    reply,
+                },
+            ))
             .await
             .map_err(|_| "publisher stopped".to_owned())?;
         rx.await.map_err(|_| "publisher stopped".to_owned())?
     }
 }
 
-async fn run(chain: Arc<dyn ChainNode>, config: PublishConfig, mut rx: mpsc::Receiver<(Address, Request)>) {
+async fn run(
+    chain: Arc<dyn ChainNode>,
+    config: PublishConfig,
+    mut rx: mpsc::Receiver<(Address, Request)>,
+) {
     let mut batches: HashMap<Address, Batch> = HashMap::new();
     loop {
-        let next = batches.iter().min_by_key(|(_, b)| b.deadline).map(|(m, b)| (*m, b.deadline));
+        let next = batches
+            .iter()
+            .min_by_key(|(_, b)| b.deadline)
+            .map(|(m, b)| (*m, b.deadline));
         let received = match next {
             Some((miner, deadline)) => tokio::select! {
                 r = rx.recv() => r,
@@ -110,11 +132,14 @@ async fn run(chain: Arc<dyn ChainNode>, config: PublishConfig, mut rx: mpsc::Rec
             None => rx.recv().await,
         };
         let Some((miner, req)) = received else { break };
-        let batch = batches
-            .entry(miner)
-            .or_insert_with(|| Batch { requests: Vec::new(), deadline: Instant::now() + config.publish_period });
+        let batch = batches.entry(miner).or_insert_with(|| Batch {
+            requests: Vec::new(),
+            deadline: Instant::now() + config.publish_period,
+        });
         batch.requests.push(req);
-        if batch.requests.len() >= config.max_deals_per_message.max(1) || config.publish_period.is_zero() {
+        if batch.requests.len() >= config.max_deals_per_message.max(1)
+            || config.publish_period.is_zero()
+        {
             if let Some(b) = batches.remove(&miner) {
                 flush(&*chain, &config, miner, b.requests).await;
             }
@@ -122,7 +147,11 @@ async fn run(chain: Arc<dyn ChainNode>, config: PublishConfig, mut rx: mpsc::Rec
     }
 }
 
-fn publish_message(sender: Address, deals: Vec<ClientDealProposal>, max_fee: TokenAmount) -> Message {
+fn publish_message(
+    sender: Address,
+    deals: Vec<ClientDealProposal>,
+    max_fee: TokenAmount,
+) -> Message {
     Message {
         from: sender,
         to: deal::STORAGE_MARKET_ACTOR,
@@ -133,7 +162,12 @@ fn publish_message(sender: Address, deals: Vec<ClientDealProposal>, max_fee: Tok
     }
 }
 
-async fn flush(chain: &dyn ChainNode, config: &PublishConfig, miner: Address, requests: Vec<Request>) {
+async fn flush(
+    chain: &dyn ChainNode,
+    config: &PublishConfig,
+    miner: Address,
+    requests: Vec<Request>,
+) {
     let head = match chain.head().await {
         Ok(h) => h,
         Err(e) => {
@@ -167,13 +201,21 @@ async fn flush(chain: &dyn ChainNode, config: &PublishConfig, miner: Address, re
             }
         }
     }
-    let Some(sender) = ready.first().map(|r| r.sender) else { return };
+    let Some(sender) = ready.first().map(|r| r.sender) else {
+        return;
+    };
     let deals = ready.iter().map(|r| r.deal.clone()).collect();
-    match chain.push_message(publish_message(sender, deals, config.max_publish_fee)).await {
+    match chain
+        .push_message(publish_message(sender, deals, config.max_publish_fee))
+        .await
+    {
         Ok(message) => {
             tracing::info!(%miner, %message, deals = ready.len(), "sent PublishStorageDeals");
             for (i, r) in ready.into_iter().enumerate() {
-                let _ = r.reply.send(Ok(PublishTicket { message, index: i as u64 }));
+                let _ = r.reply.send(Ok(PublishTicket {
+                    message,
+                    index: i as u64,
+                }));
             }
         }
         Err(e) => {

@@ -53,7 +53,11 @@ pub enum SealerError {
 pub trait Sealer: Send + Sync {
     /// Adds the piece at `piece_path` for `deal`. Must be idempotent per deal id: calling it
     /// again after a restart returns the same location.
-    async fn add_piece(&self, deal: &SealingDeal, piece_path: &Path) -> Result<PieceLocation, SealerError>;
+    async fn add_piece(
+        &self,
+        deal: &SealingDeal,
+        piece_path: &Path,
+    ) -> Result<PieceLocation, SealerError>;
 }
 
 #[derive(Default)]
@@ -76,8 +80,15 @@ pub struct DevSealer {
 impl DevSealer {
     /// A sealer that accepts pieces.
     pub fn new(chain: DevChain) -> Self {
-        let state = DevSealerState { accepting: true, next_sector: 1, ..Default::default() };
-        Self { chain, state: Arc::new(Mutex::new(state)) }
+        let state = DevSealerState {
+            accepting: true,
+            next_sector: 1,
+            ..Default::default()
+        };
+        Self {
+            chain,
+            state: Arc::new(Mutex::new(state)),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, DevSealerState> {
@@ -134,7 +145,11 @@ impl DevSealer {
 
 #[async_trait::async_trait]
 impl Sealer for DevSealer {
-    async fn add_piece(&self, deal: &SealingDeal, _piece_path: &Path) -> Result<PieceLocation, SealerError> {
+    async fn add_piece(
+        &self,
+        deal: &SealingDeal,
+        _piece_path: &Path,
+    ) -> Result<PieceLocation, SealerError> {
         let mut s = self.lock();
         if let Some((_, loc)) = s.placed.get(&deal.deal_id) {
             return Ok(*loc);

@@ -119,7 +119,9 @@ impl StorageDealStatus {
             (S::Failing, E::CleanedUp) => S::Error,
             (S::Validating | S::AcceptWait, E::Accepted { offline: true }) => S::WaitingForData,
             (S::Validating | S::AcceptWait, E::Accepted { offline: false }) => S::Transferring,
-            (S::WaitingForData | S::Transferring | S::VerifyData, E::DataVerified) => S::ReserveProviderFunds,
+            (S::WaitingForData | S::Transferring | S::VerifyData, E::DataVerified) => {
+                S::ReserveProviderFunds
+            }
             (S::ReserveProviderFunds, E::FundsReserved) => S::Publish,
             (S::ReserveProviderFunds, E::FundingInitiated) => S::ProviderFunding,
             (S::ProviderFunding, E::Funded) => S::Publish,
@@ -130,9 +132,15 @@ impl StorageDealStatus {
             (S::AwaitingPreCommit | S::Sealing, E::Activated) => S::Finalizing,
             (S::Finalizing, E::Finalized) => S::Active,
             (S::Active, E::Expired) => S::Expired,
-            (S::Publishing | S::Staged | S::AwaitingPreCommit | S::Sealing | S::Finalizing | S::Active, E::Slashed) => {
-                S::Slashed
-            }
+            (
+                S::Publishing
+                | S::Staged
+                | S::AwaitingPreCommit
+                | S::Sealing
+                | S::Finalizing
+                | S::Active,
+                E::Slashed,
+            ) => S::Slashed,
             _ => return Err(InvalidTransition { from: self, event }),
         };
         Ok(next)
@@ -140,18 +148,24 @@ impl StorageDealStatus {
 
     /// Whether the deal is finished (nothing more will happen to it).
     pub const fn is_terminal(self) -> bool {
-        matches!(self, Self::Expired | Self::Slashed | Self::Error | Self::ProposalRejected)
+        matches!(
+            self,
+            Self::Expired | Self::Slashed | Self::Error | Self::ProposalRejected
+        )
     }
 
     /// Boost's checkpoint for this state, as the 1.2 status protocol reports it.
     pub const fn checkpoint(self) -> Checkpoint {
         match self {
-            Self::Validating | Self::AcceptWait | Self::WaitingForData | Self::Transferring | Self::TransferQueued => {
-                Checkpoint::Accepted
-            }
-            Self::VerifyData | Self::ReserveProviderFunds | Self::ProviderFunding | Self::Publish => {
-                Checkpoint::Transferred
-            }
+            Self::Validating
+            | Self::AcceptWait
+            | Self::WaitingForData
+            | Self::Transferring
+            | Self::TransferQueued => Checkpoint::Accepted,
+            Self::VerifyData
+            | Self::ReserveProviderFunds
+            | Self::ProviderFunding
+            | Self::Publish => Checkpoint::Transferred,
             Self::Publishing => Checkpoint::Published,
             Self::Staged => Checkpoint::PublishConfirmed,
             Self::AwaitingPreCommit | Self::Sealing | Self::Finalizing => Checkpoint::AddedPiece,

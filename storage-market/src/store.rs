@@ -176,11 +176,15 @@ pub struct Store {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn parse_cid(s: Option<String>) -> Result<Option<Cid>, StoreError> {
-    s.map(|s| Cid::from_str(&s).map_err(|e| StoreError::Corrupt(format!("cid {s}: {e}")))).transpose()
+    s.map(|s| Cid::from_str(&s).map_err(|e| StoreError::Corrupt(format!("cid {s}: {e}"))))
+        .transpose()
 }
 
 impl Store {
@@ -206,7 +210,9 @@ impl Store {
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
         }
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
     }
 
     /// Runs `f` on the connection in a blocking task.
@@ -300,7 +306,8 @@ impl Store {
         publish_cid, publish_index, deal_id, sector, sector_offset, piece_path, created_at, updated_at";
 
     fn provider_row(r: &rusqlite::Row<'_>) -> Result<ProviderDeal, StoreError> {
-        let corrupt = |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{what}: {e}"));
+        let corrupt =
+            |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{what}: {e}"));
         let pcid: String = r.get(0)?;
         let uuid: String = r.get(1)?;
         let miner: String = r.get(2)?;
@@ -319,7 +326,8 @@ impl Store {
             fast_retrieval: r.get(8)?,
             remove_unsealed: r.get(9)?,
             skip_ipni: r.get(10)?,
-            state: StorageDealStatus::from_code(state as u64).ok_or_else(|| corrupt("state", &state))?,
+            state: StorageDealStatus::from_code(state as u64)
+                .ok_or_else(|| corrupt("state", &state))?,
             message: r.get(12)?,
             add_funds_cid: parse_cid(r.get(13)?)?,
             publish_cid: parse_cid(r.get(14)?)?,
@@ -333,8 +341,15 @@ impl Store {
         })
     }
 
-    fn query_provider(c: &Connection, filter: &str, p: impl rusqlite::Params) -> Result<Vec<ProviderDeal>, StoreError> {
-        let sql = format!("SELECT {} FROM provider_deals {filter} ORDER BY created_at, rowid", Self::PROVIDER_COLS);
+    fn query_provider(
+        c: &Connection,
+        filter: &str,
+        p: impl rusqlite::Params,
+    ) -> Result<Vec<ProviderDeal>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM provider_deals {filter} ORDER BY created_at, rowid",
+            Self::PROVIDER_COLS
+        );
         let mut stmt = c.prepare(&sql)?;
         let mut rows = stmt.query(p)?;
         let mut out = Vec::new();
@@ -345,15 +360,23 @@ impl Store {
     }
 
     /// A provider deal by signed proposal CID.
-    pub async fn provider_deal(&self, proposal_cid: &Cid) -> Result<Option<ProviderDeal>, StoreError> {
+    pub async fn provider_deal(
+        &self,
+        proposal_cid: &Cid,
+    ) -> Result<Option<ProviderDeal>, StoreError> {
         let key = proposal_cid.to_string();
-        self.with(move |c| Ok(Self::query_provider(c, "WHERE proposal_cid = ?1", [key])?.pop())).await
+        self.with(move |c| Ok(Self::query_provider(c, "WHERE proposal_cid = ?1", [key])?.pop()))
+            .await
     }
 
     /// A provider deal by UUID.
-    pub async fn provider_deal_by_uuid(&self, uuid: &DealUuid) -> Result<Option<ProviderDeal>, StoreError> {
+    pub async fn provider_deal_by_uuid(
+        &self,
+        uuid: &DealUuid,
+    ) -> Result<Option<ProviderDeal>, StoreError> {
         let key = uuid.to_string();
-        self.with(move |c| Ok(Self::query_provider(c, "WHERE deal_uuid = ?1", [key])?.pop())).await
+        self.with(move |c| Ok(Self::query_provider(c, "WHERE deal_uuid = ?1", [key])?.pop()))
+            .await
     }
 
     /// All provider deals, oldest first.
@@ -373,15 +396,23 @@ impl Store {
         .map(|s| s.code().to_string())
         .collect();
         let filter = format!("WHERE state NOT IN ({})", terminal.join(","));
-        self.with(move |c| Self::query_provider(c, &filter, [])).await
+        self.with(move |c| Self::query_provider(c, &filter, []))
+            .await
     }
 
     /// Saves a miner's signed ask.
     pub async fn save_ask(&self, ask: &SignedStorageAsk) -> Result<(), StoreError> {
-        let miner = ask.ask.as_ref().map(|a| a.miner.to_string()).unwrap_or_default();
+        let miner = ask
+            .ask
+            .as_ref()
+            .map(|a| a.miner.to_string())
+            .unwrap_or_default();
         let bytes = cbor::to_vec(ask);
         self.with(move |c| {
-            c.execute("INSERT OR REPLACE INTO asks (miner, ask) VALUES (?1, ?2)", params![miner, bytes])?;
+            c.execute(
+                "INSERT OR REPLACE INTO asks (miner, ask) VALUES (?1, ?2)",
+                params![miner, bytes],
+            )?;
             Ok(())
         })
         .await
@@ -391,9 +422,13 @@ impl Store {
     pub async fn ask(&self, miner: &Address) -> Result<Option<SignedStorageAsk>, StoreError> {
         let key = miner.to_string();
         self.with(move |c| {
-            let b: Option<Vec<u8>> =
-                c.query_row("SELECT ask FROM asks WHERE miner = ?1", [key], |r| r.get(0)).optional()?;
-            b.map(|b| cbor::from_slice(&b, 1 << 16).map_err(|e| StoreError::Corrupt(format!("ask: {e}")))).transpose()
+            let b: Option<Vec<u8>> = c
+                .query_row("SELECT ask FROM asks WHERE miner = ?1", [key], |r| r.get(0))
+                .optional()?;
+            b.map(|b| {
+                cbor::from_slice(&b, 1 << 16).map_err(|e| StoreError::Corrupt(format!("ask: {e}")))
+            })
+            .transpose()
         })
         .await
     }
@@ -479,7 +514,9 @@ mod tests {
         drop(Store::open(&path).unwrap());
         drop(Store::open(&path).unwrap());
         let c = Connection::open(&path).unwrap();
-        let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        let v: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
         assert_eq!(v, MIGRATIONS.len() as i64);
     }
 }

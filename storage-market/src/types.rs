@@ -61,21 +61,30 @@ impl Address {
     pub fn new_secp256k1(uncompressed_pubkey: &[u8]) -> Result<Self, AddressError> {
         fvm_shared::address::Address::new_secp256k1(uncompressed_pubkey)
             .map(Self)
-            .map_err(|e| AddressError { input: hex::encode(uncompressed_pubkey), reason: e.to_string() })
+            .map_err(|e| AddressError {
+                input: hex::encode(uncompressed_pubkey),
+                reason: e.to_string(),
+            })
     }
 
     /// The `f3` address of a 48-byte BLS public key.
     pub fn new_bls(pubkey: &[u8]) -> Result<Self, AddressError> {
         fvm_shared::address::Address::new_bls(pubkey)
             .map(Self)
-            .map_err(|e| AddressError { input: hex::encode(pubkey), reason: e.to_string() })
+            .map_err(|e| AddressError {
+                input: hex::encode(pubkey),
+                reason: e.to_string(),
+            })
     }
 
     /// Parses the binary form (`protocol ‖ payload`).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, AddressError> {
         fvm_shared::address::Address::from_bytes(bytes)
             .map(Self)
-            .map_err(|e| AddressError { input: hex::encode(bytes), reason: e.to_string() })
+            .map_err(|e| AddressError {
+                input: hex::encode(bytes),
+                reason: e.to_string(),
+            })
     }
 
     /// The binary form (`protocol ‖ payload`), as it appears inside CBOR.
@@ -136,11 +145,18 @@ impl FromStr for Address {
     /// Accepts both `f…` and `t…` forms.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         use fvm_shared::address::Network as N;
-        let network = if s.starts_with('t') { N::Testnet } else { N::Mainnet };
+        let network = if s.starts_with('t') {
+            N::Testnet
+        } else {
+            N::Mainnet
+        };
         network
             .parse_address(s)
             .map(Self)
-            .map_err(|e| AddressError { input: s.chars().take(128).collect(), reason: e.to_string() })
+            .map_err(|e| AddressError {
+                input: s.chars().take(128).collect(),
+                reason: e.to_string(),
+            })
     }
 }
 
@@ -257,7 +273,11 @@ impl FromStr for TokenAmount {
         if frac.len() > 18 || !frac.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
-        let whole: u128 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
+        let whole: u128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| bad())?
+        };
         let frac_atto: u128 = if frac.is_empty() {
             0
         } else {
@@ -303,7 +323,10 @@ impl<'de> Deserialize<'de> for TokenAmount {
                 if sign != 0 {
                     return Err(E::custom("invalid BigInt sign byte"));
                 }
-                let start = magnitude.iter().position(|&b| b != 0).unwrap_or(magnitude.len());
+                let start = magnitude
+                    .iter()
+                    .position(|&b| b != 0)
+                    .unwrap_or(magnitude.len());
                 let magnitude = &magnitude[start..];
                 if magnitude.len() > 16 {
                     return Err(E::custom("token amount exceeds 2^128 attoFIL"));
@@ -444,7 +467,12 @@ impl Signature {
 
 impl fmt::Debug for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Signature({:?}, {})", self.kind, hex::encode(&self.bytes))
+        write!(
+            f,
+            "Signature({:?}, {})",
+            self.kind,
+            hex::encode(&self.bytes)
+        )
     }
 }
 
@@ -471,7 +499,10 @@ impl<'de> Deserialize<'de> for Signature {
                 };
                 let kind = SignatureType::from_code(code)
                     .ok_or_else(|| E::custom(format!("unknown signature type {code}")))?;
-                Ok(Signature { kind, bytes: data.to_vec() })
+                Ok(Signature {
+                    kind,
+                    bytes: data.to_vec(),
+                })
             }
             fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Signature, E> {
                 self.visit_bytes(&v)
@@ -605,8 +636,9 @@ impl<'de> Deserialize<'de> for DealUuid {
                 f.write_str("16 UUID bytes")
             }
             fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<DealUuid, E> {
-                let arr: [u8; 16] =
-                    v.try_into().map_err(|_| E::custom(format!("uuid of {} bytes", v.len())))?;
+                let arr: [u8; 16] = v
+                    .try_into()
+                    .map_err(|_| E::custom(format!("uuid of {} bytes", v.len())))?;
                 Ok(DealUuid(uuid::Uuid::from_bytes(arr)))
             }
             fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<DealUuid, E> {
@@ -640,9 +672,18 @@ mod tests {
 
     #[test]
     fn token_amount_text() {
-        assert_eq!("1.5 FIL".parse::<TokenAmount>().unwrap(), TokenAmount::from_atto(15 * 10u128.pow(17)));
-        assert_eq!("0.05fil".parse::<TokenAmount>().unwrap().to_string(), "0.05 FIL");
-        assert_eq!("42".parse::<TokenAmount>().unwrap(), TokenAmount::from_atto(42));
+        assert_eq!(
+            "1.5 FIL".parse::<TokenAmount>().unwrap(),
+            TokenAmount::from_atto(15 * 10u128.pow(17))
+        );
+        assert_eq!(
+            "0.05fil".parse::<TokenAmount>().unwrap().to_string(),
+            "0.05 FIL"
+        );
+        assert_eq!(
+            "42".parse::<TokenAmount>().unwrap(),
+            TokenAmount::from_atto(42)
+        );
         assert!("1.0000000000000000001 FIL".parse::<TokenAmount>().is_err());
         assert!("-1".parse::<TokenAmount>().is_err());
     }
@@ -664,7 +705,8 @@ mod tests {
     fn labels_keep_their_major_type() {
         let s = serde_ipld_dagcbor::to_vec(&DealLabel::default()).unwrap();
         assert_eq!(s, [0x60]);
-        let b = serde_ipld_dagcbor::to_vec(&DealLabel::Bytes(vec![0xca, 0xfe, 0xb0, 0x0a])).unwrap();
+        let b =
+            serde_ipld_dagcbor::to_vec(&DealLabel::Bytes(vec![0xca, 0xfe, 0xb0, 0x0a])).unwrap();
         assert_eq!(b, [0x44, 0xca, 0xfe, 0xb0, 0x0a]);
         let back: DealLabel = serde_ipld_dagcbor::from_slice(&b).unwrap();
         assert_eq!(back, DealLabel::Bytes(vec![0xca, 0xfe, 0xb0, 0x0a]));

@@ -67,7 +67,9 @@ pub enum Rejection {
         max: i64,
     },
     /// End epoch too far in the future.
-    #[error("invalid deal end epoch {end}: cannot be more than {max_offset} epochs past current epoch {head}")]
+    #[error(
+        "invalid deal end epoch {end}: cannot be more than {max_offset} epochs past current epoch {head}"
+    )]
     EndTooFar {
         /// End.
         end: ChainEpoch,
@@ -90,7 +92,9 @@ pub enum Rejection {
     #[error("no storage ask set for miner {0}")]
     NoAsk(Address),
     /// Price per epoch below the ask (per GiB) scaled to the piece.
-    #[error("storage price per epoch less than asking price: {got} < {min} (ask is per GiB per epoch)")]
+    #[error(
+        "storage price per epoch less than asking price: {got} < {min} (ask is per GiB per epoch)"
+    )]
     PriceTooLow {
         /// Proposed total price per epoch.
         got: TokenAmount,
@@ -168,12 +172,18 @@ pub struct ValidationFacts {
 
 /// Checks a signed proposal. Signature, provider, label, piece size and CID, epochs,
 /// duration, collateral, ask price and size, client funds and DataCap, in that order.
-pub fn validate(deal: &ClientDealProposal, f: &ValidationFacts) -> Result<PaddedPieceSize, Rejection> {
+pub fn validate(
+    deal: &ClientDealProposal,
+    f: &ValidationFacts,
+) -> Result<PaddedPieceSize, Rejection> {
     let p = &deal.proposal;
     let key = f
         .client_key
         .as_ref()
-        .map_err(|reason| Rejection::UnknownClient { client: p.client, reason: reason.clone() })?;
+        .map_err(|reason| Rejection::UnknownClient {
+            client: p.client,
+            reason: reason.clone(),
+        })?;
     crate::wallet::verify(&deal.client_signature, key, &p.to_cbor())
         .map_err(|e| Rejection::InvalidSignature(e.to_string()))?;
     if !f.serves_provider {
@@ -182,31 +192,62 @@ pub fn validate(deal: &ClientDealProposal, f: &ValidationFacts) -> Result<Padded
     if p.label.len() > DealLabel::MAX_LEN {
         return Err(Rejection::LabelTooLong(p.label.len()));
     }
-    let size = p.padded_piece_size().map_err(|e| Rejection::InvalidPieceSize(e.to_string()))?;
-    commp::Commitment::from_cid_v1(&p.piece_cid).map_err(|e| Rejection::InvalidPieceCid(e.to_string()))?;
+    let size = p
+        .padded_piece_size()
+        .map_err(|e| Rejection::InvalidPieceSize(e.to_string()))?;
+    commp::Commitment::from_cid_v1(&p.piece_cid)
+        .map_err(|e| Rejection::InvalidPieceCid(e.to_string()))?;
     if p.end_epoch <= p.start_epoch {
-        return Err(Rejection::EndBeforeStart { start: p.start_epoch, end: p.end_epoch });
+        return Err(Rejection::EndBeforeStart {
+            start: p.start_epoch,
+            end: p.end_epoch,
+        });
     }
     if p.start_epoch < f.head {
-        return Err(Rejection::StartElapsed { start: p.start_epoch, head: f.head });
+        return Err(Rejection::StartElapsed {
+            start: p.start_epoch,
+            head: f.head,
+        });
     }
     let (min, max) = (f.policy.min_duration, f.policy.max_duration);
     if !(min..=max).contains(&p.duration()) {
-        return Err(Rejection::DurationOutOfBounds { duration: p.duration(), min, max });
+        return Err(Rejection::DurationOutOfBounds {
+            duration: p.duration(),
+            min,
+            max,
+        });
     }
     if p.end_epoch.since(f.head) > f.policy.max_end_offset {
-        return Err(Rejection::EndTooFar { end: p.end_epoch, head: f.head, max_offset: f.policy.max_end_offset });
+        return Err(Rejection::EndTooFar {
+            end: p.end_epoch,
+            head: f.head,
+            max_offset: f.policy.max_end_offset,
+        });
     }
     let cmin = f.collateral.min;
-    let cmax = cmin.checked_mul(u128::from(f.max_collateral_multiplier)).unwrap_or(f.collateral.max).min(f.collateral.max);
+    let cmax = cmin
+        .checked_mul(u128::from(f.max_collateral_multiplier))
+        .unwrap_or(f.collateral.max)
+        .min(f.collateral.max);
     if p.provider_collateral < cmin || p.provider_collateral > cmax {
-        return Err(Rejection::CollateralOutOfBounds { got: p.provider_collateral, min: cmin, max: cmax });
+        return Err(Rejection::CollateralOutOfBounds {
+            got: p.provider_collateral,
+            min: cmin,
+            max: cmax,
+        });
     }
     let ask = f.ask.as_ref().ok_or(Rejection::NoAsk(p.provider))?;
-    let per_gib = if p.verified_deal { ask.verified_price } else { ask.price };
+    let per_gib = if p.verified_deal {
+        ask.verified_price
+    } else {
+        ask.price
+    };
     let min_price = per_gib.mul_div(u128::from(size.get()), 1 << 30);
     if p.storage_price_per_epoch < min_price {
-        return Err(Rejection::PriceTooLow { got: p.storage_price_per_epoch, min: min_price });
+        return Err(Rejection::PriceTooLow {
+            got: p.storage_price_per_epoch,
+            min: min_price,
+        });
     }
     if size.get() < ask.min_piece_size || size.get() > ask.max_piece_size {
         return Err(Rejection::PieceSizeOutOfBounds {
@@ -217,12 +258,18 @@ pub fn validate(deal: &ClientDealProposal, f: &ValidationFacts) -> Result<Padded
     }
     let required = p.client_balance_requirement();
     if f.client_balance.available() < required {
-        return Err(Rejection::InsufficientClientFunds { available: f.client_balance.available(), required });
+        return Err(Rejection::InsufficientClientFunds {
+            available: f.client_balance.available(),
+            required,
+        });
     }
     if p.verified_deal {
         let have = f.datacap.ok_or(Rejection::NotVerifiedClient(p.client))?;
         if have < u128::from(size.get()) {
-            return Err(Rejection::InsufficientDataCap { have, need: size.get() });
+            return Err(Rejection::InsufficientDataCap {
+                have,
+                need: size.get(),
+            });
         }
     }
     Ok(size)

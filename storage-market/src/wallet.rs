@@ -98,7 +98,8 @@ impl PrivateKey {
                 let sk = k256::ecdsa::SigningKey::from_slice(&arr)
                     .map_err(|e| WalletError::InvalidKey(e.to_string()))?;
                 let pk = sk.verifying_key().to_encoded_point(false);
-                Address::new_secp256k1(pk.as_bytes()).map_err(|e| WalletError::InvalidKey(e.to_string()))?
+                Address::new_secp256k1(pk.as_bytes())
+                    .map_err(|e| WalletError::InvalidKey(e.to_string()))?
             }
             KeyType::Bls => {
                 use bls_signatures::Serialize as _;
@@ -108,7 +109,11 @@ impl PrivateKey {
                     .map_err(|e| WalletError::InvalidKey(e.to_string()))?
             }
         };
-        Ok(Self { kind, bytes: arr, address })
+        Ok(Self {
+            kind,
+            bytes: arr,
+            address,
+        })
     }
 
     /// The key's address.
@@ -125,7 +130,8 @@ impl PrivateKey {
     pub fn sign(&self, msg: &[u8]) -> Signature {
         match self.kind {
             KeyType::Secp256k1 => {
-                let sk = k256::ecdsa::SigningKey::from_slice(&self.bytes).expect("validated at construction");
+                let sk = k256::ecdsa::SigningKey::from_slice(&self.bytes)
+                    .expect("validated at construction");
                 let (sig, recid) = sk
                     .sign_prehash_recoverable(&blake2b_256(msg))
                     .expect("32-byte prehash always signs");
@@ -135,7 +141,8 @@ impl PrivateKey {
             }
             KeyType::Bls => {
                 use bls_signatures::Serialize as _;
-                let sk = bls_signatures::PrivateKey::from_bytes(&self.bytes).expect("validated at construction");
+                let sk = bls_signatures::PrivateKey::from_bytes(&self.bytes)
+                    .expect("validated at construction");
                 Signature::new(SignatureType::Bls, sk.sign(msg).as_bytes())
             }
         }
@@ -153,7 +160,8 @@ impl PrivateKey {
     /// Parses the Lotus `wallet export` form.
     pub fn from_lotus_export(s: &str) -> Result<Self, WalletError> {
         let json = hex::decode(s.trim()).map_err(|e| WalletError::InvalidKey(e.to_string()))?;
-        let info: KeyInfo = serde_json::from_slice(&json).map_err(|e| WalletError::InvalidKey(e.to_string()))?;
+        let info: KeyInfo =
+            serde_json::from_slice(&json).map_err(|e| WalletError::InvalidKey(e.to_string()))?;
         let kind = match info.kind.as_str() {
             "secp256k1" => KeyType::Secp256k1,
             "bls" => KeyType::Bls,
@@ -181,7 +189,10 @@ pub fn verify(sig: &Signature, signer: &Address, msg: &[u8]) -> Result<(), Walle
         (SignatureType::Secp256k1, AddressKind::Secp256k1) => {
             let b = sig.bytes();
             if b.len() != 65 {
-                return Err(WalletError::BadSignature(format!("secp256k1 signature of {} bytes", b.len())));
+                return Err(WalletError::BadSignature(format!(
+                    "secp256k1 signature of {} bytes",
+                    b.len()
+                )));
             }
             let rs = k256::ecdsa::Signature::from_slice(&b[..64])
                 .map_err(|e| WalletError::BadSignature(e.to_string()))?;
@@ -192,7 +203,9 @@ pub fn verify(sig: &Signature, signer: &Address, msg: &[u8]) -> Result<(), Walle
             let recovered = Address::new_secp256k1(vk.to_encoded_point(false).as_bytes())
                 .map_err(|e| WalletError::BadSignature(e.to_string()))?;
             if &recovered != signer {
-                return Err(WalletError::BadSignature(format!("signed by {recovered}, not {signer}")));
+                return Err(WalletError::BadSignature(format!(
+                    "signed by {recovered}, not {signer}"
+                )));
             }
             Ok(())
         }
@@ -202,9 +215,15 @@ pub fn verify(sig: &Signature, signer: &Address, msg: &[u8]) -> Result<(), Walle
                 .map_err(|e| WalletError::BadSignature(format!("public key: {e}")))?;
             let s = bls_signatures::Signature::from_bytes(sig.bytes())
                 .map_err(|e| WalletError::BadSignature(format!("signature bytes: {e}")))?;
-            if pk.verify(s, msg) { Ok(()) } else { Err(WalletError::BadSignature("BLS check failed".into())) }
+            if pk.verify(s, msg) {
+                Ok(())
+            } else {
+                Err(WalletError::BadSignature("BLS check failed".into()))
+            }
         }
-        (kind, addr) => Err(WalletError::Unsupported(format!("{kind:?} signature for a {addr:?} address"))),
+        (kind, addr) => Err(WalletError::Unsupported(format!(
+            "{kind:?} signature for a {addr:?} address"
+        ))),
     }
 }
 
@@ -246,7 +265,10 @@ impl KeyStore {
                 keys.insert(key.address(), key);
             }
         }
-        Ok(Self { dir: Some(dir), keys: Arc::new(RwLock::new(keys)) })
+        Ok(Self {
+            dir: Some(dir),
+            keys: Arc::new(RwLock::new(keys)),
+        })
     }
 
     /// Adds a key, writing it to disk (mode 0600) before it becomes usable.
@@ -274,7 +296,13 @@ impl KeyStore {
 
     /// The addresses held.
     pub fn addresses(&self) -> Vec<Address> {
-        let mut v: Vec<_> = self.keys.read().expect("keystore lock").keys().copied().collect();
+        let mut v: Vec<_> = self
+            .keys
+            .read()
+            .expect("keystore lock")
+            .keys()
+            .copied()
+            .collect();
         v.sort();
         v
     }
@@ -282,7 +310,9 @@ impl KeyStore {
     /// Signs synchronously.
     pub fn sign_sync(&self, address: &Address, msg: &[u8]) -> Result<Signature, WalletError> {
         let keys = self.keys.read().expect("keystore lock");
-        let key = keys.get(address).ok_or(WalletError::UnknownAddress(*address))?;
+        let key = keys
+            .get(address)
+            .ok_or(WalletError::UnknownAddress(*address))?;
         Ok(key.sign(msg))
     }
 }
@@ -294,7 +324,10 @@ impl Wallet for KeyStore {
     }
 
     async fn has(&self, address: &Address) -> bool {
-        self.keys.read().expect("keystore lock").contains_key(address)
+        self.keys
+            .read()
+            .expect("keystore lock")
+            .contains_key(address)
     }
 }
 

@@ -26,10 +26,20 @@ async fn offline_deal_becomes_active(protocol: DealProtocol, want_protocol: &str
     assert_eq!(got.state, S::WaitingForData);
 
     env.provider.import_data(r, &path).await.unwrap();
-    let active = wait_for_state(&env.provider, r, S::Active, T).await.unwrap();
+    let active = wait_for_state(&env.provider, r, S::Active, T)
+        .await
+        .unwrap();
     let id = active.deal_id.expect("published deal has an id");
-    let on_chain = env.chain.market_deal(id).await.unwrap().expect("deal on chain");
-    assert!(on_chain.state.sector_start_epoch.get() >= 0, "activated by a sector commit");
+    let on_chain = env
+        .chain
+        .market_deal(id)
+        .await
+        .unwrap()
+        .expect("deal on chain");
+    assert!(
+        on_chain.state.sector_start_epoch.get() >= 0,
+        "activated by a sector commit"
+    );
     assert_eq!(on_chain.proposal, deal.proposal.proposal);
     assert!(active.publish_cid.is_some() && active.sector.is_some());
 
@@ -44,7 +54,9 @@ async fn offline_deal_becomes_active(protocol: DealProtocol, want_protocol: &str
     assert_eq!(env.client.deals().await.unwrap().len(), 1);
 
     // Payments flow and the deal expires at its end epoch.
-    let expired = wait_for_state(&env.provider, r, S::Expired, T).await.unwrap();
+    let expired = wait_for_state(&env.provider, r, S::Expired, T)
+        .await
+        .unwrap();
     assert_eq!(expired.deal_id, Some(id));
     let paid = env.chain.market_balance(&env.miner).await.unwrap();
     assert_eq!(paid.locked, storage_market::types::TokenAmount::ZERO);
@@ -71,14 +83,20 @@ async fn asks_are_signed_by_the_worker_on_both_ask_protocols() {
         Default::default(),
     )
     .unwrap();
-    let legacy = network.ask_legacy(&env.peer, AskRequest { miner: env.miner }).await.unwrap();
+    let legacy = network
+        .ask_legacy(&env.peer, AskRequest { miner: env.miner })
+        .await
+        .unwrap();
     let signed = legacy.ask.unwrap();
     let inner = signed.ask.unwrap();
     assert_eq!(inner, ask);
     verify(&signed.signature.unwrap(), &env.worker, &inner.to_cbor_v0()).unwrap();
     // A miner the provider does not serve gets no ask.
     let other = storage_market::types::Address::new_id(4242);
-    let none = network.ask(&env.peer, AskRequest { miner: other }).await.unwrap();
+    let none = network
+        .ask(&env.peer, AskRequest { miner: other })
+        .await
+        .unwrap();
     assert!(none.ask.is_none());
 }
 
@@ -92,5 +110,8 @@ async fn import_with_the_wrong_data_is_refused_and_the_deal_keeps_waiting() {
     let r = DealRef::Uuid(deal.deal_uuid);
     let err = env.provider.import_data(r, &wrong).await.unwrap_err();
     assert!(err.to_string().contains("commP mismatch"), "{err}");
-    assert_eq!(env.provider.deal(r).await.unwrap().unwrap().state, S::WaitingForData);
+    assert_eq!(
+        env.provider.deal(r).await.unwrap().unwrap().state,
+        S::WaitingForData
+    );
 }

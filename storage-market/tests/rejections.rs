@@ -28,7 +28,13 @@ fn none(_: &mut ProviderConfig) {}
 
 fn cases() -> Vec<Case> {
     vec![
-        Case { name: "forged signature", config: none, edit: |_, _, _| {}, forge: true, expect: "invalid client signature" },
+        Case {
+            name: "forged signature",
+            config: none,
+            edit: |_, _, _| {},
+            forge: true,
+            expect: "invalid client signature",
+        },
         Case {
             name: "unknown client id",
             config: none,
@@ -50,15 +56,31 @@ fn cases() -> Vec<Case> {
             forge: false,
             expect: "deal label is 257 bytes",
         },
-        Case { name: "piece size not a power of two", config: none, edit: |_, p, _| p.piece_size = 3000, forge: false, expect: "piece size is invalid" },
+        Case {
+            name: "piece size not a power of two",
+            config: none,
+            edit: |_, p, _| p.piece_size = 3000,
+            forge: false,
+            expect: "piece size is invalid",
+        },
         Case {
             name: "piece CID of the wrong codec",
             config: none,
-            edit: |_, p, _| p.piece_cid = Cid::from_str("bafy2bzacec5bp2hal3v5gsm52ohm63ml6lzepzt7ficoo6usbkuajno2i7gkw").unwrap(),
+            edit: |_, p, _| {
+                p.piece_cid =
+                    Cid::from_str("bafy2bzacec5bp2hal3v5gsm52ohm63ml6lzepzt7ficoo6usbkuajno2i7gkw")
+                        .unwrap()
+            },
             forge: false,
             expect: "wrong prefix",
         },
-        Case { name: "end before start", config: none, edit: |_, p, _| p.end_epoch = p.start_epoch, forge: false, expect: "before proposal start" },
+        Case {
+            name: "end before start",
+            config: none,
+            edit: |_, p, _| p.end_epoch = p.start_epoch,
+            forge: false,
+            expect: "before proposal start",
+        },
         Case {
             name: "start already elapsed",
             config: none,
@@ -69,8 +91,20 @@ fn cases() -> Vec<Case> {
             forge: false,
             expect: "has already elapsed",
         },
-        Case { name: "duration too short", config: none, edit: |_, p, _| p.end_epoch = p.start_epoch.plus(50), forge: false, expect: "deal duration 50 epochs out of bounds" },
-        Case { name: "duration too long", config: none, edit: |_, p, _| p.end_epoch = p.start_epoch.plus(10_001), forge: false, expect: "out of bounds" },
+        Case {
+            name: "duration too short",
+            config: none,
+            edit: |_, p, _| p.end_epoch = p.start_epoch.plus(50),
+            forge: false,
+            expect: "deal duration 50 epochs out of bounds",
+        },
+        Case {
+            name: "duration too long",
+            config: none,
+            edit: |_, p, _| p.end_epoch = p.start_epoch.plus(10_001),
+            forge: false,
+            expect: "out of bounds",
+        },
         Case {
             name: "end epoch too far",
             config: none,
@@ -98,7 +132,13 @@ fn cases() -> Vec<Case> {
             forge: false,
             expect: "not between bounds",
         },
-        Case { name: "price below ask", config: none, edit: |_, p, _| p.storage_price_per_epoch = TokenAmount::ZERO, forge: false, expect: "less than asking price" },
+        Case {
+            name: "price below ask",
+            config: none,
+            edit: |_, p, _| p.storage_price_per_epoch = TokenAmount::ZERO,
+            forge: false,
+            expect: "less than asking price",
+        },
         Case {
             name: "piece smaller than ask minimum",
             config: |c| c.default_ask.min_piece_size = commp::PaddedPieceSize::new(8192).unwrap(),
@@ -120,7 +160,13 @@ fn cases() -> Vec<Case> {
             forge: false,
             expect: "Available too small",
         },
-        Case { name: "verified deal without DataCap", config: none, edit: |_, p, _| p.verified_deal = true, forge: false, expect: "is not a verified client" },
+        Case {
+            name: "verified deal without DataCap",
+            config: none,
+            edit: |_, p, _| p.verified_deal = true,
+            forge: false,
+            expect: "is not a verified client",
+        },
         Case {
             name: "offline deals not considered",
             config: |c| c.filter.consider_offline = false,
@@ -159,8 +205,16 @@ fn cases() -> Vec<Case> {
             config: none,
             edit: |_, _, d| {
                 d.is_offline = false;
-                let req = HttpRequest { url: "http://127.0.0.1:1/data.car".into(), headers: Default::default() };
-                d.transfer = Transfer { size: 3000, kind: "http".into(), params: serde_json::to_vec(&req).unwrap(), client_id: String::new() };
+                let req = HttpRequest {
+                    url: "http://127.0.0.1:1/data.car".into(),
+                    headers: Default::default(),
+                };
+                d.transfer = Transfer {
+                    size: 3000,
+                    kind: "http".into(),
+                    params: serde_json::to_vec(&req).unwrap(),
+                    client_id: String::new(),
+                };
             },
             forge: false,
             expect: "does not run a data-transfer service",
@@ -185,9 +239,14 @@ async fn params_for(env: &Env, case: &Case) -> DealParams {
     let sig = if case.forge {
         PrivateKey::generate(KeyType::Bls).sign(&cdp.proposal.to_cbor())
     } else {
-        env.keys.sign_sync(&env.client_addr, &cdp.proposal.to_cbor()).unwrap()
+        env.keys
+            .sign_sync(&env.client_addr, &cdp.proposal.to_cbor())
+            .unwrap()
     };
-    params.client_deal_proposal = ClientDealProposal { proposal: cdp.proposal, client_signature: sig };
+    params.client_deal_proposal = ClientDealProposal {
+        proposal: cdp.proposal,
+        client_signature: sig,
+    };
     params
 }
 
@@ -200,15 +259,30 @@ async fn each_rejection_carries_its_reason() {
         let params = params_for(&env, case).await;
         let res = env.provider.propose(params, "/fil/storage/mk/1.2.1").await;
         assert!(!res.accepted, "{}: accepted", case.name);
-        assert!(res.message.contains(case.expect), "{}: got {:?}", case.name, res.message);
-        assert!(env.provider.deals().await.unwrap().is_empty(), "{}: rejected deal was stored", case.name);
+        assert!(
+            res.message.contains(case.expect),
+            "{}: got {:?}",
+            case.name,
+            res.message
+        );
+        assert!(
+            env.provider.deals().await.unwrap().is_empty(),
+            "{}: rejected deal was stored",
+            case.name
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicates_and_blocklist_and_datacap() {
     let env = Env::start(|_| {}, false).await;
-    let case = Case { name: "base", config: none, edit: |_, _, _| {}, forge: false, expect: "" };
+    let case = Case {
+        name: "base",
+        config: none,
+        edit: |_, _, _| {},
+        forge: false,
+        expect: "",
+    };
     let params = params_for(&env, &case).await;
     assert!(env.provider.propose(params.clone(), "t").await.accepted);
     // Same signed proposal again.
@@ -220,26 +294,46 @@ async fn duplicates_and_blocklist_and_datacap() {
     let mut other = params_for(&env, &case).await;
     other.deal_uuid = params.deal_uuid;
     other.client_deal_proposal.proposal.label = DealLabel::String("other".into());
-    other.client_deal_proposal.client_signature =
-        env.keys.sign_sync(&env.client_addr, &other.client_deal_proposal.proposal.to_cbor()).unwrap();
+    other.client_deal_proposal.client_signature = env
+        .keys
+        .sign_sync(
+            &env.client_addr,
+            &other.client_deal_proposal.proposal.to_cbor(),
+        )
+        .unwrap();
     let res = env.provider.propose(other, "t").await;
     assert!(res.message.contains("same uuid"), "{}", res.message);
     assert_eq!(env.provider.deals().await.unwrap().len(), 1);
 
     // Blocklisted piece.
     let piece = params.client_deal_proposal.proposal.piece_cid;
-    let blocked = Env::start(move |c| { c.filter.piece_cid_blocklist.insert(piece); }, false).await;
+    let blocked = Env::start(
+        move |c| {
+            c.filter.piece_cid_blocklist.insert(piece);
+        },
+        false,
+    )
+    .await;
     let p = params_for(&blocked, &case).await;
     let res = blocked.provider.propose(p, "t").await;
-    assert!(res.message.contains("blocklisted piece CID"), "{}", res.message);
+    assert!(
+        res.message.contains("blocklisted piece CID"),
+        "{}",
+        res.message
+    );
 
     // Verified client with too little DataCap.
     let small = Env::start(|_| {}, false).await;
     small.chain.add_verified_client(&small.client_addr, 1024);
     let mut p = params_for(&small, &case).await;
     p.client_deal_proposal.proposal.verified_deal = true;
-    p.client_deal_proposal.client_signature =
-        small.keys.sign_sync(&small.client_addr, &p.client_deal_proposal.proposal.to_cbor()).unwrap();
+    p.client_deal_proposal.client_signature = small
+        .keys
+        .sign_sync(
+            &small.client_addr,
+            &p.client_deal_proposal.proposal.to_cbor(),
+        )
+        .unwrap();
     let res = small.provider.propose(p, "t").await;
     assert!(res.message.contains("DataCap too small"), "{}", res.message);
 }

@@ -6,7 +6,9 @@ use std::str::FromStr;
 use base64::Engine;
 use storage_market::Cid;
 use storage_market::cbor::{self, DecodeError};
-use storage_market::deal::{ClientDealProposal, DealProposal, PublishStorageDealsParams, PublishStorageDealsReturn};
+use storage_market::deal::{
+    ClientDealProposal, DealProposal, PublishStorageDealsParams, PublishStorageDealsReturn,
+};
 use storage_market::message::*;
 use storage_market::types::*;
 use storage_market::wallet::verify;
@@ -36,7 +38,8 @@ const LOTUS_DEALS: [(&str, &str, &str, &str); 3] = [
     ),
 ];
 
-const CLIENT: &str = "f3wivhkdivcxj5zp2l4wjkzon232s52smnd5m3na66ujl5nel75jggguhgaa3zbhjo3as4epf5ytxl6ly3qoha";
+const CLIENT: &str =
+    "f3wivhkdivcxj5zp2l4wjkzon232s52smnd5m3na66ujl5nel75jggguhgaa3zbhjo3as4epf5ytxl6ly3qoha";
 
 fn lotus_deal(i: usize) -> ClientDealProposal {
     let (piece, label, sig, _) = LOTUS_DEALS[i];
@@ -56,7 +59,9 @@ fn lotus_deal(i: usize) -> ClientDealProposal {
         },
         client_signature: Signature::new(
             SignatureType::Bls,
-            base64::engine::general_purpose::STANDARD.decode(sig).unwrap(),
+            base64::engine::general_purpose::STANDARD
+                .decode(sig)
+                .unwrap(),
         ),
     }
 }
@@ -67,7 +72,12 @@ fn lotus_signed_proposals_reproduce_their_cids_and_signatures() {
         let deal = lotus_deal(i);
         assert_eq!(deal.cid().to_string(), *want_cid, "record {i}");
         // The client's real BLS signature verifies over our encoding of the proposal.
-        verify(&deal.client_signature, &deal.proposal.client, &deal.proposal.to_cbor()).unwrap();
+        verify(
+            &deal.client_signature,
+            &deal.proposal.client,
+            &deal.proposal.to_cbor(),
+        )
+        .unwrap();
         let bytes = cbor::to_vec(&deal);
         assert_eq!(bytes.len(), 271);
         let back: ClientDealProposal = cbor::from_slice(&bytes, LIMIT).unwrap();
@@ -82,7 +92,10 @@ fn record_one_bytes_and_on_chain_cid() {
         hex::encode(deal.proposal.to_cbor()),
         "8bd82a5828000181e203922020fd1ae8b701d3c491c292f9a3e1cb3cdf385adf92150f0a14ec699c4c7c1a981f1a01000000f4583103b22a750d1515d3dcbf4be592acb9badea5dd498d1f59b683dea257d6917fea4c6350e60037909d2ed825c23cbdc4eebf4400aba0017831754158415349447348374c6646565f34583161456d2d397257627363756c58434c4f464d336f35566c477661715f537a4a1a0009e9841a0011e0bc404040"
     );
-    assert_eq!(deal.proposal.cid().to_string(), "bafy2bzacec5bp2hal3v5gsm52ohm63ml6lzepzt7ficoo6usbkuajno2i7gkw");
+    assert_eq!(
+        deal.proposal.cid().to_string(),
+        "bafy2bzacec5bp2hal3v5gsm52ohm63ml6lzepzt7ficoo6usbkuajno2i7gkw"
+    );
     assert_eq!(
         hex::encode(status_request_payload(&deal.cid())),
         "d82a58250001711220125069d55f70493a5a9a5864d6e3226045afe85152af7f17bedbdb8d6d1ad9d8"
@@ -91,9 +104,14 @@ fn record_one_bytes_and_on_chain_cid() {
 
 #[test]
 fn ask_request_golden() {
-    let req = AskRequest { miner: "f020523".parse().unwrap() };
+    let req = AskRequest {
+        miner: "f020523".parse().unwrap(),
+    };
     let bytes = cbor::to_vec(&req);
-    assert_eq!(hex::encode(&bytes), "a1654d696e6572440 0aba001".replace(' ', ""));
+    assert_eq!(
+        hex::encode(&bytes),
+        "a1654d696e6572440 0aba001".replace(' ', "")
+    );
     assert_eq!(cbor::from_slice::<AskRequest>(&bytes, LIMIT).unwrap(), req);
 }
 
@@ -146,7 +164,16 @@ fn map_keys_follow_cbor_gen_canonical_order() {
     let ask = sample_ask();
     assert_eq!(
         map_keys(&ask.to_cbor()),
-        ["Miner", "Price", "SeqNo", "Expiry", "Timestamp", "MaxPieceSize", "MinPieceSize", "VerifiedPrice"]
+        [
+            "Miner",
+            "Price",
+            "SeqNo",
+            "Expiry",
+            "Timestamp",
+            "MaxPieceSize",
+            "MinPieceSize",
+            "VerifiedPrice"
+        ]
     );
     let deal = lotus_deal(1);
     let params = DealParams {
@@ -162,17 +189,44 @@ fn map_keys_follow_cbor_gen_canonical_order() {
     assert_eq!(b[0], 0xa7);
     assert_eq!(
         map_keys(&b),
-        ["DealUUID", "Transfer", "IsOffline", "DealDataRoot", "SkipIPNIAnnounce", "ClientDealProposal", "RemoveUnsealedCopy"]
+        [
+            "DealUUID",
+            "Transfer",
+            "IsOffline",
+            "DealDataRoot",
+            "SkipIPNIAnnounce",
+            "ClientDealProposal",
+            "RemoveUnsealedCopy"
+        ]
     );
     let v120 = params.to_cbor_v120();
     assert_eq!(v120[0], 0xa5);
-    assert_eq!(map_keys(&v120), ["DealUUID", "Transfer", "IsOffline", "DealDataRoot", "ClientDealProposal"]);
+    assert_eq!(
+        map_keys(&v120),
+        [
+            "DealUUID",
+            "Transfer",
+            "IsOffline",
+            "DealDataRoot",
+            "ClientDealProposal"
+        ]
+    );
     // A 1.2.0 message decodes with the two missing flags false (Boost's net_test compat case).
     let back: DealParams = cbor::from_slice(&v120, LIMIT).unwrap();
     assert_eq!(back, params);
-    assert_eq!(map_keys(&cbor::to_vec(&Transfer::default())), ["Size", "Type", "Params", "ClientID"]);
-    let proposal = Proposal { piece: None, deal_proposal: Some(deal), fast_retrieval: true };
-    assert_eq!(map_keys(&cbor::to_vec(&proposal)), ["Piece", "DealProposal", "FastRetrieval"]);
+    assert_eq!(
+        map_keys(&cbor::to_vec(&Transfer::default())),
+        ["Size", "Type", "Params", "ClientID"]
+    );
+    let proposal = Proposal {
+        piece: None,
+        deal_proposal: Some(deal),
+        fast_retrieval: true,
+    };
+    assert_eq!(
+        map_keys(&cbor::to_vec(&proposal)),
+        ["Piece", "DealProposal", "FastRetrieval"]
+    );
 }
 
 #[test]
@@ -184,9 +238,14 @@ fn every_message_round_trips() {
     let deal = lotus_deal(2);
     let pcid = deal.cid();
     let sig = deal.client_signature.clone();
-    let ask = SignedStorageAsk { ask: Some(sample_ask()), signature: Some(sig.clone()) };
+    let ask = SignedStorageAsk {
+        ask: Some(sample_ask()),
+        signature: Some(sig.clone()),
+    };
     rt(ask.clone());
-    rt(AskResponse { ask: Some(ask.clone()) });
+    rt(AskResponse {
+        ask: Some(ask.clone()),
+    });
     rt(AskResponse { ask: None });
     let data_ref = DataRef {
         root: pcid,
@@ -196,10 +255,25 @@ fn every_message_round_trips() {
         transfer_type: TRANSFER_TYPE_MANUAL.into(),
     };
     rt(data_ref.clone());
-    rt(Proposal { piece: Some(data_ref), deal_proposal: Some(deal.clone()), fast_retrieval: true });
-    let response = Response { state: 18, message: String::new(), proposal: pcid, publish_message: None };
-    rt(SignedResponse { response, signature: Some(sig.clone()) });
-    rt(DealStatusRequest { proposal: pcid, signature: sig.clone() });
+    rt(Proposal {
+        piece: Some(data_ref),
+        deal_proposal: Some(deal.clone()),
+        fast_retrieval: true,
+    });
+    let response = Response {
+        state: 18,
+        message: String::new(),
+        proposal: pcid,
+        publish_message: None,
+    };
+    rt(SignedResponse {
+        response,
+        signature: Some(sig.clone()),
+    });
+    rt(DealStatusRequest {
+        proposal: pcid,
+        signature: sig.clone(),
+    });
     let pds = ProviderDealState {
         state: 7,
         deal_id: DealId(42),
@@ -211,9 +285,18 @@ fn every_message_round_trips() {
         fast_retrieval: false,
     };
     rt(pds.clone());
-    rt(DealStatusResponse { deal_state: pds, signature: sig.clone() });
-    rt(DealResponse { accepted: false, message: "failed validation: x".into() });
-    rt(DealStatusRequestV12 { deal_uuid: DealUuid::new_v4(), signature: sig });
+    rt(DealStatusResponse {
+        deal_state: pds,
+        signature: sig.clone(),
+    });
+    rt(DealResponse {
+        accepted: false,
+        message: "failed validation: x".into(),
+    });
+    rt(DealStatusRequestV12 {
+        deal_uuid: DealUuid::new_v4(),
+        signature: sig,
+    });
     rt(DealStatusResponseV12 {
         deal_uuid: DealUuid::new_v4(),
         error: String::new(),
@@ -230,11 +313,16 @@ fn every_message_round_trips() {
         transfer_size: 10,
         n_bytes_received: 5,
     });
-    rt(PublishStorageDealsParams { deals: vec![deal.clone(), lotus_deal(0)] });
+    rt(PublishStorageDealsParams {
+        deals: vec![deal.clone(), lotus_deal(0)],
+    });
     let mut valid = fvm_ipld_bitfield::BitField::new();
     valid.set(0);
     valid.set(2);
-    let ret = PublishStorageDealsReturn { ids: vec![DealId(10), DealId(11)], valid_deals: valid };
+    let ret = PublishStorageDealsReturn {
+        ids: vec![DealId(10), DealId(11)],
+        valid_deals: valid,
+    };
     let b = cbor::to_vec(&ret);
     let back: PublishStorageDealsReturn = cbor::from_slice(&b, LIMIT).unwrap();
     assert_eq!(back.deal_id_for(0), Some(DealId(10)));
@@ -255,25 +343,46 @@ fn tuple_ask_form_for_protocol_1_0_1() {
 fn decoders_reject_bad_input_with_typed_errors() {
     let deal = lotus_deal(0);
     let good = cbor::to_vec(&deal);
-    assert!(matches!(cbor::from_slice::<ClientDealProposal>(&good, 100), Err(DecodeError::TooLarge { .. })));
-    assert!(matches!(cbor::from_slice::<ClientDealProposal>(&good[..200], LIMIT), Err(DecodeError::Truncated)));
+    assert!(matches!(
+        cbor::from_slice::<ClientDealProposal>(&good, 100),
+        Err(DecodeError::TooLarge { .. })
+    ));
+    assert!(matches!(
+        cbor::from_slice::<ClientDealProposal>(&good[..200], LIMIT),
+        Err(DecodeError::Truncated)
+    ));
     let mut trailing = good.clone();
     trailing.push(0);
-    assert!(matches!(cbor::from_slice::<ClientDealProposal>(&trailing, LIMIT), Err(DecodeError::TrailingBytes(1))));
+    assert!(matches!(
+        cbor::from_slice::<ClientDealProposal>(&trailing, LIMIT),
+        Err(DecodeError::TrailingBytes(1))
+    ));
     // A map where a tuple belongs.
-    assert!(matches!(cbor::from_slice::<ClientDealProposal>(&[0xa0], LIMIT), Err(DecodeError::Shape(_))));
+    assert!(matches!(
+        cbor::from_slice::<ClientDealProposal>(&[0xa0], LIMIT),
+        Err(DecodeError::Shape(_))
+    ));
     // Wrong signature type byte.
     let mut bad_sig = good.clone();
     let pos = bad_sig.len() - 97;
     bad_sig[pos] = 9;
-    assert!(matches!(cbor::from_slice::<ClientDealProposal>(&bad_sig, LIMIT), Err(DecodeError::Shape(_))));
+    assert!(matches!(
+        cbor::from_slice::<ClientDealProposal>(&bad_sig, LIMIT),
+        Err(DecodeError::Shape(_))
+    ));
     // Missing required key.
-    assert!(matches!(cbor::from_slice::<AskRequest>(&[0xa0], LIMIT), Err(DecodeError::Shape(_))));
+    assert!(matches!(
+        cbor::from_slice::<AskRequest>(&[0xa0], LIMIT),
+        Err(DecodeError::Shape(_))
+    ));
     // Unknown keys are skipped, as cbor-gen does.
     let mut extra = vec![0xa2, 0x65];
     extra.extend_from_slice(b"Miner");
     extra.extend_from_slice(&[0x42, 0x00, 0x05, 0x63]);
     extra.extend_from_slice(b"Zzz");
     extra.push(0x01);
-    assert_eq!(cbor::from_slice::<AskRequest>(&extra, LIMIT).unwrap().miner, Address::new_id(5));
+    assert_eq!(
+        cbor::from_slice::<AskRequest>(&extra, LIMIT).unwrap().miner,
+        Address::new_id(5)
+    );
 }

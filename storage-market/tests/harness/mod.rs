@@ -22,7 +22,11 @@ use storage_market::types::{Address, ChainEpoch, TokenAmount};
 use storage_market::wallet::{KeyStore, KeyType};
 
 pub const EPOCH: Duration = Duration::from_millis(10);
-pub const POLICY: DealPolicy = DealPolicy { min_duration: 100, max_duration: 10_000, max_end_offset: 20_000 };
+pub const POLICY: DealPolicy = DealPolicy {
+    min_duration: 100,
+    max_duration: 10_000,
+    max_end_offset: 20_000,
+};
 
 pub struct Env {
     pub dir: tempfile::TempDir,
@@ -80,7 +84,10 @@ impl Env {
     /// Starts everything; the chain clock runs unless `clock` is false.
     pub async fn start(config: impl FnOnce(&mut ProviderConfig), clock: bool) -> Env {
         let dir = tempfile::tempdir().unwrap();
-        let chain = DevChain::new(DevChainConfig { policy: POLICY, ..DevChainConfig::default() });
+        let chain = DevChain::new(DevChainConfig {
+            policy: POLICY,
+            ..DevChainConfig::default()
+        });
         let keys = KeyStore::open(dir.path().join("keys")).unwrap();
         let worker = keys.generate(KeyType::Secp256k1).unwrap();
         let owner = keys.generate(KeyType::Secp256k1).unwrap();
@@ -92,7 +99,9 @@ impl Env {
         let sealer = DevSealer::new(chain.clone());
         let mut cfg = provider_config(miner);
         config(&mut cfg);
-        let provider = Provider::start(cfg, deps(dir.path(), &chain, &keys, &sealer)).await.unwrap();
+        let provider = Provider::start(cfg, deps(dir.path(), &chain, &keys, &sealer))
+            .await
+            .unwrap();
         let provider_key = identity::Keypair::generate_ed25519();
         let node = ProviderNode::start(
             provider.clone(),
@@ -102,8 +111,15 @@ impl Env {
         )
         .await
         .unwrap();
-        let peer = PeerAddr { peer_id: node.peer_id(), addrs: node.listen_addrs().to_vec() };
-        let network = MarketNetwork::start(identity::Keypair::generate_ed25519(), NetworkLimits::default()).unwrap();
+        let peer = PeerAddr {
+            peer_id: node.peer_id(),
+            addrs: node.listen_addrs().to_vec(),
+        };
+        let network = MarketNetwork::start(
+            identity::Keypair::generate_ed25519(),
+            NetworkLimits::default(),
+        )
+        .unwrap();
         let client = Client::new(
             network,
             Arc::new(keys.clone()),
@@ -115,7 +131,20 @@ impl Env {
         }
         // Client escrow for many deals.
         chain.advance(0);
-        let env = Env { dir, chain, sealer, keys, miner, worker, client_addr, provider, node, peer, client, provider_key };
+        let env = Env {
+            dir,
+            chain,
+            sealer,
+            keys,
+            miner,
+            worker,
+            client_addr,
+            provider,
+            node,
+            peer,
+            client,
+            provider_key,
+        };
         env.fund_client(TokenAmount::from_whole(10)).await;
         env
     }
@@ -144,7 +173,12 @@ impl Env {
         self.node.stop();
         let mut cfg = provider_config(self.miner);
         config(&mut cfg);
-        self.provider = Provider::start(cfg, deps(self.dir.path(), &self.chain, &self.keys, &self.sealer)).await.unwrap();
+        self.provider = Provider::start(
+            cfg,
+            deps(self.dir.path(), &self.chain, &self.keys, &self.sealer),
+        )
+        .await
+        .unwrap();
         self.node = ProviderNode::start(
             self.provider.clone(),
             self.provider_key.clone(),
@@ -153,20 +187,34 @@ impl Env {
         )
         .await
         .unwrap();
-        self.peer = PeerAddr { peer_id: self.node.peer_id(), addrs: self.node.listen_addrs().to_vec() };
+        self.peer = PeerAddr {
+            peer_id: self.node.peer_id(),
+            addrs: self.node.listen_addrs().to_vec(),
+        };
     }
 
     /// A CAR-like payload file of `len` deterministic bytes, with its piece CID and size.
     pub fn data_file(&self, name: &str, len: usize, seed: u8) -> (PathBuf, Cid, PaddedPieceSize) {
-        let bytes: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
+        let bytes: Vec<u8> = (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect();
         let path = self.dir.path().join(name);
         std::fs::write(&path, &bytes).unwrap();
         let info = commp::commp(&bytes).unwrap();
         (path, info.cid_v1(), info.padded_size)
     }
 
-    pub async fn offline_spec(&self, piece_cid: Cid, size: PaddedPieceSize, protocol: DealProtocol) -> DealSpec {
-        let ask = self.client.query_ask(&self.peer, &self.miner).await.unwrap();
+    pub async fn offline_spec(
+        &self,
+        piece_cid: Cid,
+        size: PaddedPieceSize,
+        protocol: DealProtocol,
+    ) -> DealSpec {
+        let ask = self
+            .client
+            .query_ask(&self.peer, &self.miner)
+            .await
+            .unwrap();
         let head = self.chain.head().await.unwrap();
         DealSpec {
             client: self.client_addr,
@@ -175,7 +223,7 @@ impl Env {
             piece_size: size,
             payload_root: piece_cid,
             label: None,
-            start_epoch: head.plus(200),
+            start_epoch: head.plus(500),
             duration: 150,
             price_per_epoch: price_per_epoch(&ask, size, false),
             provider_collateral: None,
