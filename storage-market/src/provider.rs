@@ -133,9 +133,9 @@ pub enum ProviderError {
     #[error("commP mismatch: proposal has {expected}, data gives {actual}")]
     CommPMismatch {
         /// The proposal's piece CID.
-        expected: Cid,
+        expected: Box<Cid>,
         /// The data's piece CID.
-        actual: Cid,
+        actual: Box<Cid>,
     },
     /// The data is larger than the proposal's piece.
     #[error("data does not fit the proposal's piece: {0}")]
@@ -446,19 +446,22 @@ impl Provider {
         self.signed_response(Some(miner), response).await
     }
 
+    /// Signs `bytes` with `miner`'s worker key; `None` if the miner is not served or the key
+    /// is unavailable (the response then goes out unsigned rather than not at all).
+    async fn sign_as_worker(
+        &self,
+        miner: Option<Address>,
+        bytes: &[u8],
+    ) -> Option<crate::types::Signature> {
+        let m = miner.filter(|m| self.inner.miners.contains(m))?;
+        let w = self.worker(&m).await.ok()?;
+        self.inner.deps.wallet.sign(&w, bytes).await.ok()
+    }
+
     async fn signed_response(&self, miner: Option<Address>, response: Response) -> SignedResponse {
-        let mut signature = None;
-        if let Some(m) = miner.filter(|m| self.inner.miners.contains(m)) {
-            if let Ok(w) = self.worker(&m).await {
-                signature = self
-                    .inner
-                    .deps
-                    .wallet
-                    .sign(&w, &crate::cbor::to_vec(&response))
-                    .await
-                    .ok();
-            }
-        }
+        let signature = self
+            .sign_as_worker(miner, &crate::cbor::to_vec(&response))
+            .await;
         SignedResponse {
             response,
             signature,
@@ -696,18 +699,9 @@ impl Provider {
             Err(e) => (error_state(req.proposal, e.to_string()), None),
         };
         let miner = miner.or_else(|| self.inner.config.miners.first().copied());
-        let mut signature = None;
-        if let Some(m) = miner {
-            if let Ok(w) = self.worker(&m).await {
-                signature = self
-                    .inner
-                    .deps
-                    .wallet
-                    .sign(&w, &crate::cbor::to_vec(&state))
-                    .await
-                    .ok();
-            }
-        }
+        let signature = self
+            .sign_as_worker(miner, &crate::cbor::to_vec(&state))
+            .await;
         DealStatusResponse {
             deal_state: state,
             // go-fil-markets always sends a signature; an empty BLS one marks "could not sign".
@@ -766,8 +760,8 @@ impl Provider {
         let actual = piece_cid_of_file(path.to_path_buf(), size).await?;
         if actual != p.piece_cid {
             return Err(ProviderError::CommPMismatch {
-                expected: p.piece_cid,
-                actual,
+                expected: Box::new(p.piece_cid),
+                actual: Box::new(actual),
             });
         }
         let stored = self

@@ -137,12 +137,11 @@ async fn run(
             deadline: Instant::now() + config.publish_period,
         });
         batch.requests.push(req);
-        if batch.requests.len() >= config.max_deals_per_message.max(1)
-            || config.publish_period.is_zero()
+        if (batch.requests.len() >= config.max_deals_per_message.max(1)
+            || config.publish_period.is_zero())
+            && let Some(b) = batches.remove(&miner)
         {
-            if let Some(b) = batches.remove(&miner) {
-                flush(&*chain, &config, miner, b.requests).await;
-            }
+            flush(&*chain, &config, miner, b.requests).await;
         }
     }
 }

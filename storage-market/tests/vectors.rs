@@ -386,3 +386,54 @@ fn decoders_reject_bad_input_with_typed_errors() {
         Address::new_id(5)
     );
 }
+
+mod never_panic {
+    use super::*;
+    use proptest::prelude::*;
+    use storage_market::network::{ASK_V101, Wire};
+
+    fn all_decoders(data: &[u8]) {
+        let _ = cbor::item_len(data);
+        let _ = cbor::from_slice::<AskRequest>(data, LIMIT);
+        let _ = cbor::from_slice::<AskResponse>(data, LIMIT);
+        let _ = cbor::from_slice::<Proposal>(data, LIMIT);
+        let _ = cbor::from_slice::<SignedResponse>(data, LIMIT);
+        let _ = cbor::from_slice::<DealParams>(data, LIMIT);
+        let _ = cbor::from_slice::<DealStatusRequest>(data, LIMIT);
+        let _ = cbor::from_slice::<DealStatusResponse>(data, LIMIT);
+        let _ = cbor::from_slice::<DealStatusRequestV12>(data, LIMIT);
+        let _ = cbor::from_slice::<DealStatusResponseV12>(data, LIMIT);
+        let _ = cbor::from_slice::<ClientDealProposal>(data, LIMIT);
+        let _ = cbor::from_slice::<PublishStorageDealsReturn>(data, LIMIT);
+        let _ = <AskRequest as Wire>::decode(data, ASK_V101, LIMIT);
+        let _ = <AskResponse as Wire>::decode(data, ASK_V101, LIMIT);
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+            all_decoders(&data);
+        }
+
+        /// Valid messages with bytes flipped or cut short.
+        #[test]
+        fn mutated_messages(pos in any::<usize>(), byte in any::<u8>(), cut in any::<usize>()) {
+            let deal = lotus_deal(0);
+            let params = DealParams {
+                deal_uuid: DealUuid::new_v4(),
+                transfer: Transfer::default(),
+                is_offline: true,
+                deal_data_root: deal.proposal.piece_cid,
+                skip_ipni_announce: true,
+                client_deal_proposal: deal,
+                remove_unsealed_copy: false,
+            };
+            let mut b = cbor::to_vec(&params);
+            let i = pos % b.len();
+            b[i] = byte;
+            all_decoders(&b);
+            b.truncate(cut % b.len());
+            all_decoders(&b);
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Deal proposals accepted per second by one provider: over libp2p on loopback (the product
+//! path: encode, noise/yamux stream, decode, validate with chain lookups and signature check,
+//! SQLite insert with a synchronous commit, response), beside the same acceptance called
+//! in process (no network) and a bare SQLite insert of the deal row.
+
+#[path = "../tests/harness/mod.rs"]
+mod harness;
+
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use storage_market::client::DealProtocol;
+use storage_market::message::{DealParams, Transfer};
+use storage_market::state::StorageDealStatus;
+use storage_market::store::{ProviderDeal, Store};
+use storage_market::types::{DealLabel, DealUuid, TokenAmount};
+use storage_market::wallet::KeyType;
+
+fn proposals(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _runtime = rt.enter();
+    let env = rt.block_on(harness::Env::start(|_| {}, false));
+    // secp256k1 client: the common key type of deal-making tools.
+    let client = env.keys.generate(KeyType::Secp256k1).unwrap();
+    env.chain.fund(&client, TokenAmount::from_whole(1000));
+    rt.block_on(async {
+        let chain = env.chain.clone();
+        let miner = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                chain.advance(1);
+            }
+        });
+        let store = Store::in_memory().unwrap();
+        let c = storage_market::client::Client::new(
+            storage_market::network::MarketNetwork::start(
+                libp2p::identity::Keypair::generate_ed25519(),
+                Default::default(),
+            )
+            .unwrap(),
+            std::sync::Arc::new(env.keys.clone()),
+            std::sync::Arc::new(env.chain.clone()),
+            store,
+        );
+        c.add_funds(
+            &client,
+            TokenAmount::from_whole(500),
+            TokenAmount::from_whole(1),
+        )
+        .await
+        .unwrap();
+        miner.abort();
+    });
+    let (_, piece_cid, size) = env.data_file("b.car", 3000, 1);
+    let mut spec = rt.block_on(env.offline_spec(piece_cid, size, DealProtocol::V12));
+    spec.client = client;
+    let base = rt.block_on(env.client.sign_proposal(&spec)).unwrap();
+    let mut counter = 0u64;
+    let mut make = |n: u64| -> Vec<DealParams> {
+        (0..n)
+            .map(|_| {
+                counter += 1;
+                let mut p = base.proposal.clone();
+                p.label = DealLabel::String(format!("bench-{counter}"));
+                let sig = env.keys.sign_sync(&client, &p.to_cbor()).unwrap();
+                DealParams {
+                    deal_uuid: DealUuid::new_v4(),
+                    transfer: Transfer::default(),
+                    is_offline: true,
+                    deal_data_root: piece_cid,
+                    skip_ipni_announce: false,
+                    client_deal_proposal: storage_market::deal::ClientDealProposal {
+                        proposal: p,
+                        client_signature: sig,
+                    },
+                    remove_unsealed_copy: false,
+                }
+            })
+            .collect()
+    };
+    let network = storage_market::network::MarketNetwork::start(
+        libp2p::identity::Keypair::generate_ed25519(),
+        Default::default(),
+    )
+    .unwrap();
+
+    let mut g = c.benchmark_group("deal_proposals");
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(20);
+    g.bench_function("libp2p_loopback", |b| {
+        b.iter_custom(|iters| {
+            let batch = make(iters);
+            rt.block_on(async {
+                let start = Instant::now();
+                for params in batch {
+                    let r = network.propose(&env.peer, params).await.unwrap();
+                    assert!(r.accepted, "{}", r.message);
+                }
+                start.elapsed()
+            })
+        })
+    });
+    g.bench_function("in_process", |b| {
+        b.iter_custom(|iters| {
+            let batch = make(iters);
+            rt.block_on(async {
+                let start = Instant::now();
+                for params in batch {
+                    let r = env.provider.propose(params, "bench").await;
+                    assert!(r.accepted, "{}", r.message);
+                }
+                start.elapsed()
+            })
+        })
+    });
+    let store = Store::open(env.dir.path().join("bare.db")).unwrap();
+    g.bench_function("sqlite_insert_only", |b| {
+        b.iter_custom(|iters| {
+            let batch = make(iters);
+            rt.block_on(async {
+                let start = Instant::now();
+                for params in batch {
+                    let cdp = params.client_deal_proposal;
+                    store
+                        .insert_provider_deal(ProviderDeal {
+                            proposal_cid: cdp.cid(),
+                            deal_uuid: params.deal_uuid,
+                            miner: env.miner,
+                            protocol: "bench".into(),
+                            proposal: cdp,
+                            payload_root: None,
+                            is_offline: true,
+                            transfer: Transfer::default(),
+                            fast_retrieval: true,
+                            remove_unsealed: false,
+                            skip_ipni: false,
+                            state: StorageDealStatus::WaitingForData,
+                            message: String::new(),
+                            add_funds_cid: None,
+                            publish_cid: None,
+                            publish_index: None,
+                            deal_id: None,
+                            sector: None,
+                            sector_offset: None,
+                            piece_path: None,
+                            created_at: 0,
+                            updated_at: 0,
+                        })
+                        .await
+                        .unwrap();
+                }
+                start.elapsed()
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, proposals);
+criterion_main!(benches);
