@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use storage_market::client::DealProtocol;
-use storage_market::message::{DealParams, Transfer};
+use storage_market::message::DealParams;
 use storage_market::state::StorageDealStatus;
 use storage_market::store::{ProviderDeal, Store};
-use storage_market::types::{DealLabel, DealUuid, TokenAmount};
+use storage_market::types::{DealLabel, TokenAmount};
 use storage_market::wallet::KeyType;
 
 fn proposals(c: &mut Criterion) {
@@ -67,18 +67,13 @@ fn proposals(c: &mut Criterion) {
                 let mut p = base.proposal.clone();
                 p.label = DealLabel::String(format!("bench-{counter}"));
                 let sig = env.keys.sign_sync(&client, &p.to_cbor()).unwrap();
-                DealParams {
-                    deal_uuid: DealUuid::new_v4(),
-                    transfer: Transfer::default(),
-                    is_offline: true,
-                    deal_data_root: piece_cid,
-                    skip_ipni_announce: false,
-                    client_deal_proposal: storage_market::deal::ClientDealProposal {
+                DealParams::offline(
+                    storage_market::deal::ClientDealProposal {
                         proposal: p,
                         client_signature: sig,
                     },
-                    remove_unsealed_copy: false,
-                }
+                    piece_cid,
+                )
             })
             .collect()
     };
@@ -124,34 +119,9 @@ fn proposals(c: &mut Criterion) {
             rt.block_on(async {
                 let start = Instant::now();
                 for params in batch {
-                    let cdp = params.client_deal_proposal;
-                    store
-                        .insert_provider_deal(ProviderDeal {
-                            proposal_cid: cdp.cid(),
-                            deal_uuid: params.deal_uuid,
-                            miner: env.miner,
-                            protocol: "bench".into(),
-                            proposal: cdp,
-                            payload_root: None,
-                            is_offline: true,
-                            transfer: Transfer::default(),
-                            fast_retrieval: true,
-                            remove_unsealed: false,
-                            skip_ipni: false,
-                            state: StorageDealStatus::WaitingForData,
-                            message: String::new(),
-                            add_funds_cid: None,
-                            publish_cid: None,
-                            publish_index: None,
-                            deal_id: None,
-                            sector: None,
-                            sector_offset: None,
-                            piece_path: None,
-                            created_at: 0,
-                            updated_at: 0,
-                        })
-                        .await
-                        .unwrap();
+                    let deal =
+                        ProviderDeal::new(&params, "bench", StorageDealStatus::WaitingForData);
+                    store.insert_provider_deal(deal).await.unwrap();
                 }
                 start.elapsed()
             })

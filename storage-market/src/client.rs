@@ -12,7 +12,7 @@ use crate::deal::{self, ClientDealProposal, DealProposal};
 use crate::message::*;
 use crate::network::{MarketNetwork, NetworkError, PeerAddr};
 use crate::state::StorageDealStatus;
-use crate::store::{ClientDeal, Store, StoreError};
+use crate::store::{ClientDeal, Store, StoreError, unix_now};
 use crate::types::{Address, ChainEpoch, DealLabel, DealUuid, TokenAmount};
 use crate::wallet::{self, Wallet, WalletError};
 
@@ -265,12 +265,7 @@ impl Client {
         let proposal_cid = cdp.cid();
         let deal_uuid = DealUuid::new_v4();
         let offline = spec.transfer.is_none();
-        let use_v12 = match spec.protocol {
-            DealProtocol::V12 => true,
-            DealProtocol::V111 => false,
-            DealProtocol::Auto => true,
-        };
-        let (protocol, state, message) = if use_v12 {
+        let (protocol, state, message) = if spec.protocol != DealProtocol::V111 {
             let params = DealParams {
                 deal_uuid,
                 transfer: spec.transfer.clone().unwrap_or_default(),
@@ -310,8 +305,8 @@ impl Client {
             message,
             deal_id: None,
             publish_cid: None,
-            created_at: now(),
-            updated_at: now(),
+            created_at: unix_now(),
+            updated_at: unix_now(),
         };
         self.store.put_client_deal(deal.clone()).await?;
         Ok(deal)
@@ -423,11 +418,4 @@ impl Client {
     pub async fn deals(&self) -> Result<Vec<ClientDeal>, ClientError> {
         Ok(self.store.client_deals().await?)
     }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

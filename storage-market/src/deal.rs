@@ -161,12 +161,7 @@ fn cid_of(hash_code: u64, bytes: &[u8]) -> Cid {
             use sha2::Digest;
             sha2::Sha256::digest(bytes).into()
         }
-        _ => {
-            let h = blake2b_simd::Params::new().hash_length(32).hash(bytes);
-            let mut out = [0u8; 32];
-            out.copy_from_slice(h.as_bytes());
-            out
-        }
+        _ => blake2b_256(bytes),
     };
     let mh = Multihash::<64>::wrap(hash_code, &digest).expect("32-byte digest fits");
     Cid::new_v1(DAG_CBOR, mh)

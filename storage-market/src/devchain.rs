@@ -66,7 +66,7 @@ struct ActiveDeal {
     provider: u64,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct State {
     epoch: i64,
     next_id: u64,
@@ -230,23 +230,15 @@ impl DevChain {
         deals: &[DealId],
     ) -> Result<(), ChainError> {
         let mut s = self.lock();
-        let mid = s.resolve(miner).ok_or(ChainError::ActorNotFound(*miner))?;
-        for d in deals {
-            let deal = s
-                .deals
-                .get(&d.0)
-                .ok_or_else(|| ChainError::MessageRejected(format!("deal {d} not found")))?;
-            if deal.provider != mid {
-                return Err(ChainError::MessageRejected(format!(
-                    "deal {d} is not for {miner}"
-                )));
+        let mid = s.check_sector_deals(miner, deals, |d, id, mid, _| {
+            if d.provider != mid {
+                Some(format!("deal {id} is not for {miner}"))
+            } else if d.state.sector_start_epoch.get() >= 0 {
+                Some(format!("deal {id} already activated"))
+            } else {
+                None
             }
-            if deal.state.sector_start_epoch.get() >= 0 {
-                return Err(ChainError::MessageRejected(format!(
-                    "deal {d} already activated"
-                )));
-            }
-        }
+        })?;
         s.precommitted.insert((mid, sector.0));
         Ok(())
     }
@@ -266,21 +258,14 @@ impl DevChain {
                 "sector {sector} not pre-committed"
             )));
         }
-        let epoch = s.epoch;
-        for d in deals {
-            let deal = s
-                .deals
-                .get(&d.0)
-                .ok_or_else(|| ChainError::MessageRejected(format!("deal {d} not found")))?;
-            if deal.proposal.start_epoch.get() < epoch {
-                return Err(ChainError::MessageRejected(format!(
-                    "deal {d} start epoch has passed"
-                )));
-            }
-        }
+        s.check_sector_deals(miner, deals, |d, id, _, epoch| {
+            (d.proposal.start_epoch.get() < epoch)
+                .then(|| format!("deal {id} start epoch has passed"))
+        })?;
+        let epoch = ChainEpoch::new(s.epoch);
         for d in deals {
             if let Some(deal) = s.deals.get_mut(&d.0) {
-                deal.state.sector_start_epoch = ChainEpoch::new(epoch);
+                deal.state.sector_start_epoch = epoch;
             }
         }
         Ok(())
@@ -310,6 +295,29 @@ impl DevChain {
 }
 
 impl State {
+    /// Resolves `miner` and checks each deal exists and passes `problem` (deal, id, miner id,
+    /// current epoch → rejection text). Returns the miner's id.
+    fn check_sector_deals(
+        &self,
+        miner: &Address,
+        deals: &[DealId],
+        problem: impl Fn(&ActiveDeal, DealId, u64, i64) -> Option<String>,
+    ) -> Result<u64, ChainError> {
+        let mid = self
+            .resolve(miner)
+            .ok_or(ChainError::ActorNotFound(*miner))?;
+        for &id in deals {
+            let deal = self
+                .deals
+                .get(&id.0)
+                .ok_or_else(|| ChainError::MessageRejected(format!("deal {id} not found")))?;
+            if let Some(why) = problem(deal, id, mid, self.epoch) {
+                return Err(ChainError::MessageRejected(why));
+            }
+        }
+        Ok(mid)
+    }
+
     fn ensure_account(&mut self, addr: Address) -> u64 {
         if let Some(id) = addr.id() {
             return id;
@@ -756,22 +764,7 @@ impl ChainNode for DevChain {
 
     async fn call(&self, msg: &Message) -> Result<Receipt, ChainError> {
         // Run on a scratch copy of the state so nothing changes.
-        let s = self.lock();
-        let mut scratch = State {
-            epoch: s.epoch,
-            next_id: s.next_id,
-            ids: s.ids.clone(),
-            keys: s.keys.clone(),
-            balances: s.balances.clone(),
-            escrow: s.escrow.clone(),
-            miners: s.miners.clone(),
-            datacap: s.datacap.clone(),
-            deals: BTreeMap::new(),
-            next_deal_id: s.next_deal_id,
-            pending_proposals: s.pending_proposals.clone(),
-            ..State::default()
-        };
-        drop(s);
+        let mut scratch = self.lock().clone();
         let b = scratch
             .resolve(&msg.from)
             .map(|id| scratch.balances.entry(id).or_default());

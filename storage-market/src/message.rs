@@ -398,6 +398,19 @@ struct DealParamsV120<'a> {
 }
 
 impl DealParams {
+    /// An offline deal (data imported by hand) with a fresh UUID, keeping an unsealed copy.
+    pub fn offline(client_deal_proposal: ClientDealProposal, deal_data_root: Cid) -> Self {
+        Self {
+            deal_uuid: DealUuid::new_v4(),
+            transfer: Transfer::default(),
+            is_offline: true,
+            deal_data_root,
+            skip_ipni_announce: false,
+            client_deal_proposal,
+            remove_unsealed_copy: false,
+        }
+    }
+
     /// The exact 1.2.0 encoding (five keys).
     pub fn to_cbor_v120(&self) -> Vec<u8> {
         cbor::to_vec(&DealParamsV120 {

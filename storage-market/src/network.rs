@@ -329,7 +329,7 @@ enum Reply {
 pub struct ProviderNode {
     peer_id: PeerId,
     listen_addrs: Vec<Multiaddr>,
-    task: tokio::task::JoinHandle<()>,
+    task: AbortOnDrop,
 }
 
 impl ProviderNode {
@@ -358,7 +358,7 @@ impl ProviderNode {
         Ok(Self {
             peer_id,
             listen_addrs,
-            task,
+            task: AbortOnDrop(task),
         })
     }
 
@@ -374,13 +374,7 @@ impl ProviderNode {
 
     /// Stops serving.
     pub fn stop(&self) {
-        self.task.abort();
-    }
-}
-
-impl Drop for ProviderNode {
-    fn drop(&mut self) {
-        self.task.abort();
+        self.task.0.abort();
     }
 }
 

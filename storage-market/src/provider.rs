@@ -359,7 +359,7 @@ impl Provider {
     /// Handles a Boost 1.2.x proposal. The deal is in the database before this returns
     /// `accepted: true`.
     pub async fn propose(&self, params: DealParams, protocol: &str) -> DealResponse {
-        match self.accept(params, protocol, false).await {
+        match self.accept(params, protocol).await {
             Ok(_) => DealResponse {
                 accepted: true,
                 message: String::new(),
@@ -418,15 +418,10 @@ impl Provider {
             }
             Some(r) => {
                 let params = DealParams {
-                    deal_uuid: DealUuid::new_v4(),
-                    transfer: Transfer::default(),
-                    is_offline: true,
-                    deal_data_root: r.root,
-                    skip_ipni_announce: false,
-                    client_deal_proposal: cdp,
                     remove_unsealed_copy: !proposal.fast_retrieval,
+                    ..DealParams::offline(cdp, r.root)
                 };
-                self.accept(params, protocol, proposal.fast_retrieval).await
+                self.accept(params, protocol).await
             }
         };
         let response = match result {
@@ -518,12 +513,7 @@ impl Provider {
         })
     }
 
-    async fn accept(
-        &self,
-        params: DealParams,
-        protocol: &str,
-        fast_retrieval: bool,
-    ) -> Result<ProviderDeal, Rejection> {
+    async fn accept(&self, params: DealParams, protocol: &str) -> Result<ProviderDeal, Rejection> {
         let cdp = &params.client_deal_proposal;
         let facts = self.facts(cdp).await?;
         validate(cdp, &facts)?;
@@ -554,34 +544,12 @@ impl Provider {
                 .await
                 .map_err(Rejection::Filtered)?;
         }
-        let deal = ProviderDeal {
-            proposal_cid: cdp.cid(),
-            deal_uuid: params.deal_uuid,
-            miner: cdp.proposal.provider,
-            protocol: protocol.to_owned(),
-            proposal: cdp.clone(),
-            payload_root: Some(params.deal_data_root),
-            is_offline: params.is_offline,
-            transfer: params.transfer.clone(),
-            fast_retrieval: fast_retrieval || !params.remove_unsealed_copy,
-            remove_unsealed: params.remove_unsealed_copy,
-            skip_ipni: params.skip_ipni_announce,
-            state: StorageDealStatus::Validating
-                .on(DealEvent::Accepted {
-                    offline: params.is_offline,
-                })
-                .map_err(|e| Rejection::Internal(e.to_string()))?,
-            message: String::new(),
-            add_funds_cid: None,
-            publish_cid: None,
-            publish_index: None,
-            deal_id: None,
-            sector: None,
-            sector_offset: None,
-            piece_path: None,
-            created_at: 0,
-            updated_at: 0,
-        };
+        let state = StorageDealStatus::Validating
+            .on(DealEvent::Accepted {
+                offline: params.is_offline,
+            })
+            .map_err(|e| Rejection::Internal(e.to_string()))?;
+        let deal = ProviderDeal::new(&params, protocol, state);
         let _guard = self.inner.accept_lock.lock().await;
         match self
             .inner

@@ -14,7 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::cbor;
 use crate::deal::ClientDealProposal;
-use crate::message::{SignedStorageAsk, Transfer};
+use crate::message::{DealParams, SignedStorageAsk, Transfer};
 use crate::state::StorageDealStatus;
 use crate::types::{Address, DealId, DealUuid, SectorNumber};
 
@@ -136,6 +136,37 @@ pub struct ProviderDeal {
     pub updated_at: i64,
 }
 
+impl ProviderDeal {
+    /// A newly accepted deal in `state`, before any pipeline step has run.
+    pub fn new(params: &DealParams, protocol: &str, state: StorageDealStatus) -> Self {
+        let cdp = &params.client_deal_proposal;
+        Self {
+            proposal_cid: cdp.cid(),
+            deal_uuid: params.deal_uuid,
+            miner: cdp.proposal.provider,
+            protocol: protocol.to_owned(),
+            proposal: cdp.clone(),
+            payload_root: Some(params.deal_data_root),
+            is_offline: params.is_offline,
+            transfer: params.transfer.clone(),
+            fast_retrieval: !params.remove_unsealed_copy,
+            remove_unsealed: params.remove_unsealed_copy,
+            skip_ipni: params.skip_ipni_announce,
+            state,
+            message: String::new(),
+            add_funds_cid: None,
+            publish_cid: None,
+            publish_index: None,
+            deal_id: None,
+            sector: None,
+            sector_offset: None,
+            piece_path: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+}
+
 /// A deal as the client tracks it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientDeal {
@@ -175,7 +206,8 @@ pub struct Store {
     conn: Arc<Mutex<Connection>>,
 }
 
-fn now() -> i64 {
+/// Unix seconds, for created/updated timestamps.
+pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -264,7 +296,7 @@ impl Store {
                     deal.skip_ipni,
                     deal.state.code() as i64,
                     deal.message,
-                    now(),
+                    unix_now(),
                 ],
             )?;
             Ok(())
@@ -293,7 +325,7 @@ impl Store {
                     d.sector.map(|s| s.0 as i64),
                     d.sector_offset.map(|o| o as i64),
                     d.piece_path,
-                    now(),
+                    unix_now(),
                 ],
             )?;
             Ok(())
@@ -386,15 +418,12 @@ impl Store {
 
     /// Provider deals in non-terminal states, oldest first (what a restart resumes).
     pub async fn unfinished_provider_deals(&self) -> Result<Vec<ProviderDeal>, StoreError> {
-        let terminal: Vec<String> = [
-            StorageDealStatus::Expired,
-            StorageDealStatus::Slashed,
-            StorageDealStatus::Error,
-            StorageDealStatus::ProposalRejected,
-        ]
-        .iter()
-        .map(|s| s.code().to_string())
-        .collect();
+        // Every status code the state machine calls terminal.
+        let terminal: Vec<String> = (0..=u64::from(u8::MAX))
+            .map_while(StorageDealStatus::from_code)
+            .filter(|s| s.is_terminal())
+            .map(|s| s.code().to_string())
+            .collect();
         let filter = format!("WHERE state NOT IN ({})", terminal.join(","));
         self.with(move |c| Self::query_provider(c, &filter, []))
             .await
@@ -456,7 +485,7 @@ impl Store {
                     d.deal_id.map(|i| i.0 as i64),
                     d.publish_cid.map(|c| c.to_string()),
                     d.created_at,
-                    now(),
+                    unix_now(),
                 ],
             )?;
             Ok(())

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use harness::Env;
 use storage_market::client::DealProtocol;
-use storage_market::message::{DealParams, Transfer};
+use storage_market::message::DealParams;
 use storage_market::provider::DealRef;
 use storage_market::state::StorageDealStatus as S;
-use storage_market::types::{DealLabel, DealUuid, TokenAmount};
+use storage_market::types::{DealLabel, TokenAmount};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deal_dropped_by_the_actor_fails_alone() {
@@ -32,15 +32,7 @@ async fn a_deal_dropped_by_the_actor_fails_alone() {
             .keys
             .sign_sync(&env.client_addr, &cdp.proposal.to_cbor())
             .unwrap();
-        let params = DealParams {
-            deal_uuid: DealUuid::new_v4(),
-            transfer: Transfer::default(),
-            is_offline: true,
-            deal_data_root: piece_cid,
-            skip_ipni_announce: false,
-            client_deal_proposal: cdp.clone(),
-            remove_unsealed_copy: false,
-        };
+        let params = DealParams::offline(cdp.clone(), piece_cid);
         let res = env.provider.propose(params, "t").await;
         assert!(res.accepted, "{}", res.message);
         refs.push(DealRef::ProposalCid(cdp.cid()));

@@ -226,15 +226,7 @@ async fn params_for(env: &Env, case: &Case) -> DealParams {
     let (_, piece_cid, size) = env.data_file("p.car", 3000, 3);
     let spec = env.offline_spec(piece_cid, size, DealProtocol::V12).await;
     let mut cdp = env.client.sign_proposal(&spec).await.unwrap();
-    let mut params = DealParams {
-        deal_uuid: DealUuid::new_v4(),
-        transfer: Transfer::default(),
-        is_offline: true,
-        deal_data_root: piece_cid,
-        skip_ipni_announce: false,
-        client_deal_proposal: cdp.clone(),
-        remove_unsealed_copy: false,
-    };
+    let mut params = DealParams::offline(cdp.clone(), piece_cid);
     (case.edit)(env, &mut cdp.proposal, &mut params);
     let sig = if case.forge {
         PrivateKey::generate(KeyType::Bls).sign(&cdp.proposal.to_cbor())

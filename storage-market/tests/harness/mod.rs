@@ -130,7 +130,6 @@ impl Env {
             chain.start_clock(EPOCH);
         }
         // Client escrow for many deals.
-        chain.advance(0);
         let env = Env {
             dir,
             chain,
@@ -150,13 +149,11 @@ impl Env {
     }
 
     pub async fn fund_client(&self, amount: TokenAmount) {
-        let clock_was_running = true;
-        let _ = clock_was_running;
         let c = self.client.clone();
         let addr = self.client_addr;
         let fee = TokenAmount::from_whole(1);
         let chain = self.chain.clone();
-        // Mine epochs by hand meanwhile in case the clock is stopped.
+        // Mine epochs meanwhile in case the clock is stopped.
         let miner = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(EPOCH).await;
