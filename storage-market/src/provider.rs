@@ -22,7 +22,7 @@ use crate::deal::{self, PublishStorageDealsReturn};
 use crate::filter::{BasicFilter, ExternalFilter, FilterContext};
 use crate::message::*;
 use crate::piece::PieceStorage;
-use crate::publish::{PublishConfig, Publisher};
+use crate::publish::{PublishConfig, PublishError, Publisher};
 use crate::sealer::{PieceLocation, Sealer, SealerError, SealingDeal};
 use crate::state::{DealEvent, StorageDealStatus};
 use crate::store::{ProviderDeal, Store, StoreError};
@@ -882,11 +882,17 @@ impl Provider {
             }
             S::Publish => {
                 let sender = self.worker(&deal.miner).await.map_err(e)?;
-                let ticket = self
+                let ticket = match self
                     .inner
                     .publisher
                     .publish(deal.miner, sender, deal.proposal.clone())
-                    .await?;
+                    .await
+                {
+                    Ok(t) => t,
+                    // Shutting down: the deal stays in Publish and is queued again on start.
+                    Err(PublishError::Stopped) => return Ok(Step::Wait),
+                    Err(e) => return Err(e.to_string()),
+                };
                 deal.publish_cid = Some(ticket.message);
                 deal.publish_index = Some(ticket.index);
                 self.transition(deal, DealEvent::PublishSent, "")

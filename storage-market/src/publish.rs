@@ -55,10 +55,23 @@ pub struct PublishTicket {
     pub index: u64,
 }
 
+/// Why a deal was not published.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The publisher task is gone (the provider is shutting down). The deal is not at fault and
+    /// must stay where it is, to be published after a restart.
+    #[error("publisher stopped")]
+    Stopped,
+    /// The deal failed re-validation or the message could not be sent.
+    #[error("{0}")]
+    Failed(String),
+}
+
 struct Request {
     sender: Address,
     deal: ClientDealProposal,
-    reply: oneshot::Sender<Result<PublishTicket, String>>,
+    reply: oneshot::Sender<Result<PublishTicket, PublishError>>,
 }
 
 struct Batch {
@@ -91,7 +104,7 @@ impl Publisher {
         miner: Address,
         sender: Address,
         deal: ClientDealProposal,
-    ) -> Result<PublishTicket, String> {
+    ) -> Result<PublishTicket, PublishError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send((
@@ -103,8 +116,8 @@ impl Publisher {
                 },
             ))
             .await
-            .map_err(|_| "publisher stopped".to_owned())?;
-        rx.await.map_err(|_| "publisher stopped".to_owned())?
+            .map_err(|_| PublishError::Stopped)?;
+        rx.await.map_err(|_| PublishError::Stopped)?
     }
 }
 
@@ -171,7 +184,9 @@ async fn flush(
         Ok(h) => h,
         Err(e) => {
             for r in requests {
-                let _ = r.reply.send(Err(format!("publish failed: {e}")));
+                let _ = r
+                    .reply
+                    .send(Err(PublishError::Failed(format!("publish failed: {e}"))));
             }
             return;
         }
@@ -180,23 +195,25 @@ async fn flush(
     for r in requests {
         let p = &r.deal.proposal;
         if head.plus(config.start_epoch_sealing_buffer) > p.start_epoch {
-            let _ = r.reply.send(Err(format!(
+            let _ = r.reply.send(Err(PublishError::Failed(format!(
                 "publish validation failed: cannot publish deal with start epoch {} at epoch {head} with a sealing buffer of {} epochs",
                 p.start_epoch, config.start_epoch_sealing_buffer
-            )));
+            ))));
             continue;
         }
         let dry = publish_message(r.sender, vec![r.deal.clone()], config.max_publish_fee);
         match chain.call(&dry).await {
             Ok(rcpt) if rcpt.exit_code.is_ok() => ready.push(r),
             Ok(rcpt) => {
-                let _ = r.reply.send(Err(format!(
+                let _ = r.reply.send(Err(PublishError::Failed(format!(
                     "publish validation failed: simulated PublishStorageDeals exited with code {}",
                     rcpt.exit_code.0
-                )));
+                ))));
             }
             Err(e) => {
-                let _ = r.reply.send(Err(format!("publish validation failed: {e}")));
+                let _ = r.reply.send(Err(PublishError::Failed(format!(
+                    "publish validation failed: {e}"
+                ))));
             }
         }
     }
@@ -219,7 +236,9 @@ async fn flush(
         }
         Err(e) => {
             for r in ready {
-                let _ = r.reply.send(Err(format!("publish failed: {e}")));
+                let _ = r
+                    .reply
+                    .send(Err(PublishError::Failed(format!("publish failed: {e}"))));
             }
         }
     }
