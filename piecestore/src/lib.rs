@@ -1,6 +1,33 @@
-//! Where piece bytes live and the index of what is where.
+//! Where piece bytes live, and the index of what is where.
 //!
-//! Planned role: a `PieceStore` trait (put a piece from a stream while computing its commP
-//! in the same pass, ranged reads, stat, delete, list) with filesystem and S3 backends, and a
-//! SQLite index mapping piece CIDs to deals and sectors, payload roots to pieces, and each
-//! piece's CAR blocks to their offsets. Not implemented yet: this crate has no API.
+//! - [`PieceStore`]: put a piece from a stream (its commP is computed in the same pass and
+//!   checked against what the deal promised), get it back whole or by byte range, stat, has,
+//!   delete, list. [`FsPieceStore`] keeps one file per piece CID and never exposes a partial
+//!   piece: bytes go to a temporary file on the same filesystem, are fsynced and renamed.
+//! - [`CommPFollower`]: hashes a file that is being filled (possibly out of order, by several
+//!   connections) by following its contiguous prefix on another thread, so receiving and
+//!   hashing overlap. Data transfer and [`FsPieceStore::put`] are built on it.
+//! - [`CarIndexer`]: a push parser that finds every block of a CARv1 payload (multihash,
+//!   offset, size) from chunks of any size, in constant memory.
+//! - [`PieceIndex`]: SQLite tables of piece → deals (miner, deal, sector, offset, length),
+//!   payload root → pieces, and each piece's block index, so retrieval can serve any block
+//!   without scanning.
+//!
+//! A piece's *payload* is the bytes the client sent (usually a CAR); its padded size is the
+//! deal's piece size. Piece CIDs are v1 (`baga6ea4sea…`).
+
+mod car;
+mod error;
+mod follower;
+mod fs;
+mod index;
+mod store;
+
+pub use car::{BlockEntry, CarError, CarIndexer, MAX_CAR_HEADER, MAX_SECTION};
+pub use error::PieceStoreError;
+pub use follower::CommPFollower;
+pub use fs::FsPieceStore;
+pub use index::{DealRecord, IndexReport, PieceIndex, PieceRecord};
+pub use store::{ByteRange, ExpectedPiece, PieceMeta, PieceReader, PieceStore, check_piece_cid};
+
+pub use commp::{Cid, PaddedPieceSize};

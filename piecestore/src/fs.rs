@@ -1,0 +1,289 @@
+//! Pieces as files on a local filesystem.
+
+use std::io::{ErrorKind, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use cid::Cid;
+use commp::PaddedPieceSize;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::store::{ByteRange, ExpectedPiece, PieceMeta, PieceReader, PieceStore, check_piece_cid};
+use crate::{CommPFollower, PieceStoreError};
+
+const PARTIAL: &str = "partial";
+const META: &str = "meta.json";
+const WRITE_CHUNK: usize = 1 << 20;
+
+/// One file per piece in a directory: `<piece-cid>` holds the payload and
+/// `<piece-cid>.meta.json` its sizes.
+///
+/// Writes go to `<uuid>.partial` in the same directory, are fsynced, and renamed into place
+/// (metadata first, payload last), so a piece is either whole or absent. Partial files that a
+/// crash left behind are removed by [`open`](Self::open). File names come only from validated
+/// piece CIDs, whose text form is lower-case base32: nothing a peer sends can name another
+/// file.
+#[derive(Debug, Clone)]
+pub struct FsPieceStore {
+    dir: PathBuf,
+}
+
+impl FsPieceStore {
+    /// Uses (and creates) `dir`, removing what an interrupted write left there.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, PieceStoreError> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir)?;
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let orphan_meta = name
+                .strip_suffix(&format!(".{META}"))
+                .is_some_and(|cid| !dir.join(cid).exists());
+            if name.ends_with(&format!(".{PARTIAL}")) || orphan_meta {
+                tracing::info!(path = %path.display(), "removing partial piece file");
+                std::fs::remove_file(&path)?;
+            }
+        }
+        Ok(Self { dir })
+    }
+
+    /// The directory pieces live in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn data_path(&self, piece: &Cid) -> PathBuf {
+        self.dir.join(piece.to_string())
+    }
+
+    fn meta_path(&self, piece: &Cid) -> PathBuf {
+        self.dir.join(format!("{piece}.{META}"))
+    }
+
+    fn temp_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.{PARTIAL}", uuid::Uuid::new_v4()))
+    }
+
+    /// Writes the metadata, then moves `tmp` (already fsynced) into place.
+    fn commit(&self, tmp: &Path, meta: &PieceMeta) -> Result<(), PieceStoreError> {
+        let body = serde_json::json!({
+            "piece_cid": meta.piece_cid.to_string(),
+            "payload_size": meta.payload_size,
+            "padded_size": meta.padded_size.get(),
+        });
+        let meta_tmp = self.temp_path();
+        std::fs::write(&meta_tmp, body.to_string())?;
+        std::fs::File::open(&meta_tmp)?.sync_all()?;
+        std::fs::rename(&meta_tmp, self.meta_path(&meta.piece_cid))?;
+        std::fs::rename(tmp, self.data_path(&meta.piece_cid))?;
+        std::fs::File::open(&self.dir)?.sync_all()?;
+        Ok(())
+    }
+
+    fn read_meta(&self, piece: &Cid) -> Result<Option<PieceMeta>, PieceStoreError> {
+        let text = match std::fs::read_to_string(self.meta_path(piece)) {
+            Ok(t) => t,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if !self.data_path(piece).exists() {
+            return Ok(None);
+        }
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| PieceStoreError::Corrupt(format!("{piece}: {e}")))?;
+        let field = |k: &str| {
+            v[k].as_u64()
+                .ok_or_else(|| PieceStoreError::Corrupt(format!("{piece}: no {k}")))
+        };
+        let padded_size = PaddedPieceSize::new(field("padded_size")?)
+            .map_err(|e| PieceStoreError::Corrupt(format!("{piece}: {e}")))?;
+        Ok(Some(PieceMeta {
+            piece_cid: *piece,
+            payload_size: field("payload_size")?,
+            padded_size,
+        }))
+    }
+}
+
+#[async_trait::async_trait]
+impl PieceStore for FsPieceStore {
+    async fn put(
+        &self,
+        mut data: PieceReader,
+        expect: Option<ExpectedPiece>,
+    ) -> Result<PieceMeta, PieceStoreError> {
+        if let Some(e) = &expect {
+            check_piece_cid(&e.piece_cid)?;
+        }
+        let tmp = self.temp_path();
+        let result = async {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&tmp)?;
+            let mut follower = CommPFollower::start(file.try_clone()?, 0)?;
+            let file = std::sync::Arc::new(file);
+            let mut buf = vec![0u8; WRITE_CHUNK];
+            let mut total = 0u64;
+            loop {
+                // Fill the buffer (or reach the end) before handing it to the blocking pool.
+                let mut n = 0;
+                while n < buf.len() {
+                    match data.read(&mut buf[n..]).await? {
+                        0 => break,
+                        k => n += k,
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+                let f = file.clone();
+                let at = total;
+                buf = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+                    f.write_all_at(&buf[..n], at)?;
+                    Ok(buf)
+                })
+                .await??;
+                total += n as u64;
+                follower.advance(total);
+            }
+            let f = file.clone();
+            tokio::task::spawn_blocking(move || f.sync_all()).await??;
+            let info = follower
+                .finish(total, expect.map(|e| e.padded_size))
+                .await?;
+            let meta = PieceMeta {
+                piece_cid: info.cid_v1(),
+                payload_size: total,
+                padded_size: info.padded_size,
+            };
+            if let Some(e) = expect
+                && e.piece_cid != meta.piece_cid
+            {
+                return Err(PieceStoreError::CommPMismatch {
+                    expected: Box::new(e.piece_cid),
+                    actual: Box::new(meta.piece_cid),
+                });
+            }
+            let this = self.clone();
+            let tmp2 = tmp.clone();
+            tokio::task::spawn_blocking(move || this.commit(&tmp2, &meta)).await??;
+            Ok(meta)
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        result
+    }
+
+    async fn put_verified_file(&self, path: &Path, meta: PieceMeta) -> Result<(), PieceStoreError> {
+        check_piece_cid(&meta.piece_cid)?;
+        let this = self.clone();
+        let src = path.to_path_buf();
+        tokio::task::spawn_blocking(move || -> Result<(), PieceStoreError> {
+            let len = std::fs::metadata(&src)?.len();
+            if len != meta.payload_size {
+                return Err(PieceStoreError::InvalidSize(format!(
+                    "{} holds {len} bytes, expected {}",
+                    src.display(),
+                    meta.payload_size
+                )));
+            }
+            std::fs::File::open(&src)?.sync_all()?;
+            let tmp = this.temp_path();
+            // A rename keeps it one pass over the bytes; across filesystems, copy.
+            if std::fs::rename(&src, &tmp).is_err() {
+                std::fs::copy(&src, &tmp)?;
+                std::fs::File::open(&tmp)?.sync_all()?;
+                std::fs::remove_file(&src)?;
+            }
+            let res = this.commit(&tmp, &meta);
+            if res.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            res
+        })
+        .await?
+    }
+
+    async fn get(
+        &self,
+        piece: &Cid,
+        range: Option<ByteRange>,
+    ) -> Result<PieceReader, PieceStoreError> {
+        check_piece_cid(piece)?;
+        let mut file = match tokio::fs::File::open(self.data_path(piece)).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(PieceStoreError::NotFound(*piece));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let len = file.metadata().await?.len();
+        let Some(r) = range else {
+            return Ok(Box::pin(file));
+        };
+        if r.start > r.end || r.end > len {
+            return Err(PieceStoreError::RangeNotSatisfiable {
+                start: r.start,
+                end: r.end,
+                len,
+            });
+        }
+        file.seek(SeekFrom::Start(r.start)).await?;
+        Ok(Box::pin(file.take(r.len())))
+    }
+
+    async fn stat(&self, piece: &Cid) -> Result<Option<PieceMeta>, PieceStoreError> {
+        check_piece_cid(piece)?;
+        let this = self.clone();
+        let piece = *piece;
+        tokio::task::spawn_blocking(move || this.read_meta(&piece)).await?
+    }
+
+    async fn delete(&self, piece: &Cid) -> Result<bool, PieceStoreError> {
+        check_piece_cid(piece)?;
+        let existed = match tokio::fs::remove_file(self.data_path(piece)).await {
+            Ok(()) => true,
+            Err(e) if e.kind() == ErrorKind::NotFound => false,
+            Err(e) => return Err(e.into()),
+        };
+        match tokio::fs::remove_file(self.meta_path(piece)).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(existed)
+    }
+
+    async fn list(&self) -> Result<Vec<PieceMeta>, PieceStoreError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            for entry in std::fs::read_dir(&this.dir)? {
+                let name = entry?.file_name();
+                let Some(cid) = name
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(&format!(".{META}")))
+                    .and_then(|c| c.parse::<Cid>().ok())
+                else {
+                    continue;
+                };
+                if let Some(meta) = this.read_meta(&cid)? {
+                    out.push(meta);
+                }
+            }
+            out.sort_by_key(|m| m.piece_cid.to_string());
+            Ok(out)
+        })
+        .await?
+    }
+
+    fn local_path(&self, piece: &Cid) -> Option<PathBuf> {
+        check_piece_cid(piece).ok()?;
+        let path = self.data_path(piece);
+        path.exists().then_some(path)
+    }
+}

@@ -1,0 +1,423 @@
+//! The piece index: which deals hold a piece, which pieces hold a payload root, and where
+//! each block of a piece is.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use cid::Cid;
+use commp::PaddedPieceSize;
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::io::AsyncReadExt;
+
+use crate::PieceStoreError;
+use crate::car::{BlockEntry, CarIndexer};
+use crate::store::{PieceMeta, PieceReader, check_piece_cid};
+
+/// Schema migrations in order, recorded in `PRAGMA user_version`. Append only.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE pieces (
+        piece_cid     TEXT PRIMARY KEY,
+        payload_size  INTEGER NOT NULL,
+        padded_size   INTEGER NOT NULL,
+        indexed       INTEGER NOT NULL DEFAULT 0,
+        index_error   TEXT,
+        block_count   INTEGER NOT NULL DEFAULT 0,
+        created_at    INTEGER NOT NULL
+    );
+    CREATE TABLE piece_deals (
+        piece_cid  TEXT NOT NULL,
+        miner      TEXT NOT NULL,
+        deal_id    INTEGER NOT NULL,
+        sector     INTEGER NOT NULL,
+        offset     INTEGER NOT NULL,
+        length     INTEGER NOT NULL,
+        PRIMARY KEY (piece_cid, miner, deal_id)
+    );
+    CREATE TABLE payload_roots (
+        root_cid   TEXT NOT NULL,
+        piece_cid  TEXT NOT NULL,
+        PRIMARY KEY (root_cid, piece_cid)
+    );
+    CREATE TABLE blocks (
+        multihash  BLOB NOT NULL,
+        piece_cid  TEXT NOT NULL,
+        offset     INTEGER NOT NULL,
+        size       INTEGER NOT NULL,
+        PRIMARY KEY (multihash, piece_cid)
+    ) WITHOUT ROWID;
+    CREATE INDEX blocks_by_piece ON blocks(piece_cid);
+"];
+
+/// Block rows written per transaction while indexing.
+const BATCH: usize = 8192;
+
+/// A deal that holds a piece, and where the piece sits in its sector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DealRecord {
+    /// The miner (address text, e.g. `f01000`).
+    pub miner: String,
+    /// The on-chain deal id.
+    pub deal_id: u64,
+    /// The sector number.
+    pub sector: u64,
+    /// Padded offset of the piece in the sector.
+    pub offset: u64,
+    /// Padded length of the piece.
+    pub length: u64,
+}
+
+/// What the index knows of a piece.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PieceRecord {
+    /// Sizes and CID.
+    pub meta: PieceMeta,
+    /// Whether its block index is complete.
+    pub indexed: bool,
+    /// Why the payload could not be indexed (not a CARv1), if so.
+    pub index_error: Option<String>,
+    /// Blocks indexed.
+    pub block_count: u64,
+    /// Payload roots found in its CAR header.
+    pub roots: Vec<Cid>,
+    /// Deals holding it.
+    pub deals: Vec<DealRecord>,
+}
+
+/// The outcome of indexing one piece.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexReport {
+    /// Roots of the CAR header.
+    pub roots: Vec<Cid>,
+    /// Blocks indexed.
+    pub blocks: u64,
+    /// Why the payload is not a CARv1 (then no blocks are kept); the piece is still recorded.
+    pub error: Option<String>,
+}
+
+/// SQLite-backed piece index. Cheap to clone.
+#[derive(Clone)]
+pub struct PieceIndex {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for PieceIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PieceIndex").finish_non_exhaustive()
+    }
+}
+
+fn corrupt(e: impl std::fmt::Display) -> PieceStoreError {
+    PieceStoreError::Corrupt(e.to_string())
+}
+
+fn parse_cid(s: &str) -> Result<Cid, PieceStoreError> {
+    Cid::from_str(s).map_err(corrupt)
+}
+
+impl PieceIndex {
+    /// Opens (creating and migrating) the index database at `path`.
+    pub fn open(path: &Path) -> Result<Self, PieceStoreError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            conn.execute_batch(&format!(
+                "BEGIN; {m}; PRAGMA user_version = {}; COMMIT;",
+                i + 1
+            ))?;
+        }
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, PieceStoreError> + Send + 'static,
+    ) -> Result<T, PieceStoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut c)
+        })
+        .await?
+    }
+
+    /// Records `meta` and builds its block index from `data` (the payload), replacing any
+    /// earlier index of the same piece. A payload that is not a CARv1 is recorded with the
+    /// reason and no blocks. Memory stays bounded: blocks are written in batches.
+    pub async fn add_piece(
+        &self,
+        meta: PieceMeta,
+        mut data: PieceReader,
+    ) -> Result<IndexReport, PieceStoreError> {
+        check_piece_cid(&meta.piece_cid)?;
+        let piece = meta.piece_cid.to_string();
+        let p = piece.clone();
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM blocks WHERE piece_cid = ?1", [&p])?;
+            tx.execute("DELETE FROM payload_roots WHERE piece_cid = ?1", [&p])?;
+            tx.execute(
+                "INSERT INTO pieces (piece_cid, payload_size, padded_size, created_at)
+                 VALUES (?1, ?2, ?3, strftime('%s','now'))
+                 ON CONFLICT(piece_cid) DO UPDATE SET payload_size = ?2, padded_size = ?3,
+                     indexed = 0, index_error = NULL, block_count = 0",
+                params![p, meta.payload_size as i64, meta.padded_size.get() as i64],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await?;
+
+        let mut ix = CarIndexer::new();
+        let mut batch: Vec<BlockEntry> = Vec::with_capacity(BATCH);
+        let mut buf = vec![0u8; 1 << 20];
+        let mut error = None;
+        loop {
+            let n = data.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            if let Err(e) = ix.update(&buf[..n], &mut |b| batch.push(b)) {
+                error = Some(e.to_string());
+                break;
+            }
+            if batch.len() >= BATCH {
+                self.insert_blocks(&piece, std::mem::take(&mut batch))
+                    .await?;
+            }
+        }
+        let blocks = ix.blocks();
+        let roots = match error {
+            Some(_) => Vec::new(),
+            None => match ix.finish() {
+                Ok(r) => r,
+                Err(e) => {
+                    error = Some(e.to_string());
+                    Vec::new()
+                }
+            },
+        };
+        if error.is_none() {
+            self.insert_blocks(&piece, batch).await?;
+        }
+        let report = IndexReport {
+            roots: roots.clone(),
+            blocks: if error.is_some() { 0 } else { blocks },
+            error: error.clone(),
+        };
+        let count = report.blocks;
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            if error.is_some() {
+                tx.execute("DELETE FROM blocks WHERE piece_cid = ?1", [&piece])?;
+            }
+            for r in &roots {
+                tx.execute(
+                    "INSERT OR IGNORE INTO payload_roots (root_cid, piece_cid) VALUES (?1, ?2)",
+                    params![r.to_string(), piece],
+                )?;
+            }
+            tx.execute(
+                "UPDATE pieces SET indexed = 1, index_error = ?2, block_count = ?3
+                 WHERE piece_cid = ?1",
+                params![piece, error, count as i64],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await?;
+        Ok(report)
+    }
+
+    async fn insert_blocks(
+        &self,
+        piece: &str,
+        batch: Vec<BlockEntry>,
+    ) -> Result<(), PieceStoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let piece = piece.to_owned();
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            {
+                let mut st = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO blocks (multihash, piece_cid, offset, size)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for b in &batch {
+                    st.execute(params![
+                        b.cid.hash().to_bytes(),
+                        piece,
+                        b.offset as i64,
+                        b.size as i64
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records that `deal` holds `piece` (idempotent).
+    pub async fn add_deal(&self, piece: &Cid, deal: DealRecord) -> Result<(), PieceStoreError> {
+        check_piece_cid(piece)?;
+        let piece = piece.to_string();
+        self.with(move |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO piece_deals (piece_cid, miner, deal_id, sector, offset, length)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    piece,
+                    deal.miner,
+                    deal.deal_id as i64,
+                    deal.sector as i64,
+                    deal.offset as i64,
+                    deal.length as i64
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Everything known of `piece`.
+    pub async fn piece(&self, piece: &Cid) -> Result<Option<PieceRecord>, PieceStoreError> {
+        let cid = *piece;
+        let key = piece.to_string();
+        self.with(move |c| {
+            let row = c
+                .query_row(
+                    "SELECT payload_size, padded_size, indexed, index_error, block_count
+                     FROM pieces WHERE piece_cid = ?1",
+                    [&key],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, bool>(2)?,
+                            r.get::<_, Option<String>>(3)?,
+                            r.get::<_, i64>(4)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let Some((payload, padded, indexed, index_error, blocks)) = row else {
+                return Ok(None);
+            };
+            let padded_size = PaddedPieceSize::new(padded as u64).map_err(corrupt)?;
+            let mut st = c.prepare_cached(
+                "SELECT root_cid FROM payload_roots WHERE piece_cid = ?1 ORDER BY root_cid",
+            )?;
+            let roots = st
+                .query_map([&key], |r| r.get::<_, String>(0))?
+                .map(|r| parse_cid(&r?))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut st = c.prepare_cached(
+                "SELECT miner, deal_id, sector, offset, length FROM piece_deals
+                 WHERE piece_cid = ?1 ORDER BY deal_id",
+            )?;
+            let deals = st
+                .query_map([&key], |r| {
+                    Ok(DealRecord {
+                        miner: r.get(0)?,
+                        deal_id: r.get::<_, i64>(1)? as u64,
+                        sector: r.get::<_, i64>(2)? as u64,
+                        offset: r.get::<_, i64>(3)? as u64,
+                        length: r.get::<_, i64>(4)? as u64,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Some(PieceRecord {
+                meta: PieceMeta {
+                    piece_cid: cid,
+                    payload_size: payload as u64,
+                    padded_size,
+                },
+                indexed,
+                index_error,
+                block_count: blocks as u64,
+                roots,
+                deals,
+            }))
+        })
+        .await
+    }
+
+    /// Pieces whose CAR header names `root`.
+    pub async fn pieces_for_root(&self, root: &Cid) -> Result<Vec<Cid>, PieceStoreError> {
+        let key = root.to_string();
+        self.with(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT piece_cid FROM payload_roots WHERE root_cid = ?1 ORDER BY piece_cid",
+            )?;
+            let rows = st.query_map([&key], |r| r.get::<_, String>(0))?;
+            rows.map(|r| parse_cid(&r?)).collect()
+        })
+        .await
+    }
+
+    /// Where a block with `cid`'s multihash is, in each piece that holds it: `(piece, offset,
+    /// size)` of the block data. Matching on the multihash alone finds a block whatever codec
+    /// the asker's CID carries, as Boost's index does.
+    pub async fn find_block(&self, cid: &Cid) -> Result<Vec<(Cid, u64, u64)>, PieceStoreError> {
+        let mh = cid.hash().to_bytes();
+        self.with(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT piece_cid, offset, size FROM blocks WHERE multihash = ?1 ORDER BY piece_cid",
+            )?;
+            let rows = st.query_map([&mh], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?;
+            rows.map(|r| {
+                let (p, o, s) = r?;
+                Ok((parse_cid(&p)?, o as u64, s as u64))
+            })
+            .collect()
+        })
+        .await
+    }
+
+    /// Every block of `piece` in payload order: `(multihash bytes, offset, size)`.
+    pub async fn blocks(&self, piece: &Cid) -> Result<Vec<(Vec<u8>, u64, u64)>, PieceStoreError> {
+        let key = piece.to_string();
+        self.with(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT multihash, offset, size FROM blocks WHERE piece_cid = ?1 ORDER BY offset",
+            )?;
+            let rows = st.query_map([&key], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Forgets `piece`: its record, deals, roots and blocks.
+    pub async fn remove_piece(&self, piece: &Cid) -> Result<(), PieceStoreError> {
+        let key = piece.to_string();
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            for table in ["blocks", "payload_roots", "piece_deals", "pieces"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE piece_cid = ?1"), [&key])?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,313 @@
+//! The filesystem piece store and the SQLite piece index.
+
+mod support;
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use piecestore::{
+    ByteRange, DealRecord, ExpectedPiece, FsPieceStore, PaddedPieceSize, PieceIndex, PieceReader,
+    PieceStore, PieceStoreError,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+
+fn reader(bytes: Vec<u8>) -> PieceReader {
+    Box::pin(std::io::Cursor::new(bytes))
+}
+
+async fn read_all(mut r: PieceReader) -> Vec<u8> {
+    let mut out = Vec::new();
+    r.read_to_end(&mut out).await.unwrap();
+    out
+}
+
+fn payload(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+fn leftovers(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".partial"))
+        .collect()
+}
+
+#[tokio::test]
+async fn put_verifies_commp_and_serves_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsPieceStore::open(dir.path()).unwrap();
+    let bytes = payload(3 << 20);
+    let want = commp::commp(&bytes).unwrap();
+    let padded = PaddedPieceSize::new(8 << 20).unwrap();
+    let big = {
+        let mut h = commp::CommP::new();
+        h.update(&bytes);
+        h.finish_padded_to(padded).unwrap()
+    };
+    // Padded to the deal's size, which is larger than the minimal one.
+    let meta = store
+        .put(
+            reader(bytes.clone()),
+            Some(ExpectedPiece {
+                piece_cid: big.cid_v1(),
+                padded_size: padded,
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(meta.piece_cid, big.cid_v1());
+    assert_eq!(meta.padded_size, padded);
+    assert_eq!(meta.payload_size, bytes.len() as u64);
+    assert_ne!(big.cid_v1(), want.cid_v1());
+
+    assert!(store.has(&meta.piece_cid).await.unwrap());
+    assert_eq!(store.stat(&meta.piece_cid).await.unwrap(), Some(meta));
+    assert_eq!(store.list().await.unwrap(), vec![meta]);
+    assert_eq!(
+        read_all(store.get(&meta.piece_cid, None).await.unwrap()).await,
+        bytes
+    );
+    let r = ByteRange::new(1_000_000, 1_000_100);
+    assert_eq!(
+        read_all(store.get(&meta.piece_cid, Some(r)).await.unwrap()).await,
+        &bytes[1_000_000..1_000_100]
+    );
+    let err = store
+        .get(
+            &meta.piece_cid,
+            Some(ByteRange::new(10, bytes.len() as u64 + 1)),
+        )
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, PieceStoreError::RangeNotSatisfiable { .. }),
+        "{err}"
+    );
+    assert!(store.local_path(&meta.piece_cid).is_some());
+
+    // Survives reopening.
+    let store = FsPieceStore::open(dir.path()).unwrap();
+    assert_eq!(store.stat(&meta.piece_cid).await.unwrap(), Some(meta));
+    assert!(store.delete(&meta.piece_cid).await.unwrap());
+    assert!(!store.delete(&meta.piece_cid).await.unwrap());
+    assert!(!store.has(&meta.piece_cid).await.unwrap());
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+}
+
+#[tokio::test]
+async fn a_commp_mismatch_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsPieceStore::open(dir.path()).unwrap();
+    let other = commp::commp(&payload(5000)).unwrap();
+    let err = store
+        .put(
+            reader(payload(4000)),
+            Some(ExpectedPiece {
+                piece_cid: other.cid_v1(),
+                padded_size: other.padded_size,
+            }),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, PieceStoreError::CommPMismatch { .. }),
+        "{err}"
+    );
+    assert!(store.list().await.unwrap().is_empty());
+    assert!(leftovers(dir.path()).is_empty());
+    // Too large for the promised size.
+    let err = store
+        .put(
+            reader(payload(5000)),
+            Some(ExpectedPiece {
+                piece_cid: other.cid_v1(),
+                padded_size: PaddedPieceSize::new(2048).unwrap(),
+            }),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PieceStoreError::InvalidSize(_)), "{err}");
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+/// A reader that fails after `ok` bytes, like a connection that breaks.
+struct Broken {
+    ok: usize,
+}
+
+impl AsyncRead for Broken {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.ok == 0 {
+            return Poll::Ready(Err(std::io::Error::other("connection reset")));
+        }
+        let n = self.ok.min(buf.remaining()).min(4096);
+        buf.put_slice(&vec![1u8; n]);
+        self.ok -= n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn a_broken_stream_leaves_no_partial_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsPieceStore::open(dir.path()).unwrap();
+    let err = store
+        .put(Box::pin(Broken { ok: 100_000 }), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PieceStoreError::Io(_)), "{err}");
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+#[tokio::test]
+async fn open_removes_what_a_crash_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsPieceStore::open(dir.path()).unwrap();
+    let meta = store.put(reader(payload(1000)), None).await.unwrap();
+    std::fs::write(dir.path().join("0b1c.partial"), b"half a piece").unwrap();
+    // Metadata whose payload rename never happened.
+    let orphan = commp::commp(&payload(2000)).unwrap().cid_v1();
+    std::fs::write(dir.path().join(format!("{orphan}.meta.json")), b"{}").unwrap();
+    let store = FsPieceStore::open(dir.path()).unwrap();
+    assert_eq!(store.list().await.unwrap(), vec![meta]);
+    // The piece and its metadata are all that is left.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+}
+
+#[tokio::test]
+async fn only_piece_cids_name_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsPieceStore::open(dir.path()).unwrap();
+    let raw = support::raw_cid(b"not a piece");
+    for r in [
+        store.get(&raw, None).await.err().unwrap(),
+        store.stat(&raw).await.unwrap_err(),
+        store.delete(&raw).await.unwrap_err(),
+    ] {
+        assert!(matches!(r, PieceStoreError::InvalidPieceCid(_)), "{r}");
+    }
+    let missing = commp::commp(&payload(100)).unwrap().cid_v1();
+    assert!(matches!(
+        store.get(&missing, None).await.err().unwrap(),
+        PieceStoreError::NotFound(_)
+    ));
+}
+
+#[tokio::test]
+async fn put_verified_file_moves_the_file_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsPieceStore::open(dir.path().join("pieces")).unwrap();
+    let bytes = payload(70_000);
+    let info = commp::commp(&bytes).unwrap();
+    let staged = dir.path().join("staged.car");
+    std::fs::write(&staged, &bytes).unwrap();
+    let meta = piecestore::PieceMeta {
+        piece_cid: info.cid_v1(),
+        payload_size: bytes.len() as u64,
+        padded_size: info.padded_size,
+    };
+    let short = piecestore::PieceMeta {
+        payload_size: 1,
+        ..meta
+    };
+    assert!(matches!(
+        store.put_verified_file(&staged, short).await.unwrap_err(),
+        PieceStoreError::InvalidSize(_)
+    ));
+    store.put_verified_file(&staged, meta).await.unwrap();
+    assert!(!staged.exists());
+    assert_eq!(
+        read_all(store.get(&meta.piece_cid, None).await.unwrap()).await,
+        bytes
+    );
+}
+
+#[tokio::test]
+async fn the_index_finds_deals_roots_and_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsPieceStore::open(dir.path().join("pieces")).unwrap();
+    let index = PieceIndex::open(&dir.path().join("index.db")).unwrap();
+    let blocks: Vec<Vec<u8>> = (0..20_000u32).map(|i| i.to_le_bytes().repeat(8)).collect();
+    let (car, entries) = support::car(&blocks);
+    let meta = store.put(reader(car.clone()), None).await.unwrap();
+    let report = index
+        .add_piece(meta, store.get(&meta.piece_cid, None).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(report.error, None);
+    assert_eq!(report.blocks, blocks.len() as u64);
+    assert_eq!(report.roots, vec![support::raw_cid(b"root")]);
+
+    let deal = DealRecord {
+        miner: "f01000".into(),
+        deal_id: 77,
+        sector: 3,
+        offset: 0,
+        length: meta.padded_size.get(),
+    };
+    index.add_deal(&meta.piece_cid, deal.clone()).await.unwrap();
+    index.add_deal(&meta.piece_cid, deal.clone()).await.unwrap();
+
+    // Reopened: everything persisted.
+    drop(index);
+    let index = PieceIndex::open(&dir.path().join("index.db")).unwrap();
+    let rec = index.piece(&meta.piece_cid).await.unwrap().unwrap();
+    assert!(rec.indexed);
+    assert_eq!(rec.deals, vec![deal]);
+    assert_eq!(rec.block_count, blocks.len() as u64);
+    assert_eq!(
+        index
+            .pieces_for_root(&support::raw_cid(b"root"))
+            .await
+            .unwrap(),
+        vec![meta.piece_cid]
+    );
+    for e in entries.iter().step_by(997) {
+        let found = index.find_block(&e.cid).await.unwrap();
+        assert_eq!(found, vec![(meta.piece_cid, e.offset, e.size)]);
+        let got = read_all(
+            store
+                .get(
+                    &meta.piece_cid,
+                    Some(ByteRange::new(e.offset, e.offset + e.size)),
+                )
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(got, car[e.offset as usize..(e.offset + e.size) as usize]);
+    }
+    assert_eq!(
+        index.blocks(&meta.piece_cid).await.unwrap().len(),
+        blocks.len()
+    );
+
+    index.remove_piece(&meta.piece_cid).await.unwrap();
+    assert!(index.piece(&meta.piece_cid).await.unwrap().is_none());
+    assert!(index.find_block(&entries[0].cid).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_payload_that_is_not_a_car_is_recorded_without_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsPieceStore::open(dir.path().join("pieces")).unwrap();
+    let index = PieceIndex::open(&dir.path().join("index.db")).unwrap();
+    let (mut car, _) = support::car(&[vec![5u8; 100_000]]);
+    car.truncate(50_000);
+    let meta = store.put(reader(car), None).await.unwrap();
+    let report = index
+        .add_piece(meta, store.get(&meta.piece_cid, None).await.unwrap())
+        .await
+        .unwrap();
+    assert!(report.error.unwrap().contains("truncated"));
+    let rec = index.piece(&meta.piece_cid).await.unwrap().unwrap();
+    assert!(rec.indexed);
+    assert_eq!(rec.block_count, 0);
+    assert!(index.blocks(&meta.piece_cid).await.unwrap().is_empty());
+}
