@@ -1,0 +1,764 @@
+//! Running transfers: admission (address policy, staging limits), concurrency, retries,
+//! progress, cancel, and resume after a restart.
+//!
+//! A transfer writes into `<staging>/<id>.car` at its final offsets, one task per connection.
+//! A [`CommPFollower`] hashes the contiguous written prefix on its own thread, so when the
+//! last byte lands the commP is nearly done. Every `checkpoint_bytes` a connection fsyncs the
+//! file and records its offset in SQLite; after a crash each connection resumes from its last
+//! recorded offset with a `Range` request, and the hasher re-reads the prefix from disk.
+
+use std::collections::HashMap;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use piecestore::{CommPFollower, PieceMeta};
+use tokio::sync::{Semaphore, broadcast};
+use tokio_util::sync::CancellationToken;
+
+use crate::fetch::{Fetcher, header_map};
+use crate::policy::{AddressPolicy, http_client};
+use crate::store::TransferStore;
+use crate::transfer::{
+    Chunk, TransferEvent, TransferId, TransferRecord, TransferRequest, TransferState,
+};
+use crate::{P2pHost, Source, TransferError};
+
+/// Retry schedule for connection failures and 5xx answers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// First wait (Boost: 5 s).
+    pub min_backoff: Duration,
+    /// Longest wait (Boost: 10 min).
+    pub max_backoff: Duration,
+    /// Growth per attempt (Boost: 1.5).
+    pub factor: f64,
+    /// Attempts per connection before giving up (Boost: 15).
+    pub max_attempts: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            min_backoff: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(600),
+            factor: 1.5,
+            max_attempts: 15,
+        }
+    }
+}
+
+/// Transfer limits and behaviour. Defaults follow Boost.
+#[derive(Debug, Clone)]
+pub struct TransferConfig {
+    /// Where partial and finished transfers are written.
+    pub staging_dir: PathBuf,
+    /// Transfers receiving at once (Boost: 20); more wait in `Queued`.
+    pub max_concurrent: usize,
+    /// Bytes all unfinished or not yet collected transfers may occupy.
+    pub max_staging_bytes: u64,
+    /// Of those, bytes one host may occupy.
+    pub max_staging_bytes_per_host: u64,
+    /// A connection that delivers nothing for this long is dropped and retried (5 min).
+    pub stall_timeout: Duration,
+    /// Retries.
+    pub retry: RetryPolicy,
+    /// Parallel connections for large HTTP transfers (Boost NChunks: 5). libp2p uses one.
+    pub connections: usize,
+    /// Below this size one connection is used (10 MiB).
+    pub multi_connection_threshold: u64,
+    /// fsync and record progress every this many bytes per connection (32 MiB).
+    pub checkpoint_bytes: u64,
+    /// Upper bound on one transfer (Boost: 24 h).
+    pub max_duration: Duration,
+    /// Which addresses may be fetched from.
+    pub policy: AddressPolicy,
+}
+
+impl TransferConfig {
+    /// Defaults with staging in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            staging_dir: dir.into(),
+            max_concurrent: 20,
+            max_staging_bytes: 1 << 40,
+            max_staging_bytes_per_host: 1 << 40,
+            stall_timeout: Duration::from_secs(300),
+            retry: RetryPolicy::default(),
+            connections: 5,
+            multi_connection_threshold: 10 << 20,
+            checkpoint_bytes: 32 << 20,
+            max_duration: Duration::from_secs(24 * 3600),
+            policy: AddressPolicy::default(),
+        }
+    }
+}
+
+/// A transfer that finished: the staged file and its piece.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completed {
+    /// The staged payload; move it out with [`piecestore::PieceStore::put_verified_file`],
+    /// then call [`TransferManager::remove`].
+    pub path: PathBuf,
+    /// CID and sizes of the received payload.
+    pub piece: PieceMeta,
+}
+
+struct Inner {
+    config: TransferConfig,
+    store: TransferStore,
+    slots: Arc<Semaphore>,
+    events: broadcast::Sender<TransferEvent>,
+    http: reqwest::Client,
+    p2p: Option<P2pHost>,
+    running: Mutex<HashMap<TransferId, Running>>,
+    /// Serialises admission so two transfers cannot both take the last staging bytes.
+    admit: tokio::sync::Mutex<()>,
+}
+
+struct Running {
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Runs and tracks transfers. Cheap to clone.
+#[derive(Clone)]
+pub struct TransferManager {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for TransferManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransferManager")
+            .field("staging_dir", &self.inner.config.staging_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why one attempt stopped.
+enum Attempt {
+    /// Try again after a backoff.
+    Retry(String),
+    /// Give up on the transfer.
+    Fatal(TransferError),
+}
+
+impl From<TransferError> for Attempt {
+    fn from(e: TransferError) -> Self {
+        Self::Fatal(e)
+    }
+}
+
+impl From<std::io::Error> for Attempt {
+    fn from(e: std::io::Error) -> Self {
+        Self::Fatal(e.into())
+    }
+}
+
+impl TransferManager {
+    /// Opens the transfer database in the staging directory and resumes every transfer that
+    /// was queued or running. `p2p` is needed for `libp2p://` URLs.
+    pub async fn open(config: TransferConfig, p2p: Option<P2pHost>) -> Result<Self, TransferError> {
+        std::fs::create_dir_all(&config.staging_dir)?;
+        let store = TransferStore::open(&config.staging_dir.join("transfers.db"))?;
+        let http = http_client(config.policy)?;
+        let this = Self {
+            inner: Arc::new(Inner {
+                slots: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
+                config,
+                store,
+                events: broadcast::channel(1024).0,
+                http,
+                p2p,
+                running: Mutex::new(HashMap::new()),
+                admit: tokio::sync::Mutex::new(()),
+            }),
+        };
+        for rec in this.inner.store.list().await? {
+            if !rec.state.is_terminal() {
+                tracing::info!(id = %rec.request.id, received = rec.received(), "resuming transfer");
+                this.spawn(rec);
+            }
+        }
+        Ok(this)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TransferConfig {
+        &self.inner.config
+    }
+
+    /// Progress and state changes of every transfer.
+    pub fn subscribe(&self) -> broadcast::Receiver<TransferEvent> {
+        self.inner.events.subscribe()
+    }
+
+    fn staging_path(&self, id: &TransferId) -> PathBuf {
+        self.inner.config.staging_dir.join(format!("{id}.car"))
+    }
+
+    /// Checks a transfer could be admitted now: URL, address policy, staging space. Deal
+    /// acceptance calls this so a deal is refused with the reason, not failed later.
+    pub async fn check(&self, url: &str, size: u64) -> Result<Source, TransferError> {
+        let source = Source::parse(url)?;
+        if size == 0 {
+            return Err(TransferError::InvalidUrl {
+                url: url.chars().take(256).collect(),
+                reason: "transfer size is zero".into(),
+            });
+        }
+        if let Some(ip) = source.ip() {
+            self.inner.config.policy.check(ip)?;
+        }
+        let (total, per_host) = self.staged(&source.host()).await?;
+        let c = &self.inner.config;
+        let available = c.max_staging_bytes.saturating_sub(total);
+        if size > available {
+            return Err(TransferError::StagingFull {
+                needed: size,
+                available,
+                limit: c.max_staging_bytes,
+            });
+        }
+        let available = c.max_staging_bytes_per_host.saturating_sub(per_host);
+        if size > available {
+            return Err(TransferError::HostStagingFull {
+                host: source.host(),
+                needed: size,
+                available,
+            });
+        }
+        Ok(source)
+    }
+
+    /// Bytes held in staging overall and by `host`: every transfer not failed, cancelled or
+    /// removed.
+    async fn staged(&self, host: &str) -> Result<(u64, u64), TransferError> {
+        let mut total = 0;
+        let mut per_host = 0;
+        for r in self.inner.store.list().await? {
+            if matches!(r.state, TransferState::Failed | TransferState::Cancelled) {
+                continue;
+            }
+            total += r.request.size;
+            if r.host == host {
+                per_host += r.request.size;
+            }
+        }
+        Ok((total, per_host))
+    }
+
+    /// Admits and starts a transfer; it is persisted before this returns. Starting an id that
+    /// exists with the same request is a no-op (so callers can retry after a crash).
+    pub async fn start(&self, req: TransferRequest) -> Result<(), TransferError> {
+        let _admit = self.inner.admit.lock().await;
+        if let Some(existing) = self.inner.store.get(&req.id).await? {
+            if existing.request == req {
+                return Ok(());
+            }
+            return Err(TransferError::Duplicate(req.id.to_string()));
+        }
+        header_map(&req.headers)?;
+        let source = self.check(&req.url, req.size).await?;
+        let n = match source {
+            Source::Http(_) if req.size >= self.inner.config.multi_connection_threshold => {
+                self.inner.config.connections
+            }
+            _ => 1,
+        };
+        let chunks = Chunk::split(req.size, n);
+        self.inner
+            .store
+            .insert(&req, &source.host(), &chunks)
+            .await?;
+        let rec = self
+            .inner
+            .store
+            .get(&req.id)
+            .await?
+            .ok_or_else(|| TransferError::NotFound(req.id.to_string()))?;
+        self.spawn(rec);
+        Ok(())
+    }
+
+    /// The stored record of `id`.
+    pub async fn status(&self, id: &TransferId) -> Result<Option<TransferRecord>, TransferError> {
+        self.inner.store.get(id).await
+    }
+
+    /// Every stored transfer.
+    pub async fn list(&self) -> Result<Vec<TransferRecord>, TransferError> {
+        self.inner.store.list().await
+    }
+
+    /// Cancels `id`: its connections close, its staged bytes are deleted, and it ends
+    /// `Cancelled`.
+    pub async fn cancel(&self, id: &TransferId) -> Result<(), TransferError> {
+        let rec = self
+            .inner
+            .store
+            .get(id)
+            .await?
+            .ok_or_else(|| TransferError::NotFound(id.to_string()))?;
+        if rec.state.is_terminal() {
+            return Ok(());
+        }
+        let running = self.lock_running().remove(id);
+        if let Some(r) = running {
+            r.cancel.cancel();
+            let _ = r.task.await;
+        }
+        self.end(&rec, TransferState::Cancelled, "cancelled").await
+    }
+
+    /// Waits until `id` ends. `Ok` with the staged file and its piece if it completed; its
+    /// error otherwise.
+    pub async fn wait(&self, id: &TransferId) -> Result<Completed, TransferError> {
+        let mut events = self.subscribe();
+        loop {
+            let rec = self
+                .inner
+                .store
+                .get(id)
+                .await?
+                .ok_or_else(|| TransferError::NotFound(id.to_string()))?;
+            match rec.state {
+                TransferState::Completed => {
+                    let piece_cid = rec.piece_cid.ok_or_else(|| {
+                        TransferError::Corrupt(format!("{id} completed without a piece CID"))
+                    })?;
+                    let padded = match rec.request.padded_size {
+                        Some(p) => p,
+                        None => commp::PaddedPieceSize::for_payload(rec.request.size)
+                            .map_err(|e| TransferError::Corrupt(e.to_string()))?,
+                    };
+                    return Ok(Completed {
+                        path: self.staging_path(id),
+                        piece: PieceMeta {
+                            piece_cid,
+                            payload_size: rec.request.size,
+                            padded_size: padded,
+                        },
+                    });
+                }
+                TransferState::Failed => {
+                    return Err(TransferError::Task(format!(
+                        "transfer {id} failed: {}",
+                        rec.error
+                    )));
+                }
+                TransferState::Cancelled => return Err(TransferError::Cancelled),
+                _ => {}
+            }
+            // Wake on this transfer's next state change; re-read on lag.
+            loop {
+                match events.recv().await {
+                    Ok(e) if &e.id == id && e.state.is_terminal() => break,
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(broadcast::error::RecvError::Closed) => {
+                        return Err(TransferError::Cancelled);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Forgets a finished transfer and deletes its staged file (if still there), releasing its
+    /// staging space.
+    pub async fn remove(&self, id: &TransferId) -> Result<(), TransferError> {
+        if let Some(r) = self.lock_running().remove(id) {
+            r.cancel.cancel();
+            r.task.abort();
+        }
+        match tokio::fs::remove_file(self.staging_path(id)).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.inner.store.delete(id).await
+    }
+
+    /// Stops every transfer where it is, without recording anything: what a crash does.
+    /// A manager opened on the same directory resumes them.
+    pub fn stop(&self) {
+        for (_, r) in self.lock_running().drain() {
+            r.task.abort();
+        }
+    }
+
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<TransferId, Running>> {
+        self.inner.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn emit(&self, rec: &TransferRecord, state: TransferState, received: u64, error: &str) {
+        let _ = self.inner.events.send(TransferEvent {
+            id: rec.request.id.clone(),
+            state,
+            received,
+            total: rec.request.size,
+            error: error.to_owned(),
+        });
+    }
+
+    async fn end(
+        &self,
+        rec: &TransferRecord,
+        state: TransferState,
+        error: &str,
+    ) -> Result<(), TransferError> {
+        // Failed and cancelled transfers give their staging space back at once.
+        let _ = tokio::fs::remove_file(self.staging_path(&rec.request.id)).await;
+        self.inner
+            .store
+            .set_state(&rec.request.id, state, error, None)
+            .await?;
+        self.emit(rec, state, rec.received(), error);
+        Ok(())
+    }
+
+    fn spawn(&self, rec: TransferRecord) {
+        let cancel = CancellationToken::new();
+        let this = self.clone();
+        let token = cancel.clone();
+        let id = rec.request.id.clone();
+        let task = tokio::spawn(async move {
+            let limit = this.inner.config.max_duration;
+            let result = tokio::select! {
+                r = tokio::time::timeout(limit, this.run(&rec, &token)) => {
+                    r.unwrap_or(Err(TransferError::TimedOut(limit)))
+                }
+                _ = token.cancelled() => return,
+            };
+            if let Err(e) = result {
+                tracing::warn!(id = %rec.request.id, error = %e, "transfer failed");
+                if let Err(e2) = this.end(&rec, TransferState::Failed, &e.to_string()).await {
+                    tracing::error!(id = %rec.request.id, error = %e2, "recording a failed transfer");
+                }
+            }
+            this.lock_running().remove(&rec.request.id);
+        });
+        self.lock_running().insert(id, Running { cancel, task });
+    }
+
+    async fn run(
+        &self,
+        rec: &TransferRecord,
+        cancel: &CancellationToken,
+    ) -> Result<(), TransferError> {
+        let id = &rec.request.id;
+        let _slot = self
+            .inner
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| TransferError::Cancelled)?;
+        self.inner
+            .store
+            .set_state(id, TransferState::Running, "", None)
+            .await?;
+        self.emit(rec, TransferState::Running, rec.received(), "");
+
+        let source = Source::parse(&rec.request.url)?;
+        let addr = match &source {
+            Source::Libp2p { addr, .. } => {
+                Some(self.inner.config.policy.resolve_multiaddr(addr).await?)
+            }
+            Source::Http(_) => None,
+        };
+        let fetcher = Fetcher::new(
+            &source,
+            header_map(&rec.request.headers)?,
+            &self.inner.http,
+            self.inner.p2p.as_ref(),
+            addr,
+        )?;
+        let path = self.staging_path(id);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        let shared = Arc::new(Shared {
+            file: Arc::new(file.try_clone()?),
+            chunks: Mutex::new(rec.chunks.clone()),
+            written: Mutex::new(rec.chunks.iter().map(|c| c.done).collect()),
+            follower: Mutex::new(None),
+        });
+        let frontier = shared.frontier();
+        *shared.lock_follower() = Some(CommPFollower::start(file, frontier)?);
+
+        let workers =
+            (0..rec.chunks.len()).map(|i| self.fetch_chunk(rec, &fetcher, &shared, i, cancel));
+        let results = futures::future::join_all(workers).await;
+        for r in results {
+            r?;
+        }
+        let follower = shared
+            .lock_follower()
+            .take()
+            .ok_or_else(|| TransferError::Task("commP follower missing".into()))?;
+        let info = follower
+            .finish(rec.request.size, rec.request.padded_size)
+            .await?;
+        let piece = info.cid_v1();
+        self.inner
+            .store
+            .set_state(id, TransferState::Completed, "", Some(piece))
+            .await?;
+        tracing::info!(%id, %piece, bytes = rec.request.size, "transfer completed");
+        self.emit(rec, TransferState::Completed, rec.request.size, "");
+        Ok(())
+    }
+
+    async fn fetch_chunk(
+        &self,
+        rec: &TransferRecord,
+        fetcher: &Fetcher,
+        shared: &Arc<Shared>,
+        index: usize,
+        cancel: &CancellationToken,
+    ) -> Result<(), TransferError> {
+        let policy = self.inner.config.retry;
+        let mut delay = policy.min_backoff;
+        let mut attempts = 0;
+        loop {
+            let chunk = shared.lock_chunks()[index];
+            if chunk.is_complete() {
+                return Ok(());
+            }
+            let err = match self.attempt(rec, fetcher, shared, index, chunk).await {
+                Ok(()) => continue,
+                Err(Attempt::Fatal(e)) => return Err(e),
+                Err(Attempt::Retry(why)) => why,
+            };
+            attempts += 1;
+            if attempts >= policy.max_attempts {
+                return Err(TransferError::RetriesExhausted {
+                    attempts,
+                    last: err,
+                });
+            }
+            tracing::debug!(id = %rec.request.id, chunk = index, attempts, %err, ?delay, "retrying");
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = cancel.cancelled() => return Err(TransferError::Cancelled),
+            }
+            delay = delay.mul_f64(policy.factor).min(policy.max_backoff);
+        }
+    }
+
+    /// One GET for the rest of chunk `index`, written as it arrives.
+    async fn attempt(
+        &self,
+        rec: &TransferRecord,
+        fetcher: &Fetcher,
+        shared: &Arc<Shared>,
+        index: usize,
+        chunk: Chunk,
+    ) -> Result<(), Attempt> {
+        let total = rec.request.size;
+        let from = chunk.start + chunk.done;
+        let reply = fetcher
+            .get(from, chunk.end, total)
+            .await
+            .map_err(Attempt::Retry)?;
+        // A 200 carries the whole file: skip what we have.
+        let mut skip = match reply.status {
+            206 => {
+                if let Some(t) = reply.range_total {
+                    size_check(t, total)?;
+                }
+                0
+            }
+            200 => {
+                if let Some(len) = reply.content_length {
+                    size_check(len, total)?;
+                }
+                from
+            }
+            416 => {
+                return Err(Attempt::Fatal(TransferError::Truncated {
+                    expected: total,
+                    available: reply.range_total.unwrap_or(0),
+                }));
+            }
+            s @ 400..=499 => return Err(Attempt::Fatal(TransferError::Refused { status: s })),
+            s => return Err(Attempt::Retry(format!("server answered {s}"))),
+        };
+        let mut body = reply.body;
+        let mut pos = from;
+        let mut buf = BytesMut::with_capacity(WRITE_CHUNK);
+        let mut since_checkpoint = 0u64;
+        let stall = self.inner.config.stall_timeout;
+        loop {
+            let next = tokio::time::timeout(stall, body.next()).await;
+            let bytes: Bytes = match next {
+                Err(_) => {
+                    self.flush(rec, shared, index, &mut buf, &mut pos).await?;
+                    return Err(Attempt::Retry(format!("stalled for {stall:?}")));
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    self.flush(rec, shared, index, &mut buf, &mut pos).await?;
+                    self.checkpoint(rec, shared).await?;
+                    return Err(Attempt::Retry(format!(
+                        "connection broke at byte {}: {e}",
+                        pos
+                    )));
+                }
+                Ok(Some(Ok(b))) => b,
+            };
+            let mut bytes = bytes;
+            if skip > 0 {
+                let n = (skip as usize).min(bytes.len());
+                skip -= n as u64;
+                bytes = bytes.slice(n..);
+            }
+            let room = chunk.end - pos - buf.len() as u64;
+            if bytes.len() as u64 > room {
+                if chunk.end == total {
+                    return Err(Attempt::Fatal(TransferError::Oversized { expected: total }));
+                }
+                // A whole-file answer to a ranged chunk: keep our part, drop the connection.
+                buf.extend_from_slice(&bytes[..room as usize]);
+                break;
+            }
+            buf.extend_from_slice(&bytes);
+            if buf.len() >= WRITE_CHUNK {
+                since_checkpoint += buf.len() as u64;
+                self.flush(rec, shared, index, &mut buf, &mut pos).await?;
+                if since_checkpoint >= self.inner.config.checkpoint_bytes {
+                    since_checkpoint = 0;
+                    self.checkpoint(rec, shared).await?;
+                }
+            }
+        }
+        self.flush(rec, shared, index, &mut buf, &mut pos).await?;
+        self.checkpoint(rec, shared).await?;
+        if pos < chunk.end {
+            return Err(Attempt::Retry(format!(
+                "connection closed at byte {pos} of {}",
+                chunk.end
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes the buffer at `pos` and lets the hasher follow.
+    async fn flush(
+        &self,
+        rec: &TransferRecord,
+        shared: &Arc<Shared>,
+        index: usize,
+        buf: &mut BytesMut,
+        pos: &mut u64,
+    ) -> Result<(), Attempt> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let data = buf.split().freeze();
+        let file = shared.file.clone();
+        let at = *pos;
+        let len = data.len() as u64;
+        tokio::task::spawn_blocking(move || file.write_all_at(&data, at))
+            .await
+            .map_err(TransferError::from)??;
+        *pos += len;
+        let received = {
+            let mut w = shared.written.lock().unwrap_or_else(|p| p.into_inner());
+            w[index] += len;
+            w.iter().sum()
+        };
+        let frontier = shared.frontier();
+        if let Some(f) = shared.lock_follower().as_mut() {
+            f.advance(frontier);
+        }
+        self.emit(rec, TransferState::Running, received, "");
+        Ok(())
+    }
+
+    /// fsyncs the file, then records every connection's written bytes as durable.
+    async fn checkpoint(&self, rec: &TransferRecord, shared: &Arc<Shared>) -> Result<(), Attempt> {
+        let written: Vec<u64> = shared
+            .written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let file = shared.file.clone();
+        tokio::task::spawn_blocking(move || file.sync_data())
+            .await
+            .map_err(TransferError::from)??;
+        let chunks = {
+            let mut c = shared.lock_chunks();
+            for (chunk, w) in c.iter_mut().zip(&written) {
+                chunk.done = chunk.done.max(*w);
+            }
+            c.clone()
+        };
+        self.inner
+            .store
+            .set_chunks(&rec.request.id, &chunks)
+            .await?;
+        Ok(())
+    }
+}
+
+const WRITE_CHUNK: usize = 1 << 20;
+
+fn size_check(source: u64, expected: u64) -> Result<(), Attempt> {
+    if source < expected {
+        return Err(Attempt::Fatal(TransferError::Truncated {
+            expected,
+            available: source,
+        }));
+    }
+    if source > expected {
+        return Err(Attempt::Fatal(TransferError::Oversized { expected }));
+    }
+    Ok(())
+}
+
+/// State the connections of one transfer share.
+struct Shared {
+    file: Arc<std::fs::File>,
+    /// Durable progress (what is in the database).
+    chunks: Mutex<Vec<Chunk>>,
+    /// Bytes written per chunk (page cache; durable after the next checkpoint).
+    written: Mutex<Vec<u64>>,
+    follower: Mutex<Option<CommPFollower>>,
+}
+
+impl Shared {
+    fn lock_chunks(&self) -> std::sync::MutexGuard<'_, Vec<Chunk>> {
+        self.chunks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_follower(&self) -> std::sync::MutexGuard<'_, Option<CommPFollower>> {
+        self.follower.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Length of the contiguous written prefix.
+    fn frontier(&self) -> u64 {
+        let chunks = self.lock_chunks();
+        let written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        let mut end = 0;
+        for (c, w) in chunks.iter().zip(written.iter()) {
+            end = c.start + w;
+            if c.start + w < c.end {
+                break;
+            }
+        }
+        end
+    }
+}
+
+/// The staged file of a transfer in `dir` (for tools that inspect staging).
+pub fn staging_file(dir: &Path, id: &TransferId) -> PathBuf {
+    dir.join(format!("{id}.car"))
+}
