@@ -12,6 +12,26 @@ use crate::{P2pHost, Source, TransferError};
 
 pub(crate) type Body = Pin<Box<dyn Stream<Item = Result<Bytes, String>> + Send>>;
 
+/// Why a request got no response.
+pub(crate) enum FetchError {
+    /// A connection-level failure, worth retrying.
+    Retry(String),
+    /// The address policy refused what the name resolved to.
+    Forbidden(String),
+}
+
+/// The policy's refusal, if that is what broke the request.
+fn forbidden(e: &reqwest::Error) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(TransferError::ForbiddenAddress(a)) = s.downcast_ref::<TransferError>() {
+            return Some(a.clone());
+        }
+        source = s.source();
+    }
+    None
+}
+
 /// The head of a response and its body.
 pub(crate) struct Reply {
     pub(crate) status: u16,
@@ -94,8 +114,9 @@ impl Fetcher {
 
     /// GETs bytes `start..end` of a `total`-byte source. A range header is sent only when
     /// it is not the whole file, so servers without range support still work from zero.
-    /// `Err` is a connection-level failure, worth retrying.
-    pub(crate) async fn get(&self, start: u64, end: u64, total: u64) -> Result<Reply, String> {
+    /// A connection-level failure is worth retrying, unless the address policy refused the
+    /// resolved address.
+    pub(crate) async fn get(&self, start: u64, end: u64, total: u64) -> Result<Reply, FetchError> {
         let range = (start > 0 || end < total).then(|| format!("bytes={start}-{}", end - 1));
         match self {
             Self::Http {
@@ -107,7 +128,12 @@ impl Fetcher {
                 if let Some(r) = range {
                     req = req.header(header::RANGE, r);
                 }
-                let resp = req.send().await.map_err(|e| format!("GET {url}: {e}"))?;
+                let resp = req.send().await.map_err(|e| {
+                    if let Some(forbidden) = forbidden(&e) {
+                        return FetchError::Forbidden(forbidden);
+                    }
+                    FetchError::Retry(format!("GET {url}: {e}"))
+                })?;
                 let h = resp.headers();
                 Ok(Reply {
                     status: resp.status().as_u16(),
@@ -125,18 +151,18 @@ impl Fetcher {
                 let stream = host
                     .open(*peer, addr.clone())
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| FetchError::Retry(e.to_string()))?;
                 let io = hyper_util::rt::TokioIo::new(stream);
                 let (mut send, conn) = hyper::client::conn::http1::handshake(io)
                     .await
-                    .map_err(|e| format!("HTTP over libp2p to {peer}: {e}"))?;
+                    .map_err(|e| FetchError::Retry(format!("HTTP over libp2p to {peer}: {e}")))?;
                 tokio::spawn(async move {
                     let _ = conn.await;
                 });
                 let mut req = hyper::Request::get("/")
                     .header(header::HOST, peer.to_string())
                     .body(http_body_util::Empty::<Bytes>::new())
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| FetchError::Retry(e.to_string()))?;
                 req.headers_mut().extend(headers.clone());
                 if let Some(r) = range
                     && let Ok(v) = HeaderValue::from_str(&r)
@@ -146,7 +172,7 @@ impl Fetcher {
                 let resp = send
                     .send_request(req)
                     .await
-                    .map_err(|e| format!("HTTP over libp2p to {peer}: {e}"))?;
+                    .map_err(|e| FetchError::Retry(format!("HTTP over libp2p to {peer}: {e}")))?;
                 let (parts, body) = resp.into_parts();
                 let body = body
                     .into_data_stream()

@@ -21,6 +21,8 @@ mod policy;
 mod serve;
 mod source;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod transfer;
 
 pub use error::TransferError;

@@ -19,7 +19,7 @@ use piecestore::{CommPFollower, PieceMeta};
 use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 
-use crate::fetch::{Fetcher, header_map};
+use crate::fetch::{FetchError, Fetcher, header_map};
 use crate::policy::{AddressPolicy, http_client};
 use crate::store::TransferStore;
 use crate::transfer::{
@@ -529,10 +529,15 @@ impl TransferManager {
         let mut attempts = 0;
         loop {
             let chunk = shared.lock_chunks()[index];
-            if chunk.is_complete() {
+            // Resume from what is written (page cache), which may be ahead of what is durable.
+            let written = shared.written.lock().unwrap_or_else(|p| p.into_inner())[index];
+            if chunk.start + written >= chunk.end {
                 return Ok(());
             }
-            let err = match self.attempt(rec, fetcher, shared, index, chunk).await {
+            let err = match self
+                .attempt(rec, fetcher, shared, index, chunk, written)
+                .await
+            {
                 Ok(()) => continue,
                 Err(Attempt::Fatal(e)) => return Err(e),
                 Err(Attempt::Retry(why)) => why,
@@ -561,13 +566,17 @@ impl TransferManager {
         shared: &Arc<Shared>,
         index: usize,
         chunk: Chunk,
+        written: u64,
     ) -> Result<(), Attempt> {
         let total = rec.request.size;
-        let from = chunk.start + chunk.done;
+        let from = chunk.start + written;
         let reply = fetcher
             .get(from, chunk.end, total)
             .await
-            .map_err(Attempt::Retry)?;
+            .map_err(|e| match e {
+                FetchError::Retry(why) => Attempt::Retry(why),
+                FetchError::Forbidden(a) => Attempt::Fatal(TransferError::ForbiddenAddress(a)),
+            })?;
         // A 200 carries the whole file: skip what we have.
         let mut skip = match reply.status {
             206 => {
