@@ -605,6 +605,7 @@ impl TransferManager {
         let mut buf = BytesMut::with_capacity(WRITE_CHUNK);
         let mut since_checkpoint = 0u64;
         let stall = self.inner.config.stall_timeout;
+        let flush_at = WRITE_CHUNK.min(self.inner.config.checkpoint_bytes.max(1) as usize);
         loop {
             let next = tokio::time::timeout(stall, body.next()).await;
             let bytes: Bytes = match next {
@@ -639,7 +640,7 @@ impl TransferManager {
                 break;
             }
             buf.extend_from_slice(&bytes);
-            if buf.len() >= WRITE_CHUNK {
+            if buf.len() >= flush_at {
                 since_checkpoint += buf.len() as u64;
                 self.flush(rec, shared, index, &mut buf, &mut pos).await?;
                 if since_checkpoint >= self.inner.config.checkpoint_bytes {

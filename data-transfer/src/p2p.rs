@@ -29,7 +29,7 @@ enum Cmd {
 }
 
 /// A running transfer host. Cheap to clone; the swarm stops when [`stop`](Self::stop) is
-/// called.
+/// called or the last clone is dropped (keep one while serving).
 #[derive(Clone)]
 pub struct P2pHost {
     peer_id: PeerId,

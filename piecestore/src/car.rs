@@ -253,3 +253,71 @@ impl CarIndexer {
         Ok(())
     }
 }
+
+/// Writes a CARv1 stream: the header at creation, then one section per block.
+#[derive(Debug)]
+pub struct CarWriter<W: std::io::Write> {
+    out: W,
+    pos: u64,
+}
+
+fn put_varint(mut n: u64, out: &mut Vec<u8>) {
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+impl<W: std::io::Write> CarWriter<W> {
+    /// Writes the header naming `roots`.
+    pub fn new(mut out: W, roots: &[Cid]) -> std::io::Result<Self> {
+        #[derive(serde::Serialize)]
+        struct Header<'a> {
+            roots: &'a [Cid],
+            version: u64,
+        }
+        let header = serde_ipld_dagcbor::to_vec(&Header { roots, version: 1 })
+            .map_err(std::io::Error::other)?;
+        let mut buf = Vec::with_capacity(header.len() + 10);
+        put_varint(header.len() as u64, &mut buf);
+        buf.extend_from_slice(&header);
+        out.write_all(&buf)?;
+        Ok(Self {
+            out,
+            pos: buf.len() as u64,
+        })
+    }
+
+    /// Appends a block; returns where its data landed.
+    pub fn write_block(&mut self, cid: &Cid, data: &[u8]) -> std::io::Result<BlockEntry> {
+        let cid_bytes = cid.to_bytes();
+        let mut head = Vec::with_capacity(cid_bytes.len() + 10);
+        put_varint((cid_bytes.len() + data.len()) as u64, &mut head);
+        head.extend_from_slice(&cid_bytes);
+        self.out.write_all(&head)?;
+        self.out.write_all(data)?;
+        let entry = BlockEntry {
+            cid: *cid,
+            offset: self.pos + head.len() as u64,
+            size: data.len() as u64,
+        };
+        self.pos = entry.offset + entry.size;
+        Ok(entry)
+    }
+
+    /// Bytes written so far.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// Flushes and returns the writer.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}

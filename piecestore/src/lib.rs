@@ -8,7 +8,7 @@
 //!   connections) by following its contiguous prefix on another thread, so receiving and
 //!   hashing overlap. Data transfer and [`FsPieceStore::put`] are built on it.
 //! - [`CarIndexer`]: a push parser that finds every block of a CARv1 payload (multihash,
-//!   offset, size) from chunks of any size, in constant memory.
+//!   offset, size) from chunks of any size, in constant memory; [`CarWriter`] writes one.
 //! - [`PieceIndex`]: SQLite tables of piece → deals (miner, deal, sector, offset, length),
 //!   payload root → pieces, and each piece's block index, so retrieval can serve any block
 //!   without scanning.
@@ -23,7 +23,7 @@ mod fs;
 mod index;
 mod store;
 
-pub use car::{BlockEntry, CarError, CarIndexer, MAX_CAR_HEADER, MAX_SECTION};
+pub use car::{BlockEntry, CarError, CarIndexer, CarWriter, MAX_CAR_HEADER, MAX_SECTION};
 pub use error::PieceStoreError;
 pub use follower::CommPFollower;
 pub use fs::FsPieceStore;

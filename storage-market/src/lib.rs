@@ -20,7 +20,6 @@ pub mod devchain;
 pub mod filter;
 pub mod message;
 pub mod network;
-pub mod piece;
 pub mod provider;
 pub mod publish;
 pub mod sealer;

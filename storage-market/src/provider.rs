@@ -15,13 +15,14 @@ use std::time::Duration;
 
 use cid::Cid;
 use commp::PaddedPieceSize;
+use data_transfer::{TransferError, TransferId, TransferManager, TransferRequest};
+use piecestore::{DealRecord, ExpectedPiece, PieceIndex, PieceStore, PieceStoreError};
 use tokio::sync::broadcast;
 
 use crate::chain::{ChainError, ChainNode, CollateralBounds, DealPolicy, Message};
 use crate::deal::{self, PublishStorageDealsReturn};
 use crate::filter::{BasicFilter, ExternalFilter, FilterContext};
 use crate::message::*;
-use crate::piece::PieceStorage;
 use crate::publish::{PublishConfig, PublishError, Publisher};
 use crate::sealer::{PieceLocation, Sealer, SealerError, SealingDeal};
 use crate::state::{DealEvent, StorageDealStatus};
@@ -111,7 +112,11 @@ pub struct ProviderDeps {
     /// Deal database.
     pub store: Store,
     /// Piece storage.
-    pub pieces: Arc<dyn PieceStorage>,
+    pub pieces: Arc<dyn PieceStore>,
+    /// The piece index (deals, payload roots, CAR blocks).
+    pub index: PieceIndex,
+    /// Pulls online deals' data; `None` accepts offline deals only.
+    pub transfers: Option<TransferManager>,
     /// The sealer.
     pub sealer: Arc<dyn Sealer>,
 }
@@ -231,6 +236,9 @@ impl Provider {
     /// Stops every task at once, as a crash would: nothing is flushed or cleaned up beyond
     /// what is already in the database.
     pub fn stop(&self) {
+        if let Some(t) = &self.inner.deps.transfers {
+            t.stop();
+        }
         for t in self
             .inner
             .tasks
@@ -518,11 +526,7 @@ impl Provider {
         let facts = self.facts(cdp).await?;
         validate(cdp, &facts)?;
         if !params.is_offline {
-            // Transfers need the data-transfer crate, wired in with online deals.
-            return Err(Rejection::InvalidTransfer(
-                "this provider does not run a data-transfer service; propose an offline deal"
-                    .into(),
-            ));
+            self.check_transfer(&params).await?;
         }
         self.inner
             .config
@@ -570,7 +574,30 @@ impl Provider {
         }
         tracing::info!(proposal = %deal.proposal_cid, uuid = %deal.deal_uuid, miner = %deal.miner, %protocol, "deal accepted");
         self.notify(&deal);
+        if !deal.is_offline {
+            // Persisted first: the transfer starts only for a deal a restart will find.
+            self.spawn_driver(deal.proposal_cid);
+        }
         Ok(deal)
+    }
+
+    /// An online deal's transfer must be usable now: a known type, a parsable URL at an
+    /// allowed address, and room in staging (Boost checks the same at acceptance).
+    async fn check_transfer(&self, params: &DealParams) -> Result<(), Rejection> {
+        let Some(transfers) = &self.inner.deps.transfers else {
+            return Err(Rejection::InvalidTransfer(
+                "this provider does not run a data-transfer service; propose an offline deal"
+                    .into(),
+            ));
+        };
+        let req = transfer_request(params).map_err(Rejection::InvalidTransfer)?;
+        match transfers.check(&req.url, req.size).await {
+            Ok(_) => Ok(()),
+            Err(
+                e @ (TransferError::StagingFull { .. } | TransferError::HostStagingFull { .. }),
+            ) => Err(Rejection::StagingSpace(e.to_string())),
+            Err(e) => Err(Rejection::InvalidTransfer(e.to_string())),
+        }
     }
 
     // ---------------------------------------------------------------- status
@@ -625,11 +652,32 @@ impl Provider {
                 signed_proposal_cid: deal.proposal_cid,
             }),
             transfer_size: deal.transfer.size,
-            n_bytes_received: if deal.piece_path.is_some() {
-                deal.transfer.size
-            } else {
-                0
-            },
+            n_bytes_received: self.received_of(&deal).await,
+        }
+    }
+
+    /// Bytes of a deal's data durably received (all of it once the piece is stored).
+    pub async fn bytes_received(&self, r: DealRef) -> Result<u64, ProviderError> {
+        let deal = self
+            .deal(r)
+            .await?
+            .ok_or_else(|| ProviderError::DealNotFound(format!("{r:?}")))?;
+        Ok(self.received_of(&deal).await)
+    }
+
+    async fn received_of(&self, deal: &ProviderDeal) -> u64 {
+        if deal.piece_path.is_some() {
+            return deal.transfer.size;
+        }
+        let Some(transfers) = &self.inner.deps.transfers else {
+            return 0;
+        };
+        let Ok(id) = TransferId::new(deal.deal_uuid.to_string()) else {
+            return 0;
+        };
+        match transfers.status(&id).await {
+            Ok(Some(rec)) => rec.received(),
+            _ => 0,
         }
     }
 
@@ -725,20 +773,27 @@ impl Provider {
         let size = p
             .padded_piece_size()
             .map_err(|e| ProviderError::DataTooLarge(e.to_string()))?;
-        let actual = piece_cid_of_file(path.to_path_buf(), size).await?;
-        if actual != p.piece_cid {
-            return Err(ProviderError::CommPMismatch {
-                expected: Box::new(p.piece_cid),
-                actual: Box::new(actual),
-            });
-        }
-        let stored = self
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| ProviderError::Io(format!("{}: {e}", path.display())))?;
+        let expected = ExpectedPiece {
+            piece_cid: p.piece_cid,
+            padded_size: size,
+        };
+        let meta = match self
             .inner
             .deps
             .pieces
-            .put_file(&p.piece_cid, path)
+            .put(Box::pin(file), Some(expected))
             .await
-            .map_err(|e| ProviderError::Io(e.to_string()))?;
+        {
+            Ok(m) => m,
+            Err(PieceStoreError::CommPMismatch { expected, actual }) => {
+                return Err(ProviderError::CommPMismatch { expected, actual });
+            }
+            Err(e) => return Err(ProviderError::Io(e.to_string())),
+        };
+        let stored = self.index_piece(meta).await?;
         deal.piece_path = Some(stored.to_string_lossy().into_owned());
         self.transition(&mut deal, DealEvent::DataVerified, "")
             .await?;
@@ -830,7 +885,9 @@ impl Provider {
         let p = deal.proposal.proposal.clone();
         let e = |e: ProviderError| e.to_string();
         match deal.state {
-            S::WaitingForData | S::Transferring => Ok(Step::Wait),
+            S::WaitingForData => Ok(Step::Wait),
+            S::Transferring if deal.is_offline => Ok(Step::Wait),
+            S::Transferring => self.receive(deal).await,
             S::ReserveProviderFunds => {
                 let need = self.collateral_in_flight(deal).await.map_err(e)?;
                 let balance = chain
@@ -937,6 +994,19 @@ impl Provider {
                 };
                 match self.inner.deps.sealer.add_piece(&sd, &path).await {
                     Ok(PieceLocation { sector, offset }) => {
+                        let record = DealRecord {
+                            miner: deal.miner.to_string(),
+                            deal_id: sd.deal_id.0,
+                            sector: sector.0,
+                            offset,
+                            length: sd.proposal.piece_size,
+                        };
+                        self.inner
+                            .deps
+                            .index
+                            .add_deal(&sd.proposal.piece_cid, record)
+                            .await
+                            .map_err(|e| e.to_string())?;
                         deal.sector = Some(sector);
                         deal.sector_offset = Some(offset);
                         self.transition(deal, DealEvent::HandedOff, "")
@@ -1041,6 +1111,86 @@ impl Provider {
             s if s.is_terminal() => Ok(Step::Wait),
             other => Err(format!("no action defined for state {other}")),
         }
+    }
+
+    /// Runs (or, after a restart, resumes) an online deal's transfer, then verifies and stores
+    /// the piece. The transfer is keyed by the deal UUID, so starting it again is a no-op.
+    async fn receive(&self, deal: &mut ProviderDeal) -> Result<Step, String> {
+        let transfers = self
+            .inner
+            .deps
+            .transfers
+            .clone()
+            .ok_or("online deal but no data-transfer service is configured")?;
+        let params = DealParams {
+            deal_uuid: deal.deal_uuid,
+            is_offline: false,
+            client_deal_proposal: deal.proposal.clone(),
+            deal_data_root: deal.payload_root.unwrap_or_default(),
+            transfer: deal.transfer.clone(),
+            remove_unsealed_copy: deal.remove_unsealed,
+            skip_ipni_announce: deal.skip_ipni,
+        };
+        let req = transfer_request(&params)?;
+        let id = req.id.clone();
+        transfers
+            .start(req)
+            .await
+            .map_err(|e| format!("starting data transfer: {e}"))?;
+        let done = match transfers.wait(&id).await {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = transfers.remove(&id).await;
+                return Err(format!("data transfer failed: {e}"));
+            }
+        };
+        let expected = deal.proposal.proposal.piece_cid;
+        if done.piece.piece_cid != expected {
+            let _ = transfers.remove(&id).await;
+            return Err(format!(
+                "commP mismatch: proposal has {expected}, the transferred data gives {}",
+                done.piece.piece_cid
+            ));
+        }
+        self.inner
+            .deps
+            .pieces
+            .put_verified_file(&done.path, done.piece)
+            .await
+            .map_err(|e| format!("storing the piece: {e}"))?;
+        let stored = self
+            .index_piece(done.piece)
+            .await
+            .map_err(|e| e.to_string())?;
+        transfers
+            .remove(&id)
+            .await
+            .map_err(|e| format!("clearing the transfer: {e}"))?;
+        deal.piece_path = Some(stored.to_string_lossy().into_owned());
+        self.transition(deal, DealEvent::DataVerified, "")
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Step::Continue)
+    }
+
+    /// Adds a stored piece to the index (its CAR blocks and roots); returns its local path.
+    async fn index_piece(&self, meta: piecestore::PieceMeta) -> Result<PathBuf, ProviderError> {
+        let io = |e: PieceStoreError| ProviderError::Io(e.to_string());
+        let pieces = &self.inner.deps.pieces;
+        let data = pieces.get(&meta.piece_cid, None).await.map_err(io)?;
+        let report = self
+            .inner
+            .deps
+            .index
+            .add_piece(meta, data)
+            .await
+            .map_err(io)?;
+        if let Some(why) = &report.error {
+            tracing::info!(piece = %meta.piece_cid, %why, "payload is not an indexable CAR");
+        }
+        pieces
+            .local_path(&meta.piece_cid)
+            .ok_or_else(|| ProviderError::Io(format!("piece {} has no local file", meta.piece_cid)))
     }
 
     /// Collateral this miner still has to lock: this deal plus other deals queued for or in
@@ -1151,4 +1301,43 @@ pub async fn wait_for_state(
             Ok(_) => {}
         }
     }
+}
+
+/// The transfer an online deal asks for: Boost's `Transfer` with `HttpRequest` JSON params,
+/// keyed by the deal UUID.
+fn transfer_request(params: &DealParams) -> Result<TransferRequest, String> {
+    let t = &params.transfer;
+    if t.kind != TRANSFER_TYPE_HTTP && t.kind != TRANSFER_TYPE_LIBP2P {
+        return Err(format!(
+            "transfer type {:?} is not supported (use {TRANSFER_TYPE_HTTP:?} or {TRANSFER_TYPE_LIBP2P:?})",
+            t.kind
+        ));
+    }
+    if t.params.len() > 64 << 10 {
+        return Err(format!("transfer params are {} bytes", t.params.len()));
+    }
+    let http: HttpRequest = serde_json::from_slice(&t.params)
+        .map_err(|e| format!("transfer params are not an HTTP request: {e}"))?;
+    if t.size == 0 {
+        return Err("transfer size is zero".into());
+    }
+    let padded = params
+        .client_deal_proposal
+        .proposal
+        .padded_piece_size()
+        .map_err(|e| e.to_string())?;
+    if t.size > padded.unpadded().get() {
+        return Err(format!(
+            "transfer size {} exceeds the piece's {} payload bytes",
+            t.size,
+            padded.unpadded().get()
+        ));
+    }
+    Ok(TransferRequest {
+        id: TransferId::new(params.deal_uuid.to_string()).map_err(|e| e.to_string())?,
+        url: http.url,
+        headers: http.headers.into_iter().collect(),
+        size: t.size,
+        padded_size: Some(padded),
+    })
 }

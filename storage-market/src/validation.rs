@@ -142,6 +142,9 @@ pub enum Rejection {
     /// The transfer parameters of an online deal are unusable.
     #[error("invalid transfer: {0}")]
     InvalidTransfer(String),
+    /// The staging area cannot hold the deal's data now.
+    #[error("cannot accept the deal's data: {0}")]
+    StagingSpace(String),
     /// The provider could not complete validation (chain or database unavailable).
     #[error("provider error: {0}")]
     Internal(String),

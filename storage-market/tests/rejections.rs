@@ -201,25 +201,48 @@ fn cases() -> Vec<Case> {
             expect: "we only take Tuesdays",
         },
         Case {
-            name: "online deal without a transfer service",
+            name: "online deal with an unsupported transfer type",
             config: none,
-            edit: |_, _, d| {
-                d.is_offline = false;
-                let req = HttpRequest {
-                    url: "http://127.0.0.1:1/data.car".into(),
-                    headers: Default::default(),
-                };
-                d.transfer = Transfer {
-                    size: 3000,
-                    kind: "http".into(),
-                    params: serde_json::to_vec(&req).unwrap(),
-                    client_id: String::new(),
-                };
-            },
+            edit: |_, _, d| online(d, "graphsync", "http://127.0.0.1:1/data.car", 3000),
             forge: false,
-            expect: "does not run a data-transfer service",
+            expect: "transfer type \"graphsync\" is not supported",
+        },
+        Case {
+            name: "online deal with an unusable URL",
+            config: none,
+            edit: |_, _, d| online(d, "http", "ftp://example.com/data.car", 3000),
+            forge: false,
+            expect: "scheme must be http, https or libp2p",
+        },
+        Case {
+            name: "online deal with a libp2p URL without a peer id",
+            config: none,
+            edit: |_, _, d| online(d, "libp2p", "libp2p:///ip4/127.0.0.1/tcp/1", 3000),
+            forge: false,
+            expect: "must end with /p2p/<peer id>",
+        },
+        Case {
+            name: "online deal with more data than the piece holds",
+            config: none,
+            edit: |_, _, d| online(d, "http", "http://127.0.0.1:1/data.car", 1 << 20),
+            forge: false,
+            expect: "exceeds the piece's",
         },
     ]
+}
+
+fn online(d: &mut DealParams, kind: &str, url: &str, size: u64) {
+    d.is_offline = false;
+    let req = HttpRequest {
+        url: url.into(),
+        headers: Default::default(),
+    };
+    d.transfer = Transfer {
+        size,
+        kind: kind.into(),
+        params: serde_json::to_vec(&req).unwrap(),
+        client_id: String::new(),
+    };
 }
 
 async fn params_for(env: &Env, case: &Case) -> DealParams {

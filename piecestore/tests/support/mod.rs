@@ -30,31 +30,10 @@ pub fn raw_cid(seed: &[u8]) -> Cid {
 
 /// A CARv1 with `blocks` under one root; returns its bytes and where each block's data is.
 pub fn car(blocks: &[Vec<u8>]) -> (Vec<u8>, Vec<BlockEntry>) {
-    #[derive(serde::Serialize)]
-    struct H {
-        roots: Vec<Cid>,
-        version: u64,
-    }
-    let hdr = serde_ipld_dagcbor::to_vec(&H {
-        roots: vec![raw_cid(b"root")],
-        version: 1,
-    })
-    .unwrap();
-    let mut out = Vec::new();
-    varint(hdr.len() as u64, &mut out);
-    out.extend_from_slice(&hdr);
-    let mut entries = Vec::new();
-    for b in blocks {
-        let cid = raw_cid(b);
-        let cb = cid.to_bytes();
-        varint((cb.len() + b.len()) as u64, &mut out);
-        out.extend_from_slice(&cb);
-        entries.push(BlockEntry {
-            cid,
-            offset: out.len() as u64,
-            size: b.len() as u64,
-        });
-        out.extend_from_slice(b);
-    }
-    (out, entries)
+    let mut w = piecestore::CarWriter::new(Vec::new(), &[raw_cid(b"root")]).unwrap();
+    let entries = blocks
+        .iter()
+        .map(|b| w.write_block(&raw_cid(b), b).unwrap())
+        .collect();
+    (w.finish().unwrap(), entries)
 }

@@ -6,14 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use commp::PaddedPieceSize;
+use data_transfer::{AddressPolicy, P2pHost, RetryPolicy, TransferConfig, TransferManager};
 use libp2p::identity;
+use piecestore::{FsPieceStore, PieceIndex};
 use storage_market::Cid;
 use storage_market::chain::{ChainNode, DealPolicy};
 use storage_market::client::{Client, DealProtocol, DealSpec, price_per_epoch};
 use storage_market::devchain::{DevChain, DevChainConfig};
 use storage_market::filter::BasicFilter;
+use storage_market::message::{HttpRequest, Transfer};
 use storage_market::network::{MarketNetwork, NetworkLimits, PeerAddr, ProviderNode};
-use storage_market::piece::FsPieceStorage;
 use storage_market::provider::{AskParams, Provider, ProviderConfig, ProviderDeps};
 use storage_market::publish::PublishConfig;
 use storage_market::sealer::DevSealer;
@@ -70,12 +72,57 @@ pub fn provider_config(miner: Address) -> ProviderConfig {
     }
 }
 
-pub fn deps(env_dir: &Path, chain: &DevChain, keys: &KeyStore, sealer: &DevSealer) -> ProviderDeps {
+/// Transfer settings for tests: loopback allowed, quick retries, small checkpoints.
+pub fn transfer_config(env_dir: &Path) -> TransferConfig {
+    let mut c = TransferConfig::new(env_dir.join("staging"));
+    c.policy = AddressPolicy {
+        allow_private: true,
+    };
+    c.retry = RetryPolicy {
+        min_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(200),
+        factor: 2.0,
+        max_attempts: 5,
+    };
+    c.checkpoint_bytes = 256 << 10;
+    c.multi_connection_threshold = 1 << 20;
+    c
+}
+
+/// Boost's transfer of `bytes` from `url` (`kind` is `http` or `libp2p`) with `headers`.
+pub fn transfer(kind: &str, url: &str, headers: &[(&str, String)], bytes: u64) -> Transfer {
+    let req = HttpRequest {
+        url: url.into(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect(),
+    };
+    Transfer {
+        size: bytes,
+        kind: kind.into(),
+        params: serde_json::to_vec(&req).unwrap(),
+        client_id: String::new(),
+    }
+}
+
+pub async fn deps(
+    env_dir: &Path,
+    chain: &DevChain,
+    keys: &KeyStore,
+    sealer: &DevSealer,
+    transfers: TransferConfig,
+) -> ProviderDeps {
+    let host = P2pHost::start(identity::Keypair::generate_ed25519(), &[])
+        .await
+        .unwrap();
     ProviderDeps {
         chain: Arc::new(chain.clone()),
         wallet: Arc::new(keys.clone()),
         store: Store::open(env_dir.join("provider.db")).unwrap(),
-        pieces: Arc::new(FsPieceStorage::open(env_dir.join("pieces")).unwrap()),
+        pieces: Arc::new(FsPieceStore::open(env_dir.join("pieces")).unwrap()),
+        index: PieceIndex::open(&env_dir.join("index.db")).unwrap(),
+        transfers: Some(TransferManager::open(transfers, Some(host)).await.unwrap()),
         sealer: Arc::new(sealer.clone()),
     }
 }
@@ -83,6 +130,15 @@ pub fn deps(env_dir: &Path, chain: &DevChain, keys: &KeyStore, sealer: &DevSeale
 impl Env {
     /// Starts everything; the chain clock runs unless `clock` is false.
     pub async fn start(config: impl FnOnce(&mut ProviderConfig), clock: bool) -> Env {
+        Self::start_with(config, |_| {}, clock).await
+    }
+
+    /// [`start`](Self::start) with transfer settings adjusted by `transfers`.
+    pub async fn start_with(
+        config: impl FnOnce(&mut ProviderConfig),
+        transfers: impl FnOnce(&mut TransferConfig),
+        clock: bool,
+    ) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let chain = DevChain::new(DevChainConfig {
             policy: POLICY,
@@ -99,7 +155,9 @@ impl Env {
         let sealer = DevSealer::new(chain.clone());
         let mut cfg = provider_config(miner);
         config(&mut cfg);
-        let provider = Provider::start(cfg, deps(dir.path(), &chain, &keys, &sealer))
+        let mut tcfg = transfer_config(dir.path());
+        transfers(&mut tcfg);
+        let provider = Provider::start(cfg, deps(dir.path(), &chain, &keys, &sealer, tcfg).await)
             .await
             .unwrap();
         let provider_key = identity::Keypair::generate_ed25519();
@@ -172,7 +230,14 @@ impl Env {
         config(&mut cfg);
         self.provider = Provider::start(
             cfg,
-            deps(self.dir.path(), &self.chain, &self.keys, &self.sealer),
+            deps(
+                self.dir.path(),
+                &self.chain,
+                &self.keys,
+                &self.sealer,
+                transfer_config(self.dir.path()),
+            )
+            .await,
         )
         .await
         .unwrap();
@@ -199,6 +264,56 @@ impl Env {
         std::fs::write(&path, &bytes).unwrap();
         let info = commp::commp(&bytes).unwrap();
         (path, info.cid_v1(), info.padded_size)
+    }
+
+    /// A real CARv1 of `blocks` raw blocks of `block_len` bytes under the first block's CID:
+    /// its path, bytes, piece CID, piece size and root.
+    pub fn car_file(
+        &self,
+        name: &str,
+        blocks: usize,
+        block_len: usize,
+        seed: u8,
+    ) -> (PathBuf, Vec<u8>, Cid, PaddedPieceSize, Cid) {
+        use sha2::Digest;
+        let data: Vec<Vec<u8>> = (0..blocks)
+            .map(|b| {
+                (0..block_len)
+                    .map(|i| ((i * 131 + b * 7) as u8) ^ seed)
+                    .collect()
+            })
+            .collect();
+        let cid_of = |d: &[u8]| {
+            let digest = sha2::Sha256::digest(d);
+            Cid::new_v1(
+                0x55,
+                multihash::Multihash::<64>::wrap(0x12, &digest).unwrap(),
+            )
+        };
+        let root = cid_of(&data[0]);
+        let mut w = piecestore::CarWriter::new(Vec::new(), &[root]).unwrap();
+        for d in &data {
+            w.write_block(&cid_of(d), d).unwrap();
+        }
+        let bytes = w.finish().unwrap();
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        let info = commp::commp(&bytes).unwrap();
+        (path, bytes, info.cid_v1(), info.padded_size, root)
+    }
+
+    /// An online deal spec with `transfer`.
+    pub async fn online_spec(
+        &self,
+        piece_cid: Cid,
+        size: PaddedPieceSize,
+        root: Cid,
+        transfer: Transfer,
+    ) -> DealSpec {
+        let mut spec = self.offline_spec(piece_cid, size, DealProtocol::V12).await;
+        spec.payload_root = root;
+        spec.transfer = Some(transfer);
+        spec
     }
 
     pub async fn offline_spec(
