@@ -676,18 +676,25 @@ impl TransferManager {
         let file = shared.file.clone();
         let at = *pos;
         let len = data.len() as u64;
-        tokio::task::spawn_blocking(move || file.write_all_at(&data, at))
+        let written = data.clone();
+        tokio::task::spawn_blocking(move || file.write_all_at(&written, at))
             .await
             .map_err(TransferError::from)??;
         *pos += len;
+        let before = shared.frontier();
         let received = {
             let mut w = shared.written.lock().unwrap_or_else(|p| p.into_inner());
             w[index] += len;
             w.iter().sum()
         };
         let frontier = shared.frontier();
-        if let Some(f) = shared.lock_follower().as_mut() {
-            f.advance(frontier);
+        if let Some(f) = shared.lock_follower().as_ref() {
+            if at == before {
+                // These bytes extend the complete prefix: hash them without reading back.
+                f.feed(at, data, frontier);
+            } else {
+                f.advance(frontier);
+            }
         }
         self.emit(rec, TransferState::Running, received, "");
         Ok(())

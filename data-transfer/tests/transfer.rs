@@ -395,3 +395,16 @@ fn transfer_ids_cannot_name_other_files() {
     }
     assert!(TransferId::new("0b6a1f4c-5d1e-4b8a-9c3e-2f1a7d9e8b01").is_ok());
 }
+
+proptest::proptest! {
+    #[test]
+    fn client_controlled_inputs_never_panic(text in ".{0,200}", len in proptest::num::u64::ANY) {
+        let _ = data_transfer::Source::parse(&text).map(|s| (s.host(), s.ip(), s.to_string()));
+        let _ = TransferId::new(text.clone());
+        if let Some((start, end)) = data_transfer::parse_range(&text, len) {
+            proptest::prop_assert!(start < end && end <= len);
+        }
+        let url = format!("libp2p://{text}");
+        let _ = data_transfer::Source::parse(&url);
+    }
+}

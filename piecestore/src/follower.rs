@@ -2,8 +2,11 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
+use bytes::Bytes;
 use commp::{CommP, PaddedPieceSize, PieceInfo};
 use tokio::sync::oneshot;
 
@@ -11,46 +14,64 @@ use crate::PieceStoreError;
 
 /// How much of the file the hasher reads at a time.
 const READ_CHUNK: usize = 1 << 20;
+/// In-order buffers queued for the hasher at most; beyond that the hasher reads the bytes back
+/// from the file, so memory stays bounded when the network outruns hashing.
+const QUEUE: usize = 8;
+
+type Chunk = Option<(u64, Bytes)>;
 
 /// Computes the commP of a file that writers fill, possibly out of order, by following its
 /// contiguous written prefix on a dedicated thread.
 ///
-/// Writers call [`advance`](Self::advance) with the length of the prefix that is now fully
-/// written; the hasher reads those bytes back (from the page cache) and hashes them while the
-/// writers go on. So receiving and hashing run on two cores, memory stays at one read buffer,
-/// and a resumed transfer simply starts with the prefix that is already on disk.
+/// Writers report the length of the prefix that is fully written with
+/// [`advance`](Self::advance), or hand over the bytes they just wrote at the end of that
+/// prefix with [`feed`](Self::feed), which the hasher then uses without reading them back.
+/// Anything else the hasher reads from the file (the page cache). So receiving and hashing run
+/// on two cores, memory stays at a few buffers, and a resumed transfer simply starts with the
+/// prefix that is already on disk.
 #[derive(Debug)]
 pub struct CommPFollower {
-    tx: Option<mpsc::Sender<u64>>,
+    tx: Option<mpsc::SyncSender<Chunk>>,
+    frontier: Arc<AtomicU64>,
     done: Option<oneshot::Receiver<Result<(CommP, u64), std::io::Error>>>,
-    sent: u64,
 }
 
 impl CommPFollower {
     /// Starts hashing `file` from its first byte; `ready` bytes are already written.
     pub fn start(file: File, ready: u64) -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::channel::<u64>();
+        let (tx, rx) = mpsc::sync_channel::<Chunk>(QUEUE);
         let (done_tx, done) = oneshot::channel();
+        let frontier = Arc::new(AtomicU64::new(ready));
+        let f = frontier.clone();
         std::thread::Builder::new()
             .name("commp-follower".into())
             .spawn(move || {
-                let _ = done_tx.send(follow(&file, &rx));
+                let _ = done_tx.send(follow(&file, &rx, &f));
             })?;
-        let _ = tx.send(ready);
+        let _ = tx.try_send(None);
         Ok(Self {
             tx: Some(tx),
+            frontier,
             done: Some(done),
-            sent: ready,
         })
     }
 
     /// The first `written` bytes of the file are written and may be hashed.
-    pub fn advance(&mut self, written: u64) {
-        if written > self.sent
+    pub fn advance(&self, written: u64) {
+        if self.frontier.fetch_max(written, Ordering::AcqRel) < written
             && let Some(tx) = &self.tx
         {
-            self.sent = written;
-            let _ = tx.send(written);
+            // A full queue means the hasher is busy and will look at the frontier next.
+            let _ = tx.try_send(None);
+        }
+    }
+
+    /// `data` was just written at `offset`, and the first `written` bytes of the file are now
+    /// complete. When the hasher is keeping up, it hashes `data` as is.
+    pub fn feed(&self, offset: u64, data: Bytes, written: u64) {
+        self.frontier.fetch_max(written, Ordering::AcqRel);
+        if let Some(tx) = &self.tx {
+            let _ = tx.try_send(Some((offset, data)));
         }
     }
 
@@ -61,7 +82,7 @@ impl CommPFollower {
         total: u64,
         padded: Option<PaddedPieceSize>,
     ) -> Result<PieceInfo, PieceStoreError> {
-        self.advance(total);
+        self.frontier.fetch_max(total, Ordering::AcqRel);
         drop(self.tx.take());
         let done = self.done.take().expect("finish consumes the follower");
         let (hasher, hashed) = done
@@ -80,21 +101,49 @@ impl CommPFollower {
     }
 }
 
-fn follow(file: &File, rx: &mpsc::Receiver<u64>) -> Result<(CommP, u64), std::io::Error> {
+fn follow(
+    file: &File,
+    rx: &mpsc::Receiver<Chunk>,
+    frontier: &AtomicU64,
+) -> Result<(CommP, u64), std::io::Error> {
     let mut hasher = CommP::new();
     let mut buf = vec![0u8; READ_CHUNK];
     let mut pos = 0u64;
-    // Each message is a new frontier; a closed channel means no more will come.
-    while let Ok(mut frontier) = rx.recv() {
-        while let Ok(f) = rx.try_recv() {
-            frontier = frontier.max(f);
-        }
-        while pos < frontier {
-            let n = (frontier - pos).min(READ_CHUNK as u64) as usize;
-            file.read_exact_at(&mut buf[..n], pos)?;
+    let mut read_up_to = |hasher: &mut CommP, pos: &mut u64, end: u64| -> std::io::Result<()> {
+        while *pos < end {
+            let n = (end - *pos).min(READ_CHUNK as u64) as usize;
+            file.read_exact_at(&mut buf[..n], *pos)?;
             hasher.update(&buf[..n]);
-            pos += n as u64;
+            *pos += n as u64;
+        }
+        Ok(())
+    };
+    // Each message is a wake-up, possibly with bytes. Queued bytes are hashed as they are;
+    // only when the queue is empty does the hasher read the rest of the complete prefix back
+    // from the file. A closed channel means the writers are done and the frontier is final.
+    loop {
+        let msg = match rx.try_recv() {
+            Ok(m) => m,
+            Err(mpsc::TryRecvError::Empty) => {
+                read_up_to(&mut hasher, &mut pos, frontier.load(Ordering::Acquire))?;
+                match rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                }
+            }
+            Err(mpsc::TryRecvError::Disconnected) => break,
+        };
+        if let Some((offset, data)) = msg {
+            let end = offset + data.len() as u64;
+            if end > pos {
+                // Bytes before `offset` are complete (fed data extends the prefix).
+                read_up_to(&mut hasher, &mut pos, offset)?;
+                hasher.update(&data[(pos - offset) as usize..]);
+                pos = end;
+            }
         }
     }
+    let f = frontier.load(Ordering::Acquire);
+    read_up_to(&mut hasher, &mut pos, f)?;
     Ok((hasher, pos))
 }

@@ -122,12 +122,12 @@ impl PieceStore for FsPieceStore {
                 .write(true)
                 .create_new(true)
                 .open(&tmp)?;
-            let mut follower = CommPFollower::start(file.try_clone()?, 0)?;
+            let follower = CommPFollower::start(file.try_clone()?, 0)?;
             let file = std::sync::Arc::new(file);
-            let mut buf = vec![0u8; WRITE_CHUNK];
             let mut total = 0u64;
             loop {
-                // Fill the buffer (or reach the end) before handing it to the blocking pool.
+                // Fill a buffer (or reach the end) before handing it to the blocking pool.
+                let mut buf = vec![0u8; WRITE_CHUNK];
                 let mut n = 0;
                 while n < buf.len() {
                     match data.read(&mut buf[n..]).await? {
@@ -138,15 +138,13 @@ impl PieceStore for FsPieceStore {
                 if n == 0 {
                     break;
                 }
-                let f = file.clone();
+                buf.truncate(n);
+                let chunk = bytes::Bytes::from(buf);
+                let (f, c) = (file.clone(), chunk.clone());
                 let at = total;
-                buf = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
-                    f.write_all_at(&buf[..n], at)?;
-                    Ok(buf)
-                })
-                .await??;
+                tokio::task::spawn_blocking(move || f.write_all_at(&c, at)).await??;
                 total += n as u64;
-                follower.advance(total);
+                follower.feed(at, chunk, total);
             }
             let f = file.clone();
             tokio::task::spawn_blocking(move || f.sync_all()).await??;

@@ -1,0 +1,171 @@
+//! Receiving and verifying a piece over HTTP on loopback, against commP alone over the same
+//! bytes, in the same run:
+//!
+//! - `transfer/http_receive_verify`: a `TransferManager` pulls the payload from a `CarServer`
+//!   on 127.0.0.1 (five connections, Boost's default), writes it to staging with periodic
+//!   fsync, and computes its commP while receiving;
+//! - `transfer/commp_only`: `commp_reader` over the same file (from the page cache).
+//!
+//! The payload fills a 1 GiB piece (1016 MiB). Peak RSS (VmHWM) of the process is printed at
+//! the end; nothing here holds the payload in memory. Set `TRANSFER_BENCH_4GIB=1` to also run
+//! one 4 GiB transfer and print its time and the peak RSS after it.
+//! Run with `cargo bench -p benches --bench transfer`.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use benches::splitmix64_bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use data_transfer::{
+    AddressPolicy, CarServer, TransferConfig, TransferId, TransferManager, TransferRequest,
+};
+
+fn write_payload(path: &Path, len: u64) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut left = len;
+    let mut seed = 1;
+    while left > 0 {
+        let n = left.min(8 << 20);
+        f.write_all(&splitmix64_bytes(seed, n as usize)).unwrap();
+        left -= n;
+        seed += 1;
+    }
+    f.flush().unwrap();
+}
+
+fn peak_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}
+
+struct Setup {
+    rt: tokio::runtime::Runtime,
+    manager: TransferManager,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+fn setup(dir: tempfile::TempDir, files: &[(&str, &Path)]) -> Setup {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = CarServer::new();
+    for (token, path) in files {
+        server.add(*token, *path);
+    }
+    let (manager, url) = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = server.router();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let mut cfg = TransferConfig::new(dir.path().join("staging"));
+        cfg.policy = AddressPolicy {
+            allow_private: true,
+        };
+        cfg.max_staging_bytes = u64::MAX;
+        cfg.max_staging_bytes_per_host = u64::MAX;
+        if let Some(n) = std::env::var("TRANSFER_BENCH_CONNECTIONS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            cfg.connections = n;
+        }
+        if let Some(n) = std::env::var("TRANSFER_BENCH_CHECKPOINT_MIB")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            cfg.checkpoint_bytes = n << 20;
+        }
+        (
+            TransferManager::open(cfg, None).await.unwrap(),
+            format!("http://{addr}/piece.car"),
+        )
+    });
+    Setup {
+        rt,
+        manager,
+        url,
+        _dir: dir,
+    }
+}
+
+/// One transfer of `size` bytes with `token`; returns the piece CID text.
+fn transfer(s: &Setup, n: u64, token: &str, size: u64) -> String {
+    s.rt.block_on(async {
+        let id = TransferId::new(format!("bench-{n}")).unwrap();
+        s.manager
+            .start(TransferRequest {
+                id: id.clone(),
+                url: s.url.clone(),
+                headers: vec![("Authorization".into(), CarServer::auth_header(token))],
+                size,
+                padded_size: None,
+            })
+            .await
+            .unwrap();
+        let done = s.manager.wait(&id).await.unwrap();
+        s.manager.remove(&id).await.unwrap();
+        done.piece.piece_cid.to_string()
+    })
+}
+
+fn bench(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let size: u64 = (1 << 30) / 128 * 127;
+    let payload = dir.path().join("payload.car");
+    write_payload(&payload, size);
+    let expected = commp::commp_reader(std::fs::File::open(&payload).unwrap())
+        .unwrap()
+        .cid_v1()
+        .to_string();
+    let s = setup(dir, &[("bench", &payload)]);
+    let mut n = 0u64;
+
+    let mut group = c.benchmark_group("transfer");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(30));
+    group.throughput(Throughput::Bytes(size));
+    group.bench_function("http_receive_verify", |b| {
+        b.iter(|| {
+            n += 1;
+            assert_eq!(transfer(&s, n, "bench", size), expected);
+        })
+    });
+    group.bench_function("commp_only", |b| {
+        b.iter(|| {
+            let f =
+                std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&payload).unwrap());
+            assert_eq!(
+                commp::commp_reader(f).unwrap().cid_v1().to_string(),
+                expected
+            );
+        })
+    });
+    group.finish();
+    println!("peak RSS after the 1 GiB runs: {} MiB", peak_rss_mib());
+
+    if std::env::var("TRANSFER_BENCH_4GIB").is_ok_and(|v| v == "1") {
+        let big = s._dir.path().join("big.car");
+        let big_size: u64 = 4 << 30;
+        write_payload(&big, big_size);
+        // A second server entry for the big file on the same router.
+        let s4 = setup(tempfile::tempdir().unwrap(), &[("big", &big)]);
+        let t = Instant::now();
+        transfer(&s4, 1, "big", big_size);
+        println!(
+            "4 GiB transfer: {:.1} s, peak RSS {} MiB",
+            t.elapsed().as_secs_f64(),
+            peak_rss_mib()
+        );
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
