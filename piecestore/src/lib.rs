@@ -17,6 +17,7 @@
 //! deal's piece size. Piece CIDs are v1 (`baga6ea4sea…`).
 
 mod car;
+pub mod db;
 mod error;
 mod follower;
 mod fs;
