@@ -197,7 +197,15 @@ impl TransferManager {
     }
 
     fn staging_path(&self, id: &TransferId) -> PathBuf {
-        self.inner.config.staging_dir.join(format!("{id}.car"))
+        staging_file(&self.inner.config.staging_dir, id)
+    }
+
+    async fn record(&self, id: &TransferId) -> Result<TransferRecord, TransferError> {
+        self.inner
+            .store
+            .get(id)
+            .await?
+            .ok_or_else(|| TransferError::NotFound(id.to_string()))
     }
 
     /// Checks a transfer could be admitted now: URL, address policy, staging space. Deal
@@ -213,7 +221,7 @@ impl TransferManager {
         if let Some(ip) = source.ip() {
             self.inner.config.policy.check(ip)?;
         }
-        let (total, per_host) = self.staged(&source.host()).await?;
+        let (total, per_host) = self.inner.store.staged_bytes(&source.host()).await?;
         let c = &self.inner.config;
         let available = c.max_staging_bytes.saturating_sub(total);
         if size > available {
@@ -232,23 +240,6 @@ impl TransferManager {
             });
         }
         Ok(source)
-    }
-
-    /// Bytes held in staging overall and by `host`: every transfer not failed, cancelled or
-    /// removed.
-    async fn staged(&self, host: &str) -> Result<(u64, u64), TransferError> {
-        let mut total = 0;
-        let mut per_host = 0;
-        for r in self.inner.store.list().await? {
-            if matches!(r.state, TransferState::Failed | TransferState::Cancelled) {
-                continue;
-            }
-            total += r.request.size;
-            if r.host == host {
-                per_host += r.request.size;
-            }
-        }
-        Ok((total, per_host))
     }
 
     /// Admits and starts a transfer; it is persisted before this returns. Starting an id that
@@ -274,12 +265,7 @@ impl TransferManager {
             .store
             .insert(&req, &source.host(), &chunks)
             .await?;
-        let rec = self
-            .inner
-            .store
-            .get(&req.id)
-            .await?
-            .ok_or_else(|| TransferError::NotFound(req.id.to_string()))?;
+        let rec = self.record(&req.id).await?;
         self.spawn(rec);
         Ok(())
     }
@@ -297,12 +283,7 @@ impl TransferManager {
     /// Cancels `id`: its connections close, its staged bytes are deleted, and it ends
     /// `Cancelled`.
     pub async fn cancel(&self, id: &TransferId) -> Result<(), TransferError> {
-        let rec = self
-            .inner
-            .store
-            .get(id)
-            .await?
-            .ok_or_else(|| TransferError::NotFound(id.to_string()))?;
+        let rec = self.record(id).await?;
         if rec.state.is_terminal() {
             return Ok(());
         }
@@ -319,12 +300,7 @@ impl TransferManager {
     pub async fn wait(&self, id: &TransferId) -> Result<Completed, TransferError> {
         let mut events = self.subscribe();
         loop {
-            let rec = self
-                .inner
-                .store
-                .get(id)
-                .await?
-                .ok_or_else(|| TransferError::NotFound(id.to_string()))?;
+            let rec = self.record(id).await?;
             match rec.state {
                 TransferState::Completed => {
                     let piece_cid = rec.piece_cid.ok_or_else(|| {

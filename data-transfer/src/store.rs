@@ -134,6 +134,27 @@ impl TransferStore {
         .await
     }
 
+    /// Bytes held in staging overall and by `host`: every transfer not failed, cancelled or
+    /// removed.
+    pub(crate) async fn staged_bytes(&self, host: &str) -> Result<(u64, u64), TransferError> {
+        let host = host.to_owned();
+        self.with(move |c| {
+            let (total, per_host): (i64, i64) = c.query_row(
+                "SELECT COALESCE(SUM(size), 0),
+                        COALESCE(SUM(CASE WHEN host = ?1 THEN size ELSE 0 END), 0)
+                 FROM transfers WHERE state NOT IN (?2, ?3)",
+                params![
+                    host,
+                    TransferState::Failed.as_str(),
+                    TransferState::Cancelled.as_str()
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok((total as u64, per_host as u64))
+        })
+        .await
+    }
+
     pub(crate) async fn delete(&self, id: &TransferId) -> Result<(), TransferError> {
         let id = id.clone();
         self.with(move |c| {

@@ -12,7 +12,31 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt;
 
-use crate::parse_range;
+use crate::{AddressPolicy, RetryPolicy, TransferConfig, parse_range};
+
+/// Transfer settings for tests: loopback allowed, retries in milliseconds, several
+/// connections from 1 MiB, checkpoints every 256 KiB, stalls detected after 30 s.
+pub fn config(staging_dir: impl Into<std::path::PathBuf>) -> TransferConfig {
+    let mut c = TransferConfig::new(staging_dir);
+    c.policy = AddressPolicy {
+        allow_private: true,
+    };
+    c.retry = RetryPolicy {
+        min_backoff: std::time::Duration::from_millis(20),
+        max_backoff: std::time::Duration::from_millis(200),
+        factor: 2.0,
+        max_attempts: 5,
+    };
+    c.multi_connection_threshold = 1 << 20;
+    c.checkpoint_bytes = 256 << 10;
+    c.stall_timeout = std::time::Duration::from_secs(30);
+    c
+}
+
+/// The first byte a `Range: bytes=a-…` header asks for.
+pub fn range_start(header: &str) -> Option<u64> {
+    parse_range(header, u64::MAX).map(|(start, _)| start)
+}
 
 /// What the next responses do.
 #[derive(Debug, Clone, Default)]

@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use data_transfer::testing::{Script, ScriptedSource};
+use data_transfer::testing::{Script, ScriptedSource, range_start};
 use data_transfer::{
-    AddressPolicy, CarServer, P2pHost, RetryPolicy, TransferConfig, TransferError, TransferId,
-    TransferManager, TransferRequest, TransferState,
+    CarServer, P2pHost, TransferConfig, TransferError, TransferId, TransferManager,
+    TransferRequest, TransferState,
 };
 
 const T: Duration = Duration::from_secs(60);
@@ -17,20 +17,7 @@ fn payload(len: usize, seed: u8) -> Vec<u8> {
 }
 
 fn config(dir: &std::path::Path) -> TransferConfig {
-    let mut c = TransferConfig::new(dir.join("staging"));
-    c.policy = AddressPolicy {
-        allow_private: true,
-    };
-    c.retry = RetryPolicy {
-        min_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(100),
-        factor: 2.0,
-        max_attempts: 5,
-    };
-    c.multi_connection_threshold = 1 << 20;
-    c.checkpoint_bytes = 1 << 20;
-    c.stall_timeout = Duration::from_secs(30);
-    c
+    data_transfer::testing::config(dir.join("staging"))
 }
 
 fn request(id: &str, url: &str, size: usize) -> TransferRequest {
@@ -160,13 +147,7 @@ async fn a_dropped_connection_resumes_with_a_range_request() {
     let reqs = src.requests();
     assert_eq!(reqs[0], None);
     let resumed = reqs[1].clone().unwrap();
-    let from: u64 = resumed
-        .trim_start_matches("bytes=")
-        .split('-')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let from = range_start(&resumed).unwrap();
     assert!(from > 0 && from <= 250_000, "{resumed}");
 }
 

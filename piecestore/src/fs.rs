@@ -127,19 +127,13 @@ impl PieceStore for FsPieceStore {
             let mut total = 0u64;
             loop {
                 // Fill a buffer (or reach the end) before handing it to the blocking pool.
-                let mut buf = vec![0u8; WRITE_CHUNK];
-                let mut n = 0;
-                while n < buf.len() {
-                    match data.read(&mut buf[n..]).await? {
-                        0 => break,
-                        k => n += k,
-                    }
-                }
+                let mut buf = bytes::BytesMut::with_capacity(WRITE_CHUNK);
+                while buf.len() < WRITE_CHUNK && data.read_buf(&mut buf).await? > 0 {}
+                let n = buf.len();
                 if n == 0 {
                     break;
                 }
-                buf.truncate(n);
-                let chunk = bytes::Bytes::from(buf);
+                let chunk = buf.freeze();
                 let (f, c) = (file.clone(), chunk.clone());
                 let at = total;
                 tokio::task::spawn_blocking(move || f.write_all_at(&c, at)).await??;

@@ -20,7 +20,7 @@ use piecestore::{DealRecord, ExpectedPiece, PieceIndex, PieceStore, PieceStoreEr
 use tokio::sync::broadcast;
 
 use crate::chain::{ChainError, ChainNode, CollateralBounds, DealPolicy, Message};
-use crate::deal::{self, PublishStorageDealsReturn};
+use crate::deal::{self, DealProposal, PublishStorageDealsReturn};
 use crate::filter::{BasicFilter, ExternalFilter, FilterContext};
 use crate::message::*;
 use crate::publish::{PublishConfig, PublishError, Publisher};
@@ -590,7 +590,12 @@ impl Provider {
                     .into(),
             ));
         };
-        let req = transfer_request(params).map_err(Rejection::InvalidTransfer)?;
+        let req = transfer_request(
+            params.deal_uuid,
+            &params.transfer,
+            &params.client_deal_proposal.proposal,
+        )
+        .map_err(Rejection::InvalidTransfer)?;
         match transfers.check(&req.url, req.size).await {
             Ok(_) => Ok(()),
             Err(
@@ -672,7 +677,7 @@ impl Provider {
         let Some(transfers) = &self.inner.deps.transfers else {
             return 0;
         };
-        let Ok(id) = TransferId::new(deal.deal_uuid.to_string()) else {
+        let Ok(id) = transfer_id(deal.deal_uuid) else {
             return 0;
         };
         match transfers.status(&id).await {
@@ -1122,16 +1127,7 @@ impl Provider {
             .transfers
             .clone()
             .ok_or("online deal but no data-transfer service is configured")?;
-        let params = DealParams {
-            deal_uuid: deal.deal_uuid,
-            is_offline: false,
-            client_deal_proposal: deal.proposal.clone(),
-            deal_data_root: deal.payload_root.unwrap_or_default(),
-            transfer: deal.transfer.clone(),
-            remove_unsealed_copy: deal.remove_unsealed,
-            skip_ipni_announce: deal.skip_ipni,
-        };
-        let req = transfer_request(&params)?;
+        let req = transfer_request(deal.deal_uuid, &deal.transfer, &deal.proposal.proposal)?;
         let id = req.id.clone();
         transfers
             .start(req)
@@ -1246,26 +1242,6 @@ fn sealing_status(state: StorageDealStatus) -> &'static str {
     }
 }
 
-/// The piece CID of a file's bytes, zero-padded to `size` (Boost's `PadCommP`).
-pub async fn piece_cid_of_file(path: PathBuf, size: PaddedPieceSize) -> Result<Cid, ProviderError> {
-    tokio::task::spawn_blocking(move || {
-        let file = std::fs::File::open(&path)
-            .map_err(|e| ProviderError::Io(format!("{}: {e}", path.display())))?;
-        let mut hasher = commp::CommP::new();
-        std::io::copy(
-            &mut std::io::BufReader::with_capacity(1 << 20, file),
-            &mut hasher,
-        )
-        .map_err(|e| ProviderError::Io(format!("{}: {e}", path.display())))?;
-        let info = hasher
-            .finish_padded_to(size)
-            .map_err(|e| ProviderError::DataTooLarge(e.to_string()))?;
-        Ok(info.cid_v1())
-    })
-    .await
-    .map_err(|e| ProviderError::Io(e.to_string()))?
-}
-
 /// Lets tests and operators wait for a deal to reach a state.
 pub async fn wait_for_state(
     provider: &Provider,
@@ -1303,10 +1279,18 @@ pub async fn wait_for_state(
     }
 }
 
+/// An online deal's transfer is keyed by its deal UUID, so it survives restarts.
+fn transfer_id(deal_uuid: DealUuid) -> Result<TransferId, String> {
+    TransferId::new(deal_uuid.to_string()).map_err(|e| e.to_string())
+}
+
 /// The transfer an online deal asks for: Boost's `Transfer` with `HttpRequest` JSON params,
 /// keyed by the deal UUID.
-fn transfer_request(params: &DealParams) -> Result<TransferRequest, String> {
-    let t = &params.transfer;
+fn transfer_request(
+    deal_uuid: DealUuid,
+    t: &Transfer,
+    proposal: &DealProposal,
+) -> Result<TransferRequest, String> {
     if t.kind != TRANSFER_TYPE_HTTP && t.kind != TRANSFER_TYPE_LIBP2P {
         return Err(format!(
             "transfer type {:?} is not supported (use {TRANSFER_TYPE_HTTP:?} or {TRANSFER_TYPE_LIBP2P:?})",
@@ -1321,11 +1305,7 @@ fn transfer_request(params: &DealParams) -> Result<TransferRequest, String> {
     if t.size == 0 {
         return Err("transfer size is zero".into());
     }
-    let padded = params
-        .client_deal_proposal
-        .proposal
-        .padded_piece_size()
-        .map_err(|e| e.to_string())?;
+    let padded = proposal.padded_piece_size().map_err(|e| e.to_string())?;
     if t.size > padded.unpadded().get() {
         return Err(format!(
             "transfer size {} exceeds the piece's {} payload bytes",
@@ -1334,7 +1314,7 @@ fn transfer_request(params: &DealParams) -> Result<TransferRequest, String> {
         ));
     }
     Ok(TransferRequest {
-        id: TransferId::new(params.deal_uuid.to_string()).map_err(|e| e.to_string())?,
+        id: transfer_id(deal_uuid)?,
         url: http.url,
         headers: http.headers.into_iter().collect(),
         size: t.size,

@@ -6,7 +6,7 @@ mod harness;
 
 use std::time::Duration;
 
-use data_transfer::testing::{Script, ScriptedSource};
+use data_transfer::testing::{Script, ScriptedSource, range_start};
 use data_transfer::{CarServer, P2pHost};
 use harness::{Env, transfer};
 use storage_market::provider::{DealRef, wait_for_state};
@@ -82,7 +82,7 @@ async fn online_deal_becomes_active(kind: &str) {
         })
         .count();
     assert_eq!(staged, 0);
-    // The client's status view reports every byte received.
+    // The client sees the deal complete through the status protocol.
     let status = env.client.update_status(&env.peer, &deal).await.unwrap();
     assert_eq!(status.checkpoint, "Complete");
     sealer.abort();
@@ -148,13 +148,7 @@ async fn a_provider_crash_mid_transfer_resumes_from_its_offset() {
         .unwrap()
         .clone()
         .expect("resumed with a Range request");
-    let from: u64 = resumed
-        .trim_start_matches("bytes=")
-        .split('-')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let from = range_start(&resumed).unwrap();
     assert!((256 << 10..=500_000).contains(&from), "{resumed}");
     sealer.abort();
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use commp::PaddedPieceSize;
-use data_transfer::{AddressPolicy, P2pHost, RetryPolicy, TransferConfig, TransferManager};
+use data_transfer::{P2pHost, TransferConfig, TransferManager};
 use libp2p::identity;
 use piecestore::{FsPieceStore, PieceIndex};
 use storage_market::Cid;
@@ -72,21 +72,9 @@ pub fn provider_config(miner: Address) -> ProviderConfig {
     }
 }
 
-/// Transfer settings for tests: loopback allowed, quick retries, small checkpoints.
+/// Transfer settings for tests (see `data_transfer::testing::config`).
 pub fn transfer_config(env_dir: &Path) -> TransferConfig {
-    let mut c = TransferConfig::new(env_dir.join("staging"));
-    c.policy = AddressPolicy {
-        allow_private: true,
-    };
-    c.retry = RetryPolicy {
-        min_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(200),
-        factor: 2.0,
-        max_attempts: 5,
-    };
-    c.checkpoint_bytes = 256 << 10;
-    c.multi_connection_threshold = 1 << 20;
-    c
+    data_transfer::testing::config(env_dir.join("staging"))
 }
 
 /// Boost's transfer of `bytes` from `url` (`kind` is `http` or `libp2p`) with `headers`.
