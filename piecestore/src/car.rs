@@ -275,10 +275,10 @@ fn put_varint(mut n: u64, out: &mut Vec<u8>) {
 
 impl<W: std::io::Write> CarWriter<W> {
     /// Writes the header naming `roots`.
-    pub fn new(mut out: W, roots: &[Cid]) -> std::io::Result<Self> {
+    pub fn new<const S: usize>(mut out: W, roots: &[cid::CidGeneric<S>]) -> std::io::Result<Self> {
         #[derive(serde::Serialize)]
-        struct Header<'a> {
-            roots: &'a [Cid],
+        struct Header<'a, const S: usize> {
+            roots: &'a [cid::CidGeneric<S>],
             version: u64,
         }
         let header = serde_ipld_dagcbor::to_vec(&Header { roots, version: 1 })
@@ -295,19 +295,25 @@ impl<W: std::io::Write> CarWriter<W> {
 
     /// Appends a block; returns where its data landed.
     pub fn write_block(&mut self, cid: &Cid, data: &[u8]) -> std::io::Result<BlockEntry> {
-        let cid_bytes = cid.to_bytes();
-        let mut head = Vec::with_capacity(cid_bytes.len() + 10);
-        put_varint((cid_bytes.len() + data.len()) as u64, &mut head);
-        head.extend_from_slice(&cid_bytes);
+        let offset = self.write_section(&cid.to_bytes(), data)?;
+        Ok(BlockEntry {
+            cid: *cid,
+            offset,
+            size: data.len() as u64,
+        })
+    }
+
+    /// Appends a section from an encoded CID (of any digest length); returns the offset of
+    /// the block's data.
+    pub fn write_section(&mut self, cid: &[u8], data: &[u8]) -> std::io::Result<u64> {
+        let mut head = Vec::with_capacity(cid.len() + 10);
+        put_varint((cid.len() + data.len()) as u64, &mut head);
+        head.extend_from_slice(cid);
         self.out.write_all(&head)?;
         self.out.write_all(data)?;
-        let entry = BlockEntry {
-            cid: *cid,
-            offset: self.pos + head.len() as u64,
-            size: data.len() as u64,
-        };
-        self.pos = entry.offset + entry.size;
-        Ok(entry)
+        let offset = self.pos + head.len() as u64;
+        self.pos = offset + data.len() as u64;
+        Ok(offset)
     }
 
     /// Bytes written so far.

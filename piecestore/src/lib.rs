@@ -9,6 +9,8 @@
 //!   hashing overlap. Data transfer and [`FsPieceStore::put`] are built on it.
 //! - [`CarIndexer`]: a push parser that finds every block of a CARv1 payload (multihash,
 //!   offset, size) from chunks of any size, in constant memory; [`CarWriter`] writes one.
+//! - [`unixfs`]: a file to a UnixFS DAG in a CAR with the root CIDs Lotus and Kubo give,
+//!   and back, verifying every block; [`dagpb`] holds the node encoding.
 //! - [`PieceIndex`]: SQLite tables of piece → deals (miner, deal, sector, offset, length),
 //!   payload root → pieces, and each piece's block index, so retrieval can serve any block
 //!   without scanning.
@@ -17,12 +19,14 @@
 //! deal's piece size. Piece CIDs are v1 (`baga6ea4sea…`).
 
 mod car;
+pub mod dagpb;
 pub mod db;
 mod error;
 mod follower;
 mod fs;
 mod index;
 mod store;
+pub mod unixfs;
 
 pub use car::{BlockEntry, CarError, CarIndexer, CarWriter, MAX_CAR_HEADER, MAX_SECTION};
 pub use error::PieceStoreError;
