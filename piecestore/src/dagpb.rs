@@ -349,7 +349,10 @@ mod tests {
         assert_eq!(fs.blocksizes, vec![0]);
         assert!(PbNode::decode(&bytes[..bytes.len() - 1]).is_err());
         assert!(PbNode::decode(&[0x18, 0x01]).is_err());
-        assert!(PbNode::decode(&[0x12, 0x02, 0x12, 0x00]).is_err(), "link without hash");
+        assert!(
+            PbNode::decode(&[0x12, 0x02, 0x12, 0x00]).is_err(),
+            "link without hash"
+        );
         assert!(UnixFsData::decode(&[0x18, 0x01]).is_err(), "no type");
         assert!(PbNode::decode(&[0xff; 11]).is_err());
     }

@@ -24,8 +24,7 @@ use sha2::Digest;
 
 use crate::car::{CarError, CarIndexer, CarWriter};
 use crate::dagpb::{
-    DAG_CBOR, DAG_PB, DagCid, DagPbError, MAX_DIGEST, PbLink, PbNode, RAW, UnixFsData,
-    UnixFsKind,
+    DAG_CBOR, DAG_PB, DagCid, DagPbError, MAX_DIGEST, PbLink, PbNode, RAW, UnixFsData, UnixFsKind,
 };
 
 /// Multihash code of sha2-256.
@@ -178,7 +177,10 @@ pub fn block_cid(codec: u64, hash: DagHash, inline_limit: usize, data: &[u8]) ->
     } else {
         Multihash::wrap(hash.code(), &digest(hash.code(), data).unwrap_or_default())
     };
-    DagCid::new_v1(codec, mh.expect("digests and inlined blocks fit MAX_DIGEST"))
+    DagCid::new_v1(
+        codec,
+        mh.expect("digests and inlined blocks fit MAX_DIGEST"),
+    )
 }
 
 fn digest(code: u64, data: &[u8]) -> Option<Vec<u8>> {
@@ -507,6 +509,67 @@ pub struct ExportReport {
     pub blocks: u64,
 }
 
+/// A CAR file's blocks, every one verified against its CID.
+struct VerifiedCar {
+    file: File,
+    blocks: HashMap<DagCid, (u64, u64)>,
+    roots: Vec<Cid>,
+}
+
+impl VerifiedCar {
+    fn open(car: &Path) -> Result<Self, UnixFsError> {
+        let mut file = File::open(car)?;
+        let mut indexer = CarIndexer::new();
+        let mut blocks = HashMap::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            indexer.update(&buf[..n], &mut |e| {
+                blocks.insert(to_dag_cid(&e.cid), (e.offset, e.size));
+            })?;
+        }
+        let roots = indexer.finish()?;
+        let mut this = Self {
+            file,
+            blocks,
+            roots,
+        };
+        let all: Vec<_> = this.blocks.iter().map(|(c, at)| (*c, *at)).collect();
+        for (cid, at) in all {
+            verify_block(&cid, &this.read(at)?)?;
+        }
+        Ok(this)
+    }
+
+    fn root(&self, root: Option<DagCid>) -> Result<DagCid, UnixFsError> {
+        match (root, self.roots.as_slice()) {
+            (Some(r), _) => Ok(r),
+            (None, [r]) => Ok(to_dag_cid(r)),
+            (None, rs) => Err(UnixFsError::Roots(rs.len())),
+        }
+    }
+
+    fn read(&mut self, (offset, size): (u64, u64)) -> std::io::Result<Vec<u8>> {
+        let mut data = vec![0u8; size as usize];
+        self.file.seek(SeekFrom::Start(offset))?;
+        self.file.read_exact(&mut data)?;
+        Ok(data)
+    }
+
+    fn get(&mut self, cid: &DagCid) -> Result<Vec<u8>, UnixFsError> {
+        if cid.hash().code() == IDENTITY {
+            return Ok(cid.hash().digest().to_vec());
+        }
+        match self.blocks.get(cid) {
+            Some(at) => Ok(self.read(*at)?),
+            None => Err(UnixFsError::MissingBlock(cid.to_string())),
+        }
+    }
+}
+
 /// Verifies every block of the CAR at `car` and writes the UnixFS file under `root` (or the
 /// CAR's only root) to `out`. Fails on any block that does not match its CID, any missing
 /// block, and any node whose sizes disagree with its children.
@@ -515,63 +578,45 @@ pub fn export_car(
     root: Option<DagCid>,
     out: impl Write,
 ) -> Result<ExportReport, UnixFsError> {
-    let mut f = File::open(car)?;
-    let mut indexer = CarIndexer::new();
-    let mut blocks = HashMap::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        indexer.update(&buf[..n], &mut |e| {
-            blocks.insert(to_dag_cid(&e.cid), (e.offset, e.size));
-        })?;
-    }
-    let roots = indexer.finish()?;
-    let root = match (root, roots.as_slice()) {
-        (Some(r), _) => r,
-        (None, [r]) => to_dag_cid(r),
-        (None, rs) => return Err(UnixFsError::Roots(rs.len())),
-    };
-    let read = |f: &mut File, (offset, size): (u64, u64)| -> std::io::Result<Vec<u8>> {
-        let mut data = vec![0u8; size as usize];
-        f.seek(SeekFrom::Start(offset))?;
-        f.read_exact(&mut data)?;
-        Ok(data)
-    };
-    for (cid, at) in &blocks {
-        verify_block(cid, &read(&mut f, *at)?)?;
-    }
+    let mut car = VerifiedCar::open(car)?;
+    let root = car.root(root)?;
     let mut out = BufWriter::with_capacity(1 << 20, out);
-    let file_size = write_file(
-        &root,
-        &mut |cid| match blocks.get(cid) {
-            Some(at) => Ok(read(&mut f, *at)?),
-            None => Err(UnixFsError::MissingBlock(cid.to_string())),
-        },
-        &mut out,
-    )?;
+    let file_size = write_file(&root, &mut |cid| car.get(cid), &mut out)?;
     out.flush()?;
     Ok(ExportReport {
         root,
         file_size,
-        blocks: blocks.len() as u64,
+        blocks: car.blocks.len() as u64,
     })
 }
 
-/// Writes the file under `root` to `out`, fetching blocks through `get` (identity CIDs are
-/// resolved without it). Returns the bytes written.
+/// Verifies every block of the CAR at `car` and, with `complete`, that every block reachable
+/// from `root` (through DAG-PB, raw and DAG-CBOR links) is present. Returns the block count.
+pub fn verify_car(car: &Path, root: &DagCid, complete: bool) -> Result<u64, UnixFsError> {
+    let mut car = VerifiedCar::open(car)?;
+    let data = car.get(root)?;
+    if complete {
+        let mut seen = HashSet::new();
+        let mut stack = block_links(root, &data)?;
+        while let Some(cid) = stack.pop() {
+            if !seen.insert(cid) {
+                continue;
+            }
+            let data = car.get(&cid)?;
+            stack.extend(block_links(&cid, &data)?);
+        }
+    }
+    Ok(car.blocks.len() as u64)
+}
+
+/// Writes the file under `root` to `out`, fetching blocks (identity CIDs included) through
+/// `get`. Returns the bytes written.
 pub fn write_file(
     root: &DagCid,
     get: &mut dyn FnMut(&DagCid) -> Result<Vec<u8>, UnixFsError>,
     out: &mut dyn Write,
 ) -> Result<u64, UnixFsError> {
-    let data = if root.hash().code() == IDENTITY {
-        root.hash().digest().to_vec()
-    } else {
-        get(root)?
-    };
+    let data = get(root)?;
     match root.codec() {
         RAW => {
             out.write_all(&data)?;

@@ -30,20 +30,41 @@ fn file_of(bytes: &[u8]) -> tempfile::NamedTempFile {
 }
 
 fn root(bytes: &[u8], profile: ImportProfile) -> String {
-    dag_root(file_of(bytes).path(), profile).unwrap().to_string()
+    dag_root(file_of(bytes).path(), profile)
+        .unwrap()
+        .to_string()
 }
 
 /// `ipfs add -Q --cid-version=1 --raw-leaves --chunker=size-N` (Kubo 0.41).
 #[test]
 fn roots_equal_kubo_at_the_default_chunk_size() {
     for (size, cid) in [
-        (0, "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"),
-        (1, "bafkreidjelut4obhmqwojoedy5llggv7qabwmsotmff7l7ftvxnehohkgi"),
-        (262_144, "bafkreifwidxy2bxbc5r2pmjmjp6gd6t35h3m2ee5rhfx2g4rjehr3mdbgm"),
-        (262_145, "bafybeibehmsugjvfzrrnrs3katfdixzvvyelnptwbacjw7typ4kht3dmoa"),
-        (1_048_576, "bafybeihekfxcwcsuwj3drmrk7qz75d4cxfjgf656kkx4ut244wxj4wukoi"),
+        (
+            0,
+            "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
+        ),
+        (
+            1,
+            "bafkreidjelut4obhmqwojoedy5llggv7qabwmsotmff7l7ftvxnehohkgi",
+        ),
+        (
+            262_144,
+            "bafkreifwidxy2bxbc5r2pmjmjp6gd6t35h3m2ee5rhfx2g4rjehr3mdbgm",
+        ),
+        (
+            262_145,
+            "bafybeibehmsugjvfzrrnrs3katfdixzvvyelnptwbacjw7typ4kht3dmoa",
+        ),
+        (
+            1_048_576,
+            "bafybeihekfxcwcsuwj3drmrk7qz75d4cxfjgf656kkx4ut244wxj4wukoi",
+        ),
     ] {
-        assert_eq!(root(&pattern(size), ImportProfile::KUBO), cid, "{size} bytes");
+        assert_eq!(
+            root(&pattern(size), ImportProfile::KUBO),
+            cid,
+            "{size} bytes"
+        );
     }
 }
 
@@ -54,11 +75,26 @@ fn roots_equal_kubo_across_link_boundaries() {
         ..ImportProfile::KUBO
     };
     for (size, cid) in [
-        (2048, "bafybeidtwpjv3zp6cf5o4gx4b3uudjyjleatu6xdad2sp3jmygfd6bfrli"),
-        (178_176, "bafybeibmyupfn2lrok54te5jjpiyktli7n3cfwhjuceukpmxlr6jpc643u"),
-        (179_200, "bafybeigdrouqor7w6g7ejjelcupocitq46usreuwmdo6ez2eap6grlvpom"),
-        (179_300, "bafybeic6gcjkrjcfgbvw35dcxeanv55gkv2l6hwvyvnfei6z7cbyx4a6ge"),
-        (31_003_648, "bafybeia34nvpqbib2whh4qdgdnccamhyvxw2etpshi4fjpp74ct3wwzfzu"),
+        (
+            2048,
+            "bafybeidtwpjv3zp6cf5o4gx4b3uudjyjleatu6xdad2sp3jmygfd6bfrli",
+        ),
+        (
+            178_176,
+            "bafybeibmyupfn2lrok54te5jjpiyktli7n3cfwhjuceukpmxlr6jpc643u",
+        ),
+        (
+            179_200,
+            "bafybeigdrouqor7w6g7ejjelcupocitq46usreuwmdo6ez2eap6grlvpom",
+        ),
+        (
+            179_300,
+            "bafybeic6gcjkrjcfgbvw35dcxeanv55gkv2l6hwvyvnfei6z7cbyx4a6ge",
+        ),
+        (
+            31_003_648,
+            "bafybeia34nvpqbib2whh4qdgdnccamhyvxw2etpshi4fjpp74ct3wwzfzu",
+        ),
     ] {
         assert_eq!(root(&pattern(size), profile), cid, "{size} bytes");
     }
@@ -79,7 +115,10 @@ fn lotus_profile_uses_blake2b_and_inlines_small_blocks() {
     let report = import_file(f.path(), ImportProfile::LOTUS, &mut car, &mut |_| {}).unwrap();
     assert!(report.root.to_string().starts_with("bafykbza"));
     assert_eq!(report.root.codec(), DAG_PB);
-    assert_eq!(report.blocks, 4, "root + 3 full chunks; the 5-byte chunk is inline");
+    assert_eq!(
+        report.blocks, 4,
+        "root + 3 full chunks; the 5-byte chunk is inline"
+    );
     let mut out = Vec::new();
     let car_file = file_of(&car);
     export_car(car_file.path(), None, &mut out).unwrap();
@@ -113,10 +152,18 @@ fn car_is_deterministic_root_first_and_round_trips() {
     let mut ix = CarIndexer::new();
     ix.update(&car, &mut |e| entries.push(e)).unwrap();
     assert_eq!(ix.finish().unwrap().len(), 1);
-    assert_eq!(entries[0].cid.to_string(), report.root.to_string(), "root first");
+    assert_eq!(
+        entries[0].cid.to_string(),
+        report.root.to_string(),
+        "root first"
+    );
     // 176 leaves, two level-1 nodes and the root.
     assert_eq!(entries.len(), 176 + 2 + 1);
-    assert_eq!(entries[1].cid.codec(), DAG_PB, "depth first: the first child next");
+    assert_eq!(
+        entries[1].cid.codec(),
+        DAG_PB,
+        "depth first: the first child next"
+    );
     assert_eq!(entries[2].cid.codec(), RAW);
 
     let car_file = file_of(&car);

@@ -257,6 +257,8 @@ pub(crate) struct MarketBehaviour {
     status11: Rr<DealStatusRequest, DealStatusResponse>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
+    /// Raw streams for protocols other crates serve on the same host (retrieval).
+    streams: libp2p_stream::Behaviour,
 }
 
 fn rr_behaviour<Rq: Wire, Rs: Wire>(
@@ -304,6 +306,7 @@ fn build_swarm(
                 key.public(),
             )),
             ping: ping::Behaviour::default(),
+            streams: libp2p_stream::Behaviour::new(),
         })
         .map_err(|e| t(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(limits.idle_connection_timeout))
@@ -329,6 +332,7 @@ enum Reply {
 pub struct ProviderNode {
     peer_id: PeerId,
     listen_addrs: Vec<Multiaddr>,
+    streams: libp2p_stream::Control,
     task: AbortOnDrop,
 }
 
@@ -354,12 +358,20 @@ impl ProviderNode {
                 listen_addrs.push(address);
             }
         }
+        let streams = swarm.behaviour().streams.new_control();
         let task = tokio::spawn(provider_loop(swarm, provider, limits));
         Ok(Self {
             peer_id,
             listen_addrs,
+            streams,
             task: AbortOnDrop(task),
         })
+    }
+
+    /// Accepts or opens raw streams on this host, so that other protocols (retrieval
+    /// queries, transports) are served under the same peer id and addresses.
+    pub fn streams(&self) -> libp2p_stream::Control {
+        self.streams.clone()
     }
 
     /// The node's peer id.
@@ -443,6 +455,11 @@ async fn provider_loop(
 // ------------------------------------------------------------------------------ client
 
 enum Command {
+    Connect(
+        PeerId,
+        Vec<Multiaddr>,
+        oneshot::Sender<Result<(), NetworkError>>,
+    ),
     Ask(
         PeerId,
         Vec<Multiaddr>,
@@ -486,6 +503,7 @@ enum Command {
 pub struct MarketNetwork {
     tx: mpsc::Sender<Command>,
     peer_id: PeerId,
+    streams: libp2p_stream::Control,
     _task: Arc<AbortOnDrop>,
 }
 
@@ -511,11 +529,13 @@ impl MarketNetwork {
     pub fn start(keypair: identity::Keypair, limits: NetworkLimits) -> Result<Self, NetworkError> {
         let peer_id = keypair.public().to_peer_id();
         let swarm = build_swarm(keypair, ProtocolSupport::Outbound, &limits)?;
+        let streams = swarm.behaviour().streams.new_control();
         let (tx, rx) = mpsc::channel(64);
         let task = tokio::spawn(client_loop(swarm, rx));
         Ok(Self {
             tx,
             peer_id,
+            streams,
             _task: Arc::new(AbortOnDrop(task)),
         })
     }
@@ -523,6 +543,17 @@ impl MarketNetwork {
     /// This endpoint's peer id.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
+    }
+
+    /// Opens raw streams to peers (connect first with [`MarketNetwork::connect`]).
+    pub fn streams(&self) -> libp2p_stream::Control {
+        self.streams.clone()
+    }
+
+    /// Connects to `peer` unless already connected.
+    pub async fn connect(&self, peer: &PeerAddr) -> Result<(), NetworkError> {
+        self.run(|tx| Command::Connect(peer.peer_id, peer.addrs.clone(), tx))
+            .await
     }
 
     async fn run<T>(
@@ -640,12 +671,25 @@ async fn client_loop(mut swarm: libp2p::Swarm<MarketBehaviour>, mut rx: mpsc::Re
     let mut deal11: Pending<SignedResponse> = HashMap::new();
     let mut status12: Pending<DealStatusResponseV12> = HashMap::new();
     let mut status11: Pending<DealStatusResponse> = HashMap::new();
+    let mut connecting: HashMap<PeerId, Vec<oneshot::Sender<Result<(), NetworkError>>>> =
+        HashMap::new();
     loop {
         tokio::select! {
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { return };
                 let b = swarm.behaviour_mut();
                 match cmd {
+                    Command::Connect(p, a, tx) => {
+                        if swarm.is_connected(&p) {
+                            let _ = tx.send(Ok(()));
+                        } else {
+                            let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(p).addresses(a).build();
+                            match swarm.dial(opts) {
+                                Ok(()) => connecting.entry(p).or_default().push(tx),
+                                Err(e) => { let _ = tx.send(Err(NetworkError::Dial(e.to_string()))); }
+                            }
+                        }
+                    }
                     Command::Ask(p, a, r, tx) => { ask.insert(b.ask.send_request_with_addresses(&p, r, a), tx); }
                     Command::AskLegacy(p, a, r, tx) => { ask_legacy.insert(b.ask_legacy.send_request_with_addresses(&p, r, a), tx); }
                     Command::Deal12(p, a, r, tx) => { deal12.insert(b.deal12.send_request_with_addresses(&p, r, a), tx); }
@@ -655,7 +699,22 @@ async fn client_loop(mut swarm: libp2p::Swarm<MarketBehaviour>, mut rx: mpsc::Re
                 }
             }
             event = swarm.select_next_some() => {
-                let SwarmEvent::Behaviour(event) = event else { continue };
+                let event = match event {
+                    SwarmEvent::Behaviour(event) => event,
+                    SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                        for tx in connecting.remove(&peer_id).unwrap_or_default() {
+                            let _ = tx.send(Ok(()));
+                        }
+                        continue;
+                    }
+                    SwarmEvent::OutgoingConnectionError { peer_id: Some(peer_id), error, .. } => {
+                        for tx in connecting.remove(&peer_id).unwrap_or_default() {
+                            let _ = tx.send(Err(NetworkError::Dial(error.to_string())));
+                        }
+                        continue;
+                    }
+                    _ => continue,
+                };
                 match event {
                     MarketBehaviourEvent::Ask(ev) => on_client_event(ev, &mut ask, ASK_V110),
                     MarketBehaviourEvent::AskLegacy(ev) => on_client_event(ev, &mut ask_legacy, ASK_V101),

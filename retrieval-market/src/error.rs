@@ -1,0 +1,58 @@
+use piecestore::PieceStoreError;
+use piecestore::unixfs::UnixFsError;
+use storage_market::network::NetworkError;
+
+/// Why a retrieval operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RetrievalError {
+    /// The libp2p exchange failed.
+    #[error("network: {0}")]
+    Network(#[from] NetworkError),
+    /// A stream could not be opened or broke.
+    #[error("stream: {0}")]
+    Stream(String),
+    /// The peer sent a message that does not decode or is too large.
+    #[error("malformed message from peer: {0}")]
+    Decode(String),
+    /// The HTTP server answered with an error status.
+    #[error("HTTP {status}: {body}")]
+    Http {
+        /// Status code.
+        status: u16,
+        /// What the server said (truncated).
+        body: String,
+    },
+    /// The HTTP request could not be made or its body broke off.
+    #[error("HTTP transport: {0}")]
+    Transport(String),
+    /// The provider offers no HTTP retrieval.
+    #[error("the provider advertises no HTTP retrieval endpoint")]
+    NoHttp,
+    /// A URL or multiaddr is unusable.
+    #[error("invalid address: {0}")]
+    Address(String),
+    /// The bytes received hash to another piece.
+    #[error("commP mismatch: asked for {expected}, received {actual}")]
+    CommPMismatch {
+        /// The piece asked for.
+        expected: Box<cid::Cid>,
+        /// The piece the bytes make.
+        actual: Box<cid::Cid>,
+    },
+    /// The response is larger than allowed.
+    #[error("response exceeds {0} bytes")]
+    TooLarge(u64),
+    /// The CAR or DAG received is invalid, incomplete or corrupt.
+    #[error("DAG: {0}")]
+    Dag(#[from] UnixFsError),
+    /// The piece store failed.
+    #[error("piece store: {0}")]
+    PieceStore(#[from] PieceStoreError),
+    /// The unsealer failed.
+    #[error("unseal: {0}")]
+    Unseal(String),
+    /// Local I/O failed (disk full, permissions).
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}

@@ -1,0 +1,568 @@
+//! IPFS trustless gateway requests (`/ipfs/{cid}[/path]`) and the DAG walks behind them, as
+//! ipld/frisbii and go-trustless-utils define them: `dag-scope=all|entity|block`,
+//! `entity-bytes=from:to`, depth-first block order, duplicates kept unless `dups=n`.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+
+use bytes::Bytes;
+use cid::Cid;
+use piecestore::dagpb::{DAG_PB, DagCid, RAW, UnixFsKind};
+use piecestore::unixfs::{IDENTITY, block_links, decode_node, decode_unixfs, to_dag_cid};
+use tokio::sync::mpsc;
+
+use crate::provider::RetrievalProvider;
+
+/// `application/vnd.ipld.car`.
+pub const CAR_MEDIA_TYPE: &str = "application/vnd.ipld.car";
+/// `application/vnd.ipld.raw`.
+pub const RAW_MEDIA_TYPE: &str = "application/vnd.ipld.raw";
+/// Longest path accepted, in segments.
+const MAX_PATH_SEGMENTS: usize = 64;
+
+/// How much of the DAG under the target a CAR carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DagScope {
+    /// Every block reachable from the target.
+    All,
+    /// The target entity: a whole file (or `entity-bytes` of it), a directory's own node.
+    Entity,
+    /// The target block only.
+    Block,
+}
+
+impl DagScope {
+    /// The query-string form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Entity => "entity",
+            Self::Block => "block",
+        }
+    }
+}
+
+impl FromStr for DagScope {
+    type Err = GatewayError;
+    fn from_str(s: &str) -> Result<Self, GatewayError> {
+        match s {
+            "all" => Ok(Self::All),
+            "entity" => Ok(Self::Entity),
+            "block" => Ok(Self::Block),
+            _ => Err(GatewayError::BadRequest(format!(
+                "dag-scope must be all, entity or block, not {s:?}"
+            ))),
+        }
+    }
+}
+
+/// `entity-bytes=from:to`: inclusive, negative values count from the end, `to` may be `*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntityBytes {
+    /// First byte (negative: from the end).
+    pub from: i64,
+    /// Last byte, inclusive (negative: from the end; `None` for `*`).
+    pub to: Option<i64>,
+}
+
+impl FromStr for EntityBytes {
+    type Err = GatewayError;
+    fn from_str(s: &str) -> Result<Self, GatewayError> {
+        let bad = || GatewayError::BadRequest(format!("invalid entity-bytes {s:?}"));
+        let (a, b) = s.split_once(':').ok_or_else(bad)?;
+        let from = a.parse().map_err(|_| bad())?;
+        let to = if b == "*" {
+            None
+        } else {
+            Some(b.parse().map_err(|_| bad())?)
+        };
+        Ok(Self { from, to })
+    }
+}
+
+impl EntityBytes {
+    /// The half-open byte range of a `len`-byte entity; `None` when it selects nothing.
+    pub fn resolve(&self, len: u64) -> Result<Option<(u64, u64)>, GatewayError> {
+        let at = |v: i64| -> u64 {
+            if v < 0 {
+                len.saturating_sub(v.unsigned_abs())
+            } else {
+                v as u64
+            }
+        };
+        let start = at(self.from);
+        let end = match self.to {
+            None => len,
+            Some(t) => at(t).saturating_add(1).min(len),
+        };
+        if let Some(t) = self.to
+            && (t >= 0) == (self.from >= 0)
+            && t < self.from
+        {
+            return Err(GatewayError::BadRequest(
+                "entity-bytes: to is before from".into(),
+            ));
+        }
+        Ok((start < end).then_some((start, end)))
+    }
+}
+
+/// What is returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Format {
+    /// A CARv1 stream.
+    Car,
+    /// The target block's bytes.
+    Raw,
+}
+
+/// A parsed trustless-gateway request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayRequest {
+    /// The root in the URL.
+    pub root: Cid,
+    /// Path segments below it.
+    pub path: Vec<String>,
+    /// CAR or raw block.
+    pub format: Format,
+    /// DAG scope (CAR only).
+    pub scope: DagScope,
+    /// Byte range of the target file (CAR with `entity` scope only).
+    pub entity_bytes: Option<EntityBytes>,
+    /// Whether repeated blocks are sent again (`dups=y`, the default).
+    pub dups: bool,
+    /// `filename=` for Content-Disposition.
+    pub filename: Option<String>,
+}
+
+/// Why a gateway request fails, mapped to a status by the HTTP layer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// 400: the request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 406: the client accepts nothing a trustless gateway serves.
+    #[error("{0}")]
+    NotAcceptable(String),
+    /// 404: the root, a path segment or a block is unknown.
+    #[error("{0}")]
+    NotFound(String),
+    /// 501: a valid request this gateway does not serve (HAMT-sharded directories).
+    #[error("{0}")]
+    Unsupported(String),
+    /// 500.
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn percent_decode(s: &str) -> Result<String, GatewayError> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| GatewayError::BadRequest("invalid percent-encoding".into()))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| GatewayError::BadRequest("path is not UTF-8".into()))
+}
+
+/// Parses `/ipfs/` + `rest`, the query string and the `Accept` header.
+pub fn parse_request(
+    rest: &str,
+    query: Option<&str>,
+    accept: Option<&str>,
+) -> Result<GatewayRequest, GatewayError> {
+    let mut segments = rest.split('/').filter(|s| !s.is_empty());
+    let root_str = segments
+        .next()
+        .ok_or_else(|| GatewayError::BadRequest("no CID in the path".into()))?;
+    let root = Cid::from_str(root_str)
+        .map_err(|e| GatewayError::BadRequest(format!("invalid CID {root_str:?}: {e}")))?;
+    let path = segments
+        .map(percent_decode)
+        .collect::<Result<Vec<_>, _>>()?;
+    if path.len() > MAX_PATH_SEGMENTS {
+        return Err(GatewayError::BadRequest("path too deep".into()));
+    }
+    let mut req = GatewayRequest {
+        root,
+        path,
+        format: Format::Car,
+        scope: DagScope::All,
+        entity_bytes: None,
+        dups: true,
+        filename: None,
+    };
+    let mut format = None;
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_decode(v)?;
+        match k {
+            "format" => {
+                format = Some(match v.as_str() {
+                    "car" => Format::Car,
+                    "raw" => Format::Raw,
+                    _ => {
+                        return Err(GatewayError::NotAcceptable(format!(
+                            "format={v} is not served; use car or raw"
+                        )));
+                    }
+                })
+            }
+            "dag-scope" => req.scope = v.parse()?,
+            "entity-bytes" => req.entity_bytes = Some(v.parse()?),
+            "filename" => req.filename = Some(v),
+            _ => {}
+        }
+    }
+    if format.is_none() {
+        format = negotiate(accept, &mut req.dups)?;
+    }
+    req.format = format.unwrap_or(Format::Car);
+    if req.entity_bytes.is_some() && req.scope != DagScope::Entity {
+        return Err(GatewayError::BadRequest(
+            "entity-bytes needs dag-scope=entity".into(),
+        ));
+    }
+    Ok(req)
+}
+
+/// Picks the first acceptable media type; `None` when the header is absent or a wildcard.
+fn negotiate(accept: Option<&str>, dups: &mut bool) -> Result<Option<Format>, GatewayError> {
+    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
+        return Ok(None);
+    };
+    for item in accept.split(',') {
+        let mut parts = item.split(';').map(str::trim);
+        let media = parts.next().unwrap_or_default();
+        let params: Vec<(&str, &str)> = parts.filter_map(|p| p.split_once('=')).collect();
+        match media {
+            CAR_MEDIA_TYPE => {
+                let ok = params.iter().all(|(k, v)| match *k {
+                    "version" => *v == "1",
+                    "order" => matches!(*v, "dfs" | "unk"),
+                    "dups" => matches!(*v, "y" | "n"),
+                    _ => true,
+                });
+                if ok {
+                    if params.iter().any(|(k, v)| *k == "dups" && *v == "n") {
+                        *dups = false;
+                    }
+                    return Ok(Some(Format::Car));
+                }
+            }
+            RAW_MEDIA_TYPE => return Ok(Some(Format::Raw)),
+            "*/*" | "application/*" => return Ok(None),
+            _ => {}
+        }
+    }
+    Err(GatewayError::NotAcceptable(format!(
+        "this is a trustless gateway: accept {CAR_MEDIA_TYPE} (version=1) or {RAW_MEDIA_TYPE}"
+    )))
+}
+
+/// The target of a request and the blocks proving the path to it.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// Blocks from the root down to (not including) the target.
+    pub path_blocks: Vec<(DagCid, Vec<u8>)>,
+    /// The target.
+    pub target: DagCid,
+    /// Its bytes.
+    pub block: Vec<u8>,
+}
+
+async fn get(provider: &RetrievalProvider, cid: &DagCid) -> Result<Vec<u8>, GatewayError> {
+    provider
+        .block(cid)
+        .await
+        .map_err(|e| GatewayError::Internal(e.to_string()))?
+        .ok_or_else(|| GatewayError::NotFound(format!("block {cid} not found")))
+}
+
+/// Follows `path` from `root` through UnixFS directories.
+pub async fn resolve(
+    provider: &RetrievalProvider,
+    root: &Cid,
+    path: &[String],
+) -> Result<Resolved, GatewayError> {
+    let mut cid = to_dag_cid(root);
+    let mut block = get(provider, &cid).await?;
+    let mut path_blocks = Vec::new();
+    for seg in path {
+        if cid.codec() != DAG_PB {
+            return Err(GatewayError::NotFound(format!(
+                "{cid} is not a directory; cannot resolve {seg:?}"
+            )));
+        }
+        let bad = |e: piecestore::unixfs::UnixFsError| GatewayError::Internal(e.to_string());
+        let node = decode_node(&cid, &block).map_err(bad)?;
+        let fs = decode_unixfs(&cid, &node).map_err(bad)?;
+        match fs.kind {
+            UnixFsKind::Directory => {}
+            UnixFsKind::HamtShard => {
+                return Err(GatewayError::Unsupported(
+                    "paths through HAMT-sharded directories are not served".into(),
+                ));
+            }
+            _ => {
+                return Err(GatewayError::NotFound(format!(
+                    "{cid} is not a directory; cannot resolve {seg:?}"
+                )));
+            }
+        }
+        let link = node
+            .links
+            .iter()
+            .find(|l| &l.name == seg)
+            .ok_or_else(|| GatewayError::NotFound(format!("no {seg:?} under {cid}")))?;
+        let next = link.cid;
+        path_blocks.push((cid, block));
+        block = get(provider, &next).await?;
+        cid = next;
+    }
+    Ok(Resolved {
+        path_blocks,
+        target: cid,
+        block,
+    })
+}
+
+/// Where CAR bytes go: a bounded channel to the HTTP body.
+pub struct CarSink {
+    tx: mpsc::Sender<std::io::Result<Bytes>>,
+    seen: Option<HashSet<DagCid>>,
+    /// Blocks sent.
+    pub blocks: u64,
+}
+
+fn put_varint(mut n: u64, out: &mut Vec<u8>) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+impl CarSink {
+    /// Starts a CAR rooted at `root` on `tx`.
+    pub async fn start(
+        tx: mpsc::Sender<std::io::Result<Bytes>>,
+        root: &Cid,
+        dups: bool,
+    ) -> Result<Self, GatewayError> {
+        let header = piecestore::CarWriter::new(Vec::new(), &[*root])
+            .and_then(|w| w.finish())
+            .map_err(|e| GatewayError::Internal(e.to_string()))?;
+        let sink = Self {
+            tx,
+            seen: (!dups).then(HashSet::new),
+            blocks: 0,
+        };
+        sink.send(header).await?;
+        Ok(sink)
+    }
+
+    async fn send(&self, bytes: Vec<u8>) -> Result<(), GatewayError> {
+        self.tx
+            .send(Ok(Bytes::from(bytes)))
+            .await
+            .map_err(|_| GatewayError::Internal("client went away".into()))
+    }
+
+    /// Appends a block (identity blocks are carried by their CIDs and skipped).
+    pub async fn block(&mut self, cid: &DagCid, data: &[u8]) -> Result<(), GatewayError> {
+        if cid.hash().code() == IDENTITY {
+            return Ok(());
+        }
+        if let Some(seen) = &mut self.seen
+            && !seen.insert(*cid)
+        {
+            return Ok(());
+        }
+        let c = cid.to_bytes();
+        let mut section = Vec::with_capacity(c.len() + data.len() + 10);
+        put_varint((c.len() + data.len()) as u64, &mut section);
+        section.extend_from_slice(&c);
+        section.extend_from_slice(data);
+        self.blocks += 1;
+        self.send(section).await
+    }
+
+    /// Ends the body abnormally, so the client sees a broken response rather than a short
+    /// CAR that looks complete.
+    pub async fn abort(self, why: &GatewayError) {
+        let _ = self
+            .tx
+            .send(Err(std::io::Error::other(why.to_string())))
+            .await;
+    }
+}
+
+fn entity_len(cid: &DagCid, block: &[u8]) -> Result<u64, GatewayError> {
+    if cid.codec() == RAW {
+        return Ok(block.len() as u64);
+    }
+    let bad = |e: piecestore::unixfs::UnixFsError| GatewayError::Internal(e.to_string());
+    let node = decode_node(cid, block).map_err(bad)?;
+    let fs = decode_unixfs(cid, &node).map_err(bad)?;
+    Ok(fs
+        .filesize
+        .unwrap_or_else(|| fs.data.map_or(0, |d| d.len() as u64)))
+}
+
+/// Sends the path blocks, then the target's blocks for `scope`, depth first.
+pub async fn walk(
+    provider: &RetrievalProvider,
+    resolved: Resolved,
+    scope: DagScope,
+    entity_bytes: Option<EntityBytes>,
+    sink: &mut CarSink,
+) -> Result<(), GatewayError> {
+    for (cid, block) in &resolved.path_blocks {
+        sink.block(cid, block).await?;
+    }
+    let Resolved { target, block, .. } = resolved;
+    match scope {
+        DagScope::Block => sink.block(&target, &block).await,
+        DagScope::All => {
+            let mut stack = vec![(target, Some(block))];
+            while let Some((cid, data)) = stack.pop() {
+                if cid.hash().code() == IDENTITY {
+                    continue;
+                }
+                let data = match data {
+                    Some(d) => d,
+                    None => get(provider, &cid).await?,
+                };
+                sink.block(&cid, &data).await?;
+                let links =
+                    block_links(&cid, &data).map_err(|e| GatewayError::Internal(e.to_string()))?;
+                stack.extend(links.into_iter().rev().map(|l| (l, None)));
+            }
+            Ok(())
+        }
+        DagScope::Entity => {
+            let range = match entity_bytes {
+                Some(eb) => match eb.resolve(entity_len(&target, &block)?)? {
+                    Some(r) => Some(r),
+                    None => return sink.block(&target, &block).await,
+                },
+                None => None,
+            };
+            walk_file(provider, target, block, range, sink).await
+        }
+    }
+}
+
+/// A UnixFS file's blocks overlapping `range` (all of them without one); for anything but a
+/// file, just the target block.
+async fn walk_file(
+    provider: &RetrievalProvider,
+    target: DagCid,
+    block: Vec<u8>,
+    range: Option<(u64, u64)>,
+    sink: &mut CarSink,
+) -> Result<(), GatewayError> {
+    let mut stack = vec![(target, 0u64, Some(block))];
+    while let Some((cid, start, data)) = stack.pop() {
+        if cid.hash().code() == IDENTITY {
+            continue;
+        }
+        let data = match data {
+            Some(d) => d,
+            None => get(provider, &cid).await?,
+        };
+        sink.block(&cid, &data).await?;
+        if cid.codec() != DAG_PB {
+            continue;
+        }
+        let bad = |e: piecestore::unixfs::UnixFsError| GatewayError::Internal(e.to_string());
+        let node = decode_node(&cid, &data).map_err(bad)?;
+        let fs = decode_unixfs(&cid, &node).map_err(bad)?;
+        if !matches!(fs.kind, UnixFsKind::File | UnixFsKind::Raw) {
+            continue;
+        }
+        let mut offset = start + fs.data.as_ref().map_or(0, |d| d.len() as u64);
+        let mut children = Vec::new();
+        for (i, l) in node.links.iter().enumerate() {
+            let Some(&size) = fs.blocksizes.get(i) else {
+                children.push((l.cid, offset, None));
+                continue;
+            };
+            let (s, e) = (offset, offset + size);
+            if range.is_none_or(|(from, to)| s < to && from < e) {
+                children.push((l.cid, s, None));
+            }
+            offset = e;
+        }
+        stack.extend(children.into_iter().rev());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_requests() {
+        let cid = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
+        let r = parse_request(
+            &format!("{cid}/a%20b/c"),
+            Some("dag-scope=entity&entity-bytes=10:-5"),
+            Some("application/vnd.ipld.car; version=1; dups=n"),
+        )
+        .unwrap();
+        assert_eq!(r.path, vec!["a b", "c"]);
+        assert_eq!(r.scope, DagScope::Entity);
+        assert!(!r.dups);
+        assert_eq!(
+            r.entity_bytes.unwrap().resolve(100).unwrap(),
+            Some((10, 96))
+        );
+        assert_eq!(
+            parse_request(cid, Some("format=raw"), None).unwrap().format,
+            Format::Raw
+        );
+        assert!(matches!(
+            parse_request("nope", None, None),
+            Err(GatewayError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse_request(cid, None, Some("text/html")),
+            Err(GatewayError::NotAcceptable(_))
+        ));
+        assert!(matches!(
+            parse_request(cid, Some("dag-scope=everything"), None),
+            Err(GatewayError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse_request(cid, Some("entity-bytes=0:10"), None),
+            Err(GatewayError::BadRequest(_))
+        ));
+        let eb = |s: &str| s.parse::<EntityBytes>().unwrap();
+        assert_eq!(eb("0:*").resolve(10).unwrap(), Some((0, 10)));
+        assert_eq!(eb("-3:*").resolve(10).unwrap(), Some((7, 10)));
+        assert_eq!(eb("20:30").resolve(10).unwrap(), None);
+        assert!(eb("5:2").resolve(10).is_err());
+        assert!("5".parse::<EntityBytes>().is_err());
+    }
+}

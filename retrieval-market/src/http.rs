@@ -1,0 +1,395 @@
+//! The HTTP retrieval server: an axum [`Router`] an application mounts where it likes.
+//!
+//! - `GET|HEAD /piece/{pieceCid}` (v1 or v2 piece CIDs): the unpadded piece, i.e. the payload
+//!   followed by zeros up to the piece's unpadded size, with single and multiple byte ranges
+//!   and the headers booster-http sends (`application/piece`, quoted-CID ETag, immutable
+//!   caching, constant Last-Modified).
+//! - `GET|HEAD /ipfs/{cid}[/path]`: an IPFS trustless gateway answering CARs and raw blocks
+//!   from the piece index ([`crate::gateway`]).
+//! - `GET /info`: `{"Version": …}`.
+//!
+//! Errors are short `text/plain` bodies: 400 for malformed requests, 404 for unknown data,
+//! 416 for ranges outside the piece, and 429 when [`HttpConfig::max_concurrent`] requests are
+//! already being served (their bodies count until they finish).
+
+use std::collections::VecDeque;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use cid::Cid;
+use commp::PieceCidV2;
+use futures::StreamExt;
+use piecestore::ByteRange;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::io::ReaderStream;
+
+use crate::gateway::{self, CarSink, Format, GatewayError};
+use crate::provider::{RetrievalProvider, ServablePiece};
+use crate::range::parse_ranges;
+
+/// `Cache-Control` for content-addressed answers.
+pub const IMMUTABLE: &str = "public, max-age=29030400, immutable";
+/// booster-http's constant `Last-Modified`.
+const EPOCH_DATE: &str = "Thu, 01 Jan 1970 00:00:00 GMT";
+/// Read size when streaming pieces.
+const CHUNK: usize = 1 << 20;
+
+/// HTTP server settings.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Serve `/piece/`.
+    pub serve_pieces: bool,
+    /// Serve `/ipfs/` (trustless gateway).
+    pub serve_cars: bool,
+    /// Requests served at once; more get 429.
+    pub max_concurrent: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            serve_pieces: true,
+            serve_cars: true,
+            max_concurrent: 64,
+        }
+    }
+}
+
+struct AppState {
+    provider: RetrievalProvider,
+    config: HttpConfig,
+    permits: Arc<Semaphore>,
+}
+
+type Shared = State<Arc<AppState>>;
+
+/// The retrieval routes over `provider`.
+pub fn router(provider: RetrievalProvider, config: HttpConfig) -> Router {
+    let permits = Arc::new(Semaphore::new(config.max_concurrent.max(1)));
+    let state = Arc::new(AppState {
+        provider,
+        config,
+        permits,
+    });
+    Router::new()
+        .route("/piece/{cid}", get(piece))
+        .route("/ipfs/{*rest}", get(ipfs))
+        .route("/info", get(info))
+        .with_state(state)
+}
+
+fn plain(status: StatusCode, msg: impl std::fmt::Display) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{msg}\n"),
+    )
+        .into_response()
+}
+
+fn permit(state: &AppState) -> Option<OwnedSemaphorePermit> {
+    state.permits.clone().try_acquire_owned().ok()
+}
+
+fn busy() -> Response {
+    plain(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many retrievals in progress; retry later",
+    )
+}
+
+async fn info() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::json!({ "Version": env!("CARGO_PKG_VERSION") }).to_string(),
+    )
+        .into_response()
+}
+
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// A v1 piece CID, or the v1 CID of a v2 piece CID.
+fn piece_cid(s: &str) -> Result<Cid, String> {
+    let cid = Cid::from_str(s).map_err(|e| format!("invalid piece CID {s:?}: {e}"))?;
+    if piecestore::check_piece_cid(&cid).is_ok() {
+        return Ok(cid);
+    }
+    PieceCidV2::from_cid(&cid)
+        .map(|v2| v2.to_v1())
+        .map_err(|_| format!("{s} is not a piece CID (v1 baga… or v2 bafkzcib…)"))
+}
+
+fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+/// What a piece body is made of.
+enum Part {
+    Bytes(Bytes),
+    Range(ByteRange),
+}
+
+/// Streams `parts`, opening each range's reader only when it is reached.
+fn piece_body(
+    provider: RetrievalProvider,
+    piece: ServablePiece,
+    parts: Vec<Part>,
+    permit: OwnedSemaphorePermit,
+) -> Body {
+    struct St {
+        provider: RetrievalProvider,
+        piece: ServablePiece,
+        parts: VecDeque<Part>,
+        current: Option<ReaderStream<piecestore::PieceReader>>,
+        _permit: OwnedSemaphorePermit,
+    }
+    let st = St {
+        provider,
+        piece,
+        parts: parts.into(),
+        current: None,
+        _permit: permit,
+    };
+    let stream = futures::stream::unfold(st, |mut st| async move {
+        loop {
+            if let Some(cur) = &mut st.current {
+                match cur.next().await {
+                    Some(item) => return Some((item, st)),
+                    None => st.current = None,
+                }
+            }
+            match st.parts.pop_front()? {
+                Part::Bytes(b) => return Some((Ok(b), st)),
+                Part::Range(r) => match st.provider.read_piece(&st.piece, r).await {
+                    Ok(reader) => st.current = Some(ReaderStream::with_capacity(reader, CHUNK)),
+                    Err(e) => {
+                        tracing::warn!(piece = %st.piece.piece_cid, error = %e, "piece read failed mid-response");
+                        st.parts.clear();
+                        return Some((Err(std::io::Error::other(e.to_string())), st));
+                    }
+                },
+            }
+        }
+    });
+    Body::from_stream(stream)
+}
+
+async fn piece(
+    State(state): Shared,
+    method: Method,
+    Path(cid_str): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !state.config.serve_pieces {
+        return plain(StatusCode::NOT_FOUND, "piece retrieval is disabled");
+    }
+    let Some(permit) = permit(&state) else {
+        return busy();
+    };
+    let cid = match piece_cid(&cid_str) {
+        Ok(c) => c,
+        Err(e) => return plain(StatusCode::BAD_REQUEST, e),
+    };
+    let piece = match state.provider.piece(&cid).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return plain(StatusCode::NOT_FOUND, format!("piece {cid_str} not found")),
+        Err(e) => return plain(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let total = piece.unpadded_size();
+    let etag = format!("\"{cid_str}\"");
+    let mut h = HeaderMap::new();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/piece"),
+    );
+    h.insert(header::ETAG, header_value(&etag));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    h.insert(header::LAST_MODIFIED, HeaderValue::from_static(EPOCH_DATE));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    if etag_matches(&headers, &etag) {
+        return (StatusCode::NOT_MODIFIED, h).into_response();
+    }
+    let ranges = match headers.get(header::RANGE).map(|v| v.to_str()) {
+        None => None,
+        Some(Err(_)) => return plain(StatusCode::BAD_REQUEST, "Range header is not ASCII"),
+        Some(Ok(v)) => match parse_ranges(v, total) {
+            // Like Go, serve everything when the ranges add up to more than the content.
+            Ok(rs) if rs.iter().map(|r| r.len()).sum::<u64>() > total => None,
+            Ok(rs) => Some(rs),
+            Err(e) => {
+                let mut r = plain(StatusCode::RANGE_NOT_SATISFIABLE, e);
+                r.headers_mut().insert(
+                    header::CONTENT_RANGE,
+                    header_value(&format!("bytes */{total}")),
+                );
+                return r;
+            }
+        },
+    };
+    let (status, parts, len) = match ranges.as_deref() {
+        None => (
+            StatusCode::OK,
+            vec![Part::Range(ByteRange::new(0, total))],
+            total,
+        ),
+        Some([r]) => {
+            h.insert(
+                header::CONTENT_RANGE,
+                header_value(&format!("bytes {}-{}/{total}", r.start, r.end - 1)),
+            );
+            (StatusCode::PARTIAL_CONTENT, vec![Part::Range(*r)], r.len())
+        }
+        Some(rs) => {
+            let boundary = hex::encode(rand::random::<[u8; 16]>());
+            h.insert(
+                header::CONTENT_TYPE,
+                header_value(&format!("multipart/byteranges; boundary={boundary}")),
+            );
+            let mut parts = Vec::new();
+            let mut len = 0;
+            for (i, r) in rs.iter().enumerate() {
+                let head = format!(
+                    "{}--{boundary}\r\nContent-Type: application/piece\r\nContent-Range: bytes {}-{}/{total}\r\n\r\n",
+                    if i == 0 { "" } else { "\r\n" },
+                    r.start,
+                    r.end - 1
+                );
+                len += head.len() as u64 + r.len();
+                parts.push(Part::Bytes(Bytes::from(head)));
+                parts.push(Part::Range(*r));
+            }
+            let tail = format!("\r\n--{boundary}--\r\n");
+            len += tail.len() as u64;
+            parts.push(Part::Bytes(Bytes::from(tail)));
+            (StatusCode::PARTIAL_CONTENT, parts, len)
+        }
+    };
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if method == Method::HEAD {
+        return (status, h).into_response();
+    }
+    let body = piece_body(state.provider.clone(), piece, parts, permit);
+    (status, h, body).into_response()
+}
+
+fn gateway_error(e: GatewayError) -> Response {
+    let status = match &e {
+        GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        GatewayError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+        GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
+        GatewayError::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    plain(status, e)
+}
+
+async fn ipfs(
+    State(state): Shared,
+    method: Method,
+    Path(rest): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if !state.config.serve_cars {
+        return plain(StatusCode::NOT_FOUND, "trustless gateway is disabled");
+    }
+    let Some(permit) = permit(&state) else {
+        return busy();
+    };
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let req = match gateway::parse_request(&rest, query.as_deref(), accept) {
+        Ok(r) => r,
+        Err(e) => return gateway_error(e),
+    };
+    let resolved = match gateway::resolve(&state.provider, &req.root, &req.path).await {
+        Ok(r) => r,
+        Err(e) => return gateway_error(e),
+    };
+    let mut h = HeaderMap::new();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("X-Ipfs-Path", header_value(&format!("/ipfs/{rest}")));
+    let target = resolved.target;
+    if req.format == Format::Raw {
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(gateway::RAW_MEDIA_TYPE),
+        );
+        h.insert(header::ETAG, header_value(&format!("\"{target}.raw\"")));
+        let name = req.filename.unwrap_or_else(|| format!("{target}.bin"));
+        h.insert(
+            header::CONTENT_DISPOSITION,
+            header_value(&format!("attachment; filename=\"{name}\"")),
+        );
+        h.insert(
+            header::CONTENT_LENGTH,
+            HeaderValue::from(resolved.block.len()),
+        );
+        if method == Method::HEAD {
+            return (StatusCode::OK, h).into_response();
+        }
+        return (StatusCode::OK, h, resolved.block).into_response();
+    }
+    let dups = if req.dups { "y" } else { "n" };
+    h.insert(
+        header::CONTENT_TYPE,
+        header_value(&format!(
+            "{};version=1;order=dfs;dups={dups}",
+            gateway::CAR_MEDIA_TYPE
+        )),
+    );
+    let range = req
+        .entity_bytes
+        .map(|e| format!(".{}:{}", e.from, e.to.map_or("*".into(), |t| t.to_string())))
+        .unwrap_or_default();
+    h.insert(
+        header::ETAG,
+        header_value(&format!(
+            "\"{target}.car.{}.{dups}{range}\"",
+            req.scope.as_str()
+        )),
+    );
+    let name = req
+        .filename
+        .clone()
+        .unwrap_or_else(|| format!("{}.car", req.root));
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        header_value(&format!("attachment; filename=\"{name}\"")),
+    );
+    if method == Method::HEAD {
+        return (StatusCode::OK, h).into_response();
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let provider = state.provider.clone();
+    tokio::spawn(async move {
+        let _permit = permit;
+        let Ok(mut sink) = CarSink::start(tx, &req.root, req.dups).await else {
+            return;
+        };
+        if let Err(e) =
+            gateway::walk(&provider, resolved, req.scope, req.entity_bytes, &mut sink).await
+        {
+            tracing::info!(root = %req.root, error = %e, "CAR response cut short");
+            sink.abort(&e).await;
+        }
+    });
+    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    (StatusCode::OK, h, Body::from_stream(stream)).into_response()
+}

@@ -1,0 +1,294 @@
+//! The provider side: query answers, and reading piece bytes and blocks.
+
+use std::sync::{Arc, RwLock};
+
+use cid::Cid;
+use piecestore::dagpb::DagCid;
+use piecestore::unixfs::{IDENTITY, to_cid};
+use piecestore::{
+    ByteRange, PaddedPieceSize, PieceIndex, PieceReader, PieceStore, PieceStoreError,
+};
+use storage_market::types::{Address, TokenAmount};
+use tokio::io::AsyncReadExt;
+
+use crate::RetrievalError;
+use crate::types::{
+    Query, QueryItemStatus, QueryResponse, QueryStatus, TransportProtocol, TransportsResponse,
+};
+use crate::unseal::Unsealer;
+
+/// Retrieval terms (go-fil-markets defaults: free, 1 MiB payment interval and increase).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrievalAsk {
+    /// Price per byte.
+    pub price_per_byte: TokenAmount,
+    /// Price to unseal.
+    pub unseal_price: TokenAmount,
+    /// Bytes sent before the first payment.
+    pub payment_interval: u64,
+    /// Growth of the interval after each payment.
+    pub payment_interval_increase: u64,
+}
+
+impl Default for RetrievalAsk {
+    fn default() -> Self {
+        Self {
+            price_per_byte: TokenAmount::ZERO,
+            unseal_price: TokenAmount::ZERO,
+            payment_interval: 1 << 20,
+            payment_interval_increase: 1 << 20,
+        }
+    }
+}
+
+/// Sizes of a piece a provider can serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServablePiece {
+    /// The v1 piece CID.
+    pub piece_cid: Cid,
+    /// The deal's padded piece size.
+    pub padded_size: PaddedPieceSize,
+    /// Payload bytes before zero padding.
+    pub payload_size: u64,
+    /// Whether the piece store holds an unsealed copy (otherwise the unsealer is asked).
+    pub local: bool,
+}
+
+impl ServablePiece {
+    /// Bytes served for the piece: the payload and zeros up to the unpadded piece size.
+    pub fn unpadded_size(&self) -> u64 {
+        self.padded_size.unpadded().get()
+    }
+}
+
+struct Inner {
+    pieces: Arc<dyn PieceStore>,
+    index: PieceIndex,
+    unsealer: Option<Arc<dyn Unsealer>>,
+    payment_address: Address,
+    ask: RwLock<RetrievalAsk>,
+    transports: RwLock<Vec<TransportProtocol>>,
+}
+
+/// A retrieval provider over a piece store and its index. Cheap to clone.
+#[derive(Clone)]
+pub struct RetrievalProvider {
+    inner: Arc<Inner>,
+}
+
+impl RetrievalProvider {
+    /// A provider serving what `pieces` and `index` hold; `payment_address` is the miner's
+    /// worker, named in query answers.
+    pub fn new(
+        pieces: Arc<dyn PieceStore>,
+        index: PieceIndex,
+        unsealer: Option<Arc<dyn Unsealer>>,
+        payment_address: Address,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                pieces,
+                index,
+                unsealer,
+                payment_address,
+                ask: RwLock::new(RetrievalAsk::default()),
+                transports: RwLock::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Current retrieval terms.
+    pub fn ask(&self) -> RetrievalAsk {
+        self.inner.ask.read().expect("ask lock").clone()
+    }
+
+    /// Replaces the retrieval terms.
+    pub fn set_ask(&self, ask: RetrievalAsk) {
+        *self.inner.ask.write().expect("ask lock") = ask;
+    }
+
+    /// Sets what `/fil/retrieval/transports/1.0.0` advertises.
+    pub fn set_transports(&self, protocols: Vec<TransportProtocol>) {
+        *self.inner.transports.write().expect("transports lock") = protocols;
+    }
+
+    /// The transports answer.
+    pub fn transports(&self) -> TransportsResponse {
+        TransportsResponse {
+            protocols: self
+                .inner
+                .transports
+                .read()
+                .expect("transports lock")
+                .clone(),
+        }
+    }
+
+    /// The piece index.
+    pub fn index(&self) -> &PieceIndex {
+        &self.inner.index
+    }
+
+    /// What can be served of `piece`: `None` if neither the store nor a sealed deal has it.
+    pub async fn piece(&self, piece: &Cid) -> Result<Option<ServablePiece>, RetrievalError> {
+        if let Some(m) = self.inner.pieces.stat(piece).await? {
+            return Ok(Some(ServablePiece {
+                piece_cid: m.piece_cid,
+                padded_size: m.padded_size,
+                payload_size: m.payload_size,
+                local: true,
+            }));
+        }
+        if self.inner.unsealer.is_none() {
+            return Ok(None);
+        }
+        Ok(self
+            .inner
+            .index
+            .piece(piece)
+            .await?
+            .filter(|r| !r.deals.is_empty())
+            .map(|r| ServablePiece {
+                piece_cid: r.meta.piece_cid,
+                padded_size: r.meta.padded_size,
+                payload_size: r.meta.payload_size,
+                local: false,
+            }))
+    }
+
+    /// `range` of the unpadded piece: payload bytes from the store, then zeros; or the
+    /// unsealer's bytes when the store has no copy.
+    pub async fn read_piece(
+        &self,
+        piece: &ServablePiece,
+        range: ByteRange,
+    ) -> Result<PieceReader, RetrievalError> {
+        if range.end > piece.unpadded_size() || range.start > range.end {
+            return Err(PieceStoreError::RangeNotSatisfiable {
+                start: range.start,
+                end: range.end,
+                len: piece.unpadded_size(),
+            }
+            .into());
+        }
+        if piece.local {
+            let data_end = range.end.min(piece.payload_size);
+            let zeros = range.end - data_end.max(range.start);
+            let data: PieceReader = if range.start < data_end {
+                self.inner
+                    .pieces
+                    .get(
+                        &piece.piece_cid,
+                        Some(ByteRange::new(range.start, data_end)),
+                    )
+                    .await?
+            } else {
+                Box::pin(tokio::io::empty())
+            };
+            return Ok(Box::pin(data.chain(tokio::io::repeat(0).take(zeros))));
+        }
+        let unsealer = self
+            .inner
+            .unsealer
+            .as_ref()
+            .ok_or(PieceStoreError::NotFound(piece.piece_cid))?;
+        let record = self.inner.index.piece(&piece.piece_cid).await?;
+        for deal in record.map(|r| r.deals).unwrap_or_default() {
+            match unsealer.unsealed(&piece.piece_cid, &deal, range).await {
+                Ok(Some(r)) => return Ok(r),
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(piece = %piece.piece_cid, deal = deal.deal_id, error = %e, "unseal failed");
+                }
+            }
+        }
+        Err(RetrievalError::Unseal(format!(
+            "no unsealed copy of {}",
+            piece.piece_cid
+        )))
+    }
+
+    /// A block's bytes by CID (matched on the multihash), from any piece that holds it.
+    /// Identity CIDs carry their bytes.
+    pub async fn block(&self, cid: &DagCid) -> Result<Option<Vec<u8>>, RetrievalError> {
+        if cid.hash().code() == IDENTITY {
+            return Ok(Some(cid.hash().digest().to_vec()));
+        }
+        let Some(narrow) = to_cid(cid) else {
+            return Ok(None);
+        };
+        for (piece_cid, offset, size) in self.inner.index.find_block(&narrow).await? {
+            if size > piecestore::MAX_SECTION {
+                continue;
+            }
+            let Some(piece) = self.piece(&piece_cid).await? else {
+                continue;
+            };
+            let mut r = match self
+                .read_piece(&piece, ByteRange::new(offset, offset + size))
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::debug!(piece = %piece_cid, error = %e, "block unreadable from this piece");
+                    continue;
+                }
+            };
+            let mut data = Vec::with_capacity(size as usize);
+            r.read_to_end(&mut data).await?;
+            if data.len() as u64 == size {
+                return Ok(Some(data));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Answers a query: the first piece holding the payload (as a CAR root or any block)
+    /// that can be served, restricted to the asked piece if any.
+    pub async fn query(&self, q: &Query) -> QueryResponse {
+        let ask = self.ask();
+        let mut answer = QueryResponse {
+            size: 0,
+            status: QueryStatus::UNAVAILABLE,
+            message: String::new(),
+            unseal_price: ask.unseal_price,
+            piece_cid_found: QueryItemStatus::UNAVAILABLE,
+            payment_address: self.inner.payment_address,
+            min_price_per_byte: ask.price_per_byte,
+            max_payment_interval: ask.payment_interval,
+            max_payment_interval_increase: ask.payment_interval_increase,
+        };
+        match self.find_payload(q).await {
+            Ok(Some(piece)) => {
+                answer.status = QueryStatus::AVAILABLE;
+                answer.piece_cid_found = QueryItemStatus::AVAILABLE;
+                answer.size = piece.unpadded_size();
+            }
+            Ok(None) => answer.message = format!("payload {} not found", q.payload_cid),
+            Err(e) => {
+                answer.status = QueryStatus::ERROR;
+                answer.message = e.to_string();
+            }
+        }
+        answer
+    }
+
+    async fn find_payload(&self, q: &Query) -> Result<Option<ServablePiece>, RetrievalError> {
+        let index = &self.inner.index;
+        let mut candidates = index.pieces_for_root(&q.payload_cid).await?;
+        for (p, _, _) in index.find_block(&q.payload_cid).await? {
+            if !candidates.contains(&p) {
+                candidates.push(p);
+            }
+        }
+        for c in candidates {
+            if q.params.piece_cid.is_some_and(|p| p != c) {
+                continue;
+            }
+            if let Some(piece) = self.piece(&c).await? {
+                return Ok(Some(piece));
+            }
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,548 @@
+//! End-to-end retrieval on loopback: pieces with ranges over HTTP, CARs by root at every
+//! DAG scope, the libp2p query and transports protocols, unsealing, and malformed requests.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cid::Cid;
+use futures::StreamExt;
+use libp2p::swarm::SwarmEvent;
+use piecestore::unixfs::{ImportProfile, import_file};
+use piecestore::{
+    ByteRange, DealRecord, FsPieceStore, PieceIndex, PieceMeta, PieceReader, PieceStore,
+};
+use retrieval_market::gateway::DagScope;
+use retrieval_market::http::{HttpConfig, router};
+use retrieval_market::types::{QueryItemStatus, QueryStatus, TransportProtocol};
+use retrieval_market::{RetrievalClient, RetrievalError, RetrievalProvider, Unsealer};
+use storage_market::network::{MarketNetwork, NetworkLimits, PeerAddr};
+use storage_market::types::Address;
+use url::Url;
+
+/// Bytes that do not repeat (xorshift32), so every chunk is a distinct block.
+fn pattern(n: usize, seed: u32) -> Vec<u8> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            s as u8
+        })
+        .collect()
+}
+
+/// A small, deep DAG: 4 KiB chunks and 8 links per node.
+const PROFILE: ImportProfile = ImportProfile {
+    chunk_size: 4096,
+    max_links: 8,
+    ..ImportProfile::KUBO
+};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    file: Vec<u8>,
+    car: Vec<u8>,
+    root: Cid,
+    meta: PieceMeta,
+    store: Arc<FsPieceStore>,
+    index: PieceIndex,
+}
+
+impl Fixture {
+    async fn new(size: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let file = pattern(size, 0x9e37_79b9);
+        let src = dir.path().join("file.bin");
+        std::fs::write(&src, &file).unwrap();
+        let mut car = Vec::new();
+        let report = import_file(&src, PROFILE, &mut car, &mut |_| {}).unwrap();
+        let root = piecestore::unixfs::to_cid(&report.root).unwrap();
+        let store = Arc::new(FsPieceStore::open(dir.path().join("pieces")).unwrap());
+        let meta = store
+            .put(Box::pin(std::io::Cursor::new(car.clone())), None)
+            .await
+            .unwrap();
+        let index = PieceIndex::open(&dir.path().join("index.db")).unwrap();
+        index
+            .add_piece(meta, Box::pin(std::io::Cursor::new(car.clone())))
+            .await
+            .unwrap();
+        Self {
+            dir,
+            file,
+            car,
+            root,
+            meta,
+            store,
+            index,
+        }
+    }
+
+    fn provider(&self) -> RetrievalProvider {
+        RetrievalProvider::new(
+            self.store.clone(),
+            self.index.clone(),
+            None,
+            Address::new_id(1001),
+        )
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The unpadded piece: the CAR then zeros.
+    fn piece_bytes(&self) -> Vec<u8> {
+        let mut b = self.car.clone();
+        b.resize(self.meta.padded_size.unpadded().get() as usize, 0);
+        b
+    }
+}
+
+async fn serve(provider: RetrievalProvider, config: HttpConfig) -> Url {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, router(provider, config))
+            .await
+            .unwrap();
+    });
+    Url::parse(&format!("http://{addr}/")).unwrap()
+}
+
+fn no_progress() -> impl FnMut(u64, Option<u64>) + Send {
+    |_, _| {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn piece_whole_ranged_and_verified() {
+    let fx = Fixture::new(300_000).await;
+    let url = serve(fx.provider(), HttpConfig::default()).await;
+    let piece = fx.meta.piece_cid;
+    let expected = fx.piece_bytes();
+    let http = reqwest::Client::new();
+    let get = |path: String, range: Option<&'static str>| {
+        let mut r = http.get(url.join(&path).unwrap());
+        if let Some(v) = range {
+            r = r.header("Range", v);
+        }
+        r.send()
+    };
+
+    // Whole piece, with booster-http's headers.
+    let r = get(format!("piece/{piece}"), None).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let h = r.headers().clone();
+    assert_eq!(h["content-type"], "application/piece");
+    assert_eq!(h["etag"], format!("\"{piece}\""));
+    assert_eq!(h["cache-control"], "public, max-age=29030400, immutable");
+    assert_eq!(h["accept-ranges"], "bytes");
+    assert_eq!(h["content-length"], expected.len().to_string());
+    assert_eq!(r.bytes().await.unwrap(), expected);
+
+    // HEAD: headers only.
+    let r = http
+        .head(url.join(&format!("piece/{piece}")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-length"], expected.len().to_string());
+
+    // One range, crossing from the CAR into the zero padding.
+    let r = get(format!("piece/{piece}"), Some("bytes=300000-"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(
+        r.headers()["content-range"],
+        format!("bytes 300000-{}/{}", expected.len() - 1, expected.len())
+    );
+    assert_eq!(r.bytes().await.unwrap(), expected[300_000..]);
+
+    // Several ranges: multipart/byteranges.
+    let r = get(format!("piece/{piece}"), Some("bytes=0-9,100-109,-5"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+    let boundary = ct
+        .strip_prefix("multipart/byteranges; boundary=")
+        .unwrap()
+        .to_string();
+    let declared: usize = r.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body = r.bytes().await.unwrap();
+    assert_eq!(body.len(), declared);
+    let text = String::from_utf8_lossy(&body).to_string();
+    assert_eq!(text.matches(&format!("--{boundary}")).count(), 4);
+    let n = expected.len();
+    assert!(text.contains(&format!("Content-Range: bytes {}-{}/{n}", n - 5, n - 1)));
+    let first = body.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(&body[first..first + 10], &expected[..10]);
+
+    // A v2 piece CID names the same piece.
+    let v2 = commp::PieceCidV2::from_v1(&piece, fx.meta.payload_size)
+        .unwrap()
+        .to_cid();
+    let r = get(format!("piece/{v2}"), Some("bytes=0-3")).await.unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().await.unwrap(), expected[..4]);
+
+    // The client verifies commP while streaming.
+    let client = RetrievalClient::new(None).unwrap();
+    let dest = fx.path("piece.out");
+    let got = client
+        .fetch_piece(&url, &piece, &dest, &mut no_progress())
+        .await
+        .unwrap();
+    assert_eq!(got.piece.cid_v1(), piece);
+    assert_eq!(std::fs::read(&dest).unwrap(), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_piece_requests() {
+    let fx = Fixture::new(50_000).await;
+    let url = serve(fx.provider(), HttpConfig::default()).await;
+    let piece = fx.meta.piece_cid;
+    let http = reqwest::Client::new();
+    let status = |path: String, range: Option<&'static str>| {
+        let mut r = http.get(url.join(&path).unwrap());
+        if let Some(v) = range {
+            r = r.header("Range", v);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (s, body) = status("piece/not-a-cid".into(), None).await;
+    assert_eq!(s, 400, "{body}");
+    assert!(body.contains("invalid piece CID"));
+    let (s, _) = status(format!("piece/{}", fx.root), None).await;
+    assert_eq!(s, 400, "a payload CID is not a piece CID");
+    let unknown = commp::commp(&[7u8; 1000]).unwrap().cid_v1();
+    let (s, body) = status(format!("piece/{unknown}"), None).await;
+    assert_eq!(s, 404);
+    assert!(body.contains("not found"));
+    let (s, _) = status(format!("piece/{piece}"), Some("bytes=99999999-")).await;
+    assert_eq!(s, 416);
+    let (s, _) = status(format!("piece/{piece}"), Some("bytes=9-1")).await;
+    assert_eq!(s, 416);
+    let (s, _) = status(format!("piece/{piece}"), Some("lines=1-2")).await;
+    assert_eq!(s, 416);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn car_by_root_at_every_scope() {
+    let fx = Fixture::new(200_000).await;
+    let url = serve(fx.provider(), HttpConfig::default()).await;
+    let client = RetrievalClient::new(None).unwrap();
+    let leaves = 200_000usize.div_ceil(4096);
+
+    // all: the whole DAG, verified and exported to the original file.
+    let car = fx.path("all.car");
+    let got = client
+        .fetch_car(&url, &fx.root, DagScope::All, &car, &mut no_progress())
+        .await
+        .unwrap();
+    assert!(got.blocks as usize > leaves);
+    assert_eq!(
+        std::fs::read(&car).unwrap(),
+        fx.car,
+        "same blocks in the same order"
+    );
+    let out = fx.path("all.out");
+    RetrievalClient::export(&car, &fx.root, &out).await.unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), fx.file);
+
+    // entity of a file: the same blocks.
+    let car = fx.path("entity.car");
+    let got = client
+        .fetch_car(&url, &fx.root, DagScope::Entity, &car, &mut no_progress())
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&car).unwrap(), fx.car);
+    assert!(got.blocks as usize > leaves);
+
+    // block: the root alone.
+    let car = fx.path("block.car");
+    let got = client
+        .fetch_car(&url, &fx.root, DagScope::Block, &car, &mut no_progress())
+        .await
+        .unwrap();
+    assert_eq!(got.blocks, 1);
+
+    // entity-bytes: only the leaves covering the range (plus the nodes above them).
+    let http = reqwest::Client::new();
+    let r = http
+        .get(
+            url.join(&format!(
+                "ipfs/{}?dag-scope=entity&entity-bytes=0:4095",
+                fx.root
+            ))
+            .unwrap(),
+        )
+        .header("Accept", "application/vnd.ipld.car")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/vnd.ipld.car;version=1;order=dfs")
+    );
+    let body = r.bytes().await.unwrap();
+    let mut n = 0;
+    let mut ix = piecestore::CarIndexer::new();
+    ix.update(&body, &mut |_| n += 1).unwrap();
+    ix.finish().unwrap();
+    // Depth 3 over 49 leaves with 8 links: root, one node per level, one leaf.
+    assert!((2..=5).contains(&n), "{n} blocks for the first chunk");
+
+    // raw: the root block's bytes.
+    let r = http
+        .get(url.join(&format!("ipfs/{}", fx.root)).unwrap())
+        .header("Accept", "application/vnd.ipld.raw")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/vnd.ipld.raw");
+    let block = r.bytes().await.unwrap();
+    let root = piecestore::unixfs::to_dag_cid(&fx.root);
+    piecestore::unixfs::verify_block(&root, &block).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_gateway_requests() {
+    let fx = Fixture::new(20_000).await;
+    let url = serve(fx.provider(), HttpConfig::default()).await;
+    let http = reqwest::Client::new();
+    let get = |path: String, accept: &'static str| {
+        let r = http.get(url.join(&path).unwrap()).header("Accept", accept);
+        async move {
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let car = "application/vnd.ipld.car";
+    assert_eq!(get("ipfs/zzz".into(), car).await.0, 400);
+    assert_eq!(
+        get(format!("ipfs/{}?dag-scope=most", fx.root), car).await.0,
+        400
+    );
+    assert_eq!(get(format!("ipfs/{}", fx.root), "text/html").await.0, 406);
+    let unknown = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
+    let (s, body) = get(format!("ipfs/{unknown}"), car).await;
+    assert_eq!(s, 404);
+    assert!(body.contains("not found"), "{body}");
+    let (s, body) = get(format!("ipfs/{}/no/such/path", fx.root), car).await;
+    assert_eq!(s, 404, "{body}");
+    assert!(body.contains("not a directory"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_limit_answers_429() {
+    let fx = Fixture::new(4 << 20).await;
+    let url = serve(
+        fx.provider(),
+        HttpConfig {
+            max_concurrent: 1,
+            ..HttpConfig::default()
+        },
+    )
+    .await;
+    let piece_url = url.join(&format!("piece/{}", fx.meta.piece_cid)).unwrap();
+    let http = reqwest::Client::new();
+    // Hold the first response's body unread so its permit stays taken.
+    let first = http.get(piece_url.clone()).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let second = http.get(piece_url.clone()).send().await.unwrap();
+    assert_eq!(second.status(), 429);
+    assert_eq!(
+        first.bytes().await.unwrap().len() as u64,
+        fx.meta.padded_size.unpadded().get()
+    );
+    // The permit is back once the body is done.
+    let mut ok = false;
+    for _ in 0..50 {
+        if http.head(piece_url.clone()).send().await.unwrap().status() == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_piece_is_refused_by_the_client() {
+    let fx = Fixture::new(100_000).await;
+    let path = fx.store.local_path(&fx.meta.piece_cid).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[5000] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let url = serve(fx.provider(), HttpConfig::default()).await;
+    let client = RetrievalClient::new(None).unwrap();
+    let dest = fx.path("bad.piece");
+    let err = client
+        .fetch_piece(&url, &fx.meta.piece_cid, &dest, &mut no_progress())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RetrievalError::CommPMismatch { .. }), "{err}");
+    assert!(!dest.exists());
+    let car = fx.path("bad.car");
+    let err = client
+        .fetch_car(&url, &fx.root, DagScope::All, &car, &mut no_progress())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RetrievalError::Dag(_) | RetrievalError::Transport(_)),
+        "{err}"
+    );
+    assert!(!car.exists());
+}
+
+/// A sealer stand-in keeping unsealed pieces in a directory by sector number.
+struct DirUnsealer(PathBuf);
+
+#[async_trait::async_trait]
+impl Unsealer for DirUnsealer {
+    async fn unsealed(
+        &self,
+        _piece: &Cid,
+        deal: &DealRecord,
+        range: ByteRange,
+    ) -> Result<Option<PieceReader>, String> {
+        let Ok(bytes) = std::fs::read(self.0.join(deal.sector.to_string())) else {
+            return Ok(None);
+        };
+        let slice = bytes[range.start as usize..range.end as usize].to_vec();
+        Ok(Some(Box::pin(std::io::Cursor::new(slice))))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsealer_serves_pieces_the_store_dropped() {
+    let fx = Fixture::new(60_000).await;
+    let piece = fx.meta.piece_cid;
+    let sectors = fx.path("sectors");
+    std::fs::create_dir_all(&sectors).unwrap();
+    std::fs::write(sectors.join("7"), fx.piece_bytes()).unwrap();
+    fx.index
+        .add_deal(
+            &piece,
+            DealRecord {
+                miner: "f01001".into(),
+                deal_id: 42,
+                sector: 7,
+                offset: 0,
+                length: fx.meta.padded_size.get(),
+            },
+        )
+        .await
+        .unwrap();
+    fx.store.delete(&piece).await.unwrap();
+    let provider = RetrievalProvider::new(
+        fx.store.clone(),
+        fx.index.clone(),
+        Some(Arc::new(DirUnsealer(sectors))),
+        Address::new_id(1001),
+    );
+    let url = serve(provider, HttpConfig::default()).await;
+    let client = RetrievalClient::new(None).unwrap();
+    let dest = fx.path("unsealed.piece");
+    client
+        .fetch_piece(&url, &piece, &dest, &mut no_progress())
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), fx.piece_bytes());
+    let car = fx.path("unsealed.car");
+    client
+        .fetch_car(&url, &fx.root, DagScope::All, &car, &mut no_progress())
+        .await
+        .unwrap();
+}
+
+/// A bare libp2p host serving the retrieval protocols.
+async fn retrieval_host(provider: RetrievalProvider) -> (PeerAddr, tokio::task::JoinHandle<()>) {
+    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| libp2p_stream::Behaviour::new())
+        .unwrap()
+        .build();
+    swarm
+        .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .unwrap();
+    let addr = loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+            break address;
+        }
+    };
+    let service =
+        retrieval_market::network::serve(swarm.behaviour().new_control(), provider).unwrap();
+    let peer = PeerAddr {
+        peer_id: *swarm.local_peer_id(),
+        addrs: vec![addr],
+    };
+    let task = tokio::spawn(async move {
+        let _service = service;
+        loop {
+            swarm.select_next_some().await;
+        }
+    });
+    (peer, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_and_transports_over_libp2p() {
+    let fx = Fixture::new(30_000).await;
+    let provider = fx.provider();
+    let url = serve(provider.clone(), HttpConfig::default()).await;
+    provider.set_transports(vec![TransportProtocol::new(
+        "http",
+        &[retrieval_market::client::url_to_multiaddr(&url).unwrap()],
+    )]);
+    let (peer, _host) = retrieval_host(provider).await;
+    let net = MarketNetwork::start(
+        libp2p::identity::Keypair::generate_ed25519(),
+        NetworkLimits::default(),
+    )
+    .unwrap();
+    let client = RetrievalClient::new(Some(net)).unwrap();
+
+    let answer = client.query(&peer, fx.root, None).await.unwrap();
+    assert_eq!(answer.status, QueryStatus::AVAILABLE);
+    assert_eq!(answer.piece_cid_found, QueryItemStatus::AVAILABLE);
+    assert_eq!(answer.size, fx.meta.padded_size.unpadded().get());
+    assert_eq!(answer.payment_address, Address::new_id(1001));
+    assert_eq!(answer.max_payment_interval, 1 << 20);
+
+    let other_piece = commp::commp(&[1u8; 500]).unwrap().cid_v1();
+    let answer = client
+        .query(&peer, fx.root, Some(other_piece))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, QueryStatus::UNAVAILABLE);
+    let unknown: Cid = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+        .parse()
+        .unwrap();
+    let answer = client.query(&peer, unknown, None).await.unwrap();
+    assert_eq!(answer.status, QueryStatus::UNAVAILABLE);
+    assert!(answer.message.contains("not found"));
+
+    assert_eq!(client.http_url(&peer).await.unwrap(), url);
+}
