@@ -1,1 +1,12 @@
-//! Example binaries of fil-market-rs; see `src/bin/`.
+//! The pieces behind the example binaries (`src/bin/`): a provider node assembled from a TOML
+//! config ([`node`]), its JSON-RPC admin API ([`admin`]) guarded by JWTs ([`jwt`]), the dev
+//! chain over HTTP ([`chain_rpc`]), and the client side shared by the client CLI and the demo
+//! ([`client`]).
+
+pub mod admin;
+pub mod chain_rpc;
+pub mod client;
+pub mod config;
+pub mod jwt;
+pub mod node;
+pub mod progress;

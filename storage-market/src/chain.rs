@@ -32,7 +32,7 @@ pub enum ChainError {
 }
 
 /// A miner actor's owner, worker and control addresses.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MinerInfo {
     /// The owner (receives rewards).
     pub owner: Address,
@@ -45,7 +45,7 @@ pub struct MinerInfo {
 }
 
 /// A market escrow account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct MarketBalance {
     /// Total escrow.
     pub escrow: TokenAmount,
@@ -61,7 +61,7 @@ impl MarketBalance {
 }
 
 /// The chain's bounds on a deal's provider collateral.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CollateralBounds {
     /// The minimum the market actor accepts.
     pub min: TokenAmount,
@@ -70,7 +70,7 @@ pub struct CollateralBounds {
 }
 
 /// A message for the node to sign with its wallet and push (`MpoolPushMessage`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Message {
     /// Sender; the node must hold its key.
     pub from: Address,
@@ -87,7 +87,7 @@ pub struct Message {
 }
 
 /// An exit code; 0 is success.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExitCode(pub u32);
 
 impl ExitCode {
@@ -107,7 +107,7 @@ impl ExitCode {
 }
 
 /// The outcome of an executed message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Receipt {
     /// Exit code.
     pub exit_code: ExitCode,
@@ -118,7 +118,7 @@ pub struct Receipt {
 }
 
 /// Where and how a message landed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MessageLookup {
     /// The receipt.
     pub receipt: Receipt,
@@ -127,7 +127,7 @@ pub struct MessageLookup {
 }
 
 /// A published deal as the market actor holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MarketDeal {
     /// The proposal.
     pub proposal: DealProposal,

@@ -1,0 +1,249 @@
+//! The node's JSON-RPC 2.0 admin API at `/rpc/v0`, guarded by the JWTs written at init
+//! (`Authorization: Bearer <token>`), with Lotus's permission names.
+//!
+//! | method | permission | params | result |
+//! |---|---|---|---|
+//! | `Market.Info` | read | | peer id, addresses, miners, HTTP URL |
+//! | `Market.GetAsk` | read | `[miner]` | the signed ask |
+//! | `Market.SetAsk` | admin | `[miner, price, verifiedPrice, minPieceSize, maxPieceSize]` | the signed ask |
+//! | `Market.ListDeals` | read | | every deal |
+//! | `Market.ImportData` | admin | `[proposal CID or deal UUID, path]` | `null` |
+//! | `Market.ListPieces` | read | | every stored piece |
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use piecestore::PieceStore;
+use serde_json::{Value, json};
+use storage_market::network::PeerAddr;
+use storage_market::provider::{AskParams, DealRef, Provider};
+use storage_market::types::{Address, DealUuid, TokenAmount};
+use url::Url;
+
+use crate::jwt;
+
+/// What the admin API serves.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The JWT secret.
+    pub secret: Vec<u8>,
+    /// The provider.
+    pub provider: Provider,
+    /// Its piece store.
+    pub pieces: Arc<dyn PieceStore>,
+    /// Its libp2p address.
+    pub peer: PeerAddr,
+    /// Its HTTP base URL.
+    pub http_url: Url,
+    /// Its miners.
+    pub miners: Vec<Address>,
+}
+
+/// The `/rpc/v0` route.
+pub fn router(state: AdminState) -> axum::Router {
+    axum::Router::new()
+        .route("/rpc/v0", axum::routing::post(handle))
+        .with_state(Arc::new(state))
+}
+
+fn permission(method: &str) -> Option<&'static str> {
+    Some(match method {
+        "Market.Info" | "Market.GetAsk" | "Market.ListDeals" | "Market.ListPieces" => jwt::READ,
+        "Market.SetAsk" | "Market.ImportData" => jwt::ADMIN,
+        _ => return None,
+    })
+}
+
+async fn handle(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let Some(perms) = token.and_then(|t| jwt::verify(&state.secret, t.trim())) else {
+        return (StatusCode::UNAUTHORIZED, "missing or invalid token\n").into_response();
+    };
+    let Ok(req) = serde_json::from_str::<Value>(&body) else {
+        return axum::Json(json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "parse error"}})).into_response();
+    };
+    let id = req.get("id").cloned().unwrap_or(Value::Null);
+    let method = req
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let params = req.get("params").cloned().unwrap_or(json!([]));
+    let result = match permission(method) {
+        None => Err((-32601, format!("method {method} not found"))),
+        Some(p) if !perms.iter().any(|h| h == p || h == jwt::ADMIN) => {
+            Err((-32000, format!("{method} needs the {p} permission")))
+        }
+        Some(_) => call(&state, method, &params).await.map_err(|e| (1, e)),
+    };
+    axum::Json(match result {
+        Ok(r) => json!({"jsonrpc": "2.0", "id": id, "result": r}),
+        Err((code, message)) => {
+            json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+        }
+    })
+    .into_response()
+}
+
+fn param<'a>(params: &'a Value, i: usize) -> Result<&'a str, String> {
+    params
+        .get(i)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("parameter {i} must be a string"))
+}
+
+fn miner(state: &AdminState, params: &Value) -> Result<Address, String> {
+    match params.get(0).and_then(Value::as_str) {
+        Some(s) => Address::from_str(s).map_err(|e| e.to_string()),
+        None => state.miners.first().copied().ok_or("no miner".into()),
+    }
+}
+
+fn ask_json(ask: &storage_market::message::SignedStorageAsk) -> Value {
+    let Some(a) = &ask.ask else {
+        return Value::Null;
+    };
+    json!({
+        "Miner": a.miner.to_string(),
+        "Price": a.price.atto().to_string(),
+        "VerifiedPrice": a.verified_price.atto().to_string(),
+        "MinPieceSize": a.min_piece_size,
+        "MaxPieceSize": a.max_piece_size,
+        "Expiry": a.expiry.get(),
+        "SeqNo": a.seq_no,
+    })
+}
+
+async fn call(state: &AdminState, method: &str, params: &Value) -> Result<Value, String> {
+    let p = &state.provider;
+    match method {
+        "Market.Info" => Ok(json!({
+            "PeerId": state.peer.peer_id.to_string(),
+            "Addrs": state.peer.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "Miners": state.miners.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+            "HttpUrl": state.http_url.to_string(),
+        })),
+        "Market.GetAsk" => {
+            let m = miner(state, params)?;
+            let ask = p.ask(&m).await.map_err(|e| e.to_string())?;
+            Ok(ask.map_or(Value::Null, |a| ask_json(&a)))
+        }
+        "Market.SetAsk" => {
+            let m = miner(state, params)?;
+            let amount = |i| TokenAmount::from_str(param(params, i)?).map_err(|e| e.to_string());
+            let size = |i: usize| {
+                params
+                    .get(i)
+                    .and_then(Value::as_u64)
+                    .ok_or(format!("parameter {i} must be a number"))
+                    .and_then(|n| commp::PaddedPieceSize::new(n).map_err(|e| e.to_string()))
+            };
+            let ask = p
+                .set_ask(
+                    &m,
+                    AskParams {
+                        price: amount(1)?,
+                        verified_price: amount(2)?,
+                        min_piece_size: size(3)?,
+                        max_piece_size: size(4)?,
+                        ..AskParams::default()
+                    },
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(ask_json(&ask))
+        }
+        "Market.ListDeals" => {
+            let deals = p.deals().await.map_err(|e| e.to_string())?;
+            Ok(Value::Array(
+                deals
+                    .iter()
+                    .map(|d| {
+                        json!({
+                            "ProposalCid": d.proposal_cid.to_string(),
+                            "DealUuid": d.deal_uuid.to_string(),
+                            "State": d.state.to_string(),
+                            "Message": d.message,
+                            "PieceCid": d.proposal.proposal.piece_cid.to_string(),
+                            "PieceSize": d.proposal.proposal.piece_size,
+                            "Client": d.proposal.proposal.client.to_string(),
+                            "Offline": d.is_offline,
+                            "DealId": d.deal_id.map(|i| i.0),
+                            "Sector": d.sector.map(|s| s.0),
+                        })
+                    })
+                    .collect(),
+            ))
+        }
+        "Market.ImportData" => {
+            let r = param(params, 0)?;
+            let deal = match storage_market::Cid::from_str(r) {
+                Ok(c) => DealRef::ProposalCid(c),
+                Err(_) => DealRef::Uuid(DealUuid::from_str(r).map_err(|e| format!("{r}: {e}"))?),
+            };
+            let path = std::path::PathBuf::from(param(params, 1)?);
+            p.import_data(deal, &path)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Value::Null)
+        }
+        "Market.ListPieces" => {
+            let pieces = state.pieces.list().await.map_err(|e| e.to_string())?;
+            Ok(Value::Array(
+                pieces
+                    .iter()
+                    .map(|m| {
+                        json!({
+                            "PieceCid": m.piece_cid.to_string(),
+                            "PayloadSize": m.payload_size,
+                            "PieceSize": m.padded_size.get(),
+                        })
+                    })
+                    .collect(),
+            ))
+        }
+        _ => Err(format!("method {method} not found")),
+    }
+}
+
+/// Calls `method` on the admin API at `base` with `token`.
+pub async fn call_remote(
+    base: &Url,
+    token: &str,
+    method: &str,
+    params: Value,
+) -> Result<Value, String> {
+    let url = base.join("rpc/v0").map_err(|e| e.to_string())?;
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let resp = reqwest::Client::new()
+        .post(url)
+        .header("Authorization", format!("Bearer {}", token.trim()))
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let text = resp.text().await.map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!("HTTP {status}: {}", text.trim()));
+    }
+    let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    if let Some(e) = v.get("error") {
+        return Err(e
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("error")
+            .to_string());
+    }
+    Ok(v.get("result").cloned().unwrap_or(Value::Null))
+}

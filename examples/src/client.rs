@@ -1,0 +1,208 @@
+//! The client side shared by the `client` CLI and the demo: a repo with a wallet and a deal
+//! database, data preparation, deal proposals and retrieval.
+//!
+//! Repo layout: `keys/` (wallet; the first BLS key is the default address) and `client.db`.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use commp::PaddedPieceSize;
+use libp2p::multiaddr::Protocol;
+use libp2p::{Multiaddr, identity};
+use piecestore::unixfs::{ImportProfile, ImportReport, import_file, to_cid};
+use retrieval_market::RetrievalClient;
+use storage_market::Cid;
+use storage_market::chain::ChainNode;
+use storage_market::client::{Client, DealProtocol, DealSpec, price_per_epoch};
+use storage_market::message::{HttpRequest, Transfer};
+use storage_market::network::{MarketNetwork, NetworkLimits, PeerAddr};
+use storage_market::store::Store;
+use storage_market::types::{Address, TokenAmount};
+use storage_market::wallet::{KeyStore, KeyType};
+
+use crate::chain_rpc::RemoteChain;
+
+/// A client's parts.
+pub struct ClientNode {
+    /// The storage client.
+    pub storage: Client,
+    /// The retrieval client.
+    pub retrieval: RetrievalClient,
+    /// The chain.
+    pub chain: Arc<RemoteChain>,
+    /// The default wallet address.
+    pub address: Address,
+}
+
+/// Opens (creating on first use) the client repo at `dir`, reaching the chain at `chain`.
+pub async fn open(dir: &Path, chain: url::Url) -> Result<ClientNode, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let keys = KeyStore::open(dir.join("keys")).map_err(|e| e.to_string())?;
+    let address = match keys
+        .addresses()
+        .into_iter()
+        .find(|a| a.to_string().starts_with("f3") || a.to_string().starts_with("t3"))
+    {
+        Some(a) => a,
+        None => keys.generate(KeyType::Bls).map_err(|e| e.to_string())?,
+    };
+    let network = MarketNetwork::start(
+        identity::Keypair::generate_ed25519(),
+        NetworkLimits::default(),
+    )
+    .map_err(|e| e.to_string())?;
+    let chain = Arc::new(RemoteChain::new(chain));
+    let storage = Client::new(
+        network.clone(),
+        Arc::new(keys),
+        chain.clone(),
+        Store::open(dir.join("client.db")).map_err(|e| e.to_string())?,
+    );
+    let retrieval = RetrievalClient::new(Some(network)).map_err(|e| e.to_string())?;
+    Ok(ClientNode {
+        storage,
+        retrieval,
+        chain,
+        address,
+    })
+}
+
+/// `/ip4/…/tcp/…/p2p/<peer>` to a peer address.
+pub fn parse_peer(s: &str) -> Result<PeerAddr, String> {
+    let mut ma = Multiaddr::from_str(s).map_err(|e| format!("{s}: {e}"))?;
+    match ma.pop() {
+        Some(Protocol::P2p(peer_id)) => Ok(PeerAddr {
+            peer_id,
+            addrs: vec![ma],
+        }),
+        _ => Err(format!("{s} does not end in /p2p/<peer id>")),
+    }
+}
+
+/// A file of `size` pseudo-random bytes from `seed` (xorshift64), for tests and demos.
+pub fn generate_file(path: &Path, size: u64, seed: u64) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    let mut s = seed | 1;
+    let mut left = size;
+    let mut buf = Vec::with_capacity(1 << 16);
+    while left > 0 {
+        buf.clear();
+        while buf.len() < (1 << 16) {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            buf.extend_from_slice(&s.to_le_bytes());
+        }
+        let n = left.min(buf.len() as u64) as usize;
+        out.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    out.flush()
+}
+
+/// A prepared deal payload: the CAR, its DAG root and its piece.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The CAR file.
+    pub car: PathBuf,
+    /// The DAG root.
+    pub root: Cid,
+    /// The import.
+    pub import: ImportReport,
+    /// commP of the CAR.
+    pub piece: commp::PieceInfo,
+}
+
+/// Imports `file` into a CAR at `car` and computes its commP, reporting bytes processed.
+pub fn prepare(
+    file: &Path,
+    car: &Path,
+    profile: ImportProfile,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Prepared, String> {
+    let out = std::fs::File::create(car).map_err(|e| format!("{}: {e}", car.display()))?;
+    let import = import_file(file, profile, out, progress).map_err(|e| e.to_string())?;
+    let root = to_cid(&import.root).ok_or("the root is an inline CID too long for a deal")?;
+    let reader = std::fs::File::open(car).map_err(|e| e.to_string())?;
+    let piece = commp::commp_reader(std::io::BufReader::with_capacity(1 << 20, reader))
+        .map_err(|e| e.to_string())?;
+    Ok(Prepared {
+        car: car.to_path_buf(),
+        root,
+        import,
+        piece,
+    })
+}
+
+/// A Boost HTTP transfer of `size` bytes from `url` with `headers`.
+pub fn http_transfer(url: &str, headers: Vec<(String, String)>, size: u64) -> Transfer {
+    let req = HttpRequest {
+        url: url.into(),
+        headers: headers.into_iter().collect(),
+    };
+    Transfer {
+        size,
+        kind: "http".into(),
+        params: serde_json::to_vec(&req).expect("request serializes"),
+        client_id: String::new(),
+    }
+}
+
+/// What a deal should be.
+#[derive(Debug, Clone)]
+pub struct DealTerms {
+    /// The miner.
+    pub miner: Address,
+    /// Piece CID.
+    pub piece_cid: Cid,
+    /// Padded piece size.
+    pub piece_size: PaddedPieceSize,
+    /// Payload root.
+    pub root: Cid,
+    /// Epochs from now until the deal starts.
+    pub start_in: i64,
+    /// Deal length in epochs.
+    pub duration: i64,
+    /// Verified deal.
+    pub verified: bool,
+    /// Online transfer; `None` for an offline deal.
+    pub transfer: Option<Transfer>,
+}
+
+impl ClientNode {
+    /// A deal spec at the miner's asked price, starting `start_in` epochs from the head.
+    pub async fn spec(&self, peer: &PeerAddr, t: DealTerms) -> Result<DealSpec, String> {
+        let ask = self
+            .storage
+            .query_ask(peer, &t.miner)
+            .await
+            .map_err(|e| format!("ask: {e}"))?;
+        let head = self.chain.head().await.map_err(|e| e.to_string())?;
+        Ok(DealSpec {
+            client: self.address,
+            miner: t.miner,
+            piece_cid: t.piece_cid,
+            piece_size: t.piece_size,
+            payload_root: t.root,
+            label: None,
+            start_epoch: head.plus(t.start_in),
+            duration: t.duration,
+            price_per_epoch: price_per_epoch(&ask, t.piece_size, t.verified),
+            provider_collateral: None,
+            verified: t.verified,
+            transfer: t.transfer,
+            fast_retrieval: true,
+            protocol: DealProtocol::V12,
+        })
+    }
+
+    /// Adds `amount` to the client's market escrow.
+    pub async fn add_funds(&self, amount: TokenAmount) -> Result<Cid, String> {
+        self.storage
+            .add_funds(&self.address, amount, TokenAmount::from_whole(1))
+            .await
+            .map_err(|e| e.to_string())
+    }
+}

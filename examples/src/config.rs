@@ -1,0 +1,295 @@
+//! The provider node's TOML configuration (`<repo>/config.toml`), in the spirit of
+//! venus-market's: listen addresses, piece storage, miners and their keys, ask, publishing
+//! and deal filters. Every field has a default, so a config names only what it changes.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The whole file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// libp2p (deal, ask, status and retrieval query protocols).
+    pub libp2p: Libp2pSection,
+    /// HTTP: retrieval, the admin API and (dev chain only) the chain API.
+    pub http: HttpSection,
+    /// Where pieces and transfers live.
+    pub storage: StorageSection,
+    /// The chain.
+    pub chain: ChainSection,
+    /// Miners served, by key.
+    pub miners: Vec<MinerSection>,
+    /// The storage ask set for every miner at start.
+    pub ask: AskSection,
+    /// Deal publishing.
+    pub publish: PublishSection,
+    /// Which deals are considered.
+    pub filters: FilterSection,
+}
+
+/// `[libp2p]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Libp2pSection {
+    /// Listen multiaddrs.
+    pub listen: Vec<String>,
+}
+
+impl Default for Libp2pSection {
+    fn default() -> Self {
+        Self {
+            listen: vec!["/ip4/0.0.0.0/tcp/58418".into()],
+        }
+    }
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSection {
+    /// `host:port` to listen on.
+    pub listen: String,
+    /// The URL clients reach retrieval at, advertised on `/fil/retrieval/transports/1.0.0`
+    /// (defaults to `http://<listen>/`).
+    pub public_url: Option<String>,
+    /// Retrievals served at once (429 beyond).
+    pub max_concurrent: usize,
+    /// Serve `/piece/`.
+    pub serve_pieces: bool,
+    /// Serve `/ipfs/` (trustless gateway).
+    pub serve_cars: bool,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:7777".into(),
+            public_url: None,
+            max_concurrent: 64,
+            serve_pieces: true,
+            serve_cars: true,
+        }
+    }
+}
+
+/// `[storage]`; relative paths are under the repo.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSection {
+    /// Piece store directory.
+    pub pieces: PathBuf,
+    /// Transfer staging directory.
+    pub staging: PathBuf,
+    /// Staging space for transfers in flight, GiB.
+    pub staging_limit_gib: u64,
+    /// Accept transfers from private and loopback addresses (local testing only).
+    pub allow_private_transfers: bool,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        Self {
+            pieces: "pieces".into(),
+            staging: "staging".into(),
+            staging_limit_gib: 1024,
+            allow_private_transfers: false,
+        }
+    }
+}
+
+/// `[chain]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChainSection {
+    /// Only `"dev"`: the in-process dev chain (its state lives in memory and starts afresh
+    /// on every run).
+    pub kind: String,
+    /// Epoch duration on the dev chain, ms.
+    pub block_time_ms: u64,
+    /// How often the dev sealer pre-commits and proves what it was handed, ms.
+    pub sealing_period_ms: u64,
+    /// Short deal terms (100 to 10 000 epochs) instead of mainnet's, for demos.
+    pub short_deal_terms: bool,
+    /// Messages confirmations to wait for.
+    pub confidence: u64,
+}
+
+impl Default for ChainSection {
+    fn default() -> Self {
+        Self {
+            kind: "dev".into(),
+            block_time_ms: 1000,
+            sealing_period_ms: 2000,
+            short_deal_terms: false,
+            confidence: 2,
+        }
+    }
+}
+
+/// `[[miners]]`: keys are in the repo's key store, named by address.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MinerSection {
+    /// Owner key address.
+    pub owner: String,
+    /// Worker key address (signs asks and deal responses, publishes deals).
+    pub worker: String,
+    /// Sector size in bytes.
+    #[serde(default = "default_sector_size")]
+    pub sector_size: u64,
+}
+
+fn default_sector_size() -> u64 {
+    32 << 30
+}
+
+/// `[ask]`: prices in attoFIL per GiB per epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AskSection {
+    /// Unverified deals.
+    pub price: String,
+    /// Verified deals.
+    pub verified_price: String,
+    /// Smallest padded piece.
+    pub min_piece_size: u64,
+    /// Largest padded piece.
+    pub max_piece_size: u64,
+}
+
+impl Default for AskSection {
+    fn default() -> Self {
+        Self {
+            price: "50000000".into(),
+            verified_price: "5000000".into(),
+            min_piece_size: 256,
+            max_piece_size: 32 << 30,
+        }
+    }
+}
+
+/// `[publish]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PublishSection {
+    /// Seconds to wait for more deals before publishing a batch (0 publishes at once).
+    pub period_secs: u64,
+    /// Deals per PublishStorageDeals message.
+    pub max_deals_per_message: usize,
+}
+
+impl Default for PublishSection {
+    fn default() -> Self {
+        Self {
+            period_secs: 3600,
+            max_deals_per_message: 8,
+        }
+    }
+}
+
+/// `[filters]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilterSection {
+    /// Take online deals.
+    pub consider_online: bool,
+    /// Take offline deals.
+    pub consider_offline: bool,
+    /// Take verified deals.
+    pub consider_verified: bool,
+    /// Take unverified deals.
+    pub consider_unverified: bool,
+    /// Piece CIDs always refused.
+    pub piece_blocklist: Vec<String>,
+    /// A Boost-compatible external filter command (deal JSON on stdin, exit 0 accepts).
+    pub external_command: Option<String>,
+    /// Hours a sector takes to seal (deals starting sooner are refused).
+    pub expected_seal_hours: f64,
+    /// Days ahead a deal may start at most.
+    pub max_start_delay_days: f64,
+}
+
+impl Default for FilterSection {
+    fn default() -> Self {
+        Self {
+            consider_online: true,
+            consider_offline: true,
+            consider_verified: true,
+            consider_unverified: true,
+            piece_blocklist: Vec::new(),
+            external_command: None,
+            expected_seal_hours: 24.0,
+            max_start_delay_days: 14.0,
+        }
+    }
+}
+
+/// Why a config cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Reading or writing the file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The TOML does not parse or has unknown keys.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+impl NodeConfig {
+    /// Reads `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Writes `path`.
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        std::fs::write(path, text).map_err(|source| ConfigError::Io {
+            path: path.into(),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_refuses_unknown_keys() {
+        let mut c = NodeConfig::default();
+        c.miners.push(MinerSection {
+            owner: "f1owner".into(),
+            worker: "f1worker".into(),
+            sector_size: 2048,
+        });
+        let text = toml::to_string_pretty(&c).unwrap();
+        assert_eq!(toml::from_str::<NodeConfig>(&text).unwrap(), c);
+        let partial: NodeConfig = toml::from_str("[http]\nlisten = \"0.0.0.0:80\"\n").unwrap();
+        assert_eq!(partial.http.listen, "0.0.0.0:80");
+        assert_eq!(partial.publish, PublishSection::default());
+        assert!(toml::from_str::<NodeConfig>("[http]\nlisen = \"x\"\n").is_err());
+    }
+}

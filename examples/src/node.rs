@@ -1,0 +1,404 @@
+//! A provider market node assembled from a repo directory: the dev chain and sealer, the
+//! storage provider on libp2p, retrieval (query and transports on the same host, HTTP piece
+//! and gateway), and the admin and chain APIs on the HTTP listener.
+//!
+//! Repo layout: `config.toml`, `keys/` (wallet), `libp2p.key`, `jwt.secret`, `token` (admin)
+//! and `token.read`, `provider.db`, `index.db`, `pieces/`, `staging/`.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use data_transfer::{AddressPolicy, P2pHost, TransferConfig, TransferManager};
+use libp2p::{Multiaddr, identity};
+use piecestore::{FsPieceStore, PieceIndex, PieceStore};
+use retrieval_market::RetrievalProvider;
+use retrieval_market::client::url_to_multiaddr;
+use retrieval_market::http::HttpConfig;
+use retrieval_market::types::TransportProtocol;
+use storage_market::chain::DealPolicy;
+use storage_market::devchain::{DevChain, DevChainConfig};
+use storage_market::filter::{BasicFilter, ExternalFilter};
+use storage_market::network::{NetworkLimits, PeerAddr, ProviderNode};
+use storage_market::provider::{AskParams, Provider, ProviderConfig, ProviderDeps};
+use storage_market::publish::PublishConfig;
+use storage_market::sealer::DevSealer;
+use storage_market::store::Store;
+use storage_market::types::{Address, TokenAmount};
+use storage_market::wallet::{KeyStore, KeyType};
+use url::Url;
+
+use crate::config::{ConfigError, MinerSection, NodeConfig};
+use crate::{admin, chain_rpc, jwt};
+
+/// Deal terms short enough for a demo to see deals start and end.
+pub const SHORT_TERMS: DealPolicy = DealPolicy {
+    min_duration: 100,
+    max_duration: 10_000,
+    max_end_offset: 20_000,
+};
+
+/// Why the node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The config is missing or invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// `init` found an existing repo.
+    #[error("{0} is already initialised")]
+    Exists(PathBuf),
+    /// A part failed to start.
+    #[error("{part}: {message}")]
+    Start {
+        /// Which part.
+        part: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// Repo files could not be read or written.
+    #[error("repo i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn start_err(part: &'static str) -> impl Fn(&dyn std::fmt::Display) -> NodeError {
+    move |e| NodeError::Start {
+        part,
+        message: e.to_string(),
+    }
+}
+
+/// Files of a repo.
+#[derive(Debug, Clone)]
+pub struct Repo(pub PathBuf);
+
+impl Repo {
+    /// `config.toml`.
+    pub fn config(&self) -> PathBuf {
+        self.0.join("config.toml")
+    }
+    /// The admin token.
+    pub fn admin_token(&self) -> PathBuf {
+        self.0.join("token")
+    }
+    /// The read-only token.
+    pub fn read_token(&self) -> PathBuf {
+        self.0.join("token.read")
+    }
+    fn under(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.0.join(p)
+        }
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+/// Creates a repo: keys for one miner (owner and worker), a libp2p identity, the JWT secret
+/// and tokens, and `config` (defaults if `None`) naming the new miner.
+pub fn init(dir: &Path, config: Option<NodeConfig>) -> Result<NodeConfig, NodeError> {
+    let repo = Repo(dir.to_path_buf());
+    if repo.config().exists() {
+        return Err(NodeError::Exists(dir.to_path_buf()));
+    }
+    std::fs::create_dir_all(dir)?;
+    let keys = KeyStore::open(dir.join("keys")).map_err(|e| start_err("wallet")(&e))?;
+    let mut config = config.unwrap_or_default();
+    if config.miners.is_empty() {
+        let owner = keys
+            .generate(KeyType::Secp256k1)
+            .map_err(|e| start_err("wallet")(&e))?;
+        let worker = keys
+            .generate(KeyType::Secp256k1)
+            .map_err(|e| start_err("wallet")(&e))?;
+        config.miners.push(MinerSection {
+            owner: owner.to_string(),
+            worker: worker.to_string(),
+            sector_size: 32 << 30,
+        });
+    }
+    let key = identity::Keypair::generate_ed25519();
+    write_private(
+        &dir.join("libp2p.key"),
+        &key.to_protobuf_encoding()
+            .map_err(|e| start_err("libp2p key")(&e))?,
+    )?;
+    let secret: [u8; 32] = rand::random();
+    write_private(&dir.join("jwt.secret"), hex::encode(secret).as_bytes())?;
+    write_private(&repo.admin_token(), jwt::sign(&secret, jwt::ALL).as_bytes())?;
+    write_private(
+        &repo.read_token(),
+        jwt::sign(&secret, &[jwt::READ]).as_bytes(),
+    )?;
+    config.save(&repo.config())?;
+    Ok(config)
+}
+
+/// A running node.
+pub struct MarketNode {
+    /// The storage provider.
+    pub provider: Provider,
+    /// The retrieval provider.
+    pub retrieval: RetrievalProvider,
+    /// The dev chain.
+    pub chain: DevChain,
+    /// The dev sealer.
+    pub sealer: DevSealer,
+    /// Where libp2p peers reach the node.
+    pub peer: PeerAddr,
+    /// The HTTP base URL (retrieval, `/rpc/v0`, `/chain/v0`).
+    pub http_url: Url,
+    /// The miners served.
+    pub miners: Vec<Address>,
+    node: ProviderNode,
+    _retrieval: retrieval_market::network::RetrievalService,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn parse_addr(s: &str) -> Result<Address, NodeError> {
+    Address::from_str(s).map_err(|e| ConfigError::Invalid(format!("address {s}: {e}")).into())
+}
+
+fn secret(repo: &Path) -> Result<Vec<u8>, NodeError> {
+    let hex_secret = std::fs::read_to_string(repo.join("jwt.secret"))?;
+    hex::decode(hex_secret.trim())
+        .map_err(|e| ConfigError::Invalid(format!("jwt.secret: {e}")).into())
+}
+
+impl MarketNode {
+    /// Starts the node of the repo at `dir`.
+    pub async fn start(dir: &Path) -> Result<Self, NodeError> {
+        let repo = Repo(dir.to_path_buf());
+        let cfg = NodeConfig::load(&repo.config())?;
+        if cfg.chain.kind != "dev" {
+            return Err(ConfigError::Invalid(format!(
+                "chain.kind = {:?}: only the dev chain is available in this build",
+                cfg.chain.kind
+            ))
+            .into());
+        }
+        let policy = if cfg.chain.short_deal_terms {
+            SHORT_TERMS
+        } else {
+            DealPolicy::MAINNET
+        };
+        let block_time = Duration::from_millis(cfg.chain.block_time_ms.max(1));
+        let chain = DevChain::new(DevChainConfig {
+            policy: policy.clone(),
+            ..DevChainConfig::default()
+        });
+        let keys = KeyStore::open(dir.join("keys")).map_err(|e| start_err("wallet")(&e))?;
+        let held = keys.addresses();
+        let mut miners = Vec::new();
+        let mut worker = None;
+        for m in &cfg.miners {
+            let (owner, w) = (parse_addr(&m.owner)?, parse_addr(&m.worker)?);
+            if !held.contains(&w) {
+                return Err(ConfigError::Invalid(format!(
+                    "the key of worker {w} is not in {}/keys",
+                    dir.display()
+                ))
+                .into());
+            }
+            chain.fund(&owner, TokenAmount::from_whole(1000));
+            chain.fund(&w, TokenAmount::from_whole(1000));
+            miners.push(chain.create_miner(&owner, &w, m.sector_size));
+            worker.get_or_insert(w);
+        }
+        let worker = worker.ok_or_else(|| ConfigError::Invalid("no [[miners]]".into()))?;
+        chain.start_clock(block_time);
+        let sealer = DevSealer::new(chain.clone());
+        let sealing = sealer.run(Duration::from_millis(cfg.chain.sealing_period_ms.max(1)));
+
+        let parse_size = |n: u64| {
+            commp::PaddedPieceSize::new(n)
+                .map_err(|e| NodeError::from(ConfigError::Invalid(format!("piece size {n}: {e}"))))
+        };
+        let price = |s: &str| {
+            TokenAmount::from_str(s)
+                .map_err(|e| NodeError::from(ConfigError::Invalid(format!("price {s}: {e}"))))
+        };
+        let ask = AskParams {
+            price: price(&cfg.ask.price)?,
+            verified_price: price(&cfg.ask.verified_price)?,
+            min_piece_size: parse_size(cfg.ask.min_piece_size)?,
+            max_piece_size: parse_size(cfg.ask.max_piece_size)?,
+            ..AskParams::default()
+        };
+        let f = &cfg.filters;
+        let blocklist = f
+            .piece_blocklist
+            .iter()
+            .map(|s| {
+                storage_market::Cid::from_str(s).map_err(|e| {
+                    NodeError::from(ConfigError::Invalid(format!("blocklist {s}: {e}")))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let provider_config = ProviderConfig {
+            miners: miners.clone(),
+            filter: BasicFilter {
+                consider_online: f.consider_online,
+                consider_offline: f.consider_offline,
+                consider_verified: f.consider_verified,
+                consider_unverified: f.consider_unverified,
+                piece_cid_blocklist: blocklist,
+                expected_seal_duration: Duration::from_secs_f64(
+                    f.expected_seal_hours.max(0.0) * 3600.0,
+                ),
+                max_deal_start_delay: Duration::from_secs_f64(
+                    f.max_start_delay_days.max(0.0) * 86400.0,
+                ),
+            },
+            external_filter: f.external_command.clone().map(|command| ExternalFilter {
+                command,
+                timeout: Duration::from_secs(30),
+            }),
+            publish: PublishConfig {
+                publish_period: Duration::from_secs(cfg.publish.period_secs),
+                max_deals_per_message: cfg.publish.max_deals_per_message.max(1),
+                start_epoch_sealing_buffer: if cfg.chain.short_deal_terms { 10 } else { 480 },
+                ..PublishConfig::default()
+            },
+            policy,
+            message_confidence: cfg.chain.confidence,
+            poll_interval: block_time,
+            default_ask: ask,
+            ..ProviderConfig::default()
+        };
+
+        let mut transfers = TransferConfig::new(repo.under(&cfg.storage.staging));
+        transfers.max_staging_bytes = cfg.storage.staging_limit_gib << 30;
+        transfers.max_staging_bytes_per_host = transfers.max_staging_bytes;
+        transfers.policy = AddressPolicy {
+            allow_private: cfg.storage.allow_private_transfers,
+        };
+        let host = P2pHost::start(identity::Keypair::generate_ed25519(), &[])
+            .await
+            .map_err(|e| start_err("libp2p transfer host")(&e))?;
+        let pieces: Arc<dyn PieceStore> = Arc::new(
+            FsPieceStore::open(repo.under(&cfg.storage.pieces))
+                .map_err(|e| start_err("piece store")(&e))?,
+        );
+        let index =
+            PieceIndex::open(&dir.join("index.db")).map_err(|e| start_err("piece index")(&e))?;
+        let deps = ProviderDeps {
+            chain: chain_rpc::shared(&chain),
+            wallet: Arc::new(keys.clone()),
+            store: Store::open(dir.join("provider.db")).map_err(|e| start_err("deal store")(&e))?,
+            pieces: pieces.clone(),
+            index: index.clone(),
+            transfers: Some(
+                TransferManager::open(transfers, Some(host))
+                    .await
+                    .map_err(|e| start_err("transfers")(&e))?,
+            ),
+            sealer: Arc::new(sealer.clone()),
+        };
+        let provider = Provider::start(provider_config, deps)
+            .await
+            .map_err(|e| start_err("provider")(&e))?;
+
+        let key =
+            identity::Keypair::from_protobuf_encoding(&std::fs::read(dir.join("libp2p.key"))?)
+                .map_err(|e| start_err("libp2p key")(&e))?;
+        let listen = cfg
+            .libp2p
+            .listen
+            .iter()
+            .map(|s| Multiaddr::from_str(s).map_err(|e| ConfigError::Invalid(format!("{s}: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let node = ProviderNode::start(provider.clone(), key, &listen, NetworkLimits::default())
+            .await
+            .map_err(|e| start_err("libp2p")(&e))?;
+        let peer = PeerAddr {
+            peer_id: node.peer_id(),
+            addrs: node.listen_addrs().to_vec(),
+        };
+
+        let retrieval = RetrievalProvider::new(pieces.clone(), index, None, worker);
+        let service = retrieval_market::network::serve(node.streams(), retrieval.clone())
+            .map_err(|e| start_err("retrieval protocols")(&e))?;
+        let listener = tokio::net::TcpListener::bind(&cfg.http.listen)
+            .await
+            .map_err(|e| start_err("http listen")(&e))?;
+        let bound = listener.local_addr()?;
+        let http_url = match &cfg.http.public_url {
+            Some(u) => {
+                Url::parse(u).map_err(|e| ConfigError::Invalid(format!("public_url: {e}")))?
+            }
+            None => Url::parse(&format!("http://{bound}/")).map_err(|e| start_err("http")(&e))?,
+        };
+        let mut p2p_addrs = peer.addrs.clone();
+        for a in &mut p2p_addrs {
+            a.push(libp2p::multiaddr::Protocol::P2p(peer.peer_id));
+        }
+        let mut transports = vec![TransportProtocol::new("libp2p", &p2p_addrs)];
+        if let Some(ma) = url_to_multiaddr(&http_url) {
+            transports.insert(0, TransportProtocol::new("http", &[ma]));
+        }
+        retrieval.set_transports(transports);
+        let app = retrieval_market::http::router(
+            retrieval.clone(),
+            HttpConfig {
+                serve_pieces: cfg.http.serve_pieces,
+                serve_cars: cfg.http.serve_cars,
+                max_concurrent: cfg.http.max_concurrent,
+            },
+        )
+        .merge(admin::router(admin::AdminState {
+            secret: secret(dir)?,
+            provider: provider.clone(),
+            pieces,
+            peer: peer.clone(),
+            http_url: http_url.clone(),
+            miners: miners.clone(),
+        }))
+        .merge(chain_rpc::router(chain.clone()));
+        let server = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "HTTP server stopped");
+            }
+        });
+        tracing::info!(peer = %peer.peer_id, http = %http_url, miners = ?miners, "market node started");
+        Ok(Self {
+            provider,
+            retrieval,
+            chain,
+            sealer,
+            peer,
+            http_url,
+            miners,
+            node,
+            _retrieval: service,
+            tasks: vec![sealing, server],
+        })
+    }
+
+    /// Stops serving.
+    pub fn stop(&self) {
+        self.provider.stop();
+        self.node.stop();
+        self.chain.stop_clock();
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for MarketNode {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
