@@ -94,7 +94,7 @@ async fn handle(
     .into_response()
 }
 
-fn param<'a>(params: &'a Value, i: usize) -> Result<&'a str, String> {
+fn param(params: &Value, i: usize) -> Result<&str, String> {
     params
         .get(i)
         .and_then(Value::as_str)

@@ -1,0 +1,554 @@
+//! A storage and retrieval client CLI in the spirit of venus-market's market-client.
+//!
+//! ```text
+//! client data generate-car <file> <out.car> [--profile lotus|kubo]
+//! client data import <file>                      # CAR + commP into <repo>/data
+//! client data commp <car>
+//! client storage asks query --peer <multiaddr/p2p/id> --miner f01002
+//! client storage deals init --peer … --miner … --car <car> --url http://…/x.car
+//! client storage deals init --peer … --miner … --piece-cid baga… --piece-size 8388608 --root bafy…
+//! client storage deals list
+//! client retrieve --peer … --root bafy… --out file [--piece baga… | --car]
+//! client actor-funds add 10
+//! ```
+//!
+//! Chain access goes to `--chain-api` (the provider daemon's `/chain/v0` on the dev chain).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::str::FromStr;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use examples::client::{self, ClientNode, DealTerms};
+use examples::progress;
+use piecestore::unixfs::ImportProfile;
+use retrieval_market::gateway::DagScope;
+use retrieval_market::types::QueryStatus;
+use storage_market::Cid;
+use storage_market::types::{Address, TokenAmount};
+
+#[derive(Parser)]
+#[command(about = "fil-market-rs client")]
+struct Args {
+    /// Repo directory (wallet and deal database).
+    #[arg(long, default_value = "~/.fil-market-client")]
+    repo: String,
+    /// The chain API.
+    #[arg(long, default_value = "http://127.0.0.1:7777/chain/v0")]
+    chain_api: url::Url,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Preparing data.
+    Data {
+        #[command(subcommand)]
+        cmd: DataCmd,
+    },
+    /// Storage deals and asks.
+    Storage {
+        #[command(subcommand)]
+        cmd: StorageCmd,
+    },
+    /// Retrieves a piece or a DAG over HTTP after asking the provider over libp2p.
+    Retrieve {
+        /// Provider multiaddr ending in /p2p/<peer id>.
+        #[arg(long)]
+        peer: String,
+        /// Payload root CID.
+        #[arg(long)]
+        root: Cid,
+        /// Fetch this piece (commP-verified) instead of the DAG.
+        #[arg(long)]
+        piece: Option<Cid>,
+        /// Keep the CAR at --out instead of exporting the file.
+        #[arg(long)]
+        car: bool,
+        /// Output path.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Market escrow.
+    ActorFunds {
+        #[command(subcommand)]
+        cmd: FundsCmd,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Profile {
+    /// Lotus: blake2b-256, 1 MiB chunks, 1024 links, inline ≤126 B.
+    Lotus,
+    /// Kubo: sha2-256, 256 KiB chunks, 174 links.
+    Kubo,
+}
+
+#[derive(clap::Args)]
+struct ImportOpts {
+    /// DAG profile.
+    #[arg(long, value_enum, default_value = "lotus")]
+    profile: Profile,
+    /// Override the chunk size.
+    #[arg(long)]
+    chunk_size: Option<usize>,
+    /// Override the links per node.
+    #[arg(long)]
+    max_links: Option<usize>,
+}
+
+impl ImportOpts {
+    fn profile(&self) -> ImportProfile {
+        let mut p = match self.profile {
+            Profile::Lotus => ImportProfile::LOTUS,
+            Profile::Kubo => ImportProfile::KUBO,
+        };
+        if let Some(c) = self.chunk_size {
+            p.chunk_size = c;
+        }
+        if let Some(l) = self.max_links {
+            p.max_links = l;
+        }
+        p
+    }
+}
+
+#[derive(Subcommand)]
+enum DataCmd {
+    /// Imports a file into <repo>/data as a UnixFS CAR and computes its piece.
+    Import {
+        /// The file.
+        file: PathBuf,
+        #[command(flatten)]
+        opts: ImportOpts,
+    },
+    /// Writes a file's UnixFS DAG as a CAR.
+    GenerateCar {
+        /// The file.
+        file: PathBuf,
+        /// The CAR to write.
+        out: PathBuf,
+        #[command(flatten)]
+        opts: ImportOpts,
+    },
+    /// Piece CID and size of a file (usually a CAR).
+    Commp {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+// Parsed once per run; boxing the big variant buys nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand)]
+enum StorageCmd {
+    /// Asks.
+    Asks {
+        #[command(subcommand)]
+        cmd: AsksCmd,
+    },
+    /// Deals.
+    Deals {
+        #[command(subcommand)]
+        cmd: DealsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum AsksCmd {
+    /// Queries and verifies a miner's signed ask.
+    Query {
+        /// Provider multiaddr ending in /p2p/<peer id>.
+        #[arg(long)]
+        peer: String,
+        /// The miner.
+        #[arg(long)]
+        miner: Address,
+    },
+}
+
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand)]
+enum DealsCmd {
+    /// Proposes a deal: online with --url, offline otherwise.
+    Init {
+        /// Provider multiaddr ending in /p2p/<peer id>.
+        #[arg(long)]
+        peer: String,
+        /// The miner.
+        #[arg(long)]
+        miner: Address,
+        /// The CAR (piece CID, size and root are computed from it).
+        #[arg(long)]
+        car: Option<PathBuf>,
+        /// URL the provider downloads the CAR from (online deal).
+        #[arg(long)]
+        url: Option<String>,
+        /// Extra request header for the download, `Name: value`.
+        #[arg(long)]
+        header: Vec<String>,
+        /// Piece CID (offline deal without --car).
+        #[arg(long)]
+        piece_cid: Option<Cid>,
+        /// Padded piece size (offline deal without --car).
+        #[arg(long)]
+        piece_size: Option<u64>,
+        /// Payload root.
+        #[arg(long)]
+        root: Option<Cid>,
+        /// Epochs until the deal starts.
+        #[arg(long, default_value_t = 200)]
+        start_in: i64,
+        /// Deal length in epochs.
+        #[arg(long, default_value_t = 1000)]
+        duration: i64,
+        /// Verified deal.
+        #[arg(long)]
+        verified: bool,
+    },
+    /// Lists this client's deals.
+    List,
+}
+
+#[derive(Subcommand)]
+enum FundsCmd {
+    /// Adds FIL to the client's market escrow.
+    Add {
+        /// Amount in FIL.
+        amount: String,
+        /// Take the FIL from the dev chain's faucet first.
+        #[arg(long)]
+        faucet: bool,
+    },
+}
+
+fn expand(p: &str) -> PathBuf {
+    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => Path::new(&home).join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("client: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn prepare(file: &Path, car: &Path, profile: ImportProfile) -> Result<client::Prepared, String> {
+    let size = std::fs::metadata(file)
+        .map_err(|e| format!("{}: {e}", file.display()))?
+        .len();
+    let bar = progress::bytes("importing", 2 * size);
+    let p = client::prepare(file, car, profile, &mut |n| bar.set_position(n))?;
+    bar.finish_and_clear();
+    println!("root        {}", p.root);
+    println!(
+        "car         {} ({} B, {} blocks)",
+        car.display(),
+        p.import.car_size,
+        p.import.blocks
+    );
+    println!("piece cid   {}", p.piece.cid_v1());
+    println!("piece size  {}", p.piece.padded_size.get());
+    Ok(p)
+}
+
+fn commp_file(file: &Path) -> Result<commp::PieceInfo, String> {
+    let f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let len = f.metadata().map_err(|e| e.to_string())?.len();
+    let bar = progress::bytes("commP", len);
+    let info = commp::commp_reader(bar.wrap_read(std::io::BufReader::with_capacity(1 << 20, f)))
+        .map_err(|e| e.to_string())?;
+    bar.finish_and_clear();
+    Ok(info)
+}
+
+async fn node(args: &Args) -> Result<ClientNode, String> {
+    client::open(&expand(&args.repo), args.chain_api.clone()).await
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    match &args.cmd {
+        Cmd::Data { cmd } => match cmd {
+            DataCmd::Import { file, opts } => {
+                let dir = expand(&args.repo).join("data");
+                std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+                let name = file
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_else(|| "data".into());
+                prepare(file, &dir.join(format!("{name}.car")), opts.profile()).map(drop)
+            }
+            DataCmd::GenerateCar { file, out, opts } => {
+                prepare(file, out, opts.profile()).map(drop)
+            }
+            DataCmd::Commp { file } => {
+                let info = commp_file(file)?;
+                println!("piece cid   {}", info.cid_v1());
+                println!("piece size  {}", info.padded_size.get());
+                println!("payload     {}", info.payload_size);
+                Ok(())
+            }
+        },
+        Cmd::Storage {
+            cmd:
+                StorageCmd::Asks {
+                    cmd: AsksCmd::Query { peer, miner },
+                },
+        } => {
+            let c = node(&args).await?;
+            let peer = client::parse_peer(peer)?;
+            let ask = c
+                .storage
+                .query_ask(&peer, miner)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("miner           {}", ask.miner);
+            println!("price           {} attoFIL/GiB/epoch", ask.price.atto());
+            println!(
+                "verified price  {} attoFIL/GiB/epoch",
+                ask.verified_price.atto()
+            );
+            println!(
+                "piece sizes     {} .. {}",
+                ask.min_piece_size, ask.max_piece_size
+            );
+            println!("expiry epoch    {}", ask.expiry.get());
+            Ok(())
+        }
+        Cmd::Storage {
+            cmd: StorageCmd::Deals {
+                cmd: DealsCmd::List,
+            },
+        } => {
+            let c = node(&args).await?;
+            for d in c.storage.deals().await.map_err(|e| e.to_string())? {
+                println!(
+                    "{}  {}  {:<12} piece {}  deal {}  {}",
+                    d.deal_uuid,
+                    if d.is_offline { "offline" } else { "online " },
+                    d.checkpoint,
+                    d.proposal.proposal.piece_cid,
+                    d.deal_id.map_or("-".into(), |i| i.0.to_string()),
+                    d.message
+                );
+            }
+            Ok(())
+        }
+        Cmd::Storage {
+            cmd:
+                StorageCmd::Deals {
+                    cmd:
+                        DealsCmd::Init {
+                            peer,
+                            miner,
+                            car,
+                            url,
+                            header,
+                            piece_cid,
+                            piece_size,
+                            root,
+                            start_in,
+                            duration,
+                            verified,
+                        },
+                },
+        } => {
+            let c = node(&args).await?;
+            let peer = client::parse_peer(peer)?;
+            let (piece_cid, piece_size, root, car_size) = match car {
+                Some(car) => {
+                    let info = commp_file(car)?;
+                    let f = std::fs::File::open(car).map_err(|e| e.to_string())?;
+                    let mut ix = piecestore::CarIndexer::new();
+                    let mut r = std::io::BufReader::new(f);
+                    let mut buf = vec![0u8; 64 << 10];
+                    while ix.roots().is_empty() {
+                        let n = std::io::Read::read(&mut r, &mut buf).map_err(|e| e.to_string())?;
+                        if n == 0 {
+                            break;
+                        }
+                        ix.update(&buf[..n], &mut |_| {})
+                            .map_err(|e| e.to_string())?;
+                    }
+                    let car_root = ix.roots().first().copied().ok_or("the CAR names no root")?;
+                    (
+                        info.cid_v1(),
+                        info.padded_size,
+                        root.unwrap_or(car_root),
+                        info.payload_size,
+                    )
+                }
+                None => {
+                    let piece = piece_cid.ok_or("--piece-cid (or --car) is required")?;
+                    let size =
+                        commp::PaddedPieceSize::new(piece_size.ok_or("--piece-size is required")?)
+                            .map_err(|e| e.to_string())?;
+                    (piece, size, root.unwrap_or(piece), 0)
+                }
+            };
+            let transfer = match url {
+                Some(u) => {
+                    if car_size == 0 {
+                        return Err("an online deal needs --car to know the transfer size".into());
+                    }
+                    let headers = header
+                        .iter()
+                        .map(|h| {
+                            h.split_once(':')
+                                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                                .ok_or(format!("header {h:?} is not `Name: value`"))
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Some(client::http_transfer(u, headers, car_size))
+                }
+                None => None,
+            };
+            let spec = c
+                .spec(
+                    &peer,
+                    DealTerms {
+                        miner: *miner,
+                        piece_cid,
+                        piece_size,
+                        root,
+                        start_in: *start_in,
+                        duration: *duration,
+                        verified: *verified,
+                        transfer,
+                    },
+                )
+                .await?;
+            let deal = c
+                .storage
+                .propose_deal(&peer, &spec)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("deal uuid     {}", deal.deal_uuid);
+            println!("proposal cid  {}", deal.proposal_cid);
+            println!("protocol      {}", deal.protocol);
+            if deal.is_offline {
+                println!(
+                    "offline: the provider imports it with `provider import-data {} <car>`",
+                    deal.deal_uuid
+                );
+            }
+            Ok(())
+        }
+        Cmd::Retrieve {
+            peer,
+            root,
+            piece,
+            car,
+            out,
+        } => {
+            let c = node(&args).await?;
+            let peer = client::parse_peer(peer)?;
+            let answer = c
+                .retrieval
+                .query(&peer, *root, *piece)
+                .await
+                .map_err(|e| e.to_string())?;
+            if answer.status != QueryStatus::AVAILABLE {
+                return Err(format!("not available: {}", answer.message));
+            }
+            let url = c
+                .retrieval
+                .http_url(&peer)
+                .await
+                .map_err(|e| e.to_string())?;
+            let bar = progress::bytes("retrieving", answer.size);
+            let mut on = |n: u64, total: Option<u64>| {
+                if let Some(t) = total {
+                    bar.set_length(t);
+                }
+                bar.set_position(n);
+            };
+            if let Some(p) = piece {
+                let got = c
+                    .retrieval
+                    .fetch_piece(&url, p, out, &mut on)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                bar.finish_and_clear();
+                println!(
+                    "piece {} verified: {} B at {}",
+                    got.piece.cid_v1(),
+                    got.bytes,
+                    out.display()
+                );
+            } else {
+                let car_path = if *car {
+                    out.clone()
+                } else {
+                    out.with_extension("car.partial-dag")
+                };
+                let got = c
+                    .retrieval
+                    .fetch_car(&url, root, DagScope::All, &car_path, &mut on)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                bar.finish_and_clear();
+                if *car {
+                    println!(
+                        "CAR of {} verified blocks: {} B at {}",
+                        got.blocks,
+                        got.bytes,
+                        out.display()
+                    );
+                } else {
+                    let r = retrieval_market::RetrievalClient::export(&car_path, root, out)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let _ = std::fs::remove_file(&car_path);
+                    println!(
+                        "file of {} B at {} ({} blocks verified)",
+                        r.file_size,
+                        out.display(),
+                        got.blocks
+                    );
+                }
+            }
+            Ok(())
+        }
+        Cmd::ActorFunds {
+            cmd: FundsCmd::Add { amount, faucet },
+        } => {
+            let c = node(&args).await?;
+            let amount = TokenAmount::from_str(&format!("{amount} FIL"))
+                .or_else(|_| TokenAmount::from_str(amount))
+                .map_err(|e| format!("amount {amount}: {e}"))?;
+            if *faucet {
+                c.chain
+                    .fund(
+                        &c.address,
+                        amount
+                            .checked_add(TokenAmount::from_whole(1))
+                            .unwrap_or(amount),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            let cid = c.add_funds(amount).await?;
+            println!(
+                "added {amount} to the market escrow of {} (message {cid})",
+                c.address
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! The provider market node daemon and its admin commands.
+//!
+//! ```text
+//! provider --repo ~/.fil-market init          # keys, libp2p identity, JWTs, config.toml
+//! provider --repo ~/.fil-market run           # serve until Ctrl-C; writes <repo>/api
+//! provider --repo ~/.fil-market get-ask
+//! provider --repo ~/.fil-market set-ask --price 50000000 --verified-price 5000000
+//! provider --repo ~/.fil-market deals list
+//! provider --repo ~/.fil-market import-data <deal uuid or proposal cid> <car path>
+//! provider --repo ~/.fil-market pieces list
+//! ```
+//!
+//! The admin commands call the running node's JSON-RPC API (`<repo>/api`) with the admin
+//! token written at init (`<repo>/token`).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use examples::admin;
+use examples::node::{self, MarketNode, Repo};
+use serde_json::{Value, json};
+
+#[derive(Parser)]
+#[command(about = "fil-market-rs provider node")]
+struct Args {
+    /// Repo directory.
+    #[arg(long, default_value = "~/.fil-market")]
+    repo: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Creates the repo: miner keys, libp2p identity, JWT secret and tokens, config.toml.
+    Init,
+    /// Runs the node until interrupted.
+    Run,
+    /// Shows a miner's ask.
+    GetAsk {
+        /// The miner (the first one if omitted).
+        #[arg(long)]
+        miner: Option<String>,
+    },
+    /// Sets a miner's ask.
+    SetAsk {
+        /// The miner (the first one if omitted).
+        #[arg(long)]
+        miner: Option<String>,
+        /// attoFIL per GiB per epoch, unverified deals.
+        #[arg(long)]
+        price: String,
+        /// attoFIL per GiB per epoch, verified deals.
+        #[arg(long)]
+        verified_price: String,
+        /// Smallest padded piece.
+        #[arg(long, default_value_t = 256)]
+        min_piece_size: u64,
+        /// Largest padded piece.
+        #[arg(long, default_value_t = 32 << 30)]
+        max_piece_size: u64,
+    },
+    /// Deals.
+    Deals {
+        #[command(subcommand)]
+        cmd: ListCmd,
+    },
+    /// Pieces in the piece store.
+    Pieces {
+        #[command(subcommand)]
+        cmd: ListCmd,
+    },
+    /// Supplies the data of an offline deal.
+    ImportData {
+        /// Deal UUID or proposal CID.
+        deal: String,
+        /// The CAR file.
+        path: PathBuf,
+    },
+    /// Node identity and addresses.
+    Info,
+}
+
+#[derive(Subcommand)]
+enum ListCmd {
+    /// Lists them.
+    List,
+}
+
+fn expand(p: &str) -> PathBuf {
+    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => Path::new(&home).join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let repo = expand(&args.repo);
+    match run(&repo, args.cmd).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("provider: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn rpc(repo: &Path, method: &str, params: Value) -> Result<Value, String> {
+    let api = std::fs::read_to_string(repo.join("api"))
+        .map_err(|e| format!("{}/api: {e} (is the node running?)", repo.display()))?;
+    let token = std::fs::read_to_string(Repo(repo.into()).admin_token())
+        .map_err(|e| format!("admin token: {e}"))?;
+    let url = url::Url::parse(api.trim()).map_err(|e| e.to_string())?;
+    admin::call_remote(&url, &token, method, params).await
+}
+
+fn print(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+async fn run(repo: &Path, cmd: Cmd) -> Result<(), String> {
+    match cmd {
+        Cmd::Init => {
+            let cfg = node::init(repo, None).map_err(|e| e.to_string())?;
+            println!("initialised {}", repo.display());
+            for m in &cfg.miners {
+                println!("  miner owner {} worker {}", m.owner, m.worker);
+            }
+            println!(
+                "  admin token: {}",
+                Repo(repo.into()).admin_token().display()
+            );
+            println!(
+                "  edit {} and start with `provider run`",
+                Repo(repo.into()).config().display()
+            );
+            Ok(())
+        }
+        Cmd::Run => {
+            let node = MarketNode::start(repo).await.map_err(|e| e.to_string())?;
+            std::fs::write(repo.join("api"), node.http_url.as_str()).map_err(|e| e.to_string())?;
+            println!("peer id   {}", node.peer.peer_id);
+            for a in &node.peer.addrs {
+                println!("libp2p    {a}/p2p/{}", node.peer.peer_id);
+            }
+            println!(
+                "http      {} (retrieval, /rpc/v0 admin, /chain/v0 dev chain)",
+                node.http_url
+            );
+            for m in &node.miners {
+                println!("miner     {m}");
+            }
+            tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
+            println!("stopping");
+            node.stop();
+            let _ = std::fs::remove_file(repo.join("api"));
+            Ok(())
+        }
+        Cmd::GetAsk { miner } => {
+            print(&rpc(repo, "Market.GetAsk", json!([miner])).await?);
+            Ok(())
+        }
+        Cmd::SetAsk {
+            miner,
+            price,
+            verified_price,
+            min_piece_size,
+            max_piece_size,
+        } => {
+            let params = json!([miner, price, verified_price, min_piece_size, max_piece_size]);
+            print(&rpc(repo, "Market.SetAsk", params).await?);
+            Ok(())
+        }
+        Cmd::Deals { cmd: ListCmd::List } => {
+            let deals = rpc(repo, "Market.ListDeals", json!([])).await?;
+            for d in deals.as_array().into_iter().flatten() {
+                println!(
+                    "{}  {:<22} {:>10} B  deal {:<6} {}",
+                    d["DealUuid"].as_str().unwrap_or_default(),
+                    d["State"].as_str().unwrap_or_default(),
+                    d["PieceSize"],
+                    d["DealId"],
+                    d["Message"].as_str().unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        Cmd::Pieces { cmd: ListCmd::List } => {
+            let pieces = rpc(repo, "Market.ListPieces", json!([])).await?;
+            for p in pieces.as_array().into_iter().flatten() {
+                println!(
+                    "{}  payload {:>12} B  piece {:>12} B",
+                    p["PieceCid"].as_str().unwrap_or_default(),
+                    p["PayloadSize"],
+                    p["PieceSize"]
+                );
+            }
+            Ok(())
+        }
+        Cmd::ImportData { deal, path } => {
+            let path =
+                std::fs::canonicalize(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            rpc(
+                repo,
+                "Market.ImportData",
+                json!([deal, path.to_string_lossy()]),
+            )
+            .await?;
+            println!("imported {} for {deal}", path.display());
+            Ok(())
+        }
+        Cmd::Info => {
+            print(&rpc(repo, "Market.Info", json!([])).await?);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The provider daemon and the client CLI together: init, run, ask, funds, an offline deal
+//! imported through the admin API, listing, retrieval, and the admin API's token checks.
+
+use std::path::Path;
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run(bin: &str, args: &[&str]) -> Output {
+    Command::new(bin).args(args).output().unwrap()
+}
+
+fn ok(out: Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn field(text: &str, key: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no {key} in\n{text}"))
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn wait_for(path: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(s) = std::fs::read_to_string(path)
+            && !s.is_empty()
+        {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{} never appeared", path.display());
+}
+
+#[test]
+fn provider_and_client_binaries_work_together() {
+    let provider = env!("CARGO_BIN_EXE_provider");
+    let client = env!("CARGO_BIN_EXE_client");
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("prov");
+    let repo_s = repo.to_str().unwrap();
+    ok(run(provider, &["--repo", repo_s, "init"]));
+    assert!(
+        !run(provider, &["--repo", repo_s, "init"]).status.success(),
+        "init twice"
+    );
+    let cfg = std::fs::read_to_string(repo.join("config.toml")).unwrap();
+    let cfg = cfg
+        .replace("\"127.0.0.1:7777\"", "\"127.0.0.1:0\"")
+        .replace("/ip4/0.0.0.0/tcp/58418", "/ip4/127.0.0.1/tcp/0")
+        .replace("block_time_ms = 1000", "block_time_ms = 50")
+        .replace("sealing_period_ms = 2000", "sealing_period_ms = 200")
+        .replace("short_deal_terms = false", "short_deal_terms = true")
+        .replace("confidence = 2", "confidence = 1")
+        .replace("period_secs = 3600", "period_secs = 0")
+        .replace("expected_seal_hours = 24.0", "expected_seal_hours = 0.1");
+    std::fs::write(repo.join("config.toml"), cfg).unwrap();
+    let log = std::fs::File::create(dir.path().join("provider.log")).unwrap();
+    let _daemon = Daemon(
+        Command::new(provider)
+            .args(["--repo", repo_s, "run"])
+            .stdout(log)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let api = wait_for(&repo.join("api"));
+    let info = ok(run(provider, &["--repo", repo_s, "info"]));
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    let peer = format!(
+        "{}/p2p/{}",
+        info["Addrs"][0].as_str().unwrap(),
+        info["PeerId"].as_str().unwrap()
+    );
+    let miner = info["Miners"][0].as_str().unwrap().to_string();
+
+    // The read token cannot change the ask; no token gets 401.
+    let read = std::fs::read_to_string(repo.join("token.read")).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = url::Url::parse(api.trim()).unwrap();
+    let denied = rt.block_on(examples::admin::call_remote(
+        &url,
+        &read,
+        "Market.SetAsk",
+        serde_json::json!([miner, "1", "1", 256, 1024]),
+    ));
+    assert!(denied.unwrap_err().contains("admin permission"));
+    let unauth = rt.block_on(examples::admin::call_remote(
+        &url,
+        "nope",
+        "Market.Info",
+        serde_json::json!([]),
+    ));
+    assert!(unauth.unwrap_err().contains("401"));
+    ok(run(
+        provider,
+        &[
+            "--repo",
+            repo_s,
+            "set-ask",
+            "--price",
+            "1000",
+            "--verified-price",
+            "100",
+        ],
+    ));
+    assert!(ok(run(provider, &["--repo", repo_s, "get-ask"])).contains("\"Price\": \"1000\""));
+
+    let chain = format!("{}chain/v0", api.trim());
+    let crepo = dir.path().join("cli");
+    let c = |args: &[&str]| {
+        let mut all = vec![
+            "--repo",
+            crepo.to_str().unwrap(),
+            "--chain-api",
+            chain.as_str(),
+        ];
+        all.extend_from_slice(args);
+        run(client, &all)
+    };
+    let file = dir.path().join("f.bin");
+    examples::client::generate_file(&file, 2_500_000, 11).unwrap();
+    let car = dir.path().join("f.car");
+    let prepared = ok(c(&[
+        "data",
+        "generate-car",
+        file.to_str().unwrap(),
+        car.to_str().unwrap(),
+    ]));
+    let root = field(&prepared, "root");
+    let piece = field(&prepared, "piece cid");
+    assert!(root.starts_with("bafykbza"), "{root}");
+    assert_eq!(
+        field(
+            &ok(c(&["data", "commp", car.to_str().unwrap()])),
+            "piece cid"
+        ),
+        piece
+    );
+    let ask = ok(c(&[
+        "storage", "asks", "query", "--peer", &peer, "--miner", &miner,
+    ]));
+    assert!(ask.contains("1000 attoFIL"), "{ask}");
+    ok(c(&["actor-funds", "add", "5", "--faucet"]));
+    let deal = ok(c(&[
+        "storage",
+        "deals",
+        "init",
+        "--peer",
+        &peer,
+        "--miner",
+        &miner,
+        "--car",
+        car.to_str().unwrap(),
+    ]));
+    let uuid = field(&deal, "deal uuid");
+    ok(run(
+        provider,
+        &[
+            "--repo",
+            repo_s,
+            "import-data",
+            &uuid,
+            car.to_str().unwrap(),
+        ],
+    ));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let deals = ok(run(provider, &["--repo", repo_s, "deals", "list"]));
+        if deals.contains("StorageDealActive") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "deal not active:\n{deals}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(ok(run(provider, &["--repo", repo_s, "pieces", "list"])).contains(&piece));
+    assert!(ok(c(&["storage", "deals", "list"])).contains(&uuid));
+
+    let out = dir.path().join("out.bin");
+    ok(c(&[
+        "retrieve",
+        "--peer",
+        &peer,
+        "--root",
+        &root,
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&file).unwrap());
+    let piece_out = dir.path().join("out.piece");
+    ok(c(&[
+        "retrieve",
+        "--peer",
+        &peer,
+        "--root",
+        &root,
+        "--piece",
+        &piece,
+        "--out",
+        piece_out.to_str().unwrap(),
+    ]));
+    let got = std::fs::read(&piece_out).unwrap();
+    let sent = std::fs::read(&car).unwrap();
+    assert_eq!(&got[..sent.len()], &sent[..]);
+}
