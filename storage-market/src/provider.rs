@@ -189,6 +189,9 @@ struct Inner {
     publisher: Publisher,
     /// Serialises the uniqueness check and insert of new deals.
     accept_lock: tokio::sync::Mutex<()>,
+    /// Serialises provider-collateral reservation, so two deals cannot both count the same
+    /// escrow as theirs.
+    funds_lock: tokio::sync::Mutex<()>,
     /// Deals with a running driver task.
     running: Mutex<HashSet<Cid>>,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
@@ -214,6 +217,7 @@ impl Provider {
             deps,
             publisher,
             accept_lock: tokio::sync::Mutex::new(()),
+            funds_lock: tokio::sync::Mutex::new(()),
             running: Mutex::new(HashSet::new()),
             tasks: Mutex::new(vec![publish_task.abort_handle()]),
             updates,
@@ -894,6 +898,7 @@ impl Provider {
             S::Transferring if deal.is_offline => Ok(Step::Wait),
             S::Transferring => self.receive(deal).await,
             S::ReserveProviderFunds => {
+                let _reserving = self.inner.funds_lock.lock().await;
                 let need = self.collateral_in_flight(deal).await.map_err(e)?;
                 let balance = chain
                     .market_balance(&deal.miner)
@@ -1197,9 +1202,13 @@ impl Provider {
     ) -> Result<TokenAmount, ProviderError> {
         let mut need = deal.proposal.proposal.provider_collateral;
         for other in self.inner.deps.store.unfinished_provider_deals().await? {
+            // Deals still waiting for their AddBalance count too: adding their collateral
+            // twice over-funds the escrow, counting it as free would fail a publish.
             let queued = matches!(
                 other.state,
-                StorageDealStatus::Publish | StorageDealStatus::Publishing
+                StorageDealStatus::ProviderFunding
+                    | StorageDealStatus::Publish
+                    | StorageDealStatus::Publishing
             );
             if queued && other.miner == deal.miner && other.proposal_cid != deal.proposal_cid {
                 need = need
