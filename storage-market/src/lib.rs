@@ -9,7 +9,8 @@
 //! - [`chain`]: the node API the market needs; [`devchain`]: an in-process dev chain.
 //! - [`state`]: the deal state machine; [`store`]: SQLite persistence.
 //! - [`validation`] and [`filter`]: what a provider accepts.
-//! - [`publish`]: batching PublishStorageDeals; [`piece`] and [`sealer`]: where data goes.
+//! - [`publish`]: batching PublishStorageDeals; [`sealer`]: where data goes (pieces live in
+//!   the `piecestore` crate).
 //! - [`provider`]: the provider; [`client`]: the client; [`network`]: libp2p protocols.
 
 pub mod cbor;
