@@ -11,11 +11,10 @@
 //! Server and client share the process (and the machine's cores). Peak RSS (VmHWM) is printed
 //! at the end. Run with `cargo bench -p benches --bench retrieval`.
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use benches::splitmix64_bytes;
+use benches::{peak_rss_mib, write_splitmix64_file};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::StreamExt;
 use piecestore::unixfs::{ImportProfile, import_file, to_cid};
@@ -23,28 +22,6 @@ use piecestore::{FsPieceStore, PieceIndex, PieceStore};
 use retrieval_market::RetrievalProvider;
 use retrieval_market::http::{HttpConfig, router};
 use tokio::io::AsyncReadExt;
-
-fn write_random(path: &Path, len: u64) {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut left = len;
-    let mut seed = 7;
-    while left > 0 {
-        let n = left.min(8 << 20);
-        f.write_all(&splitmix64_bytes(seed, n as usize)).unwrap();
-        left -= n;
-        seed += 1;
-    }
-    f.flush().unwrap();
-}
-
-fn peak_rss_mib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb / 1024)
-}
 
 async fn fetch(http: &reqwest::Client, url: &str) -> u64 {
     let resp = http.get(url).send().await.unwrap();
@@ -82,7 +59,7 @@ fn bench(c: &mut Criterion) {
 
     // A 1 GiB piece: 1016 MiB of payload.
     let payload = dir.path().join("payload.bin");
-    write_random(&payload, 1016 << 20);
+    write_splitmix64_file(&payload, 1016 << 20, 7).unwrap();
     let piece = rt.block_on(async {
         let f = tokio::fs::File::open(&payload).await.unwrap();
         store.put(Box::pin(f), None).await.unwrap()
@@ -91,7 +68,7 @@ fn bench(c: &mut Criterion) {
 
     // A 256 MiB file as a UnixFS CAR, stored and indexed.
     let file = dir.path().join("file.bin");
-    write_random(&file, 256 << 20);
+    write_splitmix64_file(&file, 256 << 20, 7).unwrap();
     let car_path = dir.path().join("file.car");
     let report = import_file(
         &file,

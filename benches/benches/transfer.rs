@@ -11,37 +11,14 @@
 //! one 4 GiB transfer and print its time and the peak RSS after it.
 //! Run with `cargo bench -p benches --bench transfer`.
 
-use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use benches::splitmix64_bytes;
+use benches::{peak_rss_mib, write_splitmix64_file};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use data_transfer::{
     AddressPolicy, CarServer, TransferConfig, TransferId, TransferManager, TransferRequest,
 };
-
-fn write_payload(path: &Path, len: u64) {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut left = len;
-    let mut seed = 1;
-    while left > 0 {
-        let n = left.min(8 << 20);
-        f.write_all(&splitmix64_bytes(seed, n as usize)).unwrap();
-        left -= n;
-        seed += 1;
-    }
-    f.flush().unwrap();
-}
-
-fn peak_rss_mib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb / 1024)
-}
 
 struct Setup {
     rt: tokio::runtime::Runtime,
@@ -120,7 +97,7 @@ fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let size: u64 = (1 << 30) / 128 * 127;
     let payload = dir.path().join("payload.car");
-    write_payload(&payload, size);
+    write_splitmix64_file(&payload, size, 1).unwrap();
     let expected = commp::commp_reader(std::fs::File::open(&payload).unwrap())
         .unwrap()
         .cid_v1()
@@ -154,7 +131,7 @@ fn bench(c: &mut Criterion) {
     if std::env::var("TRANSFER_BENCH_4GIB").is_ok_and(|v| v == "1") {
         let big = s._dir.path().join("big.car");
         let big_size: u64 = 4 << 30;
-        write_payload(&big, big_size);
+        write_splitmix64_file(&big, big_size, 1).unwrap();
         // A second server entry for the big file on the same router.
         let s4 = setup(tempfile::tempdir().unwrap(), &[("big", &big)]);
         let t = Instant::now();

@@ -20,3 +20,28 @@ pub fn splitmix64_bytes(seed: u64, len: usize) -> Vec<u8> {
     out.truncate(len);
     out
 }
+
+/// Writes `len` SplitMix64 bytes to `path`, 8 MiB at a time (seeds `seed`, `seed + 1`, …),
+/// so a benchmark payload of any size never sits in memory whole.
+pub fn write_splitmix64_file(path: &std::path::Path, len: u64, seed: u64) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let (mut left, mut seed) = (len, seed);
+    while left > 0 {
+        let n = left.min(8 << 20);
+        f.write_all(&splitmix64_bytes(seed, n as usize))?;
+        left -= n;
+        seed += 1;
+    }
+    f.flush()
+}
+
+/// The process's peak resident set (VmHWM) in MiB; 0 where `/proc` is unavailable.
+pub fn peak_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}

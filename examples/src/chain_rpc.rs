@@ -6,8 +6,6 @@
 //! Only served when the daemon runs the dev chain: there it stands in for a Lotus node, whose
 //! `MpoolPushMessage` likewise signs with keys the node holds. `Dev.Fund` is a faucet.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use axum::Json;
 use axum::extract::State;
@@ -107,7 +105,7 @@ impl RemoteChain {
         }
     }
 
-    async fn call<A: Serialize, R: DeserializeOwned>(
+    async fn rpc<A: Serialize, R: DeserializeOwned>(
         &self,
         method: &str,
         arg: &A,
@@ -145,64 +143,58 @@ impl RemoteChain {
 
     /// Dev-chain faucet: credits `amount` to `addr`; returns its id address.
     pub async fn fund(&self, addr: &Address, amount: TokenAmount) -> Result<Address, ChainError> {
-        self.call("Dev.Fund", &(addr, amount)).await
+        self.rpc("Dev.Fund", &(addr, amount)).await
     }
 }
 
 #[async_trait]
 impl ChainNode for RemoteChain {
     async fn head(&self) -> Result<ChainEpoch, ChainError> {
-        self.call("Chain.Head", &()).await
+        self.rpc("Chain.Head", &()).await
     }
     async fn miner_info(&self, miner: &Address) -> Result<MinerInfo, ChainError> {
-        self.call("Chain.MinerInfo", miner).await
+        self.rpc("Chain.MinerInfo", miner).await
     }
     async fn market_balance(&self, addr: &Address) -> Result<MarketBalance, ChainError> {
-        self.call("Chain.MarketBalance", addr).await
+        self.rpc("Chain.MarketBalance", addr).await
     }
     async fn collateral_bounds(
         &self,
         size: PaddedPieceSize,
         verified: bool,
     ) -> Result<CollateralBounds, ChainError> {
-        self.call("Chain.CollateralBounds", &(size.get(), verified))
+        self.rpc("Chain.CollateralBounds", &(size.get(), verified))
             .await
     }
     async fn datacap(&self, client: &Address) -> Result<Option<u128>, ChainError> {
-        self.call("Chain.Datacap", client).await
+        self.rpc("Chain.Datacap", client).await
     }
     async fn account_key(&self, addr: &Address) -> Result<Address, ChainError> {
-        self.call("Chain.AccountKey", addr).await
+        self.rpc("Chain.AccountKey", addr).await
     }
     async fn lookup_id(&self, addr: &Address) -> Result<Address, ChainError> {
-        self.call("Chain.LookupId", addr).await
+        self.rpc("Chain.LookupId", addr).await
     }
     async fn push_message(&self, msg: Message) -> Result<Cid, ChainError> {
-        self.call("Chain.PushMessage", &msg).await
+        self.rpc("Chain.PushMessage", &msg).await
     }
     async fn call(&self, msg: &Message) -> Result<Receipt, ChainError> {
-        RemoteChain::call(self, "Chain.Call", msg).await
+        self.rpc("Chain.Call", msg).await
     }
     async fn wait_message(&self, cid: &Cid, confidence: u64) -> Result<MessageLookup, ChainError> {
-        self.call("Chain.WaitMessage", &(cid, confidence)).await
+        self.rpc("Chain.WaitMessage", &(cid, confidence)).await
     }
     async fn market_deal(&self, id: DealId) -> Result<Option<MarketDeal>, ChainError> {
-        self.call("Chain.MarketDeal", &id).await
+        self.rpc("Chain.MarketDeal", &id).await
     }
     async fn sector_precommitted(
         &self,
         miner: &Address,
         sector: SectorNumber,
     ) -> Result<bool, ChainError> {
-        self.call("Chain.SectorPrecommitted", &(miner, sector))
-            .await
+        self.rpc("Chain.SectorPrecommitted", &(miner, sector)).await
     }
     async fn wallet_balance(&self, addr: &Address) -> Result<TokenAmount, ChainError> {
-        self.call("Chain.WalletBalance", addr).await
+        self.rpc("Chain.WalletBalance", addr).await
     }
-}
-
-/// Shares one chain between the provider and the RPC route.
-pub fn shared(chain: &DevChain) -> Arc<dyn ChainNode> {
-    Arc::new(chain.clone())
 }

@@ -5,6 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use storage_market::filter::BasicFilter;
+use storage_market::provider::AskParams;
+use storage_market::publish::PublishConfig;
 
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -158,13 +161,15 @@ pub struct AskSection {
     pub max_piece_size: u64,
 }
 
+/// The library's defaults (Boost's), so the two cannot drift apart.
 impl Default for AskSection {
     fn default() -> Self {
+        let a = AskParams::default();
         Self {
-            price: "50000000".into(),
-            verified_price: "5000000".into(),
-            min_piece_size: 256,
-            max_piece_size: 32 << 30,
+            price: a.price.atto().to_string(),
+            verified_price: a.verified_price.atto().to_string(),
+            min_piece_size: a.min_piece_size.get(),
+            max_piece_size: a.max_piece_size.get(),
         }
     }
 }
@@ -181,9 +186,10 @@ pub struct PublishSection {
 
 impl Default for PublishSection {
     fn default() -> Self {
+        let p = PublishConfig::default();
         Self {
-            period_secs: 3600,
-            max_deals_per_message: 8,
+            period_secs: p.publish_period.as_secs(),
+            max_deals_per_message: p.max_deals_per_message,
         }
     }
 }
@@ -212,15 +218,16 @@ pub struct FilterSection {
 
 impl Default for FilterSection {
     fn default() -> Self {
+        let f = BasicFilter::default();
         Self {
-            consider_online: true,
-            consider_offline: true,
-            consider_verified: true,
-            consider_unverified: true,
+            consider_online: f.consider_online,
+            consider_offline: f.consider_offline,
+            consider_verified: f.consider_verified,
+            consider_unverified: f.consider_unverified,
             piece_blocklist: Vec::new(),
             external_command: None,
-            expected_seal_hours: 24.0,
-            max_start_delay_days: 14.0,
+            expected_seal_hours: f.expected_seal_duration.as_secs_f64() / 3600.0,
+            max_start_delay_days: f.max_deal_start_delay.as_secs_f64() / 86_400.0,
         }
     }
 }

@@ -294,7 +294,7 @@ impl MarketNode {
         let index =
             PieceIndex::open(&dir.join("index.db")).map_err(|e| start_err("piece index")(&e))?;
         let deps = ProviderDeps {
-            chain: chain_rpc::shared(&chain),
+            chain: Arc::new(chain.clone()),
             wallet: Arc::new(keys.clone()),
             store: Store::open(dir.join("provider.db")).map_err(|e| start_err("deal store")(&e))?,
             pieces: pieces.clone(),

@@ -254,6 +254,14 @@ impl CarIndexer {
     }
 }
 
+/// The bytes before a block's data in a CAR section: `varint(len) cid`.
+pub fn section_head(cid: &[u8], data_len: usize) -> Vec<u8> {
+    let mut head = Vec::with_capacity(cid.len() + 10);
+    put_varint((cid.len() + data_len) as u64, &mut head);
+    head.extend_from_slice(cid);
+    head
+}
+
 /// Writes a CARv1 stream: the header at creation, then one section per block.
 #[derive(Debug)]
 pub struct CarWriter<W: std::io::Write> {
@@ -261,7 +269,8 @@ pub struct CarWriter<W: std::io::Write> {
     pos: u64,
 }
 
-fn put_varint(mut n: u64, out: &mut Vec<u8>) {
+/// Appends `n` as an unsigned LEB128 varint (CAR lengths, multiformats, protobuf).
+pub(crate) fn put_varint(mut n: u64, out: &mut Vec<u8>) {
     loop {
         let b = (n & 0x7f) as u8;
         n >>= 7;
@@ -306,9 +315,7 @@ impl<W: std::io::Write> CarWriter<W> {
     /// Appends a section from an encoded CID (of any digest length); returns the offset of
     /// the block's data.
     pub fn write_section(&mut self, cid: &[u8], data: &[u8]) -> std::io::Result<u64> {
-        let mut head = Vec::with_capacity(cid.len() + 10);
-        put_varint((cid.len() + data.len()) as u64, &mut head);
-        head.extend_from_slice(cid);
+        let head = section_head(cid, data.len());
         self.out.write_all(&head)?;
         self.out.write_all(data)?;
         let offset = self.pos + head.len() as u64;

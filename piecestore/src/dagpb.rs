@@ -9,6 +9,8 @@
 
 use cid::CidGeneric;
 
+use crate::car::put_varint;
+
 /// Largest multihash digest a DAG CID may carry. Lotus inlines blocks of up to 126 bytes in
 /// identity CIDs, which do not fit [`cid::Cid`]'s 64 bytes.
 pub const MAX_DIGEST: usize = 128;
@@ -67,14 +69,6 @@ pub struct PbNode {
     pub links: Vec<PbLink>,
     /// The node's data (UnixFS).
     pub data: Option<Vec<u8>>,
-}
-
-fn put_varint(mut n: u64, out: &mut Vec<u8>) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
 }
 
 fn put_bytes(field: u64, bytes: &[u8], out: &mut Vec<u8>) {

@@ -28,7 +28,9 @@ mod index;
 mod store;
 pub mod unixfs;
 
-pub use car::{BlockEntry, CarError, CarIndexer, CarWriter, MAX_CAR_HEADER, MAX_SECTION};
+pub use car::{
+    BlockEntry, CarError, CarIndexer, CarWriter, MAX_CAR_HEADER, MAX_SECTION, section_head,
+};
 pub use error::PieceStoreError;
 pub use follower::CommPFollower;
 pub use fs::FsPieceStore;

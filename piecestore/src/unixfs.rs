@@ -297,7 +297,7 @@ struct Builder<'a, R: Read> {
     profile: ImportProfile,
     /// The chunk read ahead (go-unixfs decides "done" by reading ahead).
     next: Vec<u8>,
-    nodes: HashMap<DagCid, (Vec<u8>, Vec<DagCid>)>,
+    nodes: Nodes,
     read: u64,
     progress: &'a mut dyn FnMut(u64),
 }
@@ -377,18 +377,31 @@ impl<R: Read> Builder<'_, R> {
     }
 }
 
-/// The root CID `file` would import to, without writing anything.
-pub fn dag_root(file: &Path, profile: ImportProfile) -> Result<DagCid, UnixFsError> {
+/// Interior nodes by CID: their bytes and their children.
+type Nodes = HashMap<DagCid, (Vec<u8>, Vec<DagCid>)>;
+
+/// The first pass over `input`: the root and the interior nodes.
+fn build(
+    input: impl Read,
+    profile: ImportProfile,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(DagCid, Nodes), UnixFsError> {
     profile.check()?;
     let mut b = Builder {
-        input: std::io::BufReader::with_capacity(1 << 20, File::open(file)?),
+        input: std::io::BufReader::with_capacity(1 << 20, input),
         profile,
         next: Vec::with_capacity(profile.chunk_size),
         nodes: HashMap::new(),
         read: 0,
-        progress: &mut |_| {},
+        progress,
     };
-    Ok(b.layout()?)
+    let root = b.layout()?;
+    Ok((root, b.nodes))
+}
+
+/// The root CID `file` would import to, without writing anything.
+pub fn dag_root(file: &Path, profile: ImportProfile) -> Result<DagCid, UnixFsError> {
+    Ok(build(File::open(file)?, profile, &mut |_| {})?.0)
 }
 
 /// Imports `file` as a UnixFS DAG and writes it to `out` as a CARv1 rooted at the DAG's root.
@@ -399,22 +412,10 @@ pub fn import_file(
     out: impl Write,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ImportReport, UnixFsError> {
-    profile.check()?;
     let f = File::open(file)?;
     let before = f.metadata()?;
     let size = before.len();
-    let (root, nodes) = {
-        let mut b = Builder {
-            input: std::io::BufReader::with_capacity(1 << 20, &f),
-            profile,
-            next: Vec::with_capacity(profile.chunk_size),
-            nodes: HashMap::new(),
-            read: 0,
-            progress,
-        };
-        let root = b.layout()?;
-        (root, b.nodes)
-    };
+    let (root, nodes) = build(&f, profile, progress)?;
     let mut input = &f;
     input.seek(SeekFrom::Start(0))?;
     let mut w = Writer {
@@ -449,7 +450,7 @@ pub fn import_file(
 struct Writer<'a, W: Write, R: Read> {
     car: CarWriter<W>,
     input: R,
-    nodes: &'a HashMap<DagCid, (Vec<u8>, Vec<DagCid>)>,
+    nodes: &'a Nodes,
     chunk_size: usize,
     buf: Vec<u8>,
     written: HashSet<DagCid>,

@@ -82,6 +82,25 @@ pub fn url_to_multiaddr(url: &Url) -> Option<Multiaddr> {
     Some(ma)
 }
 
+/// Moves `tmp` to `dest` if `result` is good, deletes it otherwise: nothing unverified is
+/// left where the caller looks.
+async fn keep_if_verified<T>(
+    tmp: &Path,
+    dest: &Path,
+    result: Result<T, RetrievalError>,
+) -> Result<T, RetrievalError> {
+    match result {
+        Ok(v) => {
+            tokio::fs::rename(tmp, dest).await?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = tokio::fs::remove_file(tmp).await;
+            Err(e)
+        }
+    }
+}
+
 /// The retrieval client. Cheap to clone.
 #[derive(Clone)]
 pub struct RetrievalClient {
@@ -241,20 +260,12 @@ impl RetrievalClient {
             }
             Ok((bytes, info))
         });
-        match result {
-            Ok((bytes, info)) => {
-                tokio::fs::rename(&tmp, dest).await?;
-                Ok(PieceFetch {
-                    path: dest.to_path_buf(),
-                    bytes,
-                    piece: info,
-                })
-            }
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                Err(e)
-            }
-        }
+        let (bytes, piece) = keep_if_verified(&tmp, dest, result).await?;
+        Ok(PieceFetch {
+            path: dest.to_path_buf(),
+            bytes,
+            piece,
+        })
     }
 
     /// Fetches the DAG under `root` as a CAR from `base`'s trustless gateway into `dest`,
@@ -282,20 +293,12 @@ impl RetrievalClient {
             Ok::<_, RetrievalError>((bytes, blocks))
         }
         .await;
-        match result {
-            Ok((bytes, blocks)) => {
-                tokio::fs::rename(&tmp, dest).await?;
-                Ok(CarFetch {
-                    path: dest.to_path_buf(),
-                    bytes,
-                    blocks,
-                })
-            }
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                Err(e)
-            }
-        }
+        let (bytes, blocks) = keep_if_verified(&tmp, dest, result).await?;
+        Ok(CarFetch {
+            path: dest.to_path_buf(),
+            bytes,
+            blocks,
+        })
     }
 
     /// Writes the UnixFS file under `root` in the CAR at `car` to `out` (verifying again).

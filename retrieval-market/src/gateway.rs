@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use bytes::Bytes;
 use cid::Cid;
-use piecestore::dagpb::{DAG_PB, DagCid, RAW, UnixFsKind};
+use piecestore::dagpb::{DAG_PB, DagCid, PbNode, RAW, UnixFsData, UnixFsKind};
 use piecestore::unixfs::{IDENTITY, block_links, decode_node, decode_unixfs, to_dag_cid};
 use tokio::sync::mpsc;
 
@@ -159,27 +159,14 @@ pub enum GatewayError {
 }
 
 fn percent_decode(s: &str) -> Result<String, GatewayError> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| GatewayError::BadRequest("invalid percent-encoding".into()))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| GatewayError::BadRequest("path is not UTF-8".into()))
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| GatewayError::BadRequest("path is not UTF-8".into()))
 }
 
-/// Parses `/ipfs/` + `rest`, the query string and the `Accept` header.
+/// Parses `/ipfs/` + `rest` (still percent-encoded), the raw query string and the `Accept`
+/// header.
 pub fn parse_request(
     rest: &str,
     query: Option<&str>,
@@ -207,14 +194,9 @@ pub fn parse_request(
         filename: None,
     };
     let mut format = None;
-    for pair in query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = percent_decode(v)?;
-        match k {
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        let v = v.into_owned();
+        match k.as_ref() {
             "format" => {
                 format = Some(match v.as_str() {
                     "car" => Format::Car,
@@ -289,12 +271,29 @@ pub struct Resolved {
     pub block: Vec<u8>,
 }
 
-async fn get(provider: &RetrievalProvider, cid: &DagCid) -> Result<Vec<u8>, GatewayError> {
+/// The bytes of `cid`: `known` when the walk already holds them, else from the provider
+/// (identity CIDs carry their own).
+async fn load(
+    provider: &RetrievalProvider,
+    cid: &DagCid,
+    known: Option<Vec<u8>>,
+) -> Result<Vec<u8>, GatewayError> {
+    if let Some(d) = known {
+        return Ok(d);
+    }
     provider
         .block(cid)
         .await
         .map_err(|e| GatewayError::Internal(e.to_string()))?
         .ok_or_else(|| GatewayError::NotFound(format!("block {cid} not found")))
+}
+
+/// A DAG-PB block and its UnixFS data.
+fn unixfs(cid: &DagCid, block: &[u8]) -> Result<(PbNode, UnixFsData), GatewayError> {
+    let bad = |e: piecestore::unixfs::UnixFsError| GatewayError::Internal(e.to_string());
+    let node = decode_node(cid, block).map_err(bad)?;
+    let fs = decode_unixfs(cid, &node).map_err(bad)?;
+    Ok((node, fs))
 }
 
 /// Follows `path` from `root` through UnixFS directories.
@@ -304,7 +303,7 @@ pub async fn resolve(
     path: &[String],
 ) -> Result<Resolved, GatewayError> {
     let mut cid = to_dag_cid(root);
-    let mut block = get(provider, &cid).await?;
+    let mut block = load(provider, &cid, None).await?;
     let mut path_blocks = Vec::new();
     for seg in path {
         if cid.codec() != DAG_PB {
@@ -312,9 +311,7 @@ pub async fn resolve(
                 "{cid} is not a directory; cannot resolve {seg:?}"
             )));
         }
-        let bad = |e: piecestore::unixfs::UnixFsError| GatewayError::Internal(e.to_string());
-        let node = decode_node(&cid, &block).map_err(bad)?;
-        let fs = decode_unixfs(&cid, &node).map_err(bad)?;
+        let (node, fs) = unixfs(&cid, &block)?;
         match fs.kind {
             UnixFsKind::Directory => {}
             UnixFsKind::HamtShard => {
@@ -335,7 +332,7 @@ pub async fn resolve(
             .ok_or_else(|| GatewayError::NotFound(format!("no {seg:?} under {cid}")))?;
         let next = link.cid;
         path_blocks.push((cid, block));
-        block = get(provider, &next).await?;
+        block = load(provider, &next, None).await?;
         cid = next;
     }
     Ok(Resolved {
@@ -351,14 +348,6 @@ pub struct CarSink {
     seen: Option<HashSet<DagCid>>,
     /// Blocks sent.
     pub blocks: u64,
-}
-
-fn put_varint(mut n: u64, out: &mut Vec<u8>) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
 }
 
 impl CarSink {
@@ -397,10 +386,7 @@ impl CarSink {
         {
             return Ok(());
         }
-        let c = cid.to_bytes();
-        let mut section = Vec::with_capacity(c.len() + data.len() + 10);
-        put_varint((c.len() + data.len()) as u64, &mut section);
-        section.extend_from_slice(&c);
+        let mut section = piecestore::section_head(&cid.to_bytes(), data.len());
         section.extend_from_slice(data);
         self.blocks += 1;
         self.send(section).await
@@ -420,9 +406,7 @@ fn entity_len(cid: &DagCid, block: &[u8]) -> Result<u64, GatewayError> {
     if cid.codec() == RAW {
         return Ok(block.len() as u64);
     }
-    let bad = |e: piecestore::unixfs::UnixFsError| GatewayError::Internal(e.to_string());
-    let node = decode_node(cid, block).map_err(bad)?;
-    let fs = decode_unixfs(cid, &node).map_err(bad)?;
+    let (_, fs) = unixfs(cid, block)?;
     Ok(fs
         .filesize
         .unwrap_or_else(|| fs.data.map_or(0, |d| d.len() as u64)))
@@ -444,14 +428,8 @@ pub async fn walk(
         DagScope::Block => sink.block(&target, &block).await,
         DagScope::All => {
             let mut stack = vec![(target, Some(block))];
-            while let Some((cid, data)) = stack.pop() {
-                if cid.hash().code() == IDENTITY {
-                    continue;
-                }
-                let data = match data {
-                    Some(d) => d,
-                    None => get(provider, &cid).await?,
-                };
+            while let Some((cid, known)) = stack.pop() {
+                let data = load(provider, &cid, known).await?;
                 sink.block(&cid, &data).await?;
                 let links =
                     block_links(&cid, &data).map_err(|e| GatewayError::Internal(e.to_string()))?;
@@ -482,21 +460,13 @@ async fn walk_file(
     sink: &mut CarSink,
 ) -> Result<(), GatewayError> {
     let mut stack = vec![(target, 0u64, Some(block))];
-    while let Some((cid, start, data)) = stack.pop() {
-        if cid.hash().code() == IDENTITY {
-            continue;
-        }
-        let data = match data {
-            Some(d) => d,
-            None => get(provider, &cid).await?,
-        };
+    while let Some((cid, start, known)) = stack.pop() {
+        let data = load(provider, &cid, known).await?;
         sink.block(&cid, &data).await?;
         if cid.codec() != DAG_PB {
             continue;
         }
-        let bad = |e: piecestore::unixfs::UnixFsError| GatewayError::Internal(e.to_string());
-        let node = decode_node(&cid, &data).map_err(bad)?;
-        let fs = decode_unixfs(&cid, &node).map_err(bad)?;
+        let (node, fs) = unixfs(&cid, &data)?;
         if !matches!(fs.kind, UnixFsKind::File | UnixFsKind::Raw) {
             continue;
         }

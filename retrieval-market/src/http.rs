@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
@@ -296,13 +296,7 @@ fn gateway_error(e: GatewayError) -> Response {
     plain(status, e)
 }
 
-async fn ipfs(
-    State(state): Shared,
-    method: Method,
-    Path(rest): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Response {
+async fn ipfs(State(state): Shared, method: Method, uri: Uri, headers: HeaderMap) -> Response {
     if !state.config.serve_cars {
         return plain(StatusCode::NOT_FOUND, "trustless gateway is disabled");
     }
@@ -310,7 +304,10 @@ async fn ipfs(
         return busy();
     };
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let req = match gateway::parse_request(&rest, query.as_deref(), accept) {
+    // The raw path, so that the gateway decodes percent-escapes once (axum's `Path` would
+    // already have decoded them).
+    let rest = uri.path().strip_prefix("/ipfs/").unwrap_or_default();
+    let req = match gateway::parse_request(rest, uri.query(), accept) {
         Ok(r) => r,
         Err(e) => return gateway_error(e),
     };

@@ -221,13 +221,18 @@ impl RetrievalProvider {
             if size > piecestore::MAX_SECTION {
                 continue;
             }
-            let Some(piece) = self.piece(&piece_cid).await? else {
-                continue;
+            let range = ByteRange::new(offset, offset + size);
+            // Blocks lie inside the payload, so a stored piece is read directly; only a piece
+            // the store lacks is sized and sent to the unsealer.
+            let reader = match self.inner.pieces.get(&piece_cid, Some(range)).await {
+                Ok(r) => Ok(r),
+                Err(PieceStoreError::NotFound(_)) => match self.piece(&piece_cid).await? {
+                    Some(piece) => self.read_piece(&piece, range).await,
+                    None => continue,
+                },
+                Err(e) => Err(e.into()),
             };
-            let mut r = match self
-                .read_piece(&piece, ByteRange::new(offset, offset + size))
-                .await
-            {
+            let mut r = match reader {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::debug!(piece = %piece_cid, error = %e, "block unreadable from this piece");

@@ -159,6 +159,28 @@ impl Wire for AskResponse {
     }
 }
 
+/// Decodes `data` as every message a peer can send this crate, dropping the results. It is
+/// the fuzz target's body (`fuzz/`), and a stable proptest runs it too; none may panic.
+pub fn decode_any(data: &[u8], limit: usize) {
+    use crate::deal::{ClientDealProposal, PublishStorageDealsReturn};
+    let _ = cbor::item_len(data);
+    let _ = cbor::from_slice::<AskRequest>(data, limit);
+    let _ = cbor::from_slice::<AskResponse>(data, limit);
+    let _ = cbor::from_slice::<Proposal>(data, limit);
+    let _ = cbor::from_slice::<SignedResponse>(data, limit);
+    let _ = cbor::from_slice::<DealParams>(data, limit);
+    let _ = cbor::from_slice::<DealResponse>(data, limit);
+    let _ = cbor::from_slice::<DealStatusRequest>(data, limit);
+    let _ = cbor::from_slice::<DealStatusResponse>(data, limit);
+    let _ = cbor::from_slice::<DealStatusRequestV12>(data, limit);
+    let _ = cbor::from_slice::<DealStatusResponseV12>(data, limit);
+    let _ = cbor::from_slice::<ClientDealProposal>(data, limit);
+    let _ = cbor::from_slice::<PublishStorageDealsReturn>(data, limit);
+    // The legacy tuple forms of /fil/storage/ask/1.0.1.
+    let _ = <AskRequest as Wire>::decode(data, ASK_V101, limit);
+    let _ = <AskResponse as Wire>::decode(data, ASK_V101, limit);
+}
+
 /// A request-response codec reading exactly one bounded CBOR item per direction.
 pub struct MarketCodec<Rq, Rs> {
     limit: usize,

@@ -932,16 +932,7 @@ impl Provider {
             }
             S::ProviderFunding => {
                 let cid = deal.add_funds_cid.ok_or("no AddBalance message recorded")?;
-                let found = chain
-                    .wait_message(&cid, self.inner.config.message_confidence)
-                    .await
-                    .map_err(|e| format!("waiting for AddBalance {cid}: {e}"))?;
-                if !found.receipt.exit_code.is_ok() {
-                    return Err(format!(
-                        "AddBalance {cid} failed with exit code {}",
-                        found.receipt.exit_code.0
-                    ));
-                }
+                self.wait_ok(cid, "AddBalance").await?;
                 self.transition(deal, DealEvent::Funded, "")
                     .await
                     .map_err(e)?;
@@ -969,16 +960,7 @@ impl Provider {
             }
             S::Publishing => {
                 let cid = deal.publish_cid.ok_or("no publish message recorded")?;
-                let found = chain
-                    .wait_message(&cid, self.inner.config.message_confidence)
-                    .await
-                    .map_err(|e| format!("waiting for publish message {cid}: {e}"))?;
-                if !found.receipt.exit_code.is_ok() {
-                    return Err(format!(
-                        "publish message {cid} failed with exit code {}",
-                        found.receipt.exit_code.0
-                    ));
-                }
+                let found = self.wait_ok(cid, "publish message").await?;
                 let ret: PublishStorageDealsReturn =
                     crate::cbor::from_slice(&found.receipt.return_data, 1 << 20)
                         .map_err(|e| format!("decoding publish return: {e}"))?;
@@ -1196,6 +1178,24 @@ impl Provider {
 
     /// Collateral this miner still has to lock: this deal plus other deals queued for or in
     /// publication.
+    /// Waits for `cid` at the configured confidence; a non-zero exit code is an error.
+    async fn wait_ok(&self, cid: Cid, what: &str) -> Result<crate::chain::MessageLookup, String> {
+        let found = self
+            .inner
+            .deps
+            .chain
+            .wait_message(&cid, self.inner.config.message_confidence)
+            .await
+            .map_err(|e| format!("waiting for {what} {cid}: {e}"))?;
+        if !found.receipt.exit_code.is_ok() {
+            return Err(format!(
+                "{what} {cid} failed with exit code {}",
+                found.receipt.exit_code.0
+            ));
+        }
+        Ok(found)
+    }
+
     async fn collateral_in_flight(
         &self,
         deal: &ProviderDeal,

@@ -390,23 +390,9 @@ fn decoders_reject_bad_input_with_typed_errors() {
 mod never_panic {
     use super::*;
     use proptest::prelude::*;
-    use storage_market::network::{ASK_V101, Wire};
 
     fn all_decoders(data: &[u8]) {
-        let _ = cbor::item_len(data);
-        let _ = cbor::from_slice::<AskRequest>(data, LIMIT);
-        let _ = cbor::from_slice::<AskResponse>(data, LIMIT);
-        let _ = cbor::from_slice::<Proposal>(data, LIMIT);
-        let _ = cbor::from_slice::<SignedResponse>(data, LIMIT);
-        let _ = cbor::from_slice::<DealParams>(data, LIMIT);
-        let _ = cbor::from_slice::<DealStatusRequest>(data, LIMIT);
-        let _ = cbor::from_slice::<DealStatusResponse>(data, LIMIT);
-        let _ = cbor::from_slice::<DealStatusRequestV12>(data, LIMIT);
-        let _ = cbor::from_slice::<DealStatusResponseV12>(data, LIMIT);
-        let _ = cbor::from_slice::<ClientDealProposal>(data, LIMIT);
-        let _ = cbor::from_slice::<PublishStorageDealsReturn>(data, LIMIT);
-        let _ = <AskRequest as Wire>::decode(data, ASK_V101, LIMIT);
-        let _ = <AskResponse as Wire>::decode(data, ASK_V101, LIMIT);
+        storage_market::network::decode_any(data, LIMIT);
     }
 
     proptest! {

@@ -19,6 +19,7 @@ use std::process::ExitCode;
 use std::str::FromStr;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use examples::cli::expand_home;
 use examples::client::{self, ClientNode, DealTerms};
 use examples::progress;
 use piecestore::unixfs::ImportProfile;
@@ -223,13 +224,6 @@ enum FundsCmd {
     },
 }
 
-fn expand(p: &str) -> PathBuf {
-    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
-        (Some(rest), Some(home)) => Path::new(&home).join(rest),
-        _ => PathBuf::from(p),
-    }
-}
-
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -278,14 +272,14 @@ fn commp_file(file: &Path) -> Result<commp::PieceInfo, String> {
 }
 
 async fn node(args: &Args) -> Result<ClientNode, String> {
-    client::open(&expand(&args.repo), args.chain_api.clone()).await
+    client::open(&expand_home(&args.repo), args.chain_api.clone()).await
 }
 
 async fn run(args: Args) -> Result<(), String> {
     match &args.cmd {
         Cmd::Data { cmd } => match cmd {
             DataCmd::Import { file, opts } => {
-                let dir = expand(&args.repo).join("data");
+                let dir = expand_home(&args.repo).join("data");
                 std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
                 let name = file
                     .file_name()

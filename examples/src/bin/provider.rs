@@ -18,6 +18,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use examples::admin;
+use examples::cli::expand_home;
 use examples::node::{self, MarketNode, Repo};
 use serde_json::{Value, json};
 
@@ -88,13 +89,6 @@ enum ListCmd {
     List,
 }
 
-fn expand(p: &str) -> PathBuf {
-    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
-        (Some(rest), Some(home)) => Path::new(&home).join(rest),
-        _ => PathBuf::from(p),
-    }
-}
-
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -104,7 +98,7 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let repo = expand(&args.repo);
+    let repo = expand_home(&args.repo);
     match run(&repo, args.cmd).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
