@@ -17,7 +17,7 @@ use std::sync::Arc;
 use benches::{peak_rss_mib, write_splitmix64_file};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::StreamExt;
-use piecestore::unixfs::{ImportProfile, import_file, to_cid};
+use piecestore::unixfs::{ImportProfile, import_file};
 use piecestore::{FsPieceStore, PieceIndex, PieceStore};
 use retrieval_market::RetrievalProvider;
 use retrieval_market::http::{HttpConfig, router};
@@ -77,7 +77,7 @@ fn bench(c: &mut Criterion) {
         &mut |_| {},
     )
     .unwrap();
-    let root = to_cid(&report.root).unwrap();
+    let root = report.root;
     rt.block_on(async {
         let meta = store
             .put(
@@ -114,7 +114,7 @@ fn bench(c: &mut Criterion) {
     let http = reqwest::Client::new();
     let piece_url = format!("{base}/piece/{}", piece.piece_cid);
     let car_url = format!("{base}/ipfs/{root}?dag-scope=all");
-    let piece_file = store.local_path(&piece.piece_cid).unwrap();
+    let piece_file = store.path_of(&piece.piece_cid).unwrap();
     let unpadded = piece.padded_size.unpadded().get();
     let car_len = rt.block_on(fetch(&http, &car_url));
     assert_eq!(car_len, report.car_size);

@@ -11,6 +11,7 @@
 //! one 4 GiB transfer and print its time and the peak RSS after it.
 //! Run with `cargo bench -p benches --bench transfer`.
 
+use market_core::cid::PieceCidExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -100,7 +101,7 @@ fn bench(c: &mut Criterion) {
     write_splitmix64_file(&payload, size, 1).unwrap();
     let expected = commp::commp_reader(std::fs::File::open(&payload).unwrap())
         .unwrap()
-        .cid_v1()
+        .piece_cid()
         .to_string();
     let s = setup(dir, &[("bench", &payload)]);
     let mut n = 0u64;
@@ -120,7 +121,7 @@ fn bench(c: &mut Criterion) {
             let f =
                 std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&payload).unwrap());
             assert_eq!(
-                commp::commp_reader(f).unwrap().cid_v1().to_string(),
+                commp::commp_reader(f).unwrap().piece_cid().to_string(),
                 expected
             );
         })

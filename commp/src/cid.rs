@@ -76,7 +76,7 @@ impl Commitment {
     }
 
     /// The commitment inside a piece CID v1.
-    pub fn from_cid_v1(cid: &Cid) -> Result<Self, CidError> {
+    pub fn from_cid_v1<const S: usize>(cid: &cid::CidGeneric<S>) -> Result<Self, CidError> {
         check_version(cid)?;
         let mh = cid.hash();
         if cid.codec() != FIL_COMMITMENT_UNSEALED || mh.code() != SHA2_256_TRUNC254_PADDED {
@@ -93,7 +93,7 @@ impl Commitment {
     }
 }
 
-fn check_version(cid: &Cid) -> Result<(), CidError> {
+fn check_version<const S: usize>(cid: &cid::CidGeneric<S>) -> Result<(), CidError> {
     if cid.version() == cid::Version::V0 {
         Err(CidError::Version0)
     } else {
@@ -139,7 +139,10 @@ impl PieceCidV2 {
     }
 
     /// Converts a v1 CID and its payload size to v2, in the smallest piece that fits.
-    pub fn from_v1(cid_v1: &Cid, payload_size: u64) -> Result<Self, CidError> {
+    pub fn from_v1<const S: usize>(
+        cid_v1: &cid::CidGeneric<S>,
+        payload_size: u64,
+    ) -> Result<Self, CidError> {
         let commitment = Commitment::from_cid_v1(cid_v1)?;
         let size =
             PaddedPieceSize::for_payload(payload_size).map_err(|_| CidError::PayloadTooLarge {
@@ -198,7 +201,7 @@ impl PieceCidV2 {
     }
 
     /// Parses a v2 CID, checking the digest length, the height and the padding.
-    pub fn from_cid(cid: &Cid) -> Result<Self, CidError> {
+    pub fn from_cid<const S: usize>(cid: &cid::CidGeneric<S>) -> Result<Self, CidError> {
         check_version(cid)?;
         let mh = cid.hash();
         if cid.codec() != RAW || mh.code() != FR32_SHA256_TRUNC254_PADBINTREE {
@@ -254,8 +257,8 @@ pub enum PieceCid {
 }
 
 impl PieceCid {
-    /// Classifies and checks a CID.
-    pub fn from_cid(cid: &Cid) -> Result<Self, CidError> {
+    /// Classifies and checks a CID (of any digest capacity).
+    pub fn from_cid<const S: usize>(cid: &cid::CidGeneric<S>) -> Result<Self, CidError> {
         match (cid.codec(), cid.hash().code()) {
             (FIL_COMMITMENT_UNSEALED, _) => Commitment::from_cid_v1(cid).map(PieceCid::V1),
             (RAW, FR32_SHA256_TRUNC254_PADBINTREE) => PieceCidV2::from_cid(cid).map(PieceCid::V2),

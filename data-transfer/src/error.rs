@@ -84,9 +84,12 @@ pub enum TransferError {
     /// A stored record could not be read back.
     #[error("corrupt transfer record: {0}")]
     Corrupt(String),
-    /// libp2p failed (dial, stream, listen).
-    #[error("libp2p: {0}")]
-    Libp2p(String),
+    /// libp2p failed (dial, stream, listen), or no host was configured.
+    #[error("libp2p transfer")]
+    Libp2p(#[source] market_core::host::HostError),
+    /// A `libp2p://` source but no libp2p host to dial it from.
+    #[error("no libp2p host is configured for libp2p transfers")]
+    NoLibp2pHost,
     /// Hashing the received bytes failed, or the payload cannot be a piece of the given size.
     #[error("piece: {0}")]
     Piece(#[from] piecestore::PieceStoreError),

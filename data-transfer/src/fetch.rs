@@ -8,7 +8,9 @@ use http_body_util::BodyExt;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use libp2p::{Multiaddr, PeerId};
 
-use crate::{P2pHost, Source, TransferError};
+use market_core::host::Host;
+
+use crate::{Source, TransferError};
 
 pub(crate) type Body = Pin<Box<dyn Stream<Item = Result<Bytes, String>> + Send>>;
 
@@ -50,7 +52,7 @@ pub(crate) enum Fetcher {
         headers: HeaderMap,
     },
     P2p {
-        host: P2pHost,
+        host: Host,
         peer: PeerId,
         addr: Multiaddr,
         headers: HeaderMap,
@@ -90,7 +92,7 @@ impl Fetcher {
         source: &Source,
         headers: HeaderMap,
         client: &reqwest::Client,
-        host: Option<&P2pHost>,
+        host: Option<&Host>,
         addr: Option<Multiaddr>,
     ) -> Result<Self, TransferError> {
         Ok(match source {
@@ -100,11 +102,7 @@ impl Fetcher {
                 headers,
             },
             Source::Libp2p { peer, addr: a } => Self::P2p {
-                host: host
-                    .ok_or_else(|| {
-                        TransferError::Libp2p("no libp2p transfer host configured".into())
-                    })?
-                    .clone(),
+                host: host.ok_or(TransferError::NoLibp2pHost)?.clone(),
                 peer: *peer,
                 addr: addr.unwrap_or_else(|| a.clone()),
                 headers,
@@ -148,8 +146,7 @@ impl Fetcher {
                 addr,
                 headers,
             } => {
-                let stream = host
-                    .open(*peer, addr.clone())
+                let stream = crate::p2p::open(host, *peer, addr.clone())
                     .await
                     .map_err(|e| FetchError::Retry(e.to_string()))?;
                 let io = hyper_util::rt::TokioIo::new(stream);

@@ -11,12 +11,12 @@
 //!   arrive.
 //! - [`CarServer`]: the client side, serving CAR files by token with range support, as an
 //!   axum router and over libp2p.
-//! - [`P2pHost`]: the libp2p host both sides use for HTTP over streams.
+//! - [`p2p`]: HTTP over libp2p streams on the node's `market_core::host::Host`.
 
 mod error;
 mod fetch;
 mod manager;
-mod p2p;
+pub mod p2p;
 mod policy;
 mod serve;
 mod source;
@@ -27,7 +27,7 @@ mod transfer;
 
 pub use error::TransferError;
 pub use manager::{Completed, RetryPolicy, TransferConfig, TransferManager, staging_file};
-pub use p2p::{P2pHost, P2pListener, TRANSFER_PROTOCOL};
+pub use p2p::{P2pListener, TRANSFER_PROTOCOL, transfer_url};
 pub use policy::{AddressPolicy, is_public};
 pub use serve::{CAR_CONTENT_TYPE, CarServer, parse_range};
 pub use source::Source;

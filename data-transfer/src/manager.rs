@@ -25,7 +25,9 @@ use crate::store::TransferStore;
 use crate::transfer::{
     Chunk, TransferEvent, TransferId, TransferRecord, TransferRequest, TransferState,
 };
-use crate::{P2pHost, Source, TransferError};
+use market_core::host::Host;
+
+use crate::{Source, TransferError};
 
 /// Retry schedule for connection failures and 5xx answers.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -100,11 +102,18 @@ impl TransferConfig {
 /// A transfer that finished: the staged file and its piece.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Completed {
-    /// The staged payload; move it out with [`piecestore::PieceStore::put_verified_file`],
-    /// then call [`TransferManager::remove`].
+    /// The staged payload; hand it to [`piecestore::PieceStore::put_staged`] (see
+    /// [`Completed::staged`]), then call [`TransferManager::remove`].
     pub path: PathBuf,
     /// CID and sizes of the received payload.
     pub piece: PieceMeta,
+}
+
+impl Completed {
+    /// The staged payload, for [`piecestore::PieceStore::put_staged`].
+    pub fn staged(&self) -> piecestore::StagedPiece {
+        piecestore::StagedPiece::new(&self.path, self.piece)
+    }
 }
 
 struct Inner {
@@ -113,7 +122,7 @@ struct Inner {
     slots: Arc<Semaphore>,
     events: broadcast::Sender<TransferEvent>,
     http: reqwest::Client,
-    p2p: Option<P2pHost>,
+    p2p: Option<Host>,
     running: Mutex<HashMap<TransferId, Running>>,
     /// Serialises admission so two transfers cannot both take the last staging bytes.
     admit: tokio::sync::Mutex<()>,
@@ -161,7 +170,7 @@ impl From<std::io::Error> for Attempt {
 impl TransferManager {
     /// Opens the transfer database in the staging directory and resumes every transfer that
     /// was queued or running. `p2p` is needed for `libp2p://` URLs.
-    pub async fn open(config: TransferConfig, p2p: Option<P2pHost>) -> Result<Self, TransferError> {
+    pub async fn open(config: TransferConfig, p2p: Option<Host>) -> Result<Self, TransferError> {
         std::fs::create_dir_all(&config.staging_dir)?;
         let store = TransferStore::open(&config.staging_dir.join("transfers.db"))?;
         let http = http_client(config.policy)?;
@@ -482,7 +491,7 @@ impl TransferManager {
         let info = follower
             .finish(rec.request.size, rec.request.padded_size)
             .await?;
-        let piece = info.cid_v1();
+        let piece = market_core::cid::widen(&info.cid_v1());
         self.inner
             .store
             .set_state(id, TransferState::Completed, "", Some(piece))

@@ -17,7 +17,9 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use crate::{P2pHost, TransferError};
+use market_core::host::Host;
+
+use crate::{P2pListener, TransferError};
 
 /// Content type of a CAR.
 pub const CAR_CONTENT_TYPE: &str = "application/vnd.ipld.car";
@@ -62,11 +64,8 @@ impl CarServer {
     }
 
     /// Serves the router on `host`'s transfer protocol until the host stops.
-    pub fn serve_libp2p(
-        &self,
-        host: &P2pHost,
-    ) -> Result<tokio::task::JoinHandle<()>, TransferError> {
-        let listener = host.listener()?;
+    pub fn serve_libp2p(&self, host: &Host) -> Result<tokio::task::JoinHandle<()>, TransferError> {
+        let listener = P2pListener::new(host)?;
         let router = self.router();
         Ok(tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, router).await {

@@ -4,7 +4,8 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
-use commp::{Cid, PaddedPieceSize};
+use commp::PaddedPieceSize;
+use market_core::Cid;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::TransferError;
@@ -46,7 +47,7 @@ fn now() -> i64 {
 
 impl TransferStore {
     pub(crate) fn open(path: &Path) -> Result<Self, TransferError> {
-        let conn = piecestore::db::open_migrated(path, MIGRATIONS)?;
+        let conn = market_core::db::open_migrated(path, MIGRATIONS)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })

@@ -3,7 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use commp::{Cid, PaddedPieceSize};
+use commp::PaddedPieceSize;
+use market_core::Cid;
 use serde::{Deserialize, Serialize};
 
 use crate::TransferError;

@@ -1,11 +1,13 @@
 //! Transfers against real HTTP and libp2p servers on loopback.
 
+use market_core::cid::PieceCidExt;
+use market_core::host::{Host, HostConfig};
 use std::time::Duration;
 
 use data_transfer::testing::{Script, ScriptedSource, range_start};
 use data_transfer::{
-    CarServer, P2pHost, TransferConfig, TransferError, TransferId, TransferManager,
-    TransferRequest, TransferState,
+    CarServer, TransferConfig, TransferError, TransferId, TransferManager, TransferRequest,
+    TransferState,
 };
 
 const T: Duration = Duration::from_secs(60);
@@ -64,7 +66,10 @@ async fn http_pull_with_five_connections_hashes_while_receiving() {
     // Starting the same request again is a no-op.
     m.start(req).await.unwrap();
     let done = wait(&m, "deal-1").await.unwrap();
-    assert_eq!(done.piece.piece_cid, commp::commp(&data).unwrap().cid_v1());
+    assert_eq!(
+        done.piece.piece_cid,
+        commp::commp(&data).unwrap().piece_cid()
+    );
     assert_eq!(std::fs::read(&done.path).unwrap(), data);
     let rec = m
         .status(&TransferId::new("deal-1").unwrap())
@@ -91,22 +96,24 @@ async fn libp2p_pull_with_basic_auth() {
     let data = payload(3 << 20, 2);
     let car = dir.path().join("client.car");
     std::fs::write(&car, &data).unwrap();
-    let client_host = P2pHost::start(
+    let client_host = Host::start(
         libp2p::identity::Keypair::generate_ed25519(),
-        &["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        HostConfig::default().with_listen(["/ip4/127.0.0.1/tcp/0".parse().unwrap()]),
     )
     .await
     .unwrap();
     let server = CarServer::new();
     server.add("tok", &car);
     server.serve_libp2p(&client_host).unwrap();
-    let provider_host = P2pHost::start(libp2p::identity::Keypair::generate_ed25519(), &[])
-        .await
-        .unwrap();
+    let provider_host = Host::dialer(
+        libp2p::identity::Keypair::generate_ed25519(),
+        HostConfig::default(),
+    )
+    .unwrap();
     let m = TransferManager::open(config(dir.path()), Some(provider_host))
         .await
         .unwrap();
-    let url = client_host.url().unwrap();
+    let url = data_transfer::transfer_url(&client_host).unwrap();
 
     // A wrong token is refused at once (401), not retried.
     let mut bad = request("bad-token", &url, data.len());
@@ -119,7 +126,10 @@ async fn libp2p_pull_with_basic_auth() {
     req.headers = vec![("Authorization".into(), CarServer::auth_header("tok"))];
     m.start(req).await.unwrap();
     let done = wait(&m, "p2p").await.unwrap();
-    assert_eq!(done.piece.piece_cid, commp::commp(&data).unwrap().cid_v1());
+    assert_eq!(
+        done.piece.piece_cid,
+        commp::commp(&data).unwrap().piece_cid()
+    );
     let rec = m
         .status(&TransferId::new("p2p").unwrap())
         .await
@@ -143,7 +153,10 @@ async fn a_dropped_connection_resumes_with_a_range_request() {
         .unwrap();
     m.start(request("cut", &url, data.len())).await.unwrap();
     let done = wait(&m, "cut").await.unwrap();
-    assert_eq!(done.piece.piece_cid, commp::commp(&data).unwrap().cid_v1());
+    assert_eq!(
+        done.piece.piece_cid,
+        commp::commp(&data).unwrap().piece_cid()
+    );
     let reqs = src.requests();
     assert_eq!(reqs[0], None);
     let resumed = reqs[1].clone().unwrap();
@@ -186,7 +199,10 @@ async fn a_restart_mid_transfer_resumes_from_the_durable_offset() {
 
     let m = TransferManager::open(cfg, None).await.unwrap();
     let done = wait(&m, "restart").await.unwrap();
-    assert_eq!(done.piece.piece_cid, commp::commp(&data).unwrap().cid_v1());
+    assert_eq!(
+        done.piece.piece_cid,
+        commp::commp(&data).unwrap().piece_cid()
+    );
     assert_eq!(std::fs::read(&done.path).unwrap(), data);
     let reqs = src.requests();
     let last = reqs.last().unwrap().clone().expect("a range request");
@@ -314,7 +330,10 @@ async fn limits_policy_cancel_and_queueing() {
     m.start(request("b", &url, data.len())).await.unwrap();
     m.cancel(&TransferId::new("c").unwrap()).await.unwrap();
     let done = wait(&m, "b").await.unwrap();
-    assert_eq!(done.piece.piece_cid, commp::commp(&data).unwrap().cid_v1());
+    assert_eq!(
+        done.piece.piece_cid,
+        commp::commp(&data).unwrap().piece_cid()
+    );
 
     // The default policy refuses private and loopback addresses.
     let strict = TransferManager::open(TransferConfig::new(dir.path().join("strict")), None)

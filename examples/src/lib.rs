@@ -1,13 +1,6 @@
-//! The pieces behind the example binaries (`src/bin/`): a provider node assembled from a TOML
-//! config ([`node`]), its JSON-RPC admin API ([`admin`]) guarded by JWTs ([`jwt`]), the dev
-//! chain over HTTP ([`chain_rpc`]), and the client side shared by the client CLI and the demo
-//! ([`client`]), and what every binary's `main` does ([`cli`]).
+//! What the example binaries (`src/bin/`) share beyond the `market-node` crate: logging and
+//! paths ([`cli`]) and progress bars ([`progress`]). The binaries parse arguments and print;
+//! everything else lives in the library crates.
 
-pub mod admin;
-pub mod chain_rpc;
 pub mod cli;
-pub mod client;
-pub mod config;
-pub mod jwt;
-pub mod node;
 pub mod progress;

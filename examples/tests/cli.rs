@@ -97,14 +97,14 @@ fn provider_and_client_binaries_work_together() {
     let read = std::fs::read_to_string(repo.join("token.read")).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let url = url::Url::parse(api.trim()).unwrap();
-    let denied = rt.block_on(examples::admin::call_remote(
+    let denied = rt.block_on(market_node::admin::call_remote(
         &url,
         &read,
         "Market.SetAsk",
         serde_json::json!([miner, "1", "1", 256, 1024]),
     ));
     assert!(denied.unwrap_err().contains("admin permission"));
-    let unauth = rt.block_on(examples::admin::call_remote(
+    let unauth = rt.block_on(market_node::admin::call_remote(
         &url,
         "nope",
         "Market.Info",
@@ -138,7 +138,7 @@ fn provider_and_client_binaries_work_together() {
         run(client, &all)
     };
     let file = dir.path().join("f.bin");
-    examples::client::generate_file(&file, 2_500_000, 11).unwrap();
+    market_node::client::generate_file(&file, 2_500_000, 11).unwrap();
     let car = dir.path().join("f.car");
     let prepared = ok(c(&[
         "data",

@@ -6,7 +6,7 @@
 //! length, keeping only one header or CID in memory. A zero-length section ends the CAR (the
 //! rest is taken as padding), as go-car does.
 
-use cid::Cid;
+use market_core::Cid;
 use serde::Deserialize;
 
 /// Largest CAR header accepted.

@@ -7,23 +7,11 @@
 //! `Data` is `Type = 1, Data = 2, filesize = 3, repeated blocksizes = 4, hashType = 5,
 //! fanout = 6, mode = 7, mtime = 8`.
 
-use cid::CidGeneric;
-
 use crate::car::put_varint;
 
-/// Largest multihash digest a DAG CID may carry. Lotus inlines blocks of up to 126 bytes in
-/// identity CIDs, which do not fit [`cid::Cid`]'s 64 bytes.
-pub const MAX_DIGEST: usize = 128;
-
-/// A CID that may inline up to [`MAX_DIGEST`] bytes of data (identity multihash).
-pub type DagCid = CidGeneric<MAX_DIGEST>;
-
-/// Multicodec of DAG-PB.
-pub const DAG_PB: u64 = 0x70;
-/// Multicodec of raw blocks.
-pub const RAW: u64 = 0x55;
-/// Multicodec of DAG-CBOR.
-pub const DAG_CBOR: u64 = 0x71;
+use market_core::Cid;
+pub use market_core::cid::MAX_DIGEST;
+pub use market_core::multicodec::{DAG_CBOR, DAG_PB, RAW};
 
 /// Why a DAG-PB node or its UnixFS data could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,7 +43,7 @@ pub enum DagPbError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PbLink {
     /// The child.
-    pub cid: DagCid,
+    pub cid: Cid,
     /// Entry name (empty for file chunks).
     pub name: String,
     /// Cumulative size of the child's DAG in bytes.
@@ -183,7 +171,7 @@ fn decode_link(bytes: &[u8]) -> Result<PbLink, DagPbError> {
         match (field, wire) {
             (1, 2) if cid.is_none() => {
                 let b = r.bytes()?;
-                cid = Some(DagCid::try_from(b).map_err(|e| DagPbError::Cid(e.to_string()))?);
+                cid = Some(Cid::try_from(b).map_err(|e| DagPbError::Cid(e.to_string()))?);
             }
             (2, 2) if name.is_none() => {
                 let b = r.bytes()?;
@@ -324,8 +312,8 @@ mod tests {
 
     #[test]
     fn round_trips_and_refuses_junk() {
-        let child = DagCid::try_from("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku")
-            .unwrap();
+        let child =
+            Cid::try_from("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku").unwrap();
         let node = PbNode {
             links: vec![PbLink {
                 cid: child,

@@ -1,4 +1,4 @@
-use cid::Cid;
+use market_core::Cid;
 
 /// Why a piece-store or index operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -6,7 +6,7 @@ use cid::Cid;
 pub enum PieceStoreError {
     /// No piece with this CID is stored.
     #[error("piece {0} not found")]
-    NotFound(Cid),
+    NotFound(Box<Cid>),
     /// The CID is not a v1 piece CID (fil-commitment-unsealed, sha2-256-trunc254-padded).
     #[error("not a piece CID: {0}")]
     InvalidPieceCid(String),

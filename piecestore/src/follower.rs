@@ -106,7 +106,9 @@ fn follow(
     rx: &mpsc::Receiver<Chunk>,
     frontier: &AtomicU64,
 ) -> Result<(CommP, u64), std::io::Error> {
-    let mut hasher = CommP::new();
+    // Payloads under 65 bytes (the CAR of an empty file) are zero-padded as FRC-0069 and
+    // Lotus's client define them, so such deals can be served.
+    let mut hasher = CommP::new().with_short_payload(commp::ShortPayload::ZeroPad);
     let mut buf = vec![0u8; READ_CHUNK];
     let mut pos = 0u64;
     let mut read_up_to = |hasher: &mut CommP, pos: &mut u64, end: u64| -> std::io::Result<()> {

@@ -4,11 +4,13 @@ use std::io::{ErrorKind, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use cid::Cid;
 use commp::PaddedPieceSize;
+use market_core::Cid;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use crate::store::{ByteRange, ExpectedPiece, PieceMeta, PieceReader, PieceStore, check_piece_cid};
+use crate::store::{
+    ByteRange, ExpectedPiece, PieceMeta, PieceReader, PieceStore, StagedPiece, check_piece_cid,
+};
 use crate::{CommPFollower, PieceStoreError};
 
 const PARTIAL: &str = "partial";
@@ -50,6 +52,14 @@ impl FsPieceStore {
     /// The directory pieces live in.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The file holding `piece`'s payload, if it is stored (for tools and benchmarks that
+    /// read it directly).
+    pub fn path_of(&self, piece: &Cid) -> Option<PathBuf> {
+        check_piece_cid(piece).ok()?;
+        let path = self.data_path(piece);
+        path.exists().then_some(path)
     }
 
     fn data_path(&self, piece: &Cid) -> PathBuf {
@@ -146,7 +156,7 @@ impl PieceStore for FsPieceStore {
                 .finish(total, expect.map(|e| e.padded_size))
                 .await?;
             let meta = PieceMeta {
-                piece_cid: info.cid_v1(),
+                piece_cid: market_core::cid::widen(&info.cid_v1()),
                 payload_size: total,
                 padded_size: info.padded_size,
             };
@@ -170,12 +180,40 @@ impl PieceStore for FsPieceStore {
         result
     }
 
-    async fn put_verified_file(&self, path: &Path, meta: PieceMeta) -> Result<(), PieceStoreError> {
+    async fn put_verified(
+        &self,
+        mut data: PieceReader,
+        meta: PieceMeta,
+    ) -> Result<(), PieceStoreError> {
+        check_piece_cid(&meta.piece_cid)?;
+        let tmp = self.temp_path();
+        let result = async {
+            let mut file = tokio::fs::File::create_new(&tmp).await?;
+            let n = tokio::io::copy(&mut data, &mut file).await?;
+            if n != meta.payload_size {
+                return Err(PieceStoreError::InvalidSize(format!(
+                    "the stream held {n} bytes, expected {}",
+                    meta.payload_size
+                )));
+            }
+            file.sync_all().await?;
+            let (this, tmp2) = (self.clone(), tmp.clone());
+            tokio::task::spawn_blocking(move || this.commit(&tmp2, &meta)).await?
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        result
+    }
+
+    async fn put_staged(&self, staged: StagedPiece) -> Result<(), PieceStoreError> {
+        let meta = staged.meta();
         check_piece_cid(&meta.piece_cid)?;
         let this = self.clone();
-        let src = path.to_path_buf();
         tokio::task::spawn_blocking(move || -> Result<(), PieceStoreError> {
-            let len = std::fs::metadata(&src)?.len();
+            let src = staged.path();
+            let len = std::fs::metadata(src)?.len();
             if len != meta.payload_size {
                 return Err(PieceStoreError::InvalidSize(format!(
                     "{} holds {len} bytes, expected {}",
@@ -183,13 +221,13 @@ impl PieceStore for FsPieceStore {
                     meta.payload_size
                 )));
             }
-            std::fs::File::open(&src)?.sync_all()?;
+            std::fs::File::open(src)?.sync_all()?;
             let tmp = this.temp_path();
             // A rename keeps it one pass over the bytes; across filesystems, copy.
-            if std::fs::rename(&src, &tmp).is_err() {
-                std::fs::copy(&src, &tmp)?;
+            if std::fs::rename(src, &tmp).is_err() {
+                std::fs::copy(src, &tmp)?;
                 std::fs::File::open(&tmp)?.sync_all()?;
-                std::fs::remove_file(&src)?;
+                std::fs::remove_file(src)?;
             }
             let res = this.commit(&tmp, &meta);
             if res.is_err() {
@@ -209,7 +247,7 @@ impl PieceStore for FsPieceStore {
         let mut file = match tokio::fs::File::open(self.data_path(piece)).await {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Err(PieceStoreError::NotFound(*piece));
+                return Err(PieceStoreError::NotFound(Box::new(*piece)));
             }
             Err(e) => return Err(e.into()),
         };
@@ -273,9 +311,7 @@ impl PieceStore for FsPieceStore {
         .await?
     }
 
-    fn local_path(&self, piece: &Cid) -> Option<PathBuf> {
-        check_piece_cid(piece).ok()?;
-        let path = self.data_path(piece);
-        path.exists().then_some(path)
+    fn locator(&self, piece: &Cid) -> String {
+        self.data_path(piece).display().to_string()
     }
 }

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
-use cid::Cid;
 use commp::PaddedPieceSize;
+use market_core::Cid;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::io::AsyncReadExt;
 
@@ -118,7 +118,7 @@ fn parse_cid(s: &str) -> Result<Cid, PieceStoreError> {
 impl PieceIndex {
     /// Opens (creating and migrating) the index database at `path`.
     pub fn open(path: &Path) -> Result<Self, PieceStoreError> {
-        let conn = crate::db::open_migrated(path, MIGRATIONS)?;
+        let conn = market_core::db::open_migrated(path, MIGRATIONS)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })

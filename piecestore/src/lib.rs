@@ -20,7 +20,6 @@
 
 mod car;
 pub mod dagpb;
-pub mod db;
 mod error;
 mod follower;
 mod fs;
@@ -35,6 +34,9 @@ pub use error::PieceStoreError;
 pub use follower::CommPFollower;
 pub use fs::FsPieceStore;
 pub use index::{DealRecord, IndexReport, PieceIndex, PieceRecord};
-pub use store::{ByteRange, ExpectedPiece, PieceMeta, PieceReader, PieceStore, check_piece_cid};
+pub use store::{
+    ByteRange, ExpectedPiece, PieceMeta, PieceReader, PieceStore, StagedPiece, check_piece_cid,
+};
 
-pub use commp::{Cid, PaddedPieceSize};
+pub use commp::PaddedPieceSize;
+pub use market_core::Cid;

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
-use cid::Cid;
 use commp::{FIL_COMMITMENT_UNSEALED, PaddedPieceSize, SHA2_256_TRUNC254_PADDED};
+use market_core::Cid;
 use tokio::io::AsyncRead;
 
 use crate::PieceStoreError;
@@ -87,9 +87,19 @@ pub trait PieceStore: Send + Sync {
         expect: Option<ExpectedPiece>,
     ) -> Result<PieceMeta, PieceStoreError>;
 
-    /// Takes in a file whose commP the caller already computed (data transfer hashes while it
-    /// receives). The file is moved when it can be, copied otherwise.
-    async fn put_verified_file(&self, path: &Path, meta: PieceMeta) -> Result<(), PieceStoreError>;
+    /// Stores a payload whose commP the caller has already verified (data transfer hashes
+    /// while it receives). Only its length is checked against `meta`.
+    async fn put_verified(&self, data: PieceReader, meta: PieceMeta)
+    -> Result<(), PieceStoreError>;
+
+    /// Takes in a verified payload staged on the market node's disk. The default streams it
+    /// through [`put_verified`](Self::put_verified) and removes the staged file; a store on
+    /// the same filesystem adopts the file instead.
+    async fn put_staged(&self, staged: StagedPiece) -> Result<(), PieceStoreError> {
+        let data = staged.open().await?;
+        self.put_verified(data, staged.meta()).await?;
+        staged.discard().await
+    }
 
     /// The payload, or `range` of it.
     async fn get(
@@ -112,9 +122,48 @@ pub trait PieceStore: Send + Sync {
     /// Every stored piece.
     async fn list(&self) -> Result<Vec<PieceMeta>, PieceStoreError>;
 
-    /// A local file holding the payload, for sealers that read from disk. `None` for remote
-    /// backends.
-    fn local_path(&self, _piece: &Cid) -> Option<PathBuf> {
-        None
+    /// Where `piece` lives, for operators and logs (a file path, an object URL).
+    fn locator(&self, piece: &Cid) -> String;
+}
+
+/// A verified payload in a local staging file (a finished data transfer), on its way into a
+/// [`PieceStore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedPiece {
+    path: PathBuf,
+    meta: PieceMeta,
+}
+
+impl StagedPiece {
+    /// The payload `meta` describes, in the file at `path`.
+    pub fn new(path: impl Into<PathBuf>, meta: PieceMeta) -> Self {
+        Self {
+            path: path.into(),
+            meta,
+        }
+    }
+
+    /// The staging file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What the payload hashed to.
+    pub fn meta(&self) -> PieceMeta {
+        self.meta
+    }
+
+    /// Reads the payload.
+    pub async fn open(&self) -> Result<PieceReader, PieceStoreError> {
+        Ok(Box::pin(tokio::fs::File::open(&self.path).await?))
+    }
+
+    /// Removes the staging file (after the store has its own copy).
+    pub async fn discard(&self) -> Result<(), PieceStoreError> {
+        match tokio::fs::remove_file(&self.path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 }

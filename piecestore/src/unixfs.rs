@@ -18,21 +18,16 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use cid::Cid;
 use cid::multihash::Multihash;
+use market_core::Cid;
 use sha2::Digest;
 
 use crate::car::{CarError, CarIndexer, CarWriter};
 use crate::dagpb::{
-    DAG_CBOR, DAG_PB, DagCid, DagPbError, MAX_DIGEST, PbLink, PbNode, RAW, UnixFsData, UnixFsKind,
+    DAG_CBOR, DAG_PB, DagPbError, MAX_DIGEST, PbLink, PbNode, RAW, UnixFsData, UnixFsKind,
 };
 
-/// Multihash code of sha2-256.
-pub const SHA2_256: u64 = 0x12;
-/// Multihash code of blake2b-256.
-pub const BLAKE2B_256: u64 = 0xb220;
-/// Multihash code of the identity "hash".
-pub const IDENTITY: u64 = 0x00;
+pub use market_core::multicodec::{BLAKE2B_256, IDENTITY, SHA2_256};
 
 /// Largest chunk accepted: go-unixfs refuses chunks over 1 MiB plus change, and bitswap
 /// cannot move blocks over 2 MiB.
@@ -170,14 +165,14 @@ pub enum UnixFsError {
 }
 
 /// A block's CID under `hash`, inlined when it is at most `inline_limit` bytes.
-pub fn block_cid(codec: u64, hash: DagHash, inline_limit: usize, data: &[u8]) -> DagCid {
+pub fn block_cid(codec: u64, hash: DagHash, inline_limit: usize, data: &[u8]) -> Cid {
     // go-cid's InlineBuilder: anything not over the limit is inlined.
     let mh = if inline_limit > 0 && data.len() <= inline_limit {
         Multihash::<MAX_DIGEST>::wrap(IDENTITY, data)
     } else {
         Multihash::wrap(hash.code(), &digest(hash.code(), data).unwrap_or_default())
     };
-    DagCid::new_v1(
+    Cid::new_v1(
         codec,
         mh.expect("digests and inlined blocks fit MAX_DIGEST"),
     )
@@ -199,7 +194,7 @@ fn digest(code: u64, data: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Checks that `data` hashes to `cid` (sha2-256, blake2b-256 or identity).
-pub fn verify_block(cid: &DagCid, data: &[u8]) -> Result<(), UnixFsError> {
+pub fn verify_block(cid: &Cid, data: &[u8]) -> Result<(), UnixFsError> {
     let code = cid.hash().code();
     let d = digest(code, data).ok_or(UnixFsError::UnsupportedHash(code))?;
     if d.as_slice() != cid.hash().digest() {
@@ -209,7 +204,7 @@ pub fn verify_block(cid: &DagCid, data: &[u8]) -> Result<(), UnixFsError> {
 }
 
 /// The CIDs a block links to, for DAG-PB, raw and DAG-CBOR blocks.
-pub fn block_links(cid: &DagCid, data: &[u8]) -> Result<Vec<DagCid>, UnixFsError> {
+pub fn block_links(cid: &Cid, data: &[u8]) -> Result<Vec<Cid>, UnixFsError> {
     match cid.codec() {
         RAW => Ok(Vec::new()),
         DAG_PB => Ok(decode_node(cid, data)?
@@ -228,7 +223,7 @@ pub fn block_links(cid: &DagCid, data: &[u8]) -> Result<Vec<DagCid>, UnixFsError
             while let Some(v) = stack.pop() {
                 use ipld_core::ipld::Ipld;
                 match v {
-                    Ipld::Link(c) => out.push(to_dag_cid(c)),
+                    Ipld::Link(c) => out.push(market_core::cid::widen(c)),
                     Ipld::List(l) => stack.extend(l.iter().rev()),
                     Ipld::Map(m) => stack.extend(m.values().rev()),
                     _ => {}
@@ -243,18 +238,8 @@ pub fn block_links(cid: &DagCid, data: &[u8]) -> Result<Vec<DagCid>, UnixFsError
     }
 }
 
-/// Widens a [`Cid`] to a [`DagCid`].
-pub fn to_dag_cid(c: &Cid) -> DagCid {
-    DagCid::try_from(c.to_bytes().as_slice()).expect("a 64-byte digest fits 128")
-}
-
-/// Narrows a [`DagCid`] to a [`Cid`]; `None` for identity CIDs inlining over 64 bytes.
-pub fn to_cid(c: &DagCid) -> Option<Cid> {
-    Cid::try_from(c.to_bytes().as_slice()).ok()
-}
-
 /// Decodes a DAG-PB block, naming it in errors.
-pub fn decode_node(cid: &DagCid, data: &[u8]) -> Result<PbNode, UnixFsError> {
+pub fn decode_node(cid: &Cid, data: &[u8]) -> Result<PbNode, UnixFsError> {
     PbNode::decode(data).map_err(|reason| UnixFsError::Node {
         cid: cid.to_string(),
         reason,
@@ -262,7 +247,7 @@ pub fn decode_node(cid: &DagCid, data: &[u8]) -> Result<PbNode, UnixFsError> {
 }
 
 /// Decodes the UnixFS data of a DAG-PB node.
-pub fn decode_unixfs(cid: &DagCid, node: &PbNode) -> Result<UnixFsData, UnixFsError> {
+pub fn decode_unixfs(cid: &Cid, node: &PbNode) -> Result<UnixFsData, UnixFsError> {
     UnixFsData::decode(node.data.as_deref().unwrap_or_default()).map_err(|reason| {
         UnixFsError::Node {
             cid: cid.to_string(),
@@ -275,7 +260,7 @@ pub fn decode_unixfs(cid: &DagCid, node: &PbNode) -> Result<UnixFsData, UnixFsEr
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportReport {
     /// The DAG's root.
-    pub root: DagCid,
+    pub root: Cid,
     /// Bytes of file.
     pub file_size: u64,
     /// Blocks written to the CAR.
@@ -286,7 +271,7 @@ pub struct ImportReport {
 
 #[derive(Clone, Copy)]
 struct Child {
-    cid: DagCid,
+    cid: Cid,
     tsize: u64,
     filesize: u64,
 }
@@ -365,7 +350,7 @@ impl<R: Read> Builder<'_, R> {
         Ok(child)
     }
 
-    fn layout(&mut self) -> std::io::Result<DagCid> {
+    fn layout(&mut self) -> std::io::Result<Cid> {
         self.advance()?;
         let mut root = self.leaf()?;
         let mut depth = 1;
@@ -378,14 +363,14 @@ impl<R: Read> Builder<'_, R> {
 }
 
 /// Interior nodes by CID: their bytes and their children.
-type Nodes = HashMap<DagCid, (Vec<u8>, Vec<DagCid>)>;
+type Nodes = HashMap<Cid, (Vec<u8>, Vec<Cid>)>;
 
 /// The first pass over `input`: the root and the interior nodes.
 fn build(
     input: impl Read,
     profile: ImportProfile,
     progress: &mut dyn FnMut(u64),
-) -> Result<(DagCid, Nodes), UnixFsError> {
+) -> Result<(Cid, Nodes), UnixFsError> {
     profile.check()?;
     let mut b = Builder {
         input: std::io::BufReader::with_capacity(1 << 20, input),
@@ -400,7 +385,7 @@ fn build(
 }
 
 /// The root CID `file` would import to, without writing anything.
-pub fn dag_root(file: &Path, profile: ImportProfile) -> Result<DagCid, UnixFsError> {
+pub fn dag_root(file: &Path, profile: ImportProfile) -> Result<Cid, UnixFsError> {
     Ok(build(File::open(file)?, profile, &mut |_| {})?.0)
 }
 
@@ -453,7 +438,7 @@ struct Writer<'a, W: Write, R: Read> {
     nodes: &'a Nodes,
     chunk_size: usize,
     buf: Vec<u8>,
-    written: HashSet<DagCid>,
+    written: HashSet<Cid>,
     blocks: u64,
     read: u64,
     base: u64,
@@ -461,7 +446,7 @@ struct Writer<'a, W: Write, R: Read> {
 }
 
 impl<W: Write, R: Read> Writer<'_, W, R> {
-    fn emit(&mut self, cid: &DagCid) -> Result<(), UnixFsError> {
+    fn emit(&mut self, cid: &Cid) -> Result<(), UnixFsError> {
         let nodes = self.nodes;
         if cid.codec() == DAG_PB
             && let Some((bytes, links)) = nodes.get(cid)
@@ -489,7 +474,7 @@ impl<W: Write, R: Read> Writer<'_, W, R> {
         Ok(())
     }
 
-    fn put(&mut self, cid: &DagCid, data: &[u8]) -> Result<(), UnixFsError> {
+    fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<(), UnixFsError> {
         if cid.hash().code() == IDENTITY || !self.written.insert(*cid) {
             return Ok(());
         }
@@ -503,7 +488,7 @@ impl<W: Write, R: Read> Writer<'_, W, R> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportReport {
     /// The root exported.
-    pub root: DagCid,
+    pub root: Cid,
     /// Bytes of file written.
     pub file_size: u64,
     /// Blocks in the CAR (all verified).
@@ -513,7 +498,7 @@ pub struct ExportReport {
 /// A CAR file's blocks, every one verified against its CID.
 struct VerifiedCar {
     file: File,
-    blocks: HashMap<DagCid, (u64, u64)>,
+    blocks: HashMap<Cid, (u64, u64)>,
     roots: Vec<Cid>,
 }
 
@@ -529,7 +514,7 @@ impl VerifiedCar {
                 break;
             }
             indexer.update(&buf[..n], &mut |e| {
-                blocks.insert(to_dag_cid(&e.cid), (e.offset, e.size));
+                blocks.insert(e.cid, (e.offset, e.size));
             })?;
         }
         let roots = indexer.finish()?;
@@ -545,10 +530,10 @@ impl VerifiedCar {
         Ok(this)
     }
 
-    fn root(&self, root: Option<DagCid>) -> Result<DagCid, UnixFsError> {
+    fn root(&self, root: Option<Cid>) -> Result<Cid, UnixFsError> {
         match (root, self.roots.as_slice()) {
             (Some(r), _) => Ok(r),
-            (None, [r]) => Ok(to_dag_cid(r)),
+            (None, [r]) => Ok(*r),
             (None, rs) => Err(UnixFsError::Roots(rs.len())),
         }
     }
@@ -560,7 +545,7 @@ impl VerifiedCar {
         Ok(data)
     }
 
-    fn get(&mut self, cid: &DagCid) -> Result<Vec<u8>, UnixFsError> {
+    fn get(&mut self, cid: &Cid) -> Result<Vec<u8>, UnixFsError> {
         if cid.hash().code() == IDENTITY {
             return Ok(cid.hash().digest().to_vec());
         }
@@ -576,7 +561,7 @@ impl VerifiedCar {
 /// block, and any node whose sizes disagree with its children.
 pub fn export_car(
     car: &Path,
-    root: Option<DagCid>,
+    root: Option<Cid>,
     out: impl Write,
 ) -> Result<ExportReport, UnixFsError> {
     let mut car = VerifiedCar::open(car)?;
@@ -593,7 +578,7 @@ pub fn export_car(
 
 /// Verifies every block of the CAR at `car` and, with `complete`, that every block reachable
 /// from `root` (through DAG-PB, raw and DAG-CBOR links) is present. Returns the block count.
-pub fn verify_car(car: &Path, root: &DagCid, complete: bool) -> Result<u64, UnixFsError> {
+pub fn verify_car(car: &Path, root: &Cid, complete: bool) -> Result<u64, UnixFsError> {
     let mut car = VerifiedCar::open(car)?;
     let data = car.get(root)?;
     if complete {
@@ -613,8 +598,8 @@ pub fn verify_car(car: &Path, root: &DagCid, complete: bool) -> Result<u64, Unix
 /// Writes the file under `root` to `out`, fetching blocks (identity CIDs included) through
 /// `get`. Returns the bytes written.
 pub fn write_file(
-    root: &DagCid,
-    get: &mut dyn FnMut(&DagCid) -> Result<Vec<u8>, UnixFsError>,
+    root: &Cid,
+    get: &mut dyn FnMut(&Cid) -> Result<Vec<u8>, UnixFsError>,
     out: &mut dyn Write,
 ) -> Result<u64, UnixFsError> {
     let data = get(root)?;

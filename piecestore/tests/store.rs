@@ -2,12 +2,13 @@
 
 mod support;
 
+use market_core::cid::PieceCidExt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use piecestore::{
     ByteRange, DealRecord, ExpectedPiece, FsPieceStore, PaddedPieceSize, PieceIndex, PieceReader,
-    PieceStore, PieceStoreError,
+    PieceStore, PieceStoreError, StagedPiece,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
@@ -50,16 +51,16 @@ async fn put_verifies_commp_and_serves_ranges() {
         .put(
             reader(bytes.clone()),
             Some(ExpectedPiece {
-                piece_cid: big.cid_v1(),
+                piece_cid: big.piece_cid(),
                 padded_size: padded,
             }),
         )
         .await
         .unwrap();
-    assert_eq!(meta.piece_cid, big.cid_v1());
+    assert_eq!(meta.piece_cid, big.piece_cid());
     assert_eq!(meta.padded_size, padded);
     assert_eq!(meta.payload_size, bytes.len() as u64);
-    assert_ne!(big.cid_v1(), want.cid_v1());
+    assert_ne!(big.piece_cid(), want.piece_cid());
 
     assert!(store.has(&meta.piece_cid).await.unwrap());
     assert_eq!(store.stat(&meta.piece_cid).await.unwrap(), Some(meta));
@@ -85,7 +86,15 @@ async fn put_verifies_commp_and_serves_ranges() {
         matches!(err, PieceStoreError::RangeNotSatisfiable { .. }),
         "{err}"
     );
-    assert!(store.local_path(&meta.piece_cid).is_some());
+    assert!(store.path_of(&meta.piece_cid).is_some());
+    assert_eq!(
+        store.locator(&meta.piece_cid),
+        store
+            .path_of(&meta.piece_cid)
+            .unwrap()
+            .display()
+            .to_string()
+    );
 
     // Survives reopening.
     let store = FsPieceStore::open(dir.path()).unwrap();
@@ -105,7 +114,7 @@ async fn a_commp_mismatch_stores_nothing() {
         .put(
             reader(payload(4000)),
             Some(ExpectedPiece {
-                piece_cid: other.cid_v1(),
+                piece_cid: other.piece_cid(),
                 padded_size: other.padded_size,
             }),
         )
@@ -122,7 +131,7 @@ async fn a_commp_mismatch_stores_nothing() {
         .put(
             reader(payload(5000)),
             Some(ExpectedPiece {
-                piece_cid: other.cid_v1(),
+                piece_cid: other.piece_cid(),
                 padded_size: PaddedPieceSize::new(2048).unwrap(),
             }),
         )
@@ -172,7 +181,7 @@ async fn open_removes_what_a_crash_left() {
     let meta = store.put(reader(payload(1000)), None).await.unwrap();
     std::fs::write(dir.path().join("0b1c.partial"), b"half a piece").unwrap();
     // Metadata whose payload rename never happened.
-    let orphan = commp::commp(&payload(2000)).unwrap().cid_v1();
+    let orphan = commp::commp(&payload(2000)).unwrap().piece_cid();
     std::fs::write(dir.path().join(format!("{orphan}.meta.json")), b"{}").unwrap();
     let store = FsPieceStore::open(dir.path()).unwrap();
     assert_eq!(store.list().await.unwrap(), vec![meta]);
@@ -192,7 +201,7 @@ async fn only_piece_cids_name_files() {
     ] {
         assert!(matches!(r, PieceStoreError::InvalidPieceCid(_)), "{r}");
     }
-    let missing = commp::commp(&payload(100)).unwrap().cid_v1();
+    let missing = commp::commp(&payload(100)).unwrap().piece_cid();
     assert!(matches!(
         store.get(&missing, None).await.err().unwrap(),
         PieceStoreError::NotFound(_)
@@ -200,7 +209,7 @@ async fn only_piece_cids_name_files() {
 }
 
 #[tokio::test]
-async fn put_verified_file_moves_the_file_in() {
+async fn put_staged_moves_the_file_in() {
     let dir = tempfile::tempdir().unwrap();
     let store = FsPieceStore::open(dir.path().join("pieces")).unwrap();
     let bytes = payload(70_000);
@@ -208,7 +217,7 @@ async fn put_verified_file_moves_the_file_in() {
     let staged = dir.path().join("staged.car");
     std::fs::write(&staged, &bytes).unwrap();
     let meta = piecestore::PieceMeta {
-        piece_cid: info.cid_v1(),
+        piece_cid: info.piece_cid(),
         payload_size: bytes.len() as u64,
         padded_size: info.padded_size,
     };
@@ -217,11 +226,46 @@ async fn put_verified_file_moves_the_file_in() {
         ..meta
     };
     assert!(matches!(
-        store.put_verified_file(&staged, short).await.unwrap_err(),
+        store
+            .put_staged(StagedPiece::new(&staged, short))
+            .await
+            .unwrap_err(),
         PieceStoreError::InvalidSize(_)
     ));
-    store.put_verified_file(&staged, meta).await.unwrap();
+    store
+        .put_staged(StagedPiece::new(&staged, meta))
+        .await
+        .unwrap();
     assert!(!staged.exists());
+    assert_eq!(
+        read_all(store.get(&meta.piece_cid, None).await.unwrap()).await,
+        bytes
+    );
+}
+
+#[tokio::test]
+async fn put_verified_takes_a_stream_and_checks_its_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsPieceStore::open(dir.path().join("pieces")).unwrap();
+    let bytes = payload(70_000);
+    let info = commp::commp(&bytes).unwrap();
+    let meta = piecestore::PieceMeta {
+        piece_cid: info.piece_cid(),
+        payload_size: bytes.len() as u64,
+        padded_size: info.padded_size,
+    };
+    let cut = Box::pin(std::io::Cursor::new(bytes[..1000].to_vec()));
+    assert!(matches!(
+        store.put_verified(cut, meta).await.unwrap_err(),
+        PieceStoreError::InvalidSize(_)
+    ));
+    assert!(!store.has(&meta.piece_cid).await.unwrap());
+    assert!(store.list().await.unwrap().is_empty());
+    store
+        .put_verified(Box::pin(std::io::Cursor::new(bytes.clone())), meta)
+        .await
+        .unwrap();
+    assert_eq!(store.stat(&meta.piece_cid).await.unwrap(), Some(meta));
     assert_eq!(
         read_all(store.get(&meta.piece_cid, None).await.unwrap()).await,
         bytes

@@ -2,8 +2,9 @@
 
 use std::io::Write;
 
+use market_core::Cid;
 use piecestore::CarIndexer;
-use piecestore::dagpb::{DAG_PB, DagCid, RAW};
+use piecestore::dagpb::{DAG_PB, RAW};
 use piecestore::unixfs::{
     DagHash, IDENTITY, ImportProfile, UnixFsError, dag_root, export_car, import_file,
 };
@@ -102,7 +103,7 @@ fn roots_equal_kubo_across_link_boundaries() {
 
 #[test]
 fn lotus_profile_uses_blake2b_and_inlines_small_blocks() {
-    let tiny = DagCid::try_from(root(b"hello", ImportProfile::LOTUS).as_str()).unwrap();
+    let tiny = Cid::try_from(root(b"hello", ImportProfile::LOTUS).as_str()).unwrap();
     assert_eq!(tiny.hash().code(), IDENTITY);
     assert_eq!(tiny.hash().digest(), b"hello");
     // One chunk: a raw blake2b leaf, `bafk2bza…` as in the miner guide.

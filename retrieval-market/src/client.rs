@@ -5,12 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use cid::Cid;
 use futures::StreamExt;
 use libp2p::Multiaddr;
 use libp2p::multiaddr::Protocol;
-use piecestore::unixfs::{ExportReport, export_car, to_dag_cid, verify_car};
-use storage_market::network::{MarketNetwork, PeerAddr};
+use market_core::Cid;
+use market_core::host::{Host, PeerAddr};
+use piecestore::unixfs::{ExportReport, export_car, verify_car};
 use tokio::io::AsyncWriteExt;
 use url::Url;
 
@@ -104,7 +104,7 @@ async fn keep_if_verified<T>(
 /// The retrieval client. Cheap to clone.
 #[derive(Clone)]
 pub struct RetrievalClient {
-    network: Option<MarketNetwork>,
+    host: Option<Host>,
     http: reqwest::Client,
     max_bytes: u64,
 }
@@ -116,13 +116,13 @@ fn partial(dest: &Path) -> PathBuf {
 }
 
 impl RetrievalClient {
-    /// A client; `network` is needed only for queries over libp2p.
-    pub fn new(network: Option<MarketNetwork>) -> Result<Self, RetrievalError> {
+    /// A client; `host` is needed only for queries over libp2p.
+    pub fn new(host: Option<Host>) -> Result<Self, RetrievalError> {
         let http = reqwest::Client::builder()
             .build()
             .map_err(|e| RetrievalError::Transport(e.to_string()))?;
         Ok(Self {
-            network,
+            host,
             http,
             max_bytes: DEFAULT_MAX_BYTES,
         })
@@ -134,10 +134,8 @@ impl RetrievalClient {
         self
     }
 
-    fn network(&self) -> Result<&MarketNetwork, RetrievalError> {
-        self.network
-            .as_ref()
-            .ok_or_else(|| RetrievalError::Stream("no libp2p network configured".into()))
+    fn host(&self) -> Result<&Host, RetrievalError> {
+        self.host.as_ref().ok_or(RetrievalError::NoLibp2pHost)
     }
 
     /// Asks `peer` whether it can serve `payload` (optionally from `piece`).
@@ -151,12 +149,12 @@ impl RetrievalClient {
             payload_cid: payload,
             params: QueryParams { piece_cid: piece },
         };
-        network::query(self.network()?, peer, &q).await
+        network::query(self.host()?, peer, &q).await
     }
 
     /// Asks `peer` for its retrieval transports.
     pub async fn transports(&self, peer: &PeerAddr) -> Result<TransportsResponse, RetrievalError> {
-        network::transports(self.network()?, peer).await
+        network::transports(self.host()?, peer).await
     }
 
     /// The provider's HTTP retrieval base URL, from its transports answer.
@@ -242,7 +240,7 @@ impl RetrievalClient {
             .join(&format!("piece/{piece}"))
             .map_err(|e| RetrievalError::Address(e.to_string()))?;
         let tmp = partial(dest);
-        let mut hasher = commp::CommP::new();
+        let mut hasher = commp::CommP::new().with_short_payload(commp::ShortPayload::ZeroPad);
         let got = self
             .get(url, "application/piece", &tmp, progress, |c| {
                 hasher.update(c)
@@ -252,10 +250,11 @@ impl RetrievalClient {
             let info = hasher
                 .finish()
                 .map_err(|e| RetrievalError::Transport(format!("piece too short: {e}")))?;
-            if info.cid_v1() != *piece {
+            let actual = market_core::cid::widen(&info.cid_v1());
+            if actual != *piece {
                 return Err(RetrievalError::CommPMismatch {
                     expected: Box::new(*piece),
-                    actual: Box::new(info.cid_v1()),
+                    actual: Box::new(actual),
                 });
             }
             Ok((bytes, info))
@@ -285,7 +284,7 @@ impl RetrievalClient {
         let accept = "application/vnd.ipld.car;version=1;order=dfs;dups=y";
         let result = async {
             let bytes = self.get(url, accept, &tmp, progress, |_| {}).await?;
-            let (path, root) = (tmp.clone(), to_dag_cid(root));
+            let (path, root) = (tmp.clone(), *root);
             let complete = scope != DagScope::Block;
             let blocks = tokio::task::spawn_blocking(move || verify_car(&path, &root, complete))
                 .await
@@ -307,7 +306,7 @@ impl RetrievalClient {
         root: &Cid,
         out: &Path,
     ) -> Result<ExportReport, RetrievalError> {
-        let (car, root, out) = (car.to_path_buf(), to_dag_cid(root), out.to_path_buf());
+        let (car, root, out) = (car.to_path_buf(), *root, out.to_path_buf());
         tokio::task::spawn_blocking(move || {
             let tmp = partial(&out);
             let report = export_car(&car, Some(root), std::fs::File::create(&tmp)?);

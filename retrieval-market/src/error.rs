@@ -1,20 +1,17 @@
+use market_core::rpc::RpcError;
 use piecestore::PieceStoreError;
 use piecestore::unixfs::UnixFsError;
-use storage_market::network::NetworkError;
 
 /// Why a retrieval operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RetrievalError {
     /// The libp2p exchange failed.
-    #[error("network: {0}")]
-    Network(#[from] NetworkError),
-    /// A stream could not be opened or broke.
-    #[error("stream: {0}")]
-    Stream(String),
-    /// The peer sent a message that does not decode or is too large.
-    #[error("malformed message from peer: {0}")]
-    Decode(String),
+    #[error("libp2p exchange")]
+    Network(#[from] RpcError),
+    /// A libp2p query but the client has no libp2p host.
+    #[error("no libp2p host is configured for queries")]
+    NoLibp2pHost,
     /// The HTTP server answered with an error status.
     #[error("HTTP {status}: {body}")]
     Http {
@@ -36,9 +33,9 @@ pub enum RetrievalError {
     #[error("commP mismatch: asked for {expected}, received {actual}")]
     CommPMismatch {
         /// The piece asked for.
-        expected: Box<cid::Cid>,
+        expected: Box<market_core::Cid>,
         /// The piece the bytes make.
-        actual: Box<cid::Cid>,
+        actual: Box<market_core::Cid>,
     },
     /// The response is larger than allowed.
     #[error("response exceeds {0} bytes")]

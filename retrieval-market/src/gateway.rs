@@ -6,9 +6,9 @@ use std::collections::HashSet;
 use std::str::FromStr;
 
 use bytes::Bytes;
-use cid::Cid;
-use piecestore::dagpb::{DAG_PB, DagCid, PbNode, RAW, UnixFsData, UnixFsKind};
-use piecestore::unixfs::{IDENTITY, block_links, decode_node, decode_unixfs, to_dag_cid};
+use market_core::Cid;
+use piecestore::dagpb::{DAG_PB, PbNode, RAW, UnixFsData, UnixFsKind};
+use piecestore::unixfs::{IDENTITY, block_links, decode_node, decode_unixfs};
 use tokio::sync::mpsc;
 
 use crate::provider::RetrievalProvider;
@@ -264,9 +264,9 @@ fn negotiate(accept: Option<&str>, dups: &mut bool) -> Result<Option<Format>, Ga
 #[derive(Debug, Clone)]
 pub struct Resolved {
     /// Blocks from the root down to (not including) the target.
-    pub path_blocks: Vec<(DagCid, Vec<u8>)>,
+    pub path_blocks: Vec<(Cid, Vec<u8>)>,
     /// The target.
-    pub target: DagCid,
+    pub target: Cid,
     /// Its bytes.
     pub block: Vec<u8>,
 }
@@ -275,7 +275,7 @@ pub struct Resolved {
 /// (identity CIDs carry their own).
 async fn load(
     provider: &RetrievalProvider,
-    cid: &DagCid,
+    cid: &Cid,
     known: Option<Vec<u8>>,
 ) -> Result<Vec<u8>, GatewayError> {
     if let Some(d) = known {
@@ -289,7 +289,7 @@ async fn load(
 }
 
 /// A DAG-PB block and its UnixFS data.
-fn unixfs(cid: &DagCid, block: &[u8]) -> Result<(PbNode, UnixFsData), GatewayError> {
+fn unixfs(cid: &Cid, block: &[u8]) -> Result<(PbNode, UnixFsData), GatewayError> {
     let bad = |e: piecestore::unixfs::UnixFsError| GatewayError::Internal(e.to_string());
     let node = decode_node(cid, block).map_err(bad)?;
     let fs = decode_unixfs(cid, &node).map_err(bad)?;
@@ -302,7 +302,7 @@ pub async fn resolve(
     root: &Cid,
     path: &[String],
 ) -> Result<Resolved, GatewayError> {
-    let mut cid = to_dag_cid(root);
+    let mut cid = *root;
     let mut block = load(provider, &cid, None).await?;
     let mut path_blocks = Vec::new();
     for seg in path {
@@ -345,7 +345,7 @@ pub async fn resolve(
 /// Where CAR bytes go: a bounded channel to the HTTP body.
 pub struct CarSink {
     tx: mpsc::Sender<std::io::Result<Bytes>>,
-    seen: Option<HashSet<DagCid>>,
+    seen: Option<HashSet<Cid>>,
     /// Blocks sent.
     pub blocks: u64,
 }
@@ -377,7 +377,7 @@ impl CarSink {
     }
 
     /// Appends a block (identity blocks are carried by their CIDs and skipped).
-    pub async fn block(&mut self, cid: &DagCid, data: &[u8]) -> Result<(), GatewayError> {
+    pub async fn block(&mut self, cid: &Cid, data: &[u8]) -> Result<(), GatewayError> {
         if cid.hash().code() == IDENTITY {
             return Ok(());
         }
@@ -402,7 +402,7 @@ impl CarSink {
     }
 }
 
-fn entity_len(cid: &DagCid, block: &[u8]) -> Result<u64, GatewayError> {
+fn entity_len(cid: &Cid, block: &[u8]) -> Result<u64, GatewayError> {
     if cid.codec() == RAW {
         return Ok(block.len() as u64);
     }
@@ -454,7 +454,7 @@ pub async fn walk(
 /// file, just the target block.
 async fn walk_file(
     provider: &RetrievalProvider,
-    target: DagCid,
+    target: Cid,
     block: Vec<u8>,
     range: Option<(u64, u64)>,
     sink: &mut CarSink,

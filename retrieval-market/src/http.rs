@@ -23,9 +23,9 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
-use cid::Cid;
 use commp::PieceCidV2;
 use futures::StreamExt;
+use market_core::Cid;
 use piecestore::ByteRange;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::io::ReaderStream;
@@ -124,7 +124,7 @@ fn piece_cid(s: &str) -> Result<Cid, String> {
         return Ok(cid);
     }
     PieceCidV2::from_cid(&cid)
-        .map(|v2| v2.to_v1())
+        .map(|v2| market_core::cid::widen(&v2.to_v1()))
         .map_err(|_| format!("{s} is not a piece CID (v1 baga… or v2 bafkzcib…)"))
 }
 

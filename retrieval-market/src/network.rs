@@ -1,17 +1,18 @@
-//! `/fil/retrieval/qry/1.0.0` and `/fil/retrieval/transports/1.0.0` over libp2p streams.
+//! `/fil/retrieval/qry/1.0.0` and `/fil/retrieval/transports/1.0.0` on the node's libp2p
+//! [`Host`].
 //!
 //! Framing is the market's: one CBOR value per direction, no length prefix, read as one
-//! bounded item; the responder closes. The transports client writes nothing and reads the
-//! answer. Timeouts follow the reference implementations (query 5 s on the provider side,
-//! transports 30 s on the client side).
+//! bounded item ([`market_core::rpc`]); the responder closes. The transports client writes
+//! nothing and reads the answer. Timeouts follow the reference implementations (query 5 s
+//! on the provider side, transports 30 s on the client side). A query that does not decode
+//! is answered with status `QueryResponseError` and the reason, not a reset.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{AsyncWriteExt, StreamExt};
 use libp2p::StreamProtocol;
-use storage_market::cbor;
-use storage_market::network::{MarketNetwork, PeerAddr};
+use market_core::cbor::{self, DecodeError};
+use market_core::host::{Host, HostError, PeerAddr};
+use market_core::rpc::{self, Codec, RpcLimits, Service};
 
 use crate::RetrievalError;
 use crate::provider::RetrievalProvider;
@@ -30,109 +31,146 @@ const MAX_CONCURRENT: usize = 64;
 const SERVE_TIMEOUT: Duration = Duration::from_secs(5);
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serving tasks; dropping it stops serving.
-pub struct RetrievalService {
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+/// The retrieval protocols (one version each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// `/fil/retrieval/qry/1.0.0`.
+    Query,
+    /// `/fil/retrieval/transports/1.0.0`.
+    Transports,
 }
 
-impl Drop for RetrievalService {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
+/// `/fil/retrieval/qry/1.0.0`.
+#[derive(Debug)]
+pub struct QueryCodec;
+
+impl Codec for QueryCodec {
+    type Protocol = Protocol;
+    type Request = Query;
+    type Response = QueryResponse;
+    fn protocol_id(_: Protocol) -> StreamProtocol {
+        QUERY_PROTOCOL
+    }
+    fn encode_request(_: Protocol, request: &Query) -> Vec<u8> {
+        cbor::to_vec(request)
+    }
+    fn decode_request(_: Protocol, bytes: &[u8], limit: usize) -> Result<Query, DecodeError> {
+        cbor::from_slice(bytes, limit)
+    }
+    fn encode_response(_: Protocol, response: &QueryResponse) -> Vec<u8> {
+        cbor::to_vec(response)
+    }
+    fn decode_response(
+        _: Protocol,
+        bytes: &[u8],
+        limit: usize,
+    ) -> Result<QueryResponse, DecodeError> {
+        cbor::from_slice(bytes, limit)
     }
 }
 
-/// Serves both protocols for `provider` on the host behind `control` (the storage
-/// provider's, from `ProviderNode::streams`).
-pub fn serve(
-    mut control: libp2p_stream::Control,
-    provider: RetrievalProvider,
-) -> Result<RetrievalService, RetrievalError> {
-    let stream_err = |e: libp2p_stream::AlreadyRegistered| RetrievalError::Stream(e.to_string());
-    let mut queries = control.accept(QUERY_PROTOCOL).map_err(stream_err)?;
-    let mut transports = control.accept(TRANSPORTS_PROTOCOL).map_err(stream_err)?;
-    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT));
-    let (p, sem) = (provider.clone(), permits.clone());
-    let q = tokio::spawn(async move {
-        while let Some((peer, mut stream)) = queries.next().await {
-            let (p, sem) = (p.clone(), sem.clone());
-            tokio::spawn(async move {
-                let Ok(_permit) = sem.acquire_owned().await else {
-                    return;
-                };
-                let work = async {
-                    let bytes = cbor::read_item(&mut stream, MAX_MESSAGE).await?;
-                    let query: Query =
-                        cbor::from_slice(&bytes, MAX_MESSAGE).map_err(cbor::invalid_data)?;
-                    let answer = p.query(&query).await;
-                    stream.write_all(&cbor::to_vec(&answer)).await?;
-                    stream.close().await
-                };
-                match tokio::time::timeout(SERVE_TIMEOUT, work).await {
-                    Ok(Ok(())) => tracing::debug!(%peer, "answered retrieval query"),
-                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "retrieval query failed"),
-                    Err(_) => tracing::debug!(%peer, "retrieval query timed out"),
-                }
-            });
-        }
-    });
-    let t = tokio::spawn(async move {
-        while let Some((peer, mut stream)) = transports.next().await {
-            let answer = cbor::to_vec(&provider.transports());
-            tokio::spawn(async move {
-                let work = async {
-                    stream.write_all(&answer).await?;
-                    stream.close().await
-                };
-                if let Ok(Err(e)) = tokio::time::timeout(SERVE_TIMEOUT, work).await {
-                    tracing::debug!(%peer, error = %e, "transports answer failed");
-                }
-            });
-        }
-    });
-    Ok(RetrievalService { tasks: vec![q, t] })
+/// `/fil/retrieval/transports/1.0.0`: no request, one answer.
+#[derive(Debug)]
+pub struct TransportsCodec;
+
+impl Codec for TransportsCodec {
+    type Protocol = Protocol;
+    type Request = ();
+    type Response = TransportsResponse;
+    fn protocol_id(_: Protocol) -> StreamProtocol {
+        TRANSPORTS_PROTOCOL
+    }
+    fn has_request(_: Protocol) -> bool {
+        false
+    }
+    fn encode_request(_: Protocol, _: &()) -> Vec<u8> {
+        Vec::new()
+    }
+    fn decode_request(_: Protocol, _: &[u8], _: usize) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn encode_response(_: Protocol, response: &TransportsResponse) -> Vec<u8> {
+        cbor::to_vec(response)
+    }
+    fn decode_response(
+        _: Protocol,
+        bytes: &[u8],
+        limit: usize,
+    ) -> Result<TransportsResponse, DecodeError> {
+        cbor::from_slice(bytes, limit)
+    }
 }
 
-async fn exchange<T: serde::de::DeserializeOwned>(
-    network: &MarketNetwork,
-    peer: &PeerAddr,
-    protocol: StreamProtocol,
-    request: Option<Vec<u8>>,
-) -> Result<T, RetrievalError> {
-    network.connect(peer).await?;
-    let work = async {
-        let mut stream = network
-            .streams()
-            .open_stream(peer.peer_id, protocol)
-            .await
-            .map_err(|e| RetrievalError::Stream(e.to_string()))?;
-        if let Some(req) = request {
-            stream.write_all(&req).await?;
-            stream.flush().await?;
-        }
-        let bytes = cbor::read_item(&mut stream, MAX_MESSAGE).await?;
-        let _ = stream.close().await;
-        cbor::from_slice(&bytes, MAX_MESSAGE).map_err(|e| RetrievalError::Decode(e.to_string()))
-    };
-    tokio::time::timeout(CLIENT_TIMEOUT, work)
-        .await
-        .map_err(|_| RetrievalError::Stream("timed out".into()))?
+fn server_limits() -> RpcLimits {
+    RpcLimits::default()
+        .with_max_message_size(MAX_MESSAGE)
+        .with_timeout(SERVE_TIMEOUT)
+        .with_max_concurrent(MAX_CONCURRENT)
+}
+
+fn client_limits() -> RpcLimits {
+    RpcLimits::default()
+        .with_max_message_size(MAX_MESSAGE)
+        .with_timeout(CLIENT_TIMEOUT)
+}
+
+/// Serves both protocols for `provider` on `host` (the storage provider's, so that one
+/// peer id answers both markets). Dropping the service stops serving.
+pub fn serve(host: &Host, provider: RetrievalProvider) -> Result<Service, HostError> {
+    let p = provider.clone();
+    let queries = rpc::serve::<QueryCodec, _, _>(
+        host,
+        &[Protocol::Query],
+        server_limits(),
+        move |_, _, query| {
+            let p = p.clone();
+            async move {
+                Some(match query {
+                    Ok(q) => p.query(&q).await,
+                    Err(e) => p.refuse(format!("malformed query: {e}")),
+                })
+            }
+        },
+    )?;
+    let transports = rpc::serve::<TransportsCodec, _, _>(
+        host,
+        &[Protocol::Transports],
+        server_limits(),
+        move |_, _, _| {
+            let answer = provider.transports();
+            async move { Some(answer) }
+        },
+    )?;
+    Ok(Service::merge([queries, transports]))
 }
 
 /// Asks `peer` about a payload.
 pub async fn query(
-    network: &MarketNetwork,
+    host: &Host,
     peer: &PeerAddr,
     query: &Query,
 ) -> Result<QueryResponse, RetrievalError> {
-    exchange(network, peer, QUERY_PROTOCOL, Some(cbor::to_vec(query))).await
+    let (_, r) =
+        rpc::request::<QueryCodec>(host, peer, &[Protocol::Query], &client_limits(), |_| {
+            query.clone()
+        })
+        .await?;
+    Ok(r)
 }
 
 /// Asks `peer` which retrieval transports it offers.
 pub async fn transports(
-    network: &MarketNetwork,
+    host: &Host,
     peer: &PeerAddr,
 ) -> Result<TransportsResponse, RetrievalError> {
-    exchange(network, peer, TRANSPORTS_PROTOCOL, None).await
+    let (_, r) = rpc::request::<TransportsCodec>(
+        host,
+        peer,
+        &[Protocol::Transports],
+        &client_limits(),
+        |_| (),
+    )
+    .await?;
+    Ok(r)
 }

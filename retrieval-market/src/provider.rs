@@ -2,13 +2,13 @@
 
 use std::sync::{Arc, RwLock};
 
-use cid::Cid;
-use piecestore::dagpb::DagCid;
-use piecestore::unixfs::{IDENTITY, to_cid};
+use market_core::Cid;
+
+use market_core::types::{Address, TokenAmount};
+use piecestore::unixfs::IDENTITY;
 use piecestore::{
     ByteRange, PaddedPieceSize, PieceIndex, PieceReader, PieceStore, PieceStoreError,
 };
-use storage_market::types::{Address, TokenAmount};
 use tokio::io::AsyncReadExt;
 
 use crate::RetrievalError;
@@ -191,7 +191,7 @@ impl RetrievalProvider {
             .inner
             .unsealer
             .as_ref()
-            .ok_or(PieceStoreError::NotFound(piece.piece_cid))?;
+            .ok_or(PieceStoreError::NotFound(Box::new(piece.piece_cid)))?;
         let record = self.inner.index.piece(&piece.piece_cid).await?;
         for deal in record.map(|r| r.deals).unwrap_or_default() {
             match unsealer.unsealed(&piece.piece_cid, &deal, range).await {
@@ -210,14 +210,11 @@ impl RetrievalProvider {
 
     /// A block's bytes by CID (matched on the multihash), from any piece that holds it.
     /// Identity CIDs carry their bytes.
-    pub async fn block(&self, cid: &DagCid) -> Result<Option<Vec<u8>>, RetrievalError> {
+    pub async fn block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, RetrievalError> {
         if cid.hash().code() == IDENTITY {
             return Ok(Some(cid.hash().digest().to_vec()));
         }
-        let Some(narrow) = to_cid(cid) else {
-            return Ok(None);
-        };
-        for (piece_cid, offset, size) in self.inner.index.find_block(&narrow).await? {
+        for (piece_cid, offset, size) in self.inner.index.find_block(cid).await? {
             if size > piecestore::MAX_SECTION {
                 continue;
             }
@@ -248,21 +245,30 @@ impl RetrievalProvider {
         Ok(None)
     }
 
-    /// Answers a query: the first piece holding the payload (as a CAR root or any block)
-    /// that can be served, restricted to the asked piece if any.
-    pub async fn query(&self, q: &Query) -> QueryResponse {
+    /// The answer to a query that could not be understood.
+    pub fn refuse(&self, message: String) -> QueryResponse {
+        self.answer(QueryStatus::ERROR, message)
+    }
+
+    fn answer(&self, status: QueryStatus, message: String) -> QueryResponse {
         let ask = self.ask();
-        let mut answer = QueryResponse {
+        QueryResponse {
             size: 0,
-            status: QueryStatus::UNAVAILABLE,
-            message: String::new(),
+            status,
+            message,
             unseal_price: ask.unseal_price,
             piece_cid_found: QueryItemStatus::UNAVAILABLE,
             payment_address: self.inner.payment_address,
             min_price_per_byte: ask.price_per_byte,
             max_payment_interval: ask.payment_interval,
             max_payment_interval_increase: ask.payment_interval_increase,
-        };
+        }
+    }
+
+    /// Answers a query: the first piece holding the payload (as a CAR root or any block)
+    /// that can be served, restricted to the asked piece if any.
+    pub async fn query(&self, q: &Query) -> QueryResponse {
+        let mut answer = self.answer(QueryStatus::UNAVAILABLE, String::new());
         match self.find_payload(q).await {
             Ok(Some(piece)) => {
                 answer.status = QueryStatus::AVAILABLE;

@@ -2,10 +2,10 @@
 //! key first), as cbor-gen and go-ipld-prime write them; decoders take any order and skip
 //! unknown keys.
 
-use cid::Cid;
 use libp2p::Multiaddr;
+use market_core::Cid;
+use market_core::types::{Address, TokenAmount};
 use serde::{Deserialize, Serialize};
-use storage_market::types::{Address, TokenAmount};
 
 /// Optional restriction of a query to one piece.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,7 +130,7 @@ pub struct TransportsResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use storage_market::cbor;
+    use market_core::cbor;
 
     #[test]
     fn query_bytes_match_go_fil_markets() {

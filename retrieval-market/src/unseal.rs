@@ -1,6 +1,6 @@
 //! Getting unsealed bytes from a sealer.
 
-use cid::Cid;
+use market_core::Cid;
 use piecestore::{ByteRange, DealRecord, PieceReader};
 
 /// Supplies unsealed piece bytes when the piece store keeps no copy (lotus-miner's

@@ -1,12 +1,14 @@
 //! End-to-end retrieval on loopback: pieces with ranges over HTTP, CARs by root at every
 //! DAG scope, the libp2p query and transports protocols, unsealing, and malformed requests.
 
+use market_core::cid::PieceCidExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cid::Cid;
-use futures::StreamExt;
-use libp2p::swarm::SwarmEvent;
+use market_core::Cid;
+use market_core::host::{Host, HostConfig, PeerAddr};
+use market_core::rpc::Service;
+use market_core::types::Address;
 use piecestore::unixfs::{ImportProfile, import_file};
 use piecestore::{
     ByteRange, DealRecord, FsPieceStore, PieceIndex, PieceMeta, PieceReader, PieceStore,
@@ -15,8 +17,6 @@ use retrieval_market::gateway::DagScope;
 use retrieval_market::http::{HttpConfig, router};
 use retrieval_market::types::{QueryItemStatus, QueryStatus, TransportProtocol};
 use retrieval_market::{RetrievalClient, RetrievalError, RetrievalProvider, Unsealer};
-use storage_market::network::{MarketNetwork, NetworkLimits, PeerAddr};
-use storage_market::types::Address;
 use url::Url;
 
 /// Bytes that do not repeat (xorshift32), so every chunk is a distinct block.
@@ -57,7 +57,7 @@ impl Fixture {
         std::fs::write(&src, &file).unwrap();
         let mut car = Vec::new();
         let report = import_file(&src, PROFILE, &mut car, &mut |_| {}).unwrap();
-        let root = piecestore::unixfs::to_cid(&report.root).unwrap();
+        let root = report.root;
         let store = Arc::new(FsPieceStore::open(dir.path().join("pieces")).unwrap());
         let meta = store
             .put(Box::pin(std::io::Cursor::new(car.clone())), None)
@@ -200,7 +200,7 @@ async fn piece_whole_ranged_and_verified() {
         .fetch_piece(&url, &piece, &dest, &mut no_progress())
         .await
         .unwrap();
-    assert_eq!(got.piece.cid_v1(), piece);
+    assert_eq!(got.piece.piece_cid(), piece);
     assert_eq!(std::fs::read(&dest).unwrap(), expected);
 }
 
@@ -225,7 +225,7 @@ async fn malformed_piece_requests() {
     assert!(body.contains("invalid piece CID"));
     let (s, _) = status(format!("piece/{}", fx.root), None).await;
     assert_eq!(s, 400, "a payload CID is not a piece CID");
-    let unknown = commp::commp(&[7u8; 1000]).unwrap().cid_v1();
+    let unknown = commp::commp(&[7u8; 1000]).unwrap().piece_cid();
     let (s, body) = status(format!("piece/{unknown}"), None).await;
     assert_eq!(s, 404);
     assert!(body.contains("not found"));
@@ -316,7 +316,7 @@ async fn car_by_root_at_every_scope() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/vnd.ipld.raw");
     let block = r.bytes().await.unwrap();
-    let root = piecestore::unixfs::to_dag_cid(&fx.root);
+    let root = fx.root;
     piecestore::unixfs::verify_block(&root, &block).unwrap();
 }
 
@@ -385,7 +385,7 @@ async fn concurrency_limit_answers_429() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_piece_is_refused_by_the_client() {
     let fx = Fixture::new(100_000).await;
-    let path = fx.store.local_path(&fx.meta.piece_cid).unwrap();
+    let path = fx.store.path_of(&fx.meta.piece_cid).unwrap();
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[5000] ^= 0xff;
     std::fs::write(&path, &bytes).unwrap();
@@ -471,40 +471,16 @@ async fn unsealer_serves_pieces_the_store_dropped() {
         .unwrap();
 }
 
-/// A bare libp2p host serving the retrieval protocols.
-async fn retrieval_host(provider: RetrievalProvider) -> (PeerAddr, tokio::task::JoinHandle<()>) {
-    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            libp2p::tcp::Config::default(),
-            libp2p::noise::Config::new,
-            libp2p::yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| libp2p_stream::Behaviour::new())
-        .unwrap()
-        .build();
-    swarm
-        .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
-        .unwrap();
-    let addr = loop {
-        if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
-            break address;
-        }
-    };
-    let service =
-        retrieval_market::network::serve(swarm.behaviour().new_control(), provider).unwrap();
-    let peer = PeerAddr {
-        peer_id: *swarm.local_peer_id(),
-        addrs: vec![addr],
-    };
-    let task = tokio::spawn(async move {
-        let _service = service;
-        loop {
-            swarm.select_next_some().await;
-        }
-    });
-    (peer, task)
+/// A libp2p host serving the retrieval protocols.
+async fn retrieval_host(provider: RetrievalProvider) -> (PeerAddr, Host, Service) {
+    let host = Host::start(
+        libp2p::identity::Keypair::generate_ed25519(),
+        HostConfig::default().with_listen(["/ip4/127.0.0.1/tcp/0".parse().unwrap()]),
+    )
+    .await
+    .unwrap();
+    let service = retrieval_market::network::serve(&host, provider).unwrap();
+    (host.addr(), host, service)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -516,13 +492,13 @@ async fn query_and_transports_over_libp2p() {
         "http",
         &[retrieval_market::client::url_to_multiaddr(&url).unwrap()],
     )]);
-    let (peer, _host) = retrieval_host(provider).await;
-    let net = MarketNetwork::start(
+    let (peer, _host, _service) = retrieval_host(provider).await;
+    let client_host = Host::dialer(
         libp2p::identity::Keypair::generate_ed25519(),
-        NetworkLimits::default(),
+        HostConfig::default(),
     )
     .unwrap();
-    let client = RetrievalClient::new(Some(net)).unwrap();
+    let client = RetrievalClient::new(Some(client_host.clone())).unwrap();
 
     let answer = client.query(&peer, fx.root, None).await.unwrap();
     assert_eq!(answer.status, QueryStatus::AVAILABLE);
@@ -531,7 +507,7 @@ async fn query_and_transports_over_libp2p() {
     assert_eq!(answer.payment_address, Address::new_id(1001));
     assert_eq!(answer.max_payment_interval, 1 << 20);
 
-    let other_piece = commp::commp(&[1u8; 500]).unwrap().cid_v1();
+    let other_piece = commp::commp(&[1u8; 500]).unwrap().piece_cid();
     let answer = client
         .query(&peer, fx.root, Some(other_piece))
         .await
@@ -545,4 +521,33 @@ async fn query_and_transports_over_libp2p() {
     assert!(answer.message.contains("not found"));
 
     assert_eq!(client.http_url(&peer).await.unwrap(), url);
+
+    // A Lotus inline root (a 126-byte identity multihash, as `lotus client import` gives every
+    // file of (1 MiB, 2 MiB]) is a legal payload CID: it gets an answer, not a reset.
+    let inline = Cid::new_v1(
+        0x55,
+        market_core::cid::Multihash::wrap(0, &[9u8; 126]).unwrap(),
+    );
+    let answer = client.query(&peer, inline, None).await.unwrap();
+    assert_ne!(answer.status, QueryStatus::ERROR);
+
+    // Bytes that are no query get an error answer naming the reason.
+    let mut stream = client_host
+        .open(&peer, retrieval_market::network::QUERY_PROTOCOL)
+        .await
+        .unwrap();
+    use futures::AsyncWriteExt;
+    stream.write_all(&[0xa1, 0x61, b'x', 0x01]).await.unwrap();
+    stream.flush().await.unwrap();
+    let bytes = market_core::cbor::read_item(&mut stream, 1 << 16)
+        .await
+        .unwrap();
+    let answer: retrieval_market::types::QueryResponse =
+        market_core::cbor::from_slice(&bytes, 1 << 16).unwrap();
+    assert_eq!(answer.status, QueryStatus::ERROR);
+    assert!(
+        answer.message.contains("malformed query"),
+        "{}",
+        answer.message
+    );
 }

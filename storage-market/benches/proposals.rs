@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use storage_market::client::DealProtocol;
 use storage_market::message::DealParams;
+use storage_market::protocol::Protocol;
 use storage_market::state::StorageDealStatus;
 use storage_market::store::{ProviderDeal, Store};
 use storage_market::types::{DealLabel, TokenAmount};
@@ -92,7 +93,7 @@ fn proposals(c: &mut Criterion) {
             rt.block_on(async {
                 let start = Instant::now();
                 for params in batch {
-                    let r = network.propose(&env.peer, params).await.unwrap();
+                    let (_, r) = network.propose(&env.peer, params).await.unwrap();
                     assert!(r.accepted, "{}", r.message);
                 }
                 start.elapsed()
@@ -105,7 +106,7 @@ fn proposals(c: &mut Criterion) {
             rt.block_on(async {
                 let start = Instant::now();
                 for params in batch {
-                    let r = env.provider.propose(params, "bench").await;
+                    let r = env.provider.propose(params, Protocol::DealV121).await;
                     assert!(r.accepted, "{}", r.message);
                 }
                 start.elapsed()
@@ -119,8 +120,11 @@ fn proposals(c: &mut Criterion) {
             rt.block_on(async {
                 let start = Instant::now();
                 for params in batch {
-                    let deal =
-                        ProviderDeal::new(&params, "bench", StorageDealStatus::WaitingForData);
+                    let deal = ProviderDeal::new(
+                        &params,
+                        Protocol::DealV121,
+                        StorageDealStatus::WaitingForData,
+                    );
                     store.insert_provider_deal(deal).await.unwrap();
                 }
                 start.elapsed()

@@ -4,13 +4,14 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use cid::Cid;
+use crate::Cid;
 use commp::{PaddedPieceSize, PieceInfo};
 
 use crate::chain::{ChainError, ChainNode, Message};
 use crate::deal::{self, ClientDealProposal, DealProposal};
 use crate::message::*;
-use crate::network::{MarketNetwork, NetworkError, PeerAddr};
+use crate::network::{MarketNetwork, NetworkError, PeerAddr, is_unsupported};
+use crate::protocol::Protocol;
 use crate::state::StorageDealStatus;
 use crate::store::{ClientDeal, Store, StoreError, unix_now};
 use crate::types::{Address, ChainEpoch, DealLabel, DealUuid, TokenAmount};
@@ -276,15 +277,13 @@ impl Client {
                 remove_unsealed_copy: !spec.fast_retrieval,
             };
             match self.network.propose(peer, params).await {
-                Ok(r) if r.accepted => (
-                    crate::network::DEAL_V121,
+                Ok((version, r)) if r.accepted => (
+                    version,
                     StorageDealStatus::CheckForAcceptance,
                     String::new(),
                 ),
-                Ok(r) => return Err(ClientError::Rejected(r.message)),
-                Err(NetworkError::UnsupportedProtocol(_))
-                    if spec.protocol == DealProtocol::Auto =>
-                {
+                Ok((_, r)) => return Err(ClientError::Rejected(r.message)),
+                Err(e) if is_unsupported(&e) && spec.protocol == DealProtocol::Auto => {
                     self.propose_v11(peer, spec, &cdp).await?
                 }
                 Err(e) => return Err(e.into()),
@@ -296,7 +295,7 @@ impl Client {
             proposal_cid,
             deal_uuid,
             provider_peer: peer.peer_id.to_string(),
-            protocol: protocol.to_owned(),
+            protocol,
             proposal: cdp,
             payload_root: Some(spec.payload_root),
             is_offline: offline,
@@ -317,7 +316,7 @@ impl Client {
         peer: &PeerAddr,
         spec: &DealSpec,
         cdp: &ClientDealProposal,
-    ) -> Result<(&'static str, StorageDealStatus, String), ClientError> {
+    ) -> Result<(Protocol, StorageDealStatus, String), ClientError> {
         if spec.transfer.is_some() {
             return Err(ClientError::InvalidParams(
                 "/fil/storage/mk/1.1.1 carries data over graphsync, which this client does not push; make an offline deal".into(),
@@ -356,7 +355,7 @@ impl Client {
         if state == StorageDealStatus::Failing || state == StorageDealStatus::Error {
             return Err(ClientError::Rejected(r.message.clone()));
         }
-        Ok((crate::network::DEAL_V111, state, r.message.clone()))
+        Ok((Protocol::DealV111, state, r.message.clone()))
     }
 
     /// Asks the provider for a deal's status and records it.
@@ -367,7 +366,7 @@ impl Client {
     ) -> Result<ClientDeal, ClientError> {
         let mut d = deal.clone();
         let client = d.proposal.proposal.client;
-        if d.protocol == crate::network::DEAL_V111 {
+        if d.protocol == Protocol::DealV111 {
             let signature = self
                 .wallet
                 .sign(&client, &status_request_payload(&d.proposal_cid))

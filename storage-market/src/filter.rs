@@ -9,8 +9,8 @@ use std::collections::HashSet;
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::Cid;
 use base64::Engine;
-use cid::Cid;
 use tokio::io::AsyncWriteExt;
 
 use crate::message::DealParams;

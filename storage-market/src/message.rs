@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use cid::Cid;
+use crate::Cid;
 use fvm_ipld_encoding::tuple::*;
 use serde::{Deserialize, Serialize};
 

@@ -9,11 +9,11 @@
 //! deal from the database.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cid::Cid;
+use crate::Cid;
 use commp::PaddedPieceSize;
 use data_transfer::{TransferError, TransferId, TransferManager, TransferRequest};
 use piecestore::{DealRecord, ExpectedPiece, PieceIndex, PieceStore, PieceStoreError};
@@ -23,8 +23,9 @@ use crate::chain::{ChainError, ChainNode, CollateralBounds, DealPolicy, Message}
 use crate::deal::{self, DealProposal, PublishStorageDealsReturn};
 use crate::filter::{BasicFilter, ExternalFilter, FilterContext};
 use crate::message::*;
+use crate::protocol::Protocol;
 use crate::publish::{PublishConfig, PublishError, Publisher};
-use crate::sealer::{PieceLocation, Sealer, SealerError, SealingDeal};
+use crate::sealer::{PieceHandle, PieceLocation, Sealer, SealerError, SealingDeal};
 use crate::state::{DealEvent, StorageDealStatus};
 use crate::store::{ProviderDeal, Store, StoreError};
 use crate::types::{Address, DealUuid, TokenAmount};
@@ -370,7 +371,7 @@ impl Provider {
 
     /// Handles a Boost 1.2.x proposal. The deal is in the database before this returns
     /// `accepted: true`.
-    pub async fn propose(&self, params: DealParams, protocol: &str) -> DealResponse {
+    pub async fn propose(&self, params: DealParams, protocol: Protocol) -> DealResponse {
         match self.accept(params, protocol).await {
             Ok(_) => DealResponse {
                 accepted: true,
@@ -392,7 +393,7 @@ impl Provider {
     }
 
     /// Handles a go-fil-markets 1.1.x proposal; the response is signed by the worker key.
-    pub async fn propose_v11(&self, proposal: Proposal, protocol: &str) -> SignedResponse {
+    pub async fn propose_v11(&self, proposal: Proposal, protocol: Protocol) -> SignedResponse {
         let Some(cdp) = proposal.deal_proposal else {
             return self
                 .signed_response(
@@ -525,7 +526,11 @@ impl Provider {
         })
     }
 
-    async fn accept(&self, params: DealParams, protocol: &str) -> Result<ProviderDeal, Rejection> {
+    async fn accept(
+        &self,
+        params: DealParams,
+        protocol: Protocol,
+    ) -> Result<ProviderDeal, Rejection> {
         let cdp = &params.client_deal_proposal;
         let facts = self.facts(cdp).await?;
         validate(cdp, &facts)?;
@@ -803,7 +808,7 @@ impl Provider {
             Err(e) => return Err(ProviderError::Io(e.to_string())),
         };
         let stored = self.index_piece(meta).await?;
-        deal.piece_path = Some(stored.to_string_lossy().into_owned());
+        deal.piece_path = Some(stored);
         self.transition(&mut deal, DealEvent::DataVerified, "")
             .await?;
         self.spawn_driver(deal.proposal_cid);
@@ -977,14 +982,22 @@ impl Provider {
             }
             S::Staged => {
                 let id = deal.deal_id.ok_or("published deal has no id")?;
-                let path = PathBuf::from(deal.piece_path.clone().ok_or("no piece data recorded")?);
+                let meta = self
+                    .inner
+                    .deps
+                    .pieces
+                    .stat(&p.piece_cid)
+                    .await
+                    .map_err(|e| format!("reading the stored piece: {e}"))?
+                    .ok_or("the piece is missing from the piece store")?;
+                let piece = PieceHandle::new(meta, self.inner.deps.pieces.clone());
                 let sd = SealingDeal {
                     miner: deal.miner,
                     deal_id: id,
                     publish_cid: deal.publish_cid.unwrap_or_default(),
                     proposal: p,
                 };
-                match self.inner.deps.sealer.add_piece(&sd, &path).await {
+                match self.inner.deps.sealer.add_piece(&sd, &piece).await {
                     Ok(PieceLocation { sector, offset }) => {
                         let record = DealRecord {
                             miner: deal.miner.to_string(),
@@ -1051,7 +1064,7 @@ impl Provider {
                 }
             }
             S::Finalizing => {
-                if deal.remove_unsealed {
+                if deal.remove_unsealed && !self.piece_shared(deal).await {
                     let _ = self.inner.deps.pieces.delete(&p.piece_cid).await;
                 }
                 self.transition(deal, DealEvent::Finalized, "")
@@ -1091,7 +1104,7 @@ impl Provider {
                 }
             }
             S::Failing => {
-                if deal.sector.is_none() {
+                if deal.sector.is_none() && !self.piece_shared(deal).await {
                     let _ = self.inner.deps.pieces.delete(&p.piece_cid).await;
                 }
                 let message = deal.message.clone();
@@ -1138,7 +1151,7 @@ impl Provider {
         self.inner
             .deps
             .pieces
-            .put_verified_file(&done.path, done.piece)
+            .put_staged(done.staged())
             .await
             .map_err(|e| format!("storing the piece: {e}"))?;
         let stored = self
@@ -1149,15 +1162,29 @@ impl Provider {
             .remove(&id)
             .await
             .map_err(|e| format!("clearing the transfer: {e}"))?;
-        deal.piece_path = Some(stored.to_string_lossy().into_owned());
+        deal.piece_path = Some(stored);
         self.transition(deal, DealEvent::DataVerified, "")
             .await
             .map_err(|e| e.to_string())?;
         Ok(Step::Continue)
     }
 
-    /// Adds a stored piece to the index (its CAR blocks and roots); returns its local path.
-    async fn index_piece(&self, meta: piecestore::PieceMeta) -> Result<PathBuf, ProviderError> {
+    /// Whether another deal still needs `deal`'s piece (two deals may carry the same data),
+    /// so cleaning up one must not delete it. In doubt (the store fails), keep it.
+    async fn piece_shared(&self, deal: &ProviderDeal) -> bool {
+        let piece = deal.proposal.proposal.piece_cid;
+        match self.inner.deps.store.provider_deals().await {
+            Ok(deals) => deals.iter().any(|d| {
+                d.proposal_cid != deal.proposal_cid
+                    && d.proposal.proposal.piece_cid == piece
+                    && !d.state.is_terminal()
+            }),
+            Err(_) => true,
+        }
+    }
+
+    /// Adds a stored piece to the index (its CAR blocks and roots); returns where it is.
+    async fn index_piece(&self, meta: piecestore::PieceMeta) -> Result<String, ProviderError> {
         let io = |e: PieceStoreError| ProviderError::Io(e.to_string());
         let pieces = &self.inner.deps.pieces;
         let data = pieces.get(&meta.piece_cid, None).await.map_err(io)?;
@@ -1171,9 +1198,7 @@ impl Provider {
         if let Some(why) = &report.error {
             tracing::info!(piece = %meta.piece_cid, %why, "payload is not an indexable CAR");
         }
-        pieces
-            .local_path(&meta.piece_cid)
-            .ok_or_else(|| ProviderError::Io(format!("piece {} has no local file", meta.piece_cid)))
+        Ok(pieces.locator(&meta.piece_cid))
     }
 
     /// Collateral this miner still has to lock: this deal plus other deals queued for or in

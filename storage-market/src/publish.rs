@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cid::Cid;
+use crate::Cid;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 

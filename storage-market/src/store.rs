@@ -9,12 +9,13 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
-use cid::Cid;
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::Cid;
 use crate::cbor;
 use crate::deal::ClientDealProposal;
 use crate::message::{DealParams, SignedStorageAsk, Transfer};
+use crate::protocol::Protocol;
 use crate::state::StorageDealStatus;
 use crate::types::{Address, DealId, DealUuid, SectorNumber};
 
@@ -97,7 +98,7 @@ pub struct ProviderDeal {
     /// The miner the deal is for.
     pub miner: Address,
     /// The protocol the deal arrived on.
-    pub protocol: String,
+    pub protocol: Protocol,
     /// The signed proposal.
     pub proposal: ClientDealProposal,
     /// The payload root CID, when known.
@@ -138,13 +139,13 @@ pub struct ProviderDeal {
 
 impl ProviderDeal {
     /// A newly accepted deal in `state`, before any pipeline step has run.
-    pub fn new(params: &DealParams, protocol: &str, state: StorageDealStatus) -> Self {
+    pub fn new(params: &DealParams, protocol: Protocol, state: StorageDealStatus) -> Self {
         let cdp = &params.client_deal_proposal;
         Self {
             proposal_cid: cdp.cid(),
             deal_uuid: params.deal_uuid,
             miner: cdp.proposal.provider,
-            protocol: protocol.to_owned(),
+            protocol,
             proposal: cdp.clone(),
             payload_root: Some(params.deal_data_root),
             is_offline: params.is_offline,
@@ -177,7 +178,7 @@ pub struct ClientDeal {
     /// The provider's libp2p peer id.
     pub provider_peer: String,
     /// The protocol the deal was made on.
-    pub protocol: String,
+    pub protocol: Protocol,
     /// The signed proposal.
     pub proposal: ClientDealProposal,
     /// The payload root.
@@ -285,7 +286,7 @@ impl Store {
                     deal.proposal_cid.to_string(),
                     deal.deal_uuid.to_string(),
                     deal.miner.to_string(),
-                    deal.protocol,
+                    deal.protocol.id(),
                     cbor::to_vec(&deal.proposal),
                     deal.proposal.proposal.cid().to_string(),
                     deal.payload_root.map(|c| c.to_string()),
@@ -350,7 +351,10 @@ impl Store {
             proposal_cid: Cid::from_str(&pcid).map_err(|e| corrupt("proposal_cid", &e))?,
             deal_uuid: uuid.parse().map_err(|e| corrupt("deal_uuid", &e))?,
             miner: miner.parse().map_err(|e| corrupt("miner", &e))?,
-            protocol: r.get(3)?,
+            protocol: r
+                .get::<_, String>(3)?
+                .parse()
+                .map_err(|e| corrupt("protocol", &e))?,
             proposal: cbor::from_slice(&proposal, 1 << 20).map_err(|e| corrupt("proposal", &e))?,
             payload_root: parse_cid(r.get(5)?)?,
             is_offline: r.get(6)?,
@@ -475,7 +479,7 @@ impl Store {
                     d.proposal_cid.to_string(),
                     d.deal_uuid.to_string(),
                     d.provider_peer,
-                    d.protocol,
+                    d.protocol.id(),
                     cbor::to_vec(&d.proposal),
                     d.payload_root.map(|c| c.to_string()),
                     d.is_offline,
@@ -513,7 +517,7 @@ impl Store {
                     proposal_cid: Cid::from_str(&pcid).map_err(|e| corrupt("proposal_cid", &e))?,
                     deal_uuid: uuid.parse().map_err(|e| corrupt("deal_uuid", &e))?,
                     provider_peer: r.get(2)?,
-                    protocol: r.get(3)?,
+                    protocol: r.get::<_, String>(3)?.parse().map_err(|e| corrupt("protocol", &e))?,
                     proposal: cbor::from_slice(&proposal, 1 << 20).map_err(|e| corrupt("proposal", &e))?,
                     payload_root: parse_cid(r.get(5)?)?,
                     is_offline: r.get(6)?,

@@ -8,13 +8,14 @@ use harness::Env;
 use storage_market::chain::ChainNode;
 use storage_market::client::DealProtocol;
 use storage_market::message::AskRequest;
+use storage_market::protocol::Protocol;
 use storage_market::provider::{DealRef, wait_for_state};
 use storage_market::state::StorageDealStatus as S;
 use storage_market::wallet::verify;
 
 const T: Duration = Duration::from_secs(30);
 
-async fn offline_deal_becomes_active(protocol: DealProtocol, want_protocol: &str) {
+async fn offline_deal_becomes_active(protocol: DealProtocol, want_protocol: Protocol) {
     let env = Env::start(|_| {}, true).await;
     let sealer = env.sealer.run(Duration::from_millis(30));
     let (path, piece_cid, size) = env.data_file("payload.car", 3000, 7);
@@ -46,7 +47,7 @@ async fn offline_deal_becomes_active(protocol: DealProtocol, want_protocol: &str
     // The client sees the same state through the status protocol of its generation.
     let status = env.client.update_status(&env.peer, &deal).await.unwrap();
     assert_eq!(status.deal_id, Some(id));
-    if want_protocol == storage_market::network::DEAL_V111 {
+    if want_protocol == Protocol::DealV111 {
         assert_eq!(status.state, S::Active);
     } else {
         assert_eq!(status.checkpoint, "Complete");
@@ -65,12 +66,12 @@ async fn offline_deal_becomes_active(protocol: DealProtocol, want_protocol: &str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_deal_over_boost_1_2_1() {
-    offline_deal_becomes_active(DealProtocol::V12, storage_market::network::DEAL_V121).await;
+    offline_deal_becomes_active(DealProtocol::V12, Protocol::DealV121).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_deal_over_go_fil_markets_1_1_1() {
-    offline_deal_becomes_active(DealProtocol::V111, storage_market::network::DEAL_V111).await;
+    offline_deal_becomes_active(DealProtocol::V111, Protocol::DealV111).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,11 +4,13 @@
 
 mod harness;
 
+use market_core::cid::PieceCidExt;
 use std::time::Duration;
 
+use data_transfer::CarServer;
 use data_transfer::testing::{Script, ScriptedSource, range_start};
-use data_transfer::{CarServer, P2pHost};
 use harness::{Env, transfer};
+use storage_market::network::{Host, HostConfig};
 use storage_market::provider::{DealRef, wait_for_state};
 use storage_market::state::StorageDealStatus as S;
 
@@ -33,14 +35,14 @@ async fn online_deal_becomes_active(kind: &str) {
     let url = match kind {
         "http" => serve_http(&server).await,
         _ => {
-            let host = P2pHost::start(
+            let host = Host::start(
                 libp2p::identity::Keypair::generate_ed25519(),
-                &["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+                HostConfig::default().with_listen(["/ip4/127.0.0.1/tcp/0".parse().unwrap()]),
             )
             .await
             .unwrap();
             server.serve_libp2p(&host).unwrap();
-            let url = host.url().unwrap();
+            let url = data_transfer::transfer_url(&host).unwrap();
             client_host = Some(host);
             url
         }
@@ -161,10 +163,10 @@ async fn failing_deal(served: Vec<u8>, claimed: &[u8], script: Script) -> String
     let src = ScriptedSource::new(served);
     src.set(script);
     let url = src.serve().await.unwrap();
-    let root = info.cid_v1();
+    let root = info.piece_cid();
     let spec = env
         .online_spec(
-            info.cid_v1(),
+            info.piece_cid(),
             info.padded_size,
             root,
             transfer("http", &url, &[], claimed.len() as u64),

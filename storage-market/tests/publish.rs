@@ -33,7 +33,10 @@ async fn a_deal_dropped_by_the_actor_fails_alone() {
             .sign_sync(&env.client_addr, &cdp.proposal.to_cbor())
             .unwrap();
         let params = DealParams::offline(cdp.clone(), piece_cid);
-        let res = env.provider.propose(params, "t").await;
+        let res = env
+            .provider
+            .propose(params, storage_market::protocol::Protocol::DealV121)
+            .await;
         assert!(res.accepted, "{}", res.message);
         refs.push(DealRef::ProposalCid(cdp.cid()));
     }
@@ -49,7 +52,10 @@ async fn a_deal_dropped_by_the_actor_fails_alone() {
             (S::Active, S::Error) => break (a, b),
             (S::Error, S::Active) => break (b, a),
             _ if tokio::time::Instant::now() > deadline => {
-                panic!("stuck in {} / {}", a.state, b.state)
+                panic!(
+                    "stuck in {} / {}: {} / {}",
+                    a.state, b.state, a.message, b.message
+                )
             }
             _ => tokio::time::sleep(Duration::from_millis(20)).await,
         }
@@ -65,5 +71,9 @@ async fn a_deal_dropped_by_the_actor_fails_alone() {
         lost.message
     );
     assert!(lost.deal_id.is_none() && won.deal_id.is_some());
+    // Both deals carried the same piece: cleaning up the lost one keeps it for the other.
+    let pieces = piecestore::FsPieceStore::open(env.dir.path().join("pieces")).unwrap();
+    use piecestore::PieceStore;
+    assert!(pieces.has(&piece_cid).await.unwrap());
     sealer.abort();
 }

@@ -4,6 +4,7 @@ mod harness;
 
 use std::str::FromStr;
 use std::time::Duration;
+use storage_market::protocol::Protocol;
 
 use harness::Env;
 use storage_market::Cid;
@@ -272,7 +273,7 @@ async fn each_rejection_carries_its_reason() {
     for case in &all {
         let env = Env::start(case.config, false).await;
         let params = params_for(&env, case).await;
-        let res = env.provider.propose(params, "/fil/storage/mk/1.2.1").await;
+        let res = env.provider.propose(params, Protocol::DealV121).await;
         assert!(!res.accepted, "{}: accepted", case.name);
         assert!(
             res.message.contains(case.expect),
@@ -299,11 +300,16 @@ async fn duplicates_and_blocklist_and_datacap() {
         expect: "",
     };
     let params = params_for(&env, &case).await;
-    assert!(env.provider.propose(params.clone(), "t").await.accepted);
+    assert!(
+        env.provider
+            .propose(params.clone(), Protocol::DealV121)
+            .await
+            .accepted
+    );
     // Same signed proposal again.
     let mut again = params.clone();
     again.deal_uuid = DealUuid::new_v4();
-    let res = env.provider.propose(again, "t").await;
+    let res = env.provider.propose(again, Protocol::DealV121).await;
     assert!(res.message.contains("identical to deal"), "{}", res.message);
     // Same UUID, different proposal.
     let mut other = params_for(&env, &case).await;
@@ -316,7 +322,7 @@ async fn duplicates_and_blocklist_and_datacap() {
             &other.client_deal_proposal.proposal.to_cbor(),
         )
         .unwrap();
-    let res = env.provider.propose(other, "t").await;
+    let res = env.provider.propose(other, Protocol::DealV121).await;
     assert!(res.message.contains("same uuid"), "{}", res.message);
     assert_eq!(env.provider.deals().await.unwrap().len(), 1);
 
@@ -330,7 +336,7 @@ async fn duplicates_and_blocklist_and_datacap() {
     )
     .await;
     let p = params_for(&blocked, &case).await;
-    let res = blocked.provider.propose(p, "t").await;
+    let res = blocked.provider.propose(p, Protocol::DealV121).await;
     assert!(
         res.message.contains("blocklisted piece CID"),
         "{}",
@@ -349,6 +355,6 @@ async fn duplicates_and_blocklist_and_datacap() {
             &p.client_deal_proposal.proposal.to_cbor(),
         )
         .unwrap();
-    let res = small.provider.propose(p, "t").await;
+    let res = small.provider.propose(p, Protocol::DealV121).await;
     assert!(res.message.contains("DataCap too small"), "{}", res.message);
 }

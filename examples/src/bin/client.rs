@@ -14,14 +14,15 @@
 //!
 //! Chain access goes to `--chain-api` (the provider daemon's `/chain/v0` on the dev chain).
 
+use market_core::cid::PieceCidExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::str::FromStr;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use examples::cli::expand_home;
-use examples::client::{self, ClientNode, DealTerms};
 use examples::progress;
+use market_node::client::{self, ClientNode, DealTerms};
 use piecestore::unixfs::ImportProfile;
 use retrieval_market::gateway::DagScope;
 use retrieval_market::types::QueryStatus;
@@ -256,7 +257,7 @@ fn prepare(file: &Path, car: &Path, profile: ImportProfile) -> Result<client::Pr
         p.import.car_size,
         p.import.blocks
     );
-    println!("piece cid   {}", p.piece.cid_v1());
+    println!("piece cid   {}", p.piece.piece_cid());
     println!("piece size  {}", p.piece.padded_size.get());
     Ok(p)
 }
@@ -292,7 +293,7 @@ async fn run(args: Args) -> Result<(), String> {
             }
             DataCmd::Commp { file } => {
                 let info = commp_file(file)?;
-                println!("piece cid   {}", info.cid_v1());
+                println!("piece cid   {}", info.piece_cid());
                 println!("piece size  {}", info.padded_size.get());
                 println!("payload     {}", info.payload_size);
                 Ok(())
@@ -381,7 +382,7 @@ async fn run(args: Args) -> Result<(), String> {
                     }
                     let car_root = ix.roots().first().copied().ok_or("the CAR names no root")?;
                     (
-                        info.cid_v1(),
+                        info.piece_cid(),
                         info.padded_size,
                         root.unwrap_or(car_root),
                         info.payload_size,
@@ -481,7 +482,7 @@ async fn run(args: Args) -> Result<(), String> {
                 bar.finish_and_clear();
                 println!(
                     "piece {} verified: {} B at {}",
-                    got.piece.cid_v1(),
+                    got.piece.piece_cid(),
                     got.bytes,
                     out.display()
                 );

@@ -10,16 +10,17 @@
 //! admin API), waits until both are active on chain, then retrieves each as a piece
 //! (commP-verified) and as a CAR (every block verified) and checks the bytes.
 
+use market_core::cid::PieceCidExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use data_transfer::CarServer;
-use examples::admin;
-use examples::client::{self, ClientNode, DealTerms, Prepared};
-use examples::config::NodeConfig;
-use examples::node::{self, MarketNode};
+use market_node::admin;
+use market_node::client::{self, ClientNode, DealTerms, Prepared};
+use market_node::config::NodeConfig;
+use market_node::node::{self, MarketNode};
 use piecestore::unixfs::ImportProfile;
 use retrieval_market::gateway::DagScope;
 use retrieval_market::types::QueryStatus;
@@ -154,7 +155,7 @@ async fn run(args: &Args, dir: &Path) -> Result<(), String> {
             p.import.blocks,
             p.import.car_size,
             p.root,
-            p.piece.cid_v1(),
+            p.piece.piece_cid(),
             p.piece.padded_size.get()
         ));
         prepared.push((name, file, p));
@@ -191,7 +192,7 @@ async fn run(args: &Args, dir: &Path) -> Result<(), String> {
                 &peer,
                 DealTerms {
                     miner,
-                    piece_cid: p.piece.cid_v1(),
+                    piece_cid: p.piece.piece_cid(),
                     piece_size: p.piece.padded_size,
                     root: p.root,
                     start_in: 200,
@@ -332,7 +333,7 @@ async fn retrieve(
         .retrieval
         .fetch_piece(
             &url,
-            &p.piece.cid_v1(),
+            &p.piece.piece_cid(),
             &out.join(format!("{name}.piece")),
             &mut |_, _| {},
         )

@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use examples::admin;
 use examples::cli::expand_home;
-use examples::node::{self, MarketNode, Repo};
+use market_node::admin;
+use market_node::node::{self, MarketNode, Repo};
 use serde_json::{Value, json};
 
 #[derive(Parser)]

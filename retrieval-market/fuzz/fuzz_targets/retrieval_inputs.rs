@@ -3,7 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use retrieval_market::types::{Query, QueryResponse, TransportsResponse};
-use storage_market::cbor;
+use market_core::cbor;
 
 fuzz_target!(|data: &[u8]| {
     let _ = cbor::from_slice::<Query>(data, 64 << 10);

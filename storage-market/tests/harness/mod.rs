@@ -1,24 +1,24 @@
 //! A dev chain, a provider serving one miner over libp2p on 127.0.0.1, and a funded client.
 #![allow(dead_code, unreachable_pub)]
 
+use market_core::cid::PieceCidExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use commp::PaddedPieceSize;
-use data_transfer::{P2pHost, TransferConfig, TransferManager};
+use data_transfer::{TransferConfig, TransferManager};
+use devnet::{DevChain, DevChainConfig, DevSealer};
 use libp2p::identity;
 use piecestore::{FsPieceStore, PieceIndex};
 use storage_market::Cid;
 use storage_market::chain::{ChainNode, DealPolicy};
 use storage_market::client::{Client, DealProtocol, DealSpec, price_per_epoch};
-use storage_market::devchain::{DevChain, DevChainConfig};
 use storage_market::filter::BasicFilter;
 use storage_market::message::{HttpRequest, Transfer};
-use storage_market::network::{MarketNetwork, NetworkLimits, PeerAddr, ProviderNode};
+use storage_market::network::{Host, MarketNetwork, NetworkLimits, PeerAddr, ProviderNode};
 use storage_market::provider::{AskParams, Provider, ProviderConfig, ProviderDeps};
 use storage_market::publish::PublishConfig;
-use storage_market::sealer::DevSealer;
 use storage_market::store::Store;
 use storage_market::types::{Address, ChainEpoch, TokenAmount};
 use storage_market::wallet::{KeyStore, KeyType};
@@ -100,19 +100,33 @@ pub async fn deps(
     keys: &KeyStore,
     sealer: &DevSealer,
     transfers: TransferConfig,
+    host: &Host,
 ) -> ProviderDeps {
-    let host = P2pHost::start(identity::Keypair::generate_ed25519(), &[])
-        .await
-        .unwrap();
     ProviderDeps {
         chain: Arc::new(chain.clone()),
         wallet: Arc::new(keys.clone()),
         store: Store::open(env_dir.join("provider.db")).unwrap(),
         pieces: Arc::new(FsPieceStore::open(env_dir.join("pieces")).unwrap()),
         index: PieceIndex::open(&env_dir.join("index.db")).unwrap(),
-        transfers: Some(TransferManager::open(transfers, Some(host)).await.unwrap()),
+        transfers: Some(
+            TransferManager::open(transfers, Some(host.clone()))
+                .await
+                .unwrap(),
+        ),
         sealer: Arc::new(sealer.clone()),
     }
+}
+
+/// The provider's one libp2p host on 127.0.0.1.
+pub async fn provider_host(key: &identity::Keypair) -> Host {
+    Host::start(
+        key.clone(),
+        NetworkLimits::default()
+            .host_config()
+            .with_listen(["/ip4/127.0.0.1/tcp/0".parse().unwrap()]),
+    )
+    .await
+    .unwrap()
 }
 
 impl Env {
@@ -145,22 +159,16 @@ impl Env {
         config(&mut cfg);
         let mut tcfg = transfer_config(dir.path());
         transfers(&mut tcfg);
-        let provider = Provider::start(cfg, deps(dir.path(), &chain, &keys, &sealer, tcfg).await)
-            .await
-            .unwrap();
         let provider_key = identity::Keypair::generate_ed25519();
-        let node = ProviderNode::start(
-            provider.clone(),
-            provider_key.clone(),
-            &["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-            NetworkLimits::default(),
+        let host = provider_host(&provider_key).await;
+        let provider = Provider::start(
+            cfg,
+            deps(dir.path(), &chain, &keys, &sealer, tcfg, &host).await,
         )
         .await
         .unwrap();
-        let peer = PeerAddr {
-            peer_id: node.peer_id(),
-            addrs: node.listen_addrs().to_vec(),
-        };
+        let node = ProviderNode::on(host, provider.clone(), &NetworkLimits::default()).unwrap();
+        let peer = node.host().addr();
         let network = MarketNetwork::start(
             identity::Keypair::generate_ed25519(),
             NetworkLimits::default(),
@@ -216,6 +224,7 @@ impl Env {
         self.node.stop();
         let mut cfg = provider_config(self.miner);
         config(&mut cfg);
+        let host = provider_host(&self.provider_key).await;
         self.provider = Provider::start(
             cfg,
             deps(
@@ -224,23 +233,15 @@ impl Env {
                 &self.keys,
                 &self.sealer,
                 transfer_config(self.dir.path()),
+                &host,
             )
             .await,
         )
         .await
         .unwrap();
-        self.node = ProviderNode::start(
-            self.provider.clone(),
-            self.provider_key.clone(),
-            &["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-            NetworkLimits::default(),
-        )
-        .await
-        .unwrap();
-        self.peer = PeerAddr {
-            peer_id: self.node.peer_id(),
-            addrs: self.node.listen_addrs().to_vec(),
-        };
+        self.node =
+            ProviderNode::on(host, self.provider.clone(), &NetworkLimits::default()).unwrap();
+        self.peer = self.node.host().addr();
     }
 
     /// A CAR-like payload file of `len` deterministic bytes, with its piece CID and size.
@@ -251,7 +252,7 @@ impl Env {
         let path = self.dir.path().join(name);
         std::fs::write(&path, &bytes).unwrap();
         let info = commp::commp(&bytes).unwrap();
-        (path, info.cid_v1(), info.padded_size)
+        (path, info.piece_cid(), info.padded_size)
     }
 
     /// A real CARv1 of `blocks` raw blocks of `block_len` bytes under the first block's CID:
@@ -275,7 +276,7 @@ impl Env {
             let digest = sha2::Sha256::digest(d);
             Cid::new_v1(
                 0x55,
-                multihash::Multihash::<64>::wrap(0x12, &digest).unwrap(),
+                market_core::cid::Multihash::wrap(0x12, &digest).unwrap(),
             )
         };
         let root = cid_of(&data[0]);
@@ -287,7 +288,7 @@ impl Env {
         let path = self.dir.path().join(name);
         std::fs::write(&path, &bytes).unwrap();
         let info = commp::commp(&bytes).unwrap();
-        (path, bytes, info.cid_v1(), info.padded_size, root)
+        (path, bytes, info.piece_cid(), info.padded_size, root)
     }
 
     /// An online deal spec with `transfer`.

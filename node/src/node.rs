@@ -10,27 +10,28 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use data_transfer::{AddressPolicy, P2pHost, TransferConfig, TransferManager};
+use data_transfer::{AddressPolicy, TransferConfig, TransferManager};
+use devnet::{DevChain, DevChainConfig, DevSealer};
 use libp2p::{Multiaddr, identity};
+use market_core::host::{Host, PeerAddr};
+use market_core::rpc::Service;
 use piecestore::{FsPieceStore, PieceIndex, PieceStore};
 use retrieval_market::RetrievalProvider;
 use retrieval_market::client::url_to_multiaddr;
 use retrieval_market::http::HttpConfig;
 use retrieval_market::types::TransportProtocol;
 use storage_market::chain::DealPolicy;
-use storage_market::devchain::{DevChain, DevChainConfig};
 use storage_market::filter::{BasicFilter, ExternalFilter};
-use storage_market::network::{NetworkLimits, PeerAddr, ProviderNode};
+use storage_market::network::NetworkLimits;
 use storage_market::provider::{AskParams, Provider, ProviderConfig, ProviderDeps};
 use storage_market::publish::PublishConfig;
-use storage_market::sealer::DevSealer;
 use storage_market::store::Store;
 use storage_market::types::{Address, TokenAmount};
 use storage_market::wallet::{KeyStore, KeyType};
 use url::Url;
 
 use crate::config::{ConfigError, MinerSection, NodeConfig};
-use crate::{admin, chain_rpc, jwt};
+use crate::{admin, jwt};
 
 /// Deal terms short enough for a demo to see deals start and end.
 pub const SHORT_TERMS: DealPolicy = DealPolicy {
@@ -161,8 +162,9 @@ pub struct MarketNode {
     pub http_url: Url,
     /// The miners served.
     pub miners: Vec<Address>,
-    node: ProviderNode,
-    _retrieval: retrieval_market::network::RetrievalService,
+    /// The libp2p host every protocol is served on.
+    pub host: Host,
+    _services: Service,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -284,9 +286,20 @@ impl MarketNode {
         transfers.policy = AddressPolicy {
             allow_private: cfg.storage.allow_private_transfers,
         };
-        let host = P2pHost::start(identity::Keypair::generate_ed25519(), &[])
+        // One libp2p host for everything: deals, retrieval queries and transfers.
+        let key =
+            identity::Keypair::from_protobuf_encoding(&std::fs::read(dir.join("libp2p.key"))?)
+                .map_err(|e| start_err("libp2p key")(&e))?;
+        let listen = cfg
+            .libp2p
+            .listen
+            .iter()
+            .map(|s| Multiaddr::from_str(s).map_err(|e| ConfigError::Invalid(format!("{s}: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let limits = NetworkLimits::default();
+        let host = Host::start(key, limits.host_config().with_listen(listen))
             .await
-            .map_err(|e| start_err("libp2p transfer host")(&e))?;
+            .map_err(|e| start_err("libp2p")(&e))?;
         let pieces: Arc<dyn PieceStore> = Arc::new(
             FsPieceStore::open(repo.under(&cfg.storage.pieces))
                 .map_err(|e| start_err("piece store")(&e))?,
@@ -300,7 +313,7 @@ impl MarketNode {
             pieces: pieces.clone(),
             index: index.clone(),
             transfers: Some(
-                TransferManager::open(transfers, Some(host))
+                TransferManager::open(transfers, Some(host.clone()))
                     .await
                     .map_err(|e| start_err("transfers")(&e))?,
             ),
@@ -310,25 +323,12 @@ impl MarketNode {
             .await
             .map_err(|e| start_err("provider")(&e))?;
 
-        let key =
-            identity::Keypair::from_protobuf_encoding(&std::fs::read(dir.join("libp2p.key"))?)
-                .map_err(|e| start_err("libp2p key")(&e))?;
-        let listen = cfg
-            .libp2p
-            .listen
-            .iter()
-            .map(|s| Multiaddr::from_str(s).map_err(|e| ConfigError::Invalid(format!("{s}: {e}"))))
-            .collect::<Result<Vec<_>, _>>()?;
-        let node = ProviderNode::start(provider.clone(), key, &listen, NetworkLimits::default())
-            .await
-            .map_err(|e| start_err("libp2p")(&e))?;
-        let peer = PeerAddr {
-            peer_id: node.peer_id(),
-            addrs: node.listen_addrs().to_vec(),
-        };
+        let storage = storage_market::network::serve(&host, provider.clone(), &limits)
+            .map_err(|e| start_err("storage protocols")(&e))?;
+        let peer = host.addr();
 
         let retrieval = RetrievalProvider::new(pieces.clone(), index, None, worker);
-        let service = retrieval_market::network::serve(node.streams(), retrieval.clone())
+        let service = retrieval_market::network::serve(&host, retrieval.clone())
             .map_err(|e| start_err("retrieval protocols")(&e))?;
         let listener = tokio::net::TcpListener::bind(&cfg.http.listen)
             .await
@@ -365,7 +365,7 @@ impl MarketNode {
             http_url: http_url.clone(),
             miners: miners.clone(),
         }))
-        .merge(chain_rpc::router(chain.clone()));
+        .merge(devnet::rpc::router(chain.clone()));
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "HTTP server stopped");
@@ -380,8 +380,8 @@ impl MarketNode {
             peer,
             http_url,
             miners,
-            node,
-            _retrieval: service,
+            host,
+            _services: Service::merge([storage, service]),
             tasks: vec![sealing, server],
         })
     }
@@ -389,7 +389,7 @@ impl MarketNode {
     /// Stops serving.
     pub fn stop(&self) {
         self.provider.stop();
-        self.node.stop();
+        self.host.stop();
         self.chain.stop_clock();
         for t in &self.tasks {
             t.abort();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use commp::PaddedPieceSize;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, identity};
-use piecestore::unixfs::{ImportProfile, ImportReport, import_file, to_cid};
+use piecestore::unixfs::{ImportProfile, ImportReport, import_file};
 use retrieval_market::RetrievalClient;
 use storage_market::Cid;
 use storage_market::chain::ChainNode;
@@ -21,7 +21,7 @@ use storage_market::store::Store;
 use storage_market::types::{Address, TokenAmount};
 use storage_market::wallet::{KeyStore, KeyType};
 
-use crate::chain_rpc::RemoteChain;
+use devnet::RemoteChain;
 
 /// A client's parts.
 pub struct ClientNode {
@@ -59,7 +59,8 @@ pub async fn open(dir: &Path, chain: url::Url) -> Result<ClientNode, String> {
         chain.clone(),
         Store::open(dir.join("client.db")).map_err(|e| e.to_string())?,
     );
-    let retrieval = RetrievalClient::new(Some(network)).map_err(|e| e.to_string())?;
+    let retrieval =
+        RetrievalClient::new(Some(network.host().clone())).map_err(|e| e.to_string())?;
     Ok(ClientNode {
         storage,
         retrieval,
@@ -124,16 +125,36 @@ pub fn prepare(
 ) -> Result<Prepared, String> {
     let out = std::fs::File::create(car).map_err(|e| format!("{}: {e}", car.display()))?;
     let import = import_file(file, profile, out, progress).map_err(|e| e.to_string())?;
-    let root = to_cid(&import.root).ok_or("the root is an inline CID too long for a deal")?;
-    let reader = std::fs::File::open(car).map_err(|e| e.to_string())?;
-    let piece = commp::commp_reader(std::io::BufReader::with_capacity(1 << 20, reader))
-        .map_err(|e| e.to_string())?;
+    // An inline (identity) root is a legal payload CID: Lotus gives one to every file of
+    // (1 MiB, 2 MiB].
+    let root = import.root;
+    let piece = car_commp(car)?;
     Ok(Prepared {
         car: car.to_path_buf(),
         root,
         import,
         piece,
     })
+}
+
+/// commP of a CAR file. CARs under 65 bytes (those of empty and one-byte files) use
+/// FRC-0069's zero padding, as Lotus's client does.
+pub fn car_commp(car: &Path) -> Result<commp::PieceInfo, String> {
+    use std::io::Read;
+    let mut reader = std::io::BufReader::with_capacity(
+        1 << 20,
+        std::fs::File::open(car).map_err(|e| format!("{}: {e}", car.display()))?,
+    );
+    let mut hasher = commp::CommP::new().with_short_payload(commp::ShortPayload::ZeroPad);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = reader.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    hasher.finish().map_err(|e| e.to_string())
 }
 
 /// A Boost HTTP transfer of `size` bytes from `url` with `headers`.

@@ -4,12 +4,12 @@
 //! `StateMinerInfo`, `StateMarketBalance`, `StateDealProviderCollateralBounds`,
 //! `StateVerifiedClientStatus`, `StateAccountKey`, `StateLookupID`, `MpoolPushMessage`,
 //! `StateWaitMsg`, `StateMarketStorageDeal`, `StateSectorPreCommitInfo`, `WalletBalance`,
-//! `StateCall`), so a JSON-RPC adapter is a thin translation. [`crate::devchain::DevChain`]
+//! `StateCall`), so a JSON-RPC adapter is a thin translation. The `devnet` crate's `DevChain`
 //! implements it in process for tests and demos.
 
-use cid::Cid;
 use commp::PaddedPieceSize;
 
+use crate::cid::Cid;
 use crate::deal::{DealProposal, DealState};
 use crate::types::{Address, ChainEpoch, DealId, SectorNumber, TokenAmount};
 
@@ -25,7 +25,7 @@ pub enum ChainError {
     MessageRejected(String),
     /// No message with this CID is known.
     #[error("message {0} not found")]
-    MessageNotFound(Cid),
+    MessageNotFound(Box<Cid>),
     /// The node could not be reached or answered with an error.
     #[error("node error: {0}")]
     Node(String),

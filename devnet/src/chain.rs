@@ -18,17 +18,17 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cid::Cid;
 use commp::PaddedPieceSize;
 use tokio::sync::watch;
 
-use crate::cbor;
-use crate::chain::*;
-use crate::deal::{
+use market_core::Cid;
+use market_core::cbor;
+use market_core::chain::*;
+use market_core::deal::{
     self, ClientDealProposal, DealState, PublishStorageDealsParams, PublishStorageDealsReturn,
 };
-use crate::types::{Address, AddressKind, ChainEpoch, DealId, SectorNumber, TokenAmount};
-use crate::wallet;
+use market_core::types::{Address, AddressKind, ChainEpoch, DealId, SectorNumber, TokenAmount};
+use market_core::wallet;
 
 /// Dev chain parameters.
 #[derive(Debug, Clone)]
@@ -574,7 +574,7 @@ impl State {
         wallet::verify(&d.client_signature, key, &p.to_cbor()).ok()?;
         let size = p.padded_piece_size().ok()?;
         let policy = &config.policy;
-        let ok = p.label.len() <= crate::types::DealLabel::MAX_LEN
+        let ok = p.label.len() <= market_core::types::DealLabel::MAX_LEN
             && commp::Commitment::from_cid_v1(&p.piece_cid).is_ok()
             && p.end_epoch > p.start_epoch
             && self.epoch <= p.start_epoch.get()
@@ -784,7 +784,7 @@ impl ChainNode for DevChain {
                         return Ok(found.clone());
                     }
                 } else if !s.pool.iter().any(|(c, _)| c == cid) {
-                    return Err(ChainError::MessageNotFound(*cid));
+                    return Err(ChainError::MessageNotFound(Box::new(*cid)));
                 }
             }
             if rx.changed().await.is_err() {

@@ -5,19 +5,14 @@
 //! in the proofs stack and double the build; `tests/vectors.rs` pins the bytes against real
 //! Lotus fixtures instead.
 
-use cid::Cid;
 use commp::{PaddedPieceSize, SizeError};
 use fvm_ipld_bitfield::BitField;
 use fvm_ipld_encoding::tuple::*;
-use multihash::Multihash;
 
 use crate::cbor;
+use crate::cid::{Cid, Multihash};
+use crate::multicodec::{BLAKE2B_256, DAG_CBOR, SHA2_256};
 use crate::types::{Address, ChainEpoch, DealId, DealLabel, Signature, TokenAmount};
-
-/// Multicodec of DAG-CBOR.
-pub const DAG_CBOR: u64 = 0x71;
-const SHA2_256: u64 = 0x12;
-const BLAKE2B_256: u64 = 0xb220;
 
 /// A storage deal as the market actor stores it (11-field tuple).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
@@ -163,7 +158,7 @@ fn cid_of(hash_code: u64, bytes: &[u8]) -> Cid {
         }
         _ => blake2b_256(bytes),
     };
-    let mh = Multihash::<64>::wrap(hash_code, &digest).expect("32-byte digest fits");
+    let mh = Multihash::wrap(hash_code, &digest).expect("32-byte digest fits");
     Cid::new_v1(DAG_CBOR, mh)
 }
 

@@ -6,19 +6,19 @@
 //! Only served when the daemon runs the dev chain: there it stands in for a Lotus node, whose
 //! `MpoolPushMessage` likewise signs with keys the node holds. `Dev.Fund` is a faucet.
 
+use crate::DevChain;
 use async_trait::async_trait;
 use axum::Json;
 use axum::extract::State;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use commp::PaddedPieceSize;
+use market_core::Cid;
+use market_core::chain::*;
+use market_core::types::{Address, ChainEpoch, DealId, SectorNumber, TokenAmount};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use storage_market::Cid;
-use storage_market::chain::*;
-use storage_market::devchain::DevChain;
-use storage_market::types::{Address, ChainEpoch, DealId, SectorNumber, TokenAmount};
 
 fn enc<T: Serialize>(v: &T) -> String {
     B64.encode(serde_ipld_dagcbor::to_vec(v).expect("chain types encode"))

@@ -1,0 +1,33 @@
+//! The shared basics of fil-market-rs: what the storage market, the retrieval market, data
+//! transfer and the node all speak.
+//!
+//! One concept per file:
+//! - [`types`]: addresses, amounts, epochs, ids, signatures, labels, deal UUIDs.
+//! - [`cid`]: the one [`Cid`] type (room for Lotus's 126-byte inline CIDs);
+//!   [`multicodec`]: the codes in use.
+//! - [`deal`]: the market actor's on-chain deal types and the two proposal CIDs.
+//! - [`cbor`]: DAG-CBOR with the size and depth limits peer input needs.
+//! - [`chain`]: the [`ChainNode`](chain::ChainNode) trait, what a market needs of a node.
+//! - [`wallet`] (feature `wallet`): the [`Wallet`](wallet::Wallet) trait and a local keystore.
+//! - [`db`] (feature `sqlite`): opening and migrating SQLite databases.
+//! - [`host`] and [`rpc`] (feature `host`): one libp2p host per node, and the
+//!   one-CBOR-item-each-way protocol shape on it.
+
+pub mod cbor;
+pub mod chain;
+pub mod cid;
+#[cfg(feature = "sqlite")]
+pub mod db;
+pub mod deal;
+#[cfg(feature = "host")]
+pub mod host;
+pub mod multicodec;
+#[cfg(feature = "host")]
+pub mod rpc;
+pub mod types;
+#[cfg(feature = "wallet")]
+pub mod wallet;
+
+pub use crate::cid::Cid;
+#[cfg(feature = "host")]
+pub use libp2p;
