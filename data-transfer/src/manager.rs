@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -131,6 +132,8 @@ struct Inner {
 struct Running {
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    /// Bytes written so far, updated as they arrive (the record only moves at checkpoints).
+    received: Arc<AtomicU64>,
 }
 
 /// Runs and tracks transfers. Cheap to clone.
@@ -284,6 +287,15 @@ impl TransferManager {
         self.inner.store.get(id).await
     }
 
+    /// Bytes of `id` received so far: counted as they arrive while it runs (progress for
+    /// status answers and bars), the durable checkpointed count otherwise.
+    pub async fn received(&self, id: &TransferId) -> Result<Option<u64>, TransferError> {
+        if let Some(r) = self.lock_running().get(id) {
+            return Ok(Some(r.received.load(Ordering::Relaxed)));
+        }
+        Ok(self.status(id).await?.map(|rec| rec.received()))
+    }
+
     /// Every stored transfer.
     pub async fn list(&self) -> Result<Vec<TransferRecord>, TransferError> {
         self.inner.store.list().await
@@ -410,10 +422,14 @@ impl TransferManager {
         let this = self.clone();
         let token = cancel.clone();
         let id = rec.request.id.clone();
+        let received = Arc::new(AtomicU64::new(rec.received()));
+        let live = received.clone();
+        // Held until the entry is in, so a transfer that ends at once still removes it.
+        let mut running = self.lock_running();
         let task = tokio::spawn(async move {
             let limit = this.inner.config.max_duration;
             let result = tokio::select! {
-                r = tokio::time::timeout(limit, this.run(&rec, &token)) => {
+                r = tokio::time::timeout(limit, this.run(&rec, &token, live)) => {
                     r.unwrap_or(Err(TransferError::TimedOut(limit)))
                 }
                 _ = token.cancelled() => return,
@@ -426,13 +442,21 @@ impl TransferManager {
             }
             this.lock_running().remove(&rec.request.id);
         });
-        self.lock_running().insert(id, Running { cancel, task });
+        running.insert(
+            id,
+            Running {
+                cancel,
+                task,
+                received,
+            },
+        );
     }
 
     async fn run(
         &self,
         rec: &TransferRecord,
         cancel: &CancellationToken,
+        live: Arc<AtomicU64>,
     ) -> Result<(), TransferError> {
         let id = &rec.request.id;
         let _slot = self
@@ -474,6 +498,7 @@ impl TransferManager {
             chunks: Mutex::new(rec.chunks.clone()),
             written: Mutex::new(rec.chunks.iter().map(|c| c.done).collect()),
             follower: Mutex::new(None),
+            live,
         });
         let frontier = shared.frontier();
         *shared.lock_follower() = Some(CommPFollower::start(file, frontier)?);
@@ -672,6 +697,7 @@ impl TransferManager {
             w[index] += len;
             w.iter().sum()
         };
+        shared.live.store(received, Ordering::Relaxed);
         let frontier = shared.frontier();
         if let Some(f) = shared.lock_follower().as_ref() {
             if at == before {
@@ -734,6 +760,8 @@ struct Shared {
     /// Bytes written per chunk (page cache; durable after the next checkpoint).
     written: Mutex<Vec<u64>>,
     follower: Mutex<Option<CommPFollower>>,
+    /// Their sum, for [`TransferManager::received`].
+    live: Arc<AtomicU64>,
 }
 
 impl Shared {

@@ -210,6 +210,34 @@ async fn a_restart_mid_transfer_resumes_from_the_durable_offset() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_counts_bytes_as_they_arrive_between_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = payload(5 << 20, 6);
+    let src = ScriptedSource::new(data.clone());
+    src.set(Script {
+        hang_after: Some(3_500_000),
+        ..Script::default()
+    });
+    let url = src.serve().await.unwrap();
+    let mut cfg = config(dir.path());
+    cfg.multi_connection_threshold = u64::MAX;
+    // No checkpoint before the source hangs: durable progress stays at zero.
+    cfg.checkpoint_bytes = 32 << 20;
+    // The hung connection lingers in the runtime until its stall timeout after the cancel.
+    cfg.stall_timeout = Duration::from_secs(3);
+    let m = TransferManager::open(cfg, None).await.unwrap();
+    let id = TransferId::new("live").unwrap();
+    m.start(request("live", &url, data.len())).await.unwrap();
+    let deadline = tokio::time::Instant::now() + T;
+    while m.received(&id).await.unwrap().unwrap() < 3 << 20 {
+        assert!(tokio::time::Instant::now() < deadline, "no live progress");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(m.status(&id).await.unwrap().unwrap().received(), 0);
+    m.cancel(&id).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_oversized_and_refused_sources_fail_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let data = payload(100_000, 5);

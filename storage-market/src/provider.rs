@@ -689,10 +689,8 @@ impl Provider {
         let Ok(id) = transfer_id(deal.deal_uuid) else {
             return 0;
         };
-        match transfers.status(&id).await {
-            Ok(Some(rec)) => rec.received(),
-            _ => 0,
-        }
+        // Counted as bytes arrive; the durable offset stays checkpoint-based.
+        transfers.received(&id).await.ok().flatten().unwrap_or(0)
     }
 
     /// Answers `/fil/storage/status/1.1.0`: the client must sign the CBOR of the proposal CID;

@@ -13,7 +13,8 @@ use crate::deal::ClientDealProposal;
 use crate::message::StorageAsk;
 use crate::types::{Address, ChainEpoch, DealLabel, TokenAmount};
 
-/// Why a proposal was rejected. The `Display` text is what the client receives.
+/// Why a proposal was rejected. The `Display` text is what the client receives; amounts are
+/// attoFIL integers, as Boost prints them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Rejection {
@@ -79,7 +80,10 @@ pub enum Rejection {
         max_offset: i64,
     },
     /// Provider collateral outside the bounds.
-    #[error("proposed provider collateral {got} not between bounds [{min}, {max}]")]
+    #[error(
+        "proposed provider collateral {} not between bounds [{}, {}]",
+        .got.atto(), .min.atto(), .max.atto()
+    )]
     CollateralOutOfBounds {
         /// Proposed.
         got: TokenAmount,
@@ -93,7 +97,8 @@ pub enum Rejection {
     NoAsk(Address),
     /// Price per epoch below the ask (per GiB) scaled to the piece.
     #[error(
-        "storage price per epoch less than asking price: {got} < {min} (ask is per GiB per epoch)"
+        "storage price per epoch less than asking price: {} < {} (ask is per GiB per epoch)",
+        .got.atto(), .min.atto()
     )]
     PriceTooLow {
         /// Proposed total price per epoch.
@@ -112,7 +117,10 @@ pub enum Rejection {
         max: u64,
     },
     /// Client escrow cannot cover collateral and storage fee.
-    #[error("clientMarketBalance.Available too small: {available} < {required}")]
+    #[error(
+        "clientMarketBalance.Available too small: {} < {}",
+        .available.atto(), .required.atto()
+    )]
     InsufficientClientFunds {
         /// Client escrow available.
         available: TokenAmount,
@@ -276,4 +284,39 @@ pub fn validate(
         }
     }
     Ok(size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_print_as_attofil_integers_like_boost() {
+        let atto = TokenAmount::from_atto;
+        let price = Rejection::PriceTooLow {
+            got: atto(6102),
+            min: atto(12_204),
+        };
+        assert_eq!(
+            price.to_string(),
+            "storage price per epoch less than asking price: 6102 < 12204 (ask is per GiB per epoch)"
+        );
+        let collateral = Rejection::CollateralOutOfBounds {
+            got: atto(0),
+            min: atto(5),
+            max: atto(10),
+        };
+        assert_eq!(
+            collateral.to_string(),
+            "proposed provider collateral 0 not between bounds [5, 10]"
+        );
+        let funds = Rejection::InsufficientClientFunds {
+            available: TokenAmount::from_whole(1),
+            required: TokenAmount::from_whole(2),
+        };
+        assert_eq!(
+            funds.to_string(),
+            "clientMarketBalance.Available too small: 1000000000000000000 < 2000000000000000000"
+        );
+    }
 }
