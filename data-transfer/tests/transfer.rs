@@ -223,7 +223,7 @@ async fn progress_counts_bytes_as_they_arrive_between_checkpoints() {
     cfg.multi_connection_threshold = u64::MAX;
     // No checkpoint before the source hangs: durable progress stays at zero.
     cfg.checkpoint_bytes = 32 << 20;
-    // The hung connection lingers in the runtime until its stall timeout after the cancel.
+    // Keeps the test short should the stalled connection outlive the cancel.
     cfg.stall_timeout = Duration::from_secs(3);
     let m = TransferManager::open(cfg, None).await.unwrap();
     let id = TransferId::new("live").unwrap();
