@@ -13,7 +13,13 @@ type Graph = BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)>;
 
 fn graph() -> Graph {
     let out = std::process::Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo metadata runs");
@@ -90,7 +96,10 @@ fn the_workspace_is_layered() {
             !deps.contains("storage-market"),
             "{lower} must not depend on storage-market: {deps:?}"
         );
-        assert!(deps.contains("market-core"), "{lower} builds on market-core");
+        assert!(
+            deps.contains("market-core"),
+            "{lower} builds on market-core"
+        );
     }
 
     // Only the node (its default chain) and the example binaries (the demo) may depend on

@@ -9,8 +9,8 @@
 //! Import makes two passes over the file. The first hashes every chunk and keeps only the
 //! interior nodes (about 50 bytes per chunk); the second writes the CAR in depth-first order
 //! (root first, as `ipfs dag export` and Lotus's CAR generation do), re-reading the chunks in
-//! file order. Blocks inlined in identity CIDs and repeated blocks are written once or not at
-//! all. Export verifies every block of the CAR against its CID before writing a byte, then
+//! file order. Repeated blocks are written once; blocks inlined in identity CIDs are written
+//! (once) only where the profile says so, as Lotus's CARs carry them. Export verifies every block of the CAR against its CID before writing a byte, then
 //! walks the DAG from the root, so a missing or corrupt block fails the export.
 
 use std::collections::{HashMap, HashSet};
@@ -63,6 +63,11 @@ pub struct ImportProfile {
     pub max_links: usize,
     /// Blocks of at most this many bytes get identity CIDs (0 disables inlining).
     pub inline_limit: usize,
+    /// Whether identity blocks get CAR sections too. go-car's `SelectiveCar`, which makes
+    /// Lotus's online-deal CAR, writes every block its traversal loads, identity ones
+    /// included (each CID once), so the CAR and its piece CID match Lotus's only with them,
+    /// and a CAR whose root is inline still starts with its root.
+    pub write_identity_blocks: bool,
 }
 
 impl ImportProfile {
@@ -73,6 +78,7 @@ impl ImportProfile {
         chunk_size: 1 << 20,
         max_links: 1024,
         inline_limit: 126,
+        write_identity_blocks: true,
     };
 
     /// Kubo `ipfs add --cid-version=1` (raw leaves): sha2-256, 256 KiB chunks, 174 links.
@@ -81,6 +87,7 @@ impl ImportProfile {
         chunk_size: 256 << 10,
         max_links: 174,
         inline_limit: 0,
+        write_identity_blocks: false,
     };
 
     fn check(&self) -> Result<(), UnixFsError> {
@@ -410,6 +417,7 @@ pub fn import_file(
         chunk_size: profile.chunk_size,
         buf: Vec::with_capacity(profile.chunk_size),
         written: HashSet::new(),
+        write_identity: profile.write_identity_blocks,
         blocks: 0,
         read: 0,
         base: size,
@@ -439,6 +447,7 @@ struct Writer<'a, W: Write, R: Read> {
     chunk_size: usize,
     buf: Vec<u8>,
     written: HashSet<Cid>,
+    write_identity: bool,
     blocks: u64,
     read: u64,
     base: u64,
@@ -475,7 +484,7 @@ impl<W: Write, R: Read> Writer<'_, W, R> {
     }
 
     fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<(), UnixFsError> {
-        if cid.hash().code() == IDENTITY || !self.written.insert(*cid) {
+        if (cid.hash().code() == IDENTITY && !self.write_identity) || !self.written.insert(*cid) {
             return Ok(());
         }
         self.car.write_section(&cid.to_bytes(), data)?;
