@@ -18,7 +18,7 @@ use benches::{peak_rss_mib, write_splitmix64_file};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::StreamExt;
 use piecestore::unixfs::{ImportProfile, import_file};
-use piecestore::{FsPieceStore, PieceIndex, PieceStore};
+use piecestore::{FsPieceStore, PieceIndex, PieceStore, SqlitePieceIndex};
 use retrieval_market::RetrievalProvider;
 use retrieval_market::http::{HttpConfig, router};
 use tokio::io::AsyncReadExt;
@@ -55,7 +55,8 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FsPieceStore::open(dir.path().join("pieces")).unwrap());
-    let index = PieceIndex::open(&dir.path().join("index.db")).unwrap();
+    let index: Arc<dyn PieceIndex> =
+        Arc::new(SqlitePieceIndex::open(&dir.path().join("index.db")).unwrap());
 
     // A 1 GiB piece: 1016 MiB of payload.
     let payload = dir.path().join("payload.bin");
@@ -86,13 +87,13 @@ fn bench(c: &mut Criterion) {
             )
             .await
             .unwrap();
-        index
-            .add_piece(
-                meta,
-                Box::pin(tokio::fs::File::open(&car_path).await.unwrap()),
-            )
-            .await
-            .unwrap();
+        piecestore::index_payload(
+            &*index,
+            meta,
+            Box::pin(tokio::fs::File::open(&car_path).await.unwrap()),
+        )
+        .await
+        .unwrap();
     });
 
     let provider = RetrievalProvider::new(

@@ -96,6 +96,9 @@ pub enum TransferError {
     /// A background task panicked or was cancelled.
     #[error("transfer task failed: {0}")]
     Task(String),
+    /// A database query's blocking task panicked or was cancelled.
+    #[error(transparent)]
+    DbTask(#[from] market_core::db::DbTaskError),
 }
 
 impl From<tokio::task::JoinError> for TransferError {

@@ -2,10 +2,10 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
 
 use commp::PaddedPieceSize;
 use market_core::Cid;
+use market_core::db::Db;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::TransferError;
@@ -32,7 +32,7 @@ const MIGRATIONS: &[&str] = &["
 /// SQLite-backed transfer records. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct TransferStore {
-    conn: Arc<Mutex<Connection>>,
+    db: Db,
 }
 
 fn corrupt(e: impl std::fmt::Display) -> TransferError {
@@ -47,9 +47,8 @@ fn now() -> i64 {
 
 impl TransferStore {
     pub(crate) fn open(path: &Path) -> Result<Self, TransferError> {
-        let conn = market_core::db::open_migrated(path, MIGRATIONS)?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            db: Db::new(market_core::db::open_migrated(path, MIGRATIONS)?),
         })
     }
 
@@ -57,9 +56,7 @@ impl TransferStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, TransferError> + Send + 'static,
     ) -> Result<T, TransferError> {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || f(&conn.lock().unwrap_or_else(|p| p.into_inner())))
-            .await?
+        self.db.call(move |c| f(c)).await
     }
 
     pub(crate) async fn insert(

@@ -17,7 +17,7 @@ use storage_market::chain::ChainNode;
 use storage_market::client::{Client, DealProtocol, DealSpec, price_per_epoch};
 use storage_market::message::{HttpRequest, Transfer};
 use storage_market::network::{MarketNetwork, NetworkLimits, PeerAddr};
-use storage_market::store::Store;
+use storage_market::store::SqliteDealStore;
 use storage_market::types::{Address, TokenAmount};
 use storage_market::wallet::{KeyStore, KeyType};
 
@@ -57,7 +57,7 @@ pub async fn open(dir: &Path, chain: url::Url) -> Result<ClientNode, String> {
         network.clone(),
         Arc::new(keys),
         chain.clone(),
-        Store::open(dir.join("client.db")).map_err(|e| e.to_string())?,
+        Arc::new(SqliteDealStore::open(dir.join("client.db")).map_err(|e| e.to_string())?),
     );
     let retrieval =
         RetrievalClient::new(Some(network.host().clone())).map_err(|e| e.to_string())?;

@@ -15,7 +15,7 @@ use devnet::{DevChain, DevChainConfig, DevSealer};
 use libp2p::{Multiaddr, identity};
 use market_core::host::{Host, PeerAddr};
 use market_core::rpc::Service;
-use piecestore::{FsPieceStore, PieceIndex, PieceStore};
+use piecestore::{FsPieceStore, PieceIndex, PieceStore, SqlitePieceIndex};
 use retrieval_market::RetrievalProvider;
 use retrieval_market::client::url_to_multiaddr;
 use retrieval_market::http::HttpConfig;
@@ -25,7 +25,7 @@ use storage_market::filter::{BasicFilter, ExternalFilter};
 use storage_market::network::NetworkLimits;
 use storage_market::provider::{AskParams, Provider, ProviderConfig, ProviderDeps};
 use storage_market::publish::PublishConfig;
-use storage_market::store::Store;
+use storage_market::store::SqliteDealStore;
 use storage_market::types::{Address, TokenAmount};
 use storage_market::wallet::{KeyStore, KeyType};
 use url::Url;
@@ -304,12 +304,16 @@ impl MarketNode {
             FsPieceStore::open(repo.under(&cfg.storage.pieces))
                 .map_err(|e| start_err("piece store")(&e))?,
         );
-        let index =
-            PieceIndex::open(&dir.join("index.db")).map_err(|e| start_err("piece index")(&e))?;
+        let index = SqlitePieceIndex::open(&dir.join("index.db"))
+            .map_err(|e| start_err("piece index")(&e))?;
+        let index: Arc<dyn PieceIndex> = Arc::new(index);
         let deps = ProviderDeps {
             chain: Arc::new(chain.clone()),
             wallet: Arc::new(keys.clone()),
-            store: Store::open(dir.join("provider.db")).map_err(|e| start_err("deal store")(&e))?,
+            store: Arc::new(
+                SqliteDealStore::open(dir.join("provider.db"))
+                    .map_err(|e| start_err("deal store")(&e))?,
+            ),
             pieces: pieces.clone(),
             index: index.clone(),
             transfers: Some(

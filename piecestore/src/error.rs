@@ -43,6 +43,9 @@ pub enum PieceStoreError {
     /// A background task panicked or was cancelled.
     #[error("piece store task failed: {0}")]
     Task(String),
+    /// A database query's blocking task panicked or was cancelled.
+    #[error(transparent)]
+    DbTask(#[from] market_core::db::DbTaskError),
 }
 
 impl From<tokio::task::JoinError> for PieceStoreError {

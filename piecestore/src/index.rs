@@ -3,10 +3,10 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
 
 use commp::PaddedPieceSize;
 use market_core::Cid;
+use market_core::db::Db;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::io::AsyncReadExt;
 
@@ -95,15 +95,141 @@ pub struct IndexReport {
     pub error: Option<String>,
 }
 
-/// SQLite-backed piece index. Cheap to clone.
-#[derive(Clone)]
-pub struct PieceIndex {
-    conn: Arc<Mutex<Connection>>,
+/// What is where: the deals holding each piece, the pieces holding each payload root, and
+/// each block's place in its piece. [`SqlitePieceIndex`] keeps it in one SQLite file; a
+/// shared database for several provider instances implements the same trait.
+///
+/// A piece is indexed in three steps so that blocks can be recorded while its bytes stream
+/// past ([`PieceIndexer`]): [`begin_piece`](Self::begin_piece) forgets an earlier index,
+/// [`add_blocks`](Self::add_blocks) adds batches, [`finish_piece`](Self::finish_piece)
+/// records the piece, its roots and the outcome.
+#[async_trait::async_trait]
+pub trait PieceIndex: Send + Sync {
+    /// Starts (or restarts) indexing `piece`: its earlier blocks and roots are forgotten.
+    async fn begin_piece(&self, piece: &Cid) -> Result<(), PieceStoreError>;
+    /// Adds blocks of a piece being indexed.
+    async fn add_blocks(&self, piece: &Cid, blocks: Vec<BlockEntry>)
+    -> Result<(), PieceStoreError>;
+    /// Records the piece with its sizes and the outcome of indexing: roots and block count,
+    /// or why the payload is not a CAR (then its blocks are dropped).
+    async fn finish_piece(
+        &self,
+        meta: PieceMeta,
+        report: &IndexReport,
+    ) -> Result<(), PieceStoreError>;
+    /// Records that `deal` holds `piece` (idempotent).
+    async fn add_deal(&self, piece: &Cid, deal: DealRecord) -> Result<(), PieceStoreError>;
+    /// What is known of `piece`.
+    async fn piece(&self, piece: &Cid) -> Result<Option<PieceRecord>, PieceStoreError>;
+    /// Pieces whose CAR header names `root`.
+    async fn pieces_for_root(&self, root: &Cid) -> Result<Vec<Cid>, PieceStoreError>;
+    /// Where a block is: (piece, payload offset of its data, size), matched on the multihash.
+    async fn find_block(&self, cid: &Cid) -> Result<Vec<(Cid, u64, u64)>, PieceStoreError>;
+    /// Every block of `piece`: (multihash bytes, data offset, size), in payload order.
+    async fn blocks(&self, piece: &Cid) -> Result<Vec<(Vec<u8>, u64, u64)>, PieceStoreError>;
+    /// Forgets `piece` and its blocks, roots and deals.
+    async fn remove_piece(&self, piece: &Cid) -> Result<(), PieceStoreError>;
 }
 
-impl std::fmt::Debug for PieceIndex {
+/// Indexes a whole payload read from `data`: for a piece already stored (re-indexing); new
+/// pieces are indexed as they arrive, with [`PieceIndexer`].
+pub async fn index_payload(
+    index: &dyn PieceIndex,
+    meta: PieceMeta,
+    mut data: PieceReader,
+) -> Result<IndexReport, PieceStoreError> {
+    let mut indexer = PieceIndexer::begin(index, &meta.piece_cid).await?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = data.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        indexer.push(&buf[..n]).await?;
+    }
+    indexer.finish(meta).await
+}
+
+/// Builds a piece's block index from its payload as the bytes go past (into the piece
+/// store, say), in constant memory: blocks reach the index in batches while data still
+/// arrives. A payload that is not a CARv1 is still a piece; it is recorded with the reason
+/// and no blocks.
+pub struct PieceIndexer<'a> {
+    index: &'a dyn PieceIndex,
+    piece: Cid,
+    parser: CarIndexer,
+    batch: Vec<BlockEntry>,
+    error: Option<String>,
+}
+
+impl<'a> PieceIndexer<'a> {
+    /// Starts indexing `piece` in `index`.
+    pub async fn begin(index: &'a dyn PieceIndex, piece: &Cid) -> Result<Self, PieceStoreError> {
+        index.begin_piece(piece).await?;
+        Ok(Self {
+            index,
+            piece: *piece,
+            parser: CarIndexer::new(),
+            batch: Vec::with_capacity(BATCH),
+            error: None,
+        })
+    }
+
+    /// The next bytes of the payload.
+    pub async fn push(&mut self, chunk: &[u8]) -> Result<(), PieceStoreError> {
+        if self.error.is_some() {
+            return Ok(());
+        }
+        let batch = &mut self.batch;
+        if let Err(e) = self.parser.update(chunk, &mut |b| batch.push(b)) {
+            self.error = Some(e.to_string());
+            self.batch.clear();
+            return Ok(());
+        }
+        if self.batch.len() >= BATCH {
+            let full = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+            self.index.add_blocks(&self.piece, full).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends the payload; `meta` is what the piece store recorded for it.
+    pub async fn finish(mut self, meta: PieceMeta) -> Result<IndexReport, PieceStoreError> {
+        let blocks = self.parser.blocks();
+        let roots = match self.error {
+            Some(_) => Vec::new(),
+            None => match self.parser.finish() {
+                Ok(r) => r,
+                Err(e) => {
+                    self.error = Some(e.to_string());
+                    Vec::new()
+                }
+            },
+        };
+        if self.error.is_none() {
+            self.index
+                .add_blocks(&self.piece, std::mem::take(&mut self.batch))
+                .await?;
+        }
+        let report = IndexReport {
+            roots,
+            blocks: if self.error.is_some() { 0 } else { blocks },
+            error: self.error,
+        };
+        self.index.finish_piece(meta, &report).await?;
+        Ok(report)
+    }
+}
+
+/// SQLite-backed piece index. Cheap to clone.
+#[derive(Clone)]
+pub struct SqlitePieceIndex {
+    db: Db,
+}
+
+impl std::fmt::Debug for SqlitePieceIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PieceIndex").finish_non_exhaustive()
+        f.debug_struct("SqlitePieceIndex").finish_non_exhaustive()
     }
 }
 
@@ -115,12 +241,11 @@ fn parse_cid(s: &str) -> Result<Cid, PieceStoreError> {
     Cid::from_str(s).map_err(corrupt)
 }
 
-impl PieceIndex {
+impl SqlitePieceIndex {
     /// Opens (creating and migrating) the index database at `path`.
     pub fn open(path: &Path) -> Result<Self, PieceStoreError> {
-        let conn = market_core::db::open_migrated(path, MIGRATIONS)?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            db: Db::new(market_core::db::open_migrated(path, MIGRATIONS)?),
         })
     }
 
@@ -128,111 +253,36 @@ impl PieceIndex {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, PieceStoreError> + Send + 'static,
     ) -> Result<T, PieceStoreError> {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut c = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut c)
-        })
-        .await?
+        self.db.call(f).await
     }
 
-    /// Records `meta` and builds its block index from `data` (the payload), replacing any
-    /// earlier index of the same piece. A payload that is not a CARv1 is recorded with the
-    /// reason and no blocks. Memory stays bounded: blocks are written in batches.
-    pub async fn add_piece(
-        &self,
-        meta: PieceMeta,
-        mut data: PieceReader,
-    ) -> Result<IndexReport, PieceStoreError> {
-        check_piece_cid(&meta.piece_cid)?;
-        let piece = meta.piece_cid.to_string();
-        let p = piece.clone();
-        self.with(move |c| {
-            let tx = c.transaction()?;
-            tx.execute("DELETE FROM blocks WHERE piece_cid = ?1", [&p])?;
-            tx.execute("DELETE FROM payload_roots WHERE piece_cid = ?1", [&p])?;
-            tx.execute(
-                "INSERT INTO pieces (piece_cid, payload_size, padded_size, created_at)
-                 VALUES (?1, ?2, ?3, strftime('%s','now'))
-                 ON CONFLICT(piece_cid) DO UPDATE SET payload_size = ?2, padded_size = ?3,
-                     indexed = 0, index_error = NULL, block_count = 0",
-                params![p, meta.payload_size as i64, meta.padded_size.get() as i64],
-            )?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await?;
+    fn begin_blocking(c: &mut Connection, piece: &str) -> Result<(), PieceStoreError> {
+        let tx = c.transaction()?;
+        tx.execute("DELETE FROM blocks WHERE piece_cid = ?1", [piece])?;
+        tx.execute("DELETE FROM payload_roots WHERE piece_cid = ?1", [piece])?;
+        tx.execute(
+            "UPDATE pieces SET indexed = 0, index_error = NULL, block_count = 0
+             WHERE piece_cid = ?1",
+            [piece],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+}
 
-        let mut ix = CarIndexer::new();
-        let mut batch: Vec<BlockEntry> = Vec::with_capacity(BATCH);
-        let mut buf = vec![0u8; 1 << 20];
-        let mut error = None;
-        loop {
-            let n = data.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            if let Err(e) = ix.update(&buf[..n], &mut |b| batch.push(b)) {
-                error = Some(e.to_string());
-                break;
-            }
-            if batch.len() >= BATCH {
-                self.insert_blocks(&piece, std::mem::take(&mut batch))
-                    .await?;
-            }
-        }
-        let blocks = ix.blocks();
-        let roots = match error {
-            Some(_) => Vec::new(),
-            None => match ix.finish() {
-                Ok(r) => r,
-                Err(e) => {
-                    error = Some(e.to_string());
-                    Vec::new()
-                }
-            },
-        };
-        if error.is_none() {
-            self.insert_blocks(&piece, batch).await?;
-        }
-        let report = IndexReport {
-            roots: roots.clone(),
-            blocks: if error.is_some() { 0 } else { blocks },
-            error: error.clone(),
-        };
-        let count = report.blocks;
-        self.with(move |c| {
-            let tx = c.transaction()?;
-            if error.is_some() {
-                tx.execute("DELETE FROM blocks WHERE piece_cid = ?1", [&piece])?;
-            }
-            for r in &roots {
-                tx.execute(
-                    "INSERT OR IGNORE INTO payload_roots (root_cid, piece_cid) VALUES (?1, ?2)",
-                    params![r.to_string(), piece],
-                )?;
-            }
-            tx.execute(
-                "UPDATE pieces SET indexed = 1, index_error = ?2, block_count = ?3
-                 WHERE piece_cid = ?1",
-                params![piece, error, count as i64],
-            )?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await?;
-        Ok(report)
+#[async_trait::async_trait]
+impl PieceIndex for SqlitePieceIndex {
+    async fn begin_piece(&self, piece: &Cid) -> Result<(), PieceStoreError> {
+        check_piece_cid(piece)?;
+        let piece = piece.to_string();
+        self.with(move |c| Self::begin_blocking(c, &piece)).await
     }
 
-    async fn insert_blocks(
-        &self,
-        piece: &str,
-        batch: Vec<BlockEntry>,
-    ) -> Result<(), PieceStoreError> {
+    async fn add_blocks(&self, piece: &Cid, batch: Vec<BlockEntry>) -> Result<(), PieceStoreError> {
         if batch.is_empty() {
             return Ok(());
         }
-        let piece = piece.to_owned();
+        let piece = piece.to_string();
         self.with(move |c| {
             let tx = c.transaction()?;
             {
@@ -255,8 +305,47 @@ impl PieceIndex {
         .await
     }
 
+    async fn finish_piece(
+        &self,
+        meta: PieceMeta,
+        report: &IndexReport,
+    ) -> Result<(), PieceStoreError> {
+        check_piece_cid(&meta.piece_cid)?;
+        let piece = meta.piece_cid.to_string();
+        let report = report.clone();
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            if report.error.is_some() {
+                tx.execute("DELETE FROM blocks WHERE piece_cid = ?1", [&piece])?;
+            }
+            for r in &report.roots {
+                tx.execute(
+                    "INSERT OR IGNORE INTO payload_roots (root_cid, piece_cid) VALUES (?1, ?2)",
+                    params![r.to_string(), piece],
+                )?;
+            }
+            tx.execute(
+                "INSERT INTO pieces (piece_cid, payload_size, padded_size, indexed, index_error,
+                     block_count, created_at)
+                 VALUES (?1, ?2, ?3, 1, ?4, ?5, strftime('%s','now'))
+                 ON CONFLICT(piece_cid) DO UPDATE SET payload_size = ?2, padded_size = ?3,
+                     indexed = 1, index_error = ?4, block_count = ?5",
+                params![
+                    piece,
+                    meta.payload_size as i64,
+                    meta.padded_size.get() as i64,
+                    report.error,
+                    report.blocks as i64
+                ],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Records that `deal` holds `piece` (idempotent).
-    pub async fn add_deal(&self, piece: &Cid, deal: DealRecord) -> Result<(), PieceStoreError> {
+    async fn add_deal(&self, piece: &Cid, deal: DealRecord) -> Result<(), PieceStoreError> {
         check_piece_cid(piece)?;
         let piece = piece.to_string();
         self.with(move |c| {
@@ -278,7 +367,7 @@ impl PieceIndex {
     }
 
     /// Everything known of `piece`.
-    pub async fn piece(&self, piece: &Cid) -> Result<Option<PieceRecord>, PieceStoreError> {
+    async fn piece(&self, piece: &Cid) -> Result<Option<PieceRecord>, PieceStoreError> {
         let cid = *piece;
         let key = piece.to_string();
         self.with(move |c| {
@@ -341,7 +430,7 @@ impl PieceIndex {
     }
 
     /// Pieces whose CAR header names `root`.
-    pub async fn pieces_for_root(&self, root: &Cid) -> Result<Vec<Cid>, PieceStoreError> {
+    async fn pieces_for_root(&self, root: &Cid) -> Result<Vec<Cid>, PieceStoreError> {
         let key = root.to_string();
         self.with(move |c| {
             let mut st = c.prepare_cached(
@@ -356,7 +445,7 @@ impl PieceIndex {
     /// Where a block with `cid`'s multihash is, in each piece that holds it: `(piece, offset,
     /// size)` of the block data. Matching on the multihash alone finds a block whatever codec
     /// the asker's CID carries, as Boost's index does.
-    pub async fn find_block(&self, cid: &Cid) -> Result<Vec<(Cid, u64, u64)>, PieceStoreError> {
+    async fn find_block(&self, cid: &Cid) -> Result<Vec<(Cid, u64, u64)>, PieceStoreError> {
         let mh = cid.hash().to_bytes();
         self.with(move |c| {
             let mut st = c.prepare_cached(
@@ -379,7 +468,7 @@ impl PieceIndex {
     }
 
     /// Every block of `piece` in payload order: `(multihash bytes, offset, size)`.
-    pub async fn blocks(&self, piece: &Cid) -> Result<Vec<(Vec<u8>, u64, u64)>, PieceStoreError> {
+    async fn blocks(&self, piece: &Cid) -> Result<Vec<(Vec<u8>, u64, u64)>, PieceStoreError> {
         let key = piece.to_string();
         self.with(move |c| {
             let mut st = c.prepare_cached(
@@ -398,7 +487,7 @@ impl PieceIndex {
     }
 
     /// Forgets `piece`: its record, deals, roots and blocks.
-    pub async fn remove_piece(&self, piece: &Cid) -> Result<(), PieceStoreError> {
+    async fn remove_piece(&self, piece: &Cid) -> Result<(), PieceStoreError> {
         let key = piece.to_string();
         self.with(move |c| {
             let tx = c.transaction()?;

@@ -33,7 +33,9 @@ pub use car::{
 pub use error::PieceStoreError;
 pub use follower::CommPFollower;
 pub use fs::FsPieceStore;
-pub use index::{DealRecord, IndexReport, PieceIndex, PieceRecord};
+pub use index::{
+    DealRecord, IndexReport, PieceIndex, PieceIndexer, PieceRecord, SqlitePieceIndex, index_payload,
+};
 pub use store::{
     ByteRange, ExpectedPiece, PieceMeta, PieceReader, PieceStore, StagedPiece, check_piece_cid,
 };

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use piecestore::{
     ByteRange, DealRecord, ExpectedPiece, FsPieceStore, PaddedPieceSize, PieceIndex, PieceReader,
-    PieceStore, PieceStoreError, StagedPiece,
+    PieceStore, PieceStoreError, SqlitePieceIndex, StagedPiece,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
@@ -276,17 +276,31 @@ async fn put_verified_takes_a_stream_and_checks_its_length() {
 async fn the_index_finds_deals_roots_and_blocks() {
     let dir = tempfile::tempdir().unwrap();
     let store = FsPieceStore::open(dir.path().join("pieces")).unwrap();
-    let index = PieceIndex::open(&dir.path().join("index.db")).unwrap();
+    let index = SqlitePieceIndex::open(&dir.path().join("index.db")).unwrap();
     let blocks: Vec<Vec<u8>> = (0..20_000u32).map(|i| i.to_le_bytes().repeat(8)).collect();
     let (car, entries) = support::car(&blocks);
     let meta = store.put(reader(car.clone()), None).await.unwrap();
-    let report = index
-        .add_piece(meta, store.get(&meta.piece_cid, None).await.unwrap())
-        .await
-        .unwrap();
+    let report = piecestore::index_payload(
+        &index,
+        meta,
+        store.get(&meta.piece_cid, None).await.unwrap(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.error, None);
     assert_eq!(report.blocks, blocks.len() as u64);
     assert_eq!(report.roots, vec![support::raw_cid(b"root")]);
+
+    // Indexing again as the bytes stream past, in odd-sized pieces, replaces the first
+    // index with the same result.
+    let mut indexer = piecestore::PieceIndexer::begin(&index, &meta.piece_cid)
+        .await
+        .unwrap();
+    assert!(index.blocks(&meta.piece_cid).await.unwrap().is_empty());
+    for part in car.chunks(777) {
+        indexer.push(part).await.unwrap();
+    }
+    assert_eq!(indexer.finish(meta).await.unwrap(), report);
 
     let deal = DealRecord {
         miner: "f01000".into(),
@@ -300,7 +314,7 @@ async fn the_index_finds_deals_roots_and_blocks() {
 
     // Reopened: everything persisted.
     drop(index);
-    let index = PieceIndex::open(&dir.path().join("index.db")).unwrap();
+    let index = SqlitePieceIndex::open(&dir.path().join("index.db")).unwrap();
     let rec = index.piece(&meta.piece_cid).await.unwrap().unwrap();
     assert!(rec.indexed);
     assert_eq!(rec.deals, vec![deal]);
@@ -341,14 +355,17 @@ async fn the_index_finds_deals_roots_and_blocks() {
 async fn a_payload_that_is_not_a_car_is_recorded_without_blocks() {
     let dir = tempfile::tempdir().unwrap();
     let store = FsPieceStore::open(dir.path().join("pieces")).unwrap();
-    let index = PieceIndex::open(&dir.path().join("index.db")).unwrap();
+    let index = SqlitePieceIndex::open(&dir.path().join("index.db")).unwrap();
     let (mut car, _) = support::car(&[vec![5u8; 100_000]]);
     car.truncate(50_000);
     let meta = store.put(reader(car), None).await.unwrap();
-    let report = index
-        .add_piece(meta, store.get(&meta.piece_cid, None).await.unwrap())
-        .await
-        .unwrap();
+    let report = piecestore::index_payload(
+        &index,
+        meta,
+        store.get(&meta.piece_cid, None).await.unwrap(),
+    )
+    .await
+    .unwrap();
     assert!(report.error.unwrap().contains("truncated"));
     let rec = index.piece(&meta.piece_cid).await.unwrap().unwrap();
     assert!(rec.indexed);

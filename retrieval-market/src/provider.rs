@@ -63,7 +63,7 @@ impl ServablePiece {
 
 struct Inner {
     pieces: Arc<dyn PieceStore>,
-    index: PieceIndex,
+    index: Arc<dyn PieceIndex>,
     unsealer: Option<Arc<dyn Unsealer>>,
     payment_address: Address,
     ask: RwLock<RetrievalAsk>,
@@ -81,7 +81,7 @@ impl RetrievalProvider {
     /// worker, named in query answers.
     pub fn new(
         pieces: Arc<dyn PieceStore>,
-        index: PieceIndex,
+        index: Arc<dyn PieceIndex>,
         unsealer: Option<Arc<dyn Unsealer>>,
         payment_address: Address,
     ) -> Self {
@@ -125,8 +125,8 @@ impl RetrievalProvider {
     }
 
     /// The piece index.
-    pub fn index(&self) -> &PieceIndex {
-        &self.inner.index
+    pub fn index(&self) -> &dyn PieceIndex {
+        &*self.inner.index
     }
 
     /// What can be served of `piece`: `None` if neither the store nor a sealed deal has it.

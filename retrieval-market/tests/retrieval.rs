@@ -12,6 +12,7 @@ use market_core::types::Address;
 use piecestore::unixfs::{ImportProfile, import_file};
 use piecestore::{
     ByteRange, DealRecord, FsPieceStore, PieceIndex, PieceMeta, PieceReader, PieceStore,
+    SqlitePieceIndex,
 };
 use retrieval_market::gateway::DagScope;
 use retrieval_market::http::{HttpConfig, router};
@@ -46,7 +47,7 @@ struct Fixture {
     root: Cid,
     meta: PieceMeta,
     store: Arc<FsPieceStore>,
-    index: PieceIndex,
+    index: Arc<dyn PieceIndex>,
 }
 
 impl Fixture {
@@ -63,9 +64,9 @@ impl Fixture {
             .put(Box::pin(std::io::Cursor::new(car.clone())), None)
             .await
             .unwrap();
-        let index = PieceIndex::open(&dir.path().join("index.db")).unwrap();
-        index
-            .add_piece(meta, Box::pin(std::io::Cursor::new(car.clone())))
+        let index: Arc<dyn PieceIndex> =
+            Arc::new(SqlitePieceIndex::open(&dir.path().join("index.db")).unwrap());
+        piecestore::index_payload(&*index, meta, Box::pin(std::io::Cursor::new(car.clone())))
             .await
             .unwrap();
         Self {

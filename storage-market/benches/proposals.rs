@@ -13,7 +13,7 @@ use storage_market::client::DealProtocol;
 use storage_market::message::DealParams;
 use storage_market::protocol::Protocol;
 use storage_market::state::StorageDealStatus;
-use storage_market::store::{ProviderDeal, Store};
+use storage_market::store::{DealStore, ProviderDeal, SqliteDealStore};
 use storage_market::types::{DealLabel, TokenAmount};
 use storage_market::wallet::KeyType;
 
@@ -36,7 +36,7 @@ fn proposals(c: &mut Criterion) {
                 chain.advance(1);
             }
         });
-        let store = Store::in_memory().unwrap();
+        let store = std::sync::Arc::new(SqliteDealStore::in_memory().unwrap());
         let c = storage_market::client::Client::new(
             storage_market::network::MarketNetwork::start(
                 libp2p::identity::Keypair::generate_ed25519(),
@@ -113,7 +113,7 @@ fn proposals(c: &mut Criterion) {
             })
         })
     });
-    let store = Store::open(env.dir.path().join("bare.db")).unwrap();
+    let store = SqliteDealStore::open(env.dir.path().join("bare.db")).unwrap();
     g.bench_function("sqlite_insert_only", |b| {
         b.iter_custom(|iters| {
             let batch = make(iters);

@@ -13,7 +13,7 @@ use crate::message::*;
 use crate::network::{MarketNetwork, NetworkError, PeerAddr, is_unsupported};
 use crate::protocol::Protocol;
 use crate::state::StorageDealStatus;
-use crate::store::{ClientDeal, Store, StoreError, unix_now};
+use crate::store::{ClientDeal, DealStore, StoreError, unix_now};
 use crate::types::{Address, ChainEpoch, DealLabel, DealUuid, TokenAmount};
 use crate::wallet::{self, Wallet, WalletError};
 
@@ -112,7 +112,7 @@ pub struct Client {
     network: MarketNetwork,
     wallet: Arc<dyn Wallet>,
     chain: Arc<dyn ChainNode>,
-    store: Store,
+    store: Arc<dyn DealStore>,
 }
 
 impl Client {
@@ -121,7 +121,7 @@ impl Client {
         network: MarketNetwork,
         wallet: Arc<dyn Wallet>,
         chain: Arc<dyn ChainNode>,
-        store: Store,
+        store: Arc<dyn DealStore>,
     ) -> Self {
         Self {
             network,

@@ -16,7 +16,10 @@ use std::time::Duration;
 use crate::Cid;
 use commp::PaddedPieceSize;
 use data_transfer::{TransferError, TransferId, TransferManager, TransferRequest};
-use piecestore::{DealRecord, ExpectedPiece, PieceIndex, PieceStore, PieceStoreError};
+use piecestore::{
+    DealRecord, ExpectedPiece, PieceIndex, PieceIndexer, PieceStore, PieceStoreError, index_payload,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::broadcast;
 
 use crate::chain::{ChainError, ChainNode, CollateralBounds, DealPolicy, Message};
@@ -27,7 +30,7 @@ use crate::protocol::Protocol;
 use crate::publish::{PublishConfig, PublishError, Publisher};
 use crate::sealer::{PieceHandle, PieceLocation, Sealer, SealerError, SealingDeal};
 use crate::state::{DealEvent, StorageDealStatus};
-use crate::store::{ProviderDeal, Store, StoreError};
+use crate::store::{DealStore, ProviderDeal, StoreError};
 use crate::types::{Address, DealUuid, TokenAmount};
 use crate::validation::{Rejection, ValidationFacts, validate};
 use crate::wallet::{self, Wallet};
@@ -111,11 +114,11 @@ pub struct ProviderDeps {
     /// Holds the miners' worker keys.
     pub wallet: Arc<dyn Wallet>,
     /// Deal database.
-    pub store: Store,
+    pub store: Arc<dyn DealStore>,
     /// Piece storage.
     pub pieces: Arc<dyn PieceStore>,
     /// The piece index (deals, payload roots, CAR blocks).
-    pub index: PieceIndex,
+    pub index: Arc<dyn PieceIndex>,
     /// Pulls online deals' data; `None` accepts offline deals only.
     pub transfers: Option<TransferManager>,
     /// The sealer.
@@ -158,9 +161,21 @@ pub enum ProviderError {
     /// Wallet failure.
     #[error(transparent)]
     Wallet(#[from] wallet::WalletError),
-    /// Piece storage or file failure.
-    #[error("i/o: {0}")]
-    Io(String),
+    /// The piece store or the piece index failed.
+    #[error(transparent)]
+    PieceStore(#[from] PieceStoreError),
+    /// A file could not be read.
+    #[error("cannot read {path}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An event the deal's state does not allow (a bug or a corrupt record).
+    #[error(transparent)]
+    Transition(#[from] crate::state::InvalidTransition),
 }
 
 /// A deal changed state.
@@ -785,28 +800,59 @@ impl Provider {
         let size = p
             .padded_piece_size()
             .map_err(|e| ProviderError::DataTooLarge(e.to_string()))?;
-        let file = tokio::fs::File::open(path)
-            .await
-            .map_err(|e| ProviderError::Io(format!("{}: {e}", path.display())))?;
+        let io = |source| ProviderError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = tokio::fs::File::open(path).await.map_err(io)?;
         let expected = ExpectedPiece {
             piece_cid: p.piece_cid,
             padded_size: size,
         };
-        let meta = match self
-            .inner
-            .deps
-            .pieces
-            .put(Box::pin(file), Some(expected))
-            .await
-        {
-            Ok(m) => m,
-            Err(PieceStoreError::CommPMismatch { expected, actual }) => {
-                return Err(ProviderError::CommPMismatch { expected, actual });
+        // One pass over the file: each chunk goes to the CAR indexer and, through a pipe,
+        // to the piece store, which computes commP while it writes.
+        let deps = &self.inner.deps;
+        let (mut to_store, from_file) = tokio::io::duplex(1 << 20);
+        let store = deps.pieces.put(Box::pin(from_file), Some(expected));
+        let feed = async {
+            let mut indexer = PieceIndexer::begin(&*deps.index, &p.piece_cid).await?;
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = file.read(&mut buf).await.map_err(io)?;
+                if n == 0 {
+                    break;
+                }
+                indexer.push(&buf[..n]).await?;
+                if to_store.write_all(&buf[..n]).await.is_err() {
+                    // The store stopped reading; its own error says why.
+                    break;
+                }
             }
-            Err(e) => return Err(ProviderError::Io(e.to_string())),
+            drop(to_store);
+            Ok::<_, ProviderError>(indexer)
         };
-        let stored = self.index_piece(meta).await?;
-        deal.piece_path = Some(stored);
+        let (stored, fed) = tokio::join!(store, feed);
+        let meta = match (stored, fed) {
+            (Ok(meta), Ok(indexer)) => {
+                let report = indexer.finish(meta).await?;
+                if let Some(why) = &report.error {
+                    tracing::info!(piece = %meta.piece_cid, %why, "payload is not an indexable CAR");
+                }
+                meta
+            }
+            (stored, fed) => {
+                self.restore_index(&p.piece_cid).await;
+                return Err(match (stored, fed) {
+                    (Err(PieceStoreError::CommPMismatch { expected, actual }), _) => {
+                        ProviderError::CommPMismatch { expected, actual }
+                    }
+                    (Err(e), _) => e.into(),
+                    (_, Err(e)) => e,
+                    (Ok(_), Ok(_)) => unreachable!("handled above"),
+                });
+            }
+        };
+        deal.piece_path = Some(deps.pieces.locator(&meta.piece_cid));
         self.transition(&mut deal, DealEvent::DataVerified, "")
             .await?;
         self.spawn_driver(deal.proposal_cid);
@@ -829,10 +875,7 @@ impl Provider {
         event: DealEvent,
         message: &str,
     ) -> Result<(), ProviderError> {
-        let next = deal
-            .state
-            .on(event)
-            .map_err(|e| ProviderError::Io(e.to_string()))?;
+        let next = deal.state.on(event)?;
         deal.state = next;
         if !message.is_empty() || next == StorageDealStatus::Failing {
             deal.message = message.to_owned();
@@ -1183,20 +1226,27 @@ impl Provider {
 
     /// Adds a stored piece to the index (its CAR blocks and roots); returns where it is.
     async fn index_piece(&self, meta: piecestore::PieceMeta) -> Result<String, ProviderError> {
-        let io = |e: PieceStoreError| ProviderError::Io(e.to_string());
         let pieces = &self.inner.deps.pieces;
-        let data = pieces.get(&meta.piece_cid, None).await.map_err(io)?;
-        let report = self
-            .inner
-            .deps
-            .index
-            .add_piece(meta, data)
-            .await
-            .map_err(io)?;
+        let data = pieces.get(&meta.piece_cid, None).await?;
+        let report = index_payload(&*self.inner.deps.index, meta, data).await?;
         if let Some(why) = &report.error {
             tracing::info!(piece = %meta.piece_cid, %why, "payload is not an indexable CAR");
         }
         Ok(pieces.locator(&meta.piece_cid))
+    }
+
+    /// After a failed import, puts the index of `piece` back as the store has it: another
+    /// deal may hold the same piece, and the import began by clearing its blocks.
+    async fn restore_index(&self, piece: &Cid) {
+        let deps = &self.inner.deps;
+        let result = match deps.pieces.stat(piece).await {
+            Ok(Some(meta)) => self.index_piece(meta).await.map(|_| ()),
+            Ok(None) => deps.index.remove_piece(piece).await.map_err(Into::into),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(%piece, error = %e, "restoring the piece index after a failed import");
+        }
     }
 
     /// Collateral this miner still has to lock: this deal plus other deals queued for or in

@@ -7,8 +7,8 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
 
+use market_core::db::{Db, DbTaskError};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::Cid;
@@ -84,8 +84,8 @@ pub enum StoreError {
     #[error("duplicate deal: {0}")]
     Duplicate(String),
     /// The database task panicked or was cancelled.
-    #[error("database task failed: {0}")]
-    Task(String),
+    #[error(transparent)]
+    Task(#[from] DbTaskError),
 }
 
 /// A deal as the provider tracks it.
@@ -203,8 +203,8 @@ pub struct ClientDeal {
 
 /// The SQLite deal store. Cheap to clone.
 #[derive(Clone)]
-pub struct Store {
-    conn: Arc<Mutex<Connection>>,
+pub struct SqliteDealStore {
+    db: Db,
 }
 
 /// Unix seconds, for created/updated timestamps.
@@ -220,32 +220,56 @@ fn parse_cid(s: Option<String>) -> Result<Option<Cid>, StoreError> {
         .transpose()
 }
 
-impl Store {
+/// Where deals and asks are kept, provider and client side. [`SqliteDealStore`] keeps them
+/// in one SQLite file; a shared database for several provider instances implements the same
+/// trait. Every write is durable when the call returns, so state can be acknowledged.
+#[async_trait::async_trait]
+pub trait DealStore: Send + Sync {
+    /// Inserts a new provider deal; fails with [`StoreError::Duplicate`] if its proposal CID
+    /// or UUID is already known.
+    async fn insert_provider_deal(&self, deal: ProviderDeal) -> Result<(), StoreError>;
+    /// Writes every mutable field of `deal` (state, message, message CIDs, deal id, sector,
+    /// piece path).
+    async fn update_provider_deal(&self, deal: &ProviderDeal) -> Result<(), StoreError>;
+    /// A provider deal by signed proposal CID.
+    async fn provider_deal(&self, proposal_cid: &Cid) -> Result<Option<ProviderDeal>, StoreError>;
+    /// A provider deal by UUID.
+    async fn provider_deal_by_uuid(
+        &self,
+        uuid: &DealUuid,
+    ) -> Result<Option<ProviderDeal>, StoreError>;
+    /// All provider deals, oldest first.
+    async fn provider_deals(&self) -> Result<Vec<ProviderDeal>, StoreError>;
+    /// Provider deals in non-terminal states, oldest first (what a restart resumes).
+    async fn unfinished_provider_deals(&self) -> Result<Vec<ProviderDeal>, StoreError>;
+    /// Saves a miner's signed ask.
+    async fn save_ask(&self, ask: &SignedStorageAsk) -> Result<(), StoreError>;
+    /// A miner's saved ask.
+    async fn ask(&self, miner: &Address) -> Result<Option<SignedStorageAsk>, StoreError>;
+    /// Inserts or replaces a client deal.
+    async fn put_client_deal(&self, d: ClientDeal) -> Result<(), StoreError>;
+    /// All client deals, oldest first.
+    async fn client_deals(&self) -> Result<Vec<ClientDeal>, StoreError>;
+}
+
+impl SqliteDealStore {
+    const PROVIDER_COLS: &'static str = "proposal_cid, deal_uuid, miner, protocol, proposal, payload_root,
+        is_offline, transfer, fast_retrieval, remove_unsealed, skip_ipni, state, message, add_funds_cid,
+        publish_cid, publish_index, deal_id, sector, sector_offset, piece_path, created_at, updated_at";
+
     /// Opens (creating and migrating) the database at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        Self::init(Connection::open(path)?)
+        Self::init(market_core::db::open_migrated(path.as_ref(), MIGRATIONS)?)
     }
 
     /// An in-memory database (tests).
     pub fn in_memory() -> Result<Self, StoreError> {
-        Self::init(Connection::open_in_memory()?)
+        Self::init(market_core::db::open_in_memory_migrated(MIGRATIONS)?)
     }
 
-    fn init(mut conn: Connection) -> Result<Self, StoreError> {
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
+    fn init(conn: Connection) -> Result<Self, StoreError> {
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
-            let tx = conn.transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-            tx.commit()?;
-        }
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        Ok(Self { db: Db::new(conn) })
     }
 
     /// Runs `f` on the connection in a blocking task.
@@ -254,89 +278,8 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+        self.db.call(f).await
     }
-
-    /// Inserts a new provider deal; fails with [`StoreError::Duplicate`] if its proposal CID
-    /// or UUID is already known.
-    pub async fn insert_provider_deal(&self, deal: ProviderDeal) -> Result<(), StoreError> {
-        self.with(move |c| {
-            let exists: Option<String> = c
-                .query_row(
-                    "SELECT proposal_cid FROM provider_deals WHERE proposal_cid = ?1 OR deal_uuid = ?2",
-                    params![deal.proposal_cid.to_string(), deal.deal_uuid.to_string()],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if let Some(existing) = exists {
-                return Err(StoreError::Duplicate(existing));
-            }
-            c.execute(
-                "INSERT INTO provider_deals (proposal_cid, deal_uuid, miner, protocol, proposal, onchain_cid,
-                    payload_root, is_offline, transfer, fast_retrieval, remove_unsealed, skip_ipni, state,
-                    message, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
-                params![
-                    deal.proposal_cid.to_string(),
-                    deal.deal_uuid.to_string(),
-                    deal.miner.to_string(),
-                    deal.protocol.id(),
-                    cbor::to_vec(&deal.proposal),
-                    deal.proposal.proposal.cid().to_string(),
-                    deal.payload_root.map(|c| c.to_string()),
-                    deal.is_offline,
-                    cbor::to_vec(&deal.transfer),
-                    deal.fast_retrieval,
-                    deal.remove_unsealed,
-                    deal.skip_ipni,
-                    deal.state.code() as i64,
-                    deal.message,
-                    unix_now(),
-                ],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// Writes every mutable field of `deal` (state, message, message CIDs, deal id, sector,
-    /// piece path).
-    pub async fn update_provider_deal(&self, deal: &ProviderDeal) -> Result<(), StoreError> {
-        let d = deal.clone();
-        self.with(move |c| {
-            c.execute(
-                "UPDATE provider_deals SET state = ?2, message = ?3, add_funds_cid = ?4, publish_cid = ?5,
-                    publish_index = ?6, deal_id = ?7, sector = ?8, sector_offset = ?9, piece_path = ?10,
-                    updated_at = ?11
-                 WHERE proposal_cid = ?1",
-                params![
-                    d.proposal_cid.to_string(),
-                    d.state.code() as i64,
-                    d.message,
-                    d.add_funds_cid.map(|c| c.to_string()),
-                    d.publish_cid.map(|c| c.to_string()),
-                    d.publish_index.map(|i| i as i64),
-                    d.deal_id.map(|i| i.0 as i64),
-                    d.sector.map(|s| s.0 as i64),
-                    d.sector_offset.map(|o| o as i64),
-                    d.piece_path,
-                    unix_now(),
-                ],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    const PROVIDER_COLS: &'static str = "proposal_cid, deal_uuid, miner, protocol, proposal, payload_root,
-        is_offline, transfer, fast_retrieval, remove_unsealed, skip_ipni, state, message, add_funds_cid,
-        publish_cid, publish_index, deal_id, sector, sector_offset, piece_path, created_at, updated_at";
 
     fn provider_row(r: &rusqlite::Row<'_>) -> Result<ProviderDeal, StoreError> {
         let corrupt =
@@ -384,7 +327,7 @@ impl Store {
     ) -> Result<Vec<ProviderDeal>, StoreError> {
         let sql = format!(
             "SELECT {} FROM provider_deals {filter} ORDER BY created_at, rowid",
-            Self::PROVIDER_COLS
+            SqliteDealStore::PROVIDER_COLS
         );
         let mut stmt = c.prepare(&sql)?;
         let mut rows = stmt.query(p)?;
@@ -394,34 +337,106 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+#[async_trait::async_trait]
+impl DealStore for SqliteDealStore {
+    async fn insert_provider_deal(&self, deal: ProviderDeal) -> Result<(), StoreError> {
+        self.with(move |c| {
+            let exists: Option<String> = c
+                .query_row(
+                    "SELECT proposal_cid FROM provider_deals WHERE proposal_cid = ?1 OR deal_uuid = ?2",
+                    params![deal.proposal_cid.to_string(), deal.deal_uuid.to_string()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(existing) = exists {
+                return Err(StoreError::Duplicate(existing));
+            }
+            c.execute(
+                "INSERT INTO provider_deals (proposal_cid, deal_uuid, miner, protocol, proposal, onchain_cid,
+                    payload_root, is_offline, transfer, fast_retrieval, remove_unsealed, skip_ipni, state,
+                    message, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
+                params![
+                    deal.proposal_cid.to_string(),
+                    deal.deal_uuid.to_string(),
+                    deal.miner.to_string(),
+                    deal.protocol.id(),
+                    cbor::to_vec(&deal.proposal),
+                    deal.proposal.proposal.cid().to_string(),
+                    deal.payload_root.map(|c| c.to_string()),
+                    deal.is_offline,
+                    cbor::to_vec(&deal.transfer),
+                    deal.fast_retrieval,
+                    deal.remove_unsealed,
+                    deal.skip_ipni,
+                    deal.state.code() as i64,
+                    deal.message,
+                    unix_now(),
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_provider_deal(&self, deal: &ProviderDeal) -> Result<(), StoreError> {
+        let d = deal.clone();
+        self.with(move |c| {
+            c.execute(
+                "UPDATE provider_deals SET state = ?2, message = ?3, add_funds_cid = ?4, publish_cid = ?5,
+                    publish_index = ?6, deal_id = ?7, sector = ?8, sector_offset = ?9, piece_path = ?10,
+                    updated_at = ?11
+                 WHERE proposal_cid = ?1",
+                params![
+                    d.proposal_cid.to_string(),
+                    d.state.code() as i64,
+                    d.message,
+                    d.add_funds_cid.map(|c| c.to_string()),
+                    d.publish_cid.map(|c| c.to_string()),
+                    d.publish_index.map(|i| i as i64),
+                    d.deal_id.map(|i| i.0 as i64),
+                    d.sector.map(|s| s.0 as i64),
+                    d.sector_offset.map(|o| o as i64),
+                    d.piece_path,
+                    unix_now(),
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
 
     /// A provider deal by signed proposal CID.
-    pub async fn provider_deal(
-        &self,
-        proposal_cid: &Cid,
-    ) -> Result<Option<ProviderDeal>, StoreError> {
+    async fn provider_deal(&self, proposal_cid: &Cid) -> Result<Option<ProviderDeal>, StoreError> {
         let key = proposal_cid.to_string();
-        self.with(move |c| Ok(Self::query_provider(c, "WHERE proposal_cid = ?1", [key])?.pop()))
-            .await
+        self.with(move |c| {
+            Ok(SqliteDealStore::query_provider(c, "WHERE proposal_cid = ?1", [key])?.pop())
+        })
+        .await
     }
 
     /// A provider deal by UUID.
-    pub async fn provider_deal_by_uuid(
+    async fn provider_deal_by_uuid(
         &self,
         uuid: &DealUuid,
     ) -> Result<Option<ProviderDeal>, StoreError> {
         let key = uuid.to_string();
-        self.with(move |c| Ok(Self::query_provider(c, "WHERE deal_uuid = ?1", [key])?.pop()))
-            .await
+        self.with(move |c| {
+            Ok(SqliteDealStore::query_provider(c, "WHERE deal_uuid = ?1", [key])?.pop())
+        })
+        .await
     }
 
     /// All provider deals, oldest first.
-    pub async fn provider_deals(&self) -> Result<Vec<ProviderDeal>, StoreError> {
-        self.with(|c| Self::query_provider(c, "", [])).await
+    async fn provider_deals(&self) -> Result<Vec<ProviderDeal>, StoreError> {
+        self.with(|c| SqliteDealStore::query_provider(c, "", []))
+            .await
     }
 
     /// Provider deals in non-terminal states, oldest first (what a restart resumes).
-    pub async fn unfinished_provider_deals(&self) -> Result<Vec<ProviderDeal>, StoreError> {
+    async fn unfinished_provider_deals(&self) -> Result<Vec<ProviderDeal>, StoreError> {
         // Every status code the state machine calls terminal.
         let terminal: Vec<String> = (0..=u64::from(u8::MAX))
             .map_while(StorageDealStatus::from_code)
@@ -429,12 +444,12 @@ impl Store {
             .map(|s| s.code().to_string())
             .collect();
         let filter = format!("WHERE state NOT IN ({})", terminal.join(","));
-        self.with(move |c| Self::query_provider(c, &filter, []))
+        self.with(move |c| SqliteDealStore::query_provider(c, &filter, []))
             .await
     }
 
     /// Saves a miner's signed ask.
-    pub async fn save_ask(&self, ask: &SignedStorageAsk) -> Result<(), StoreError> {
+    async fn save_ask(&self, ask: &SignedStorageAsk) -> Result<(), StoreError> {
         let miner = ask
             .ask
             .as_ref()
@@ -452,7 +467,7 @@ impl Store {
     }
 
     /// A miner's saved ask.
-    pub async fn ask(&self, miner: &Address) -> Result<Option<SignedStorageAsk>, StoreError> {
+    async fn ask(&self, miner: &Address) -> Result<Option<SignedStorageAsk>, StoreError> {
         let key = miner.to_string();
         self.with(move |c| {
             let b: Option<Vec<u8>> = c
@@ -467,7 +482,7 @@ impl Store {
     }
 
     /// Inserts or replaces a client deal.
-    pub async fn put_client_deal(&self, d: ClientDeal) -> Result<(), StoreError> {
+    async fn put_client_deal(&self, d: ClientDeal) -> Result<(), StoreError> {
         self.with(move |c| {
             c.execute(
                 "INSERT INTO client_deals (proposal_cid, deal_uuid, provider_peer, protocol, proposal, payload_root,
@@ -498,7 +513,7 @@ impl Store {
     }
 
     /// All client deals, oldest first.
-    pub async fn client_deals(&self) -> Result<Vec<ClientDeal>, StoreError> {
+    async fn client_deals(&self) -> Result<Vec<ClientDeal>, StoreError> {
         self.with(|c| {
             let mut stmt = c.prepare(
                 "SELECT proposal_cid, deal_uuid, provider_peer, protocol, proposal, payload_root, is_offline,
@@ -544,8 +559,8 @@ mod tests {
     fn migrations_are_idempotent() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.db");
-        drop(Store::open(&path).unwrap());
-        drop(Store::open(&path).unwrap());
+        drop(SqliteDealStore::open(&path).unwrap());
+        drop(SqliteDealStore::open(&path).unwrap());
         let c = Connection::open(&path).unwrap();
         let v: i64 = c
             .pragma_query_value(None, "user_version", |r| r.get(0))

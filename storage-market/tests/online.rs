@@ -10,6 +10,7 @@ use std::time::Duration;
 use data_transfer::CarServer;
 use data_transfer::testing::{Script, ScriptedSource, range_start};
 use harness::{Env, transfer};
+use piecestore::PieceIndex;
 use storage_market::network::{Host, HostConfig};
 use storage_market::provider::{DealRef, wait_for_state};
 use storage_market::state::StorageDealStatus as S;
@@ -64,7 +65,7 @@ async fn online_deal_becomes_active(kind: &str) {
     assert!(active.piece_path.is_some());
 
     // The piece index knows the deal, the payload root and every block.
-    let index = piecestore::PieceIndex::open(&env.dir.path().join("index.db")).unwrap();
+    let index = piecestore::SqlitePieceIndex::open(&env.dir.path().join("index.db")).unwrap();
     let rec = index.piece(&piece_cid).await.unwrap().unwrap();
     assert_eq!(rec.roots, vec![root]);
     assert_eq!(rec.block_count, 300);

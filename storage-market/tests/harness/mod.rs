@@ -10,7 +10,7 @@ use commp::PaddedPieceSize;
 use data_transfer::{TransferConfig, TransferManager};
 use devnet::{DevChain, DevChainConfig, DevSealer};
 use libp2p::identity;
-use piecestore::{FsPieceStore, PieceIndex};
+use piecestore::{FsPieceStore, SqlitePieceIndex};
 use storage_market::Cid;
 use storage_market::chain::{ChainNode, DealPolicy};
 use storage_market::client::{Client, DealProtocol, DealSpec, price_per_epoch};
@@ -19,7 +19,7 @@ use storage_market::message::{HttpRequest, Transfer};
 use storage_market::network::{Host, MarketNetwork, NetworkLimits, PeerAddr, ProviderNode};
 use storage_market::provider::{AskParams, Provider, ProviderConfig, ProviderDeps};
 use storage_market::publish::PublishConfig;
-use storage_market::store::Store;
+use storage_market::store::SqliteDealStore;
 use storage_market::types::{Address, ChainEpoch, TokenAmount};
 use storage_market::wallet::{KeyStore, KeyType};
 
@@ -105,9 +105,9 @@ pub async fn deps(
     ProviderDeps {
         chain: Arc::new(chain.clone()),
         wallet: Arc::new(keys.clone()),
-        store: Store::open(env_dir.join("provider.db")).unwrap(),
+        store: Arc::new(SqliteDealStore::open(env_dir.join("provider.db")).unwrap()),
         pieces: Arc::new(FsPieceStore::open(env_dir.join("pieces")).unwrap()),
-        index: PieceIndex::open(&env_dir.join("index.db")).unwrap(),
+        index: Arc::new(SqlitePieceIndex::open(&env_dir.join("index.db")).unwrap()),
         transfers: Some(
             TransferManager::open(transfers, Some(host.clone()))
                 .await
@@ -178,7 +178,7 @@ impl Env {
             network,
             Arc::new(keys.clone()),
             Arc::new(chain.clone()),
-            Store::open(dir.path().join("client.db")).unwrap(),
+            Arc::new(SqliteDealStore::open(dir.path().join("client.db")).unwrap()),
         );
         if clock {
             chain.start_clock(EPOCH);
