@@ -7,13 +7,15 @@
 //!   [`cbor`], [`wallet`] and [`chain`] (the node API the market needs; the `devnet` crate
 //!   runs one in process).
 //! - [`state`]: the deal state machine; [`store`]: SQLite persistence.
-//! - [`validation`] and [`filter`]: what a provider accepts.
+//! - [`validation`] and [`filter`]: what a provider accepts; [`lifecycle`]: what becomes of
+//!   a deal on chain after hand-off (activation, slashing, expiry), decided without I/O.
 //! - [`publish`]: batching PublishStorageDeals; [`sealer`]: where data goes (pieces live in
 //!   the `piecestore` crate).
 //! - [`provider`]: the provider; [`client`]: the client; [`network`]: libp2p protocols.
 
 pub mod client;
 pub mod filter;
+pub mod lifecycle;
 pub mod message;
 pub mod network;
 pub mod protocol;

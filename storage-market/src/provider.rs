@@ -25,6 +25,7 @@ use tokio::sync::broadcast;
 use crate::chain::{ChainError, ChainNode, CollateralBounds, DealPolicy, Message};
 use crate::deal::{self, DealProposal, PublishStorageDealsReturn};
 use crate::filter::{BasicFilter, ExternalFilter, FilterContext};
+use crate::lifecycle::{self, ActiveDecision, ActiveFacts, SealingDecision, SealingFacts};
 use crate::message::*;
 use crate::protocol::Protocol;
 use crate::publish::{PublishConfig, PublishError, Publisher};
@@ -176,6 +177,38 @@ pub enum ProviderError {
     /// An event the deal's state does not allow (a bug or a corrupt record).
     #[error(transparent)]
     Transition(#[from] crate::state::InvalidTransition),
+}
+
+/// Why a pipeline step did not complete.
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    /// The deal cannot go on; the text is its reason, as the client sees it.
+    #[error("{0}")]
+    Deal(String),
+    /// The chain node failed; a `Node` error is retried, others fail the deal.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// A local part failed (deal store, piece store, wallet).
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+}
+
+impl From<PieceStoreError> for StepError {
+    fn from(e: PieceStoreError) -> Self {
+        Self::Provider(e.into())
+    }
+}
+
+impl From<&str> for StepError {
+    fn from(reason: &str) -> Self {
+        Self::Deal(reason.to_owned())
+    }
+}
+
+impl From<String> for StepError {
+    fn from(reason: String) -> Self {
+        Self::Deal(reason)
+    }
 }
 
 /// A deal changed state.
@@ -925,7 +958,23 @@ impl Provider {
                 Ok(Step::Continue) => {}
                 Ok(Step::Wait) => return Ok(()),
                 Ok(Step::Poll) => tokio::time::sleep(self.inner.config.poll_interval).await,
+                // The node went away for a moment: the deal is fine, ask again later.
+                Err(StepError::Chain(e @ ChainError::Node(_))) => {
+                    tracing::warn!(proposal = %deal.proposal_cid, state = %deal.state, error = %e, "chain node unavailable; retrying");
+                    tokio::time::sleep(self.inner.config.poll_interval).await;
+                }
+                // A local part failed (disk full, database locked): nothing is lost, so wait
+                // and try the step again rather than fail a deal the client paid for.
+                Err(StepError::Provider(e)) => {
+                    tracing::error!(proposal = %deal.proposal_cid, state = %deal.state, error = %e, "deal step failed locally; retrying");
+                    tokio::time::sleep(self.inner.config.poll_interval.max(Duration::from_secs(1)))
+                        .await;
+                    if let Some(fresh) = self.inner.deps.store.provider_deal(&proposal_cid).await? {
+                        deal = fresh;
+                    }
+                }
                 Err(reason) => {
+                    let reason = reason.to_string();
                     tracing::warn!(proposal = %deal.proposal_cid, state = %deal.state, %reason, "deal failed");
                     self.transition(&mut deal, DealEvent::Failed, &reason)
                         .await?;
@@ -934,30 +983,24 @@ impl Provider {
         }
     }
 
-    async fn step(&self, deal: &mut ProviderDeal) -> Result<Step, String> {
+    async fn step(&self, deal: &mut ProviderDeal) -> Result<Step, StepError> {
         use StorageDealStatus as S;
         let chain = self.chain();
         let p = deal.proposal.proposal.clone();
-        let e = |e: ProviderError| e.to_string();
         match deal.state {
             S::WaitingForData => Ok(Step::Wait),
             S::Transferring if deal.is_offline => Ok(Step::Wait),
             S::Transferring => self.receive(deal).await,
             S::ReserveProviderFunds => {
                 let _reserving = self.inner.funds_lock.lock().await;
-                let need = self.collateral_in_flight(deal).await.map_err(e)?;
-                let balance = chain
-                    .market_balance(&deal.miner)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let need = self.collateral_in_flight(deal).await?;
+                let balance = chain.market_balance(&deal.miner).await?;
                 if balance.available() >= need {
-                    self.transition(deal, DealEvent::FundsReserved, "")
-                        .await
-                        .map_err(e)?;
+                    self.transition(deal, DealEvent::FundsReserved, "").await?;
                     return Ok(Step::Continue);
                 }
                 let missing = need.saturating_sub(balance.available());
-                let worker = self.worker(&deal.miner).await.map_err(e)?;
+                let worker = self.worker(&deal.miner).await?;
                 let msg = Message {
                     from: worker,
                     to: deal::STORAGE_MARKET_ACTOR,
@@ -972,20 +1015,17 @@ impl Provider {
                     .map_err(|e| format!("adding provider collateral: {e}"))?;
                 deal.add_funds_cid = Some(cid);
                 self.transition(deal, DealEvent::FundingInitiated, "")
-                    .await
-                    .map_err(e)?;
+                    .await?;
                 Ok(Step::Continue)
             }
             S::ProviderFunding => {
                 let cid = deal.add_funds_cid.ok_or("no AddBalance message recorded")?;
                 self.wait_ok(cid, "AddBalance").await?;
-                self.transition(deal, DealEvent::Funded, "")
-                    .await
-                    .map_err(e)?;
+                self.transition(deal, DealEvent::Funded, "").await?;
                 Ok(Step::Continue)
             }
             S::Publish => {
-                let sender = self.worker(&deal.miner).await.map_err(e)?;
+                let sender = self.worker(&deal.miner).await?;
                 let ticket = match self
                     .inner
                     .publisher
@@ -995,13 +1035,11 @@ impl Provider {
                     Ok(t) => t,
                     // Shutting down: the deal stays in Publish and is queued again on start.
                     Err(PublishError::Stopped) => return Ok(Step::Wait),
-                    Err(e) => return Err(e.to_string()),
+                    Err(e) => return Err(StepError::Deal(e.to_string())),
                 };
                 deal.publish_cid = Some(ticket.message);
                 deal.publish_index = Some(ticket.index);
-                self.transition(deal, DealEvent::PublishSent, "")
-                    .await
-                    .map_err(e)?;
+                self.transition(deal, DealEvent::PublishSent, "").await?;
                 Ok(Step::Continue)
             }
             S::Publishing => {
@@ -1015,9 +1053,7 @@ impl Provider {
                     .deal_id_for(index)
                     .ok_or_else(|| format!("deal was invalid at publication (message {cid})"))?;
                 deal.deal_id = Some(id);
-                self.transition(deal, DealEvent::Published, "")
-                    .await
-                    .map_err(e)?;
+                self.transition(deal, DealEvent::Published, "").await?;
                 tracing::info!(proposal = %deal.proposal_cid, deal_id = %id, "deal published");
                 Ok(Step::Continue)
             }
@@ -1051,98 +1087,67 @@ impl Provider {
                             .deps
                             .index
                             .add_deal(&sd.proposal.piece_cid, record)
-                            .await
-                            .map_err(|e| e.to_string())?;
+                            .await?;
                         deal.sector = Some(sector);
                         deal.sector_offset = Some(offset);
-                        self.transition(deal, DealEvent::HandedOff, "")
-                            .await
-                            .map_err(e)?;
+                        self.transition(deal, DealEvent::HandedOff, "").await?;
                         Ok(Step::Continue)
                     }
                     Err(SealerError::Unavailable(why)) => {
                         tracing::debug!(proposal = %deal.proposal_cid, %why, "sealer busy; retrying");
                         Ok(Step::Poll)
                     }
-                    Err(err) => Err(err.to_string()),
+                    Err(err) => Err(StepError::Deal(err.to_string())),
                 }
             }
             S::AwaitingPreCommit | S::Sealing => {
                 let id = deal.deal_id.ok_or("published deal has no id")?;
-                match chain.market_deal(id).await.map_err(|e| e.to_string())? {
-                    Some(md) if md.state.sector_start_epoch.get() >= 0 => {
-                        self.transition(deal, DealEvent::Activated, "")
-                            .await
-                            .map_err(e)?;
-                        Ok(Step::Continue)
-                    }
-                    Some(_) => {
-                        if deal.state == S::AwaitingPreCommit {
-                            let sector = deal.sector.ok_or("handed-off deal has no sector")?;
-                            if chain
-                                .sector_precommitted(&deal.miner, sector)
-                                .await
-                                .map_err(|e| e.to_string())?
-                            {
-                                self.transition(deal, DealEvent::PreCommitted, "")
-                                    .await
-                                    .map_err(e)?;
-                                return Ok(Step::Continue);
-                            }
-                        }
-                        Ok(Step::Poll)
-                    }
-                    None => {
-                        let msg = format!(
-                            "deal {id} was removed from the market actor before activation (start epoch {})",
-                            p.start_epoch
-                        );
-                        self.transition(deal, DealEvent::Slashed, &msg)
-                            .await
-                            .map_err(e)?;
-                        Ok(Step::Continue)
-                    }
-                }
+                let awaiting = deal.state == S::AwaitingPreCommit;
+                let market_deal = chain.market_deal(id).await?;
+                let pending = market_deal
+                    .as_ref()
+                    .is_some_and(|md| md.state.sector_start_epoch.get() < 0);
+                let sector_precommitted = if awaiting && pending {
+                    let sector = deal.sector.ok_or("handed-off deal has no sector")?;
+                    chain.sector_precommitted(&deal.miner, sector).await?
+                } else {
+                    false
+                };
+                let facts = SealingFacts {
+                    market_deal,
+                    sector_precommitted,
+                };
+                let (event, message) =
+                    match lifecycle::while_sealing(id, p.start_epoch, awaiting, &facts) {
+                        SealingDecision::Activated => (DealEvent::Activated, String::new()),
+                        SealingDecision::PreCommitted => (DealEvent::PreCommitted, String::new()),
+                        SealingDecision::Removed { message } => (DealEvent::Slashed, message),
+                        _ => return Ok(Step::Poll),
+                    };
+                self.transition(deal, event, &message).await?;
+                Ok(Step::Continue)
             }
             S::Finalizing => {
                 if deal.remove_unsealed && !self.piece_shared(deal).await {
                     let _ = self.inner.deps.pieces.delete(&p.piece_cid).await;
                 }
-                self.transition(deal, DealEvent::Finalized, "")
-                    .await
-                    .map_err(e)?;
+                self.transition(deal, DealEvent::Finalized, "").await?;
                 tracing::info!(proposal = %deal.proposal_cid, deal_id = ?deal.deal_id, "deal active");
                 Ok(Step::Continue)
             }
             S::Active => {
                 let id = deal.deal_id.ok_or("active deal has no id")?;
-                let head = chain.head().await.map_err(|e| e.to_string())?;
-                match chain.market_deal(id).await.map_err(|e| e.to_string())? {
-                    Some(md) if md.state.slash_epoch.get() >= 0 => {
-                        let msg = format!("slashed at epoch {}", md.state.slash_epoch);
-                        self.transition(deal, DealEvent::Slashed, &msg)
-                            .await
-                            .map_err(e)?;
-                        Ok(Step::Continue)
-                    }
-                    Some(_) => Ok(Step::Poll),
-                    None if head >= p.end_epoch => {
-                        self.transition(deal, DealEvent::Expired, "")
-                            .await
-                            .map_err(e)?;
-                        Ok(Step::Continue)
-                    }
-                    None => {
-                        self.transition(
-                            deal,
-                            DealEvent::Slashed,
-                            "deal terminated before its end epoch",
-                        )
-                        .await
-                        .map_err(e)?;
-                        Ok(Step::Continue)
-                    }
-                }
+                let facts = ActiveFacts {
+                    head: chain.head().await?,
+                    market_deal: chain.market_deal(id).await?,
+                };
+                let (event, message) = match lifecycle::while_active(p.end_epoch, &facts) {
+                    ActiveDecision::Expired => (DealEvent::Expired, String::new()),
+                    ActiveDecision::Slashed { message } => (DealEvent::Slashed, message),
+                    _ => return Ok(Step::Poll),
+                };
+                self.transition(deal, event, &message).await?;
+                Ok(Step::Continue)
             }
             S::Failing => {
                 if deal.sector.is_none() && !self.piece_shared(deal).await {
@@ -1150,18 +1155,17 @@ impl Provider {
                 }
                 let message = deal.message.clone();
                 self.transition(deal, DealEvent::CleanedUp, &message)
-                    .await
-                    .map_err(e)?;
+                    .await?;
                 Ok(Step::Continue)
             }
             s if s.is_terminal() => Ok(Step::Wait),
-            other => Err(format!("no action defined for state {other}")),
+            other => Err(format!("no action defined for state {other}").into()),
         }
     }
 
     /// Runs (or, after a restart, resumes) an online deal's transfer, then verifies and stores
     /// the piece. The transfer is keyed by the deal UUID, so starting it again is a no-op.
-    async fn receive(&self, deal: &mut ProviderDeal) -> Result<Step, String> {
+    async fn receive(&self, deal: &mut ProviderDeal) -> Result<Step, StepError> {
         let transfers = self
             .inner
             .deps
@@ -1178,7 +1182,7 @@ impl Provider {
             Ok(d) => d,
             Err(e) => {
                 let _ = transfers.remove(&id).await;
-                return Err(format!("data transfer failed: {e}"));
+                return Err(format!("data transfer failed: {e}").into());
             }
         };
         let expected = deal.proposal.proposal.piece_cid;
@@ -1187,7 +1191,8 @@ impl Provider {
             return Err(format!(
                 "commP mismatch: proposal has {expected}, the transferred data gives {}",
                 done.piece.piece_cid
-            ));
+            )
+            .into());
         }
         self.inner
             .deps
@@ -1195,18 +1200,13 @@ impl Provider {
             .put_staged(done.staged())
             .await
             .map_err(|e| format!("storing the piece: {e}"))?;
-        let stored = self
-            .index_piece(done.piece)
-            .await
-            .map_err(|e| e.to_string())?;
+        let stored = self.index_piece(done.piece).await?;
         transfers
             .remove(&id)
             .await
             .map_err(|e| format!("clearing the transfer: {e}"))?;
         deal.piece_path = Some(stored);
-        self.transition(deal, DealEvent::DataVerified, "")
-            .await
-            .map_err(|e| e.to_string())?;
+        self.transition(deal, DealEvent::DataVerified, "").await?;
         Ok(Step::Continue)
     }
 
@@ -1252,19 +1252,27 @@ impl Provider {
     /// Collateral this miner still has to lock: this deal plus other deals queued for or in
     /// publication.
     /// Waits for `cid` at the configured confidence; a non-zero exit code is an error.
-    async fn wait_ok(&self, cid: Cid, what: &str) -> Result<crate::chain::MessageLookup, String> {
+    async fn wait_ok(
+        &self,
+        cid: Cid,
+        what: &str,
+    ) -> Result<crate::chain::MessageLookup, StepError> {
         let found = self
             .inner
             .deps
             .chain
             .wait_message(&cid, self.inner.config.message_confidence)
             .await
-            .map_err(|e| format!("waiting for {what} {cid}: {e}"))?;
+            .map_err(|e| match e {
+                // The node is unreachable: wait again, the message may still land.
+                ChainError::Node(_) => StepError::Chain(e),
+                e => StepError::Deal(format!("waiting for {what} {cid}: {e}")),
+            })?;
         if !found.receipt.exit_code.is_ok() {
-            return Err(format!(
+            return Err(StepError::Deal(format!(
                 "{what} {cid} failed with exit code {}",
                 found.receipt.exit_code.0
-            ));
+            )));
         }
         Ok(found)
     }
