@@ -44,9 +44,7 @@ fn setup(dir: tempfile::TempDir, files: &[(&str, &Path)]) -> Setup {
         let router = server.router();
         tokio::spawn(async move { axum::serve(listener, router).await });
         let mut cfg = TransferConfig::new(dir.path().join("staging"));
-        cfg.policy = AddressPolicy {
-            allow_private: true,
-        };
+        cfg.policy = AddressPolicy::allowing_private();
         cfg.max_staging_bytes = u64::MAX;
         cfg.max_staging_bytes_per_host = u64::MAX;
         if let Some(n) = std::env::var("TRANSFER_BENCH_CONNECTIONS")

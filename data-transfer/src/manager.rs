@@ -32,6 +32,7 @@ use crate::{Source, TransferError};
 
 /// Retry schedule for connection failures and 5xx answers.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// First wait (Boost: 5 s).
     pub min_backoff: Duration,
@@ -56,6 +57,7 @@ impl Default for RetryPolicy {
 
 /// Transfer limits and behaviour. Defaults follow Boost.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct TransferConfig {
     /// Where partial and finished transfers are written.
     pub staging_dir: PathBuf,

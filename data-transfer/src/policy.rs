@@ -15,9 +15,19 @@ use crate::TransferError;
 
 /// The address policy.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AddressPolicy {
     /// Allow loopback, private, link-local and other non-public addresses (tests, LANs).
     pub allow_private: bool,
+}
+
+impl AddressPolicy {
+    /// A policy that also allows loopback and private addresses (tests, private networks).
+    pub const fn allowing_private() -> Self {
+        Self {
+            allow_private: true,
+        }
+    }
 }
 
 impl AddressPolicy {

@@ -32,6 +32,7 @@ use market_core::wallet;
 
 /// Dev chain parameters.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct DevChainConfig {
     /// Deal term rules.
     pub policy: DealPolicy,

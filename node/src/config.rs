@@ -12,6 +12,7 @@ use storage_market::publish::PublishConfig;
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct NodeConfig {
     /// libp2p (deal, ask, status and retrieval query protocols).
     pub libp2p: Libp2pSection,
@@ -34,9 +35,47 @@ pub struct NodeConfig {
 /// `[libp2p]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Libp2pSection {
     /// Listen multiaddrs.
     pub listen: Vec<String>,
+}
+
+impl NodeConfig {
+    /// A node for tests and demos on one machine: everything on 127.0.0.1 with ports the
+    /// system picks, the dev chain at 50 ms blocks with sealing every 200 ms, short deal
+    /// terms, immediate publishing, and transfers from private addresses allowed.
+    pub fn local_dev() -> Self {
+        let mut cfg = Self::default();
+        cfg.libp2p.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+        cfg.http.listen = "127.0.0.1:0".into();
+        cfg.chain.block_time_ms = 50;
+        cfg.chain.sealing_period_ms = 200;
+        cfg.chain.short_deal_terms = true;
+        cfg.chain.confidence = 1;
+        cfg.publish.period_secs = 0;
+        cfg.storage.allow_private_transfers = true;
+        // Deal start checks count mainnet 30 s epochs: 20 epochs to seal, starts up to
+        // 100 000 epochs ahead.
+        cfg.filters.expected_seal_hours = 600.0 / 3600.0;
+        cfg.filters.max_start_delay_days = 3_000_000.0 / 86_400.0;
+        cfg
+    }
+
+    /// Listens for libp2p on `addrs`.
+    pub fn with_libp2p_listen(
+        mut self,
+        addrs: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.libp2p.listen = addrs.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Serves HTTP (retrieval, admin API) on `addr`.
+    pub fn with_http_listen(mut self, addr: impl Into<String>) -> Self {
+        self.http.listen = addr.into();
+        self
+    }
 }
 
 impl Default for Libp2pSection {
@@ -50,6 +89,7 @@ impl Default for Libp2pSection {
 /// `[http]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct HttpSection {
     /// `host:port` to listen on.
     pub listen: String,
@@ -79,6 +119,7 @@ impl Default for HttpSection {
 /// `[storage]`; relative paths are under the repo.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct StorageSection {
     /// Piece store directory.
     pub pieces: PathBuf,
@@ -104,6 +145,7 @@ impl Default for StorageSection {
 /// `[chain]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ChainSection {
     /// Only `"dev"`: the in-process dev chain (its state lives in memory and starts afresh
     /// on every run).
@@ -150,6 +192,7 @@ fn default_sector_size() -> u64 {
 /// `[ask]`: prices in attoFIL per GiB per epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct AskSection {
     /// Unverified deals.
     pub price: String,
@@ -177,6 +220,7 @@ impl Default for AskSection {
 /// `[publish]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct PublishSection {
     /// Seconds to wait for more deals before publishing a batch (0 publishes at once).
     pub period_secs: u64,
@@ -197,6 +241,7 @@ impl Default for PublishSection {
 /// `[filters]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct FilterSection {
     /// Take online deals.
     pub consider_online: bool,

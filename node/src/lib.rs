@@ -9,6 +9,27 @@
 //! - [`client`]: the client side: a repo with a wallet and a deal database, data
 //!   preparation, deal proposals and retrieval.
 
+//!
+//! A provider node in a few lines: a repo (keys, identity, tokens, `config.toml`), then the
+//! node, which serves deals, asks, status, retrieval queries and transfers under one peer
+//! id, and HTTP retrieval plus the admin API on one listener.
+//!
+//! ```
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use market_node::config::NodeConfig;
+//! use market_node::node::{self, MarketNode};
+//!
+//! let repo = tempfile::tempdir()?;
+//! node::init(repo.path(), Some(NodeConfig::local_dev()))?;
+//! let node = MarketNode::start(repo.path()).await?;
+//! println!("peer {:?}, HTTP {}, miners {:?}", node.peer, node.http_url, node.miners);
+//! node.stop();
+//! # Ok(())
+//! # }
+//! # tokio::runtime::Runtime::new()?.block_on(run()).map_err(|e| e.to_string())?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
 pub mod admin;
 pub mod client;
 pub mod config;

@@ -196,10 +196,9 @@ impl MarketNode {
             DealPolicy::MAINNET
         };
         let block_time = Duration::from_millis(cfg.chain.block_time_ms.max(1));
-        let chain = DevChain::new(DevChainConfig {
-            policy: policy.clone(),
-            ..DevChainConfig::default()
-        });
+        let mut chain_config = DevChainConfig::default();
+        chain_config.policy = policy.clone();
+        let chain = DevChain::new(chain_config);
         let keys = KeyStore::open(dir.join("keys")).map_err(|e| start_err("wallet")(&e))?;
         let held = keys.addresses();
         let mut miners = Vec::new();
@@ -248,44 +247,39 @@ impl MarketNode {
                 })
             })
             .collect::<Result<_, _>>()?;
-        let provider_config = ProviderConfig {
-            miners: miners.clone(),
-            filter: BasicFilter {
-                consider_online: f.consider_online,
-                consider_offline: f.consider_offline,
-                consider_verified: f.consider_verified,
-                consider_unverified: f.consider_unverified,
-                piece_cid_blocklist: blocklist,
-                expected_seal_duration: Duration::from_secs_f64(
-                    f.expected_seal_hours.max(0.0) * 3600.0,
-                ),
-                max_deal_start_delay: Duration::from_secs_f64(
-                    f.max_start_delay_days.max(0.0) * 86400.0,
-                ),
-            },
-            external_filter: f.external_command.clone().map(|command| ExternalFilter {
-                command,
-                timeout: Duration::from_secs(30),
-            }),
-            publish: PublishConfig {
-                publish_period: Duration::from_secs(cfg.publish.period_secs),
-                max_deals_per_message: cfg.publish.max_deals_per_message.max(1),
-                start_epoch_sealing_buffer: if cfg.chain.short_deal_terms { 10 } else { 480 },
-                ..PublishConfig::default()
-            },
-            policy,
-            message_confidence: cfg.chain.confidence,
-            poll_interval: block_time,
-            default_ask: ask,
-            ..ProviderConfig::default()
-        };
+        let mut filter = BasicFilter::default();
+        filter.consider_online = f.consider_online;
+        filter.consider_offline = f.consider_offline;
+        filter.consider_verified = f.consider_verified;
+        filter.consider_unverified = f.consider_unverified;
+        filter.piece_cid_blocklist = blocklist;
+        filter.expected_seal_duration =
+            Duration::from_secs_f64(f.expected_seal_hours.max(0.0) * 3600.0);
+        filter.max_deal_start_delay =
+            Duration::from_secs_f64(f.max_start_delay_days.max(0.0) * 86400.0);
+        let mut publish = PublishConfig::default();
+        publish.publish_period = Duration::from_secs(cfg.publish.period_secs);
+        publish.max_deals_per_message = cfg.publish.max_deals_per_message.max(1);
+        publish.start_epoch_sealing_buffer = if cfg.chain.short_deal_terms { 10 } else { 480 };
+        let mut provider_config = ProviderConfig::default();
+        provider_config.miners = miners.clone();
+        provider_config.filter = filter;
+        provider_config.external_filter = f
+            .external_command
+            .clone()
+            .map(|command| ExternalFilter::new(command, Duration::from_secs(30)));
+        provider_config.publish = publish;
+        provider_config.policy = policy;
+        provider_config.message_confidence = cfg.chain.confidence;
+        provider_config.poll_interval = block_time;
+        provider_config.default_ask = ask;
 
         let mut transfers = TransferConfig::new(repo.under(&cfg.storage.staging));
         transfers.max_staging_bytes = cfg.storage.staging_limit_gib << 30;
         transfers.max_staging_bytes_per_host = transfers.max_staging_bytes;
-        transfers.policy = AddressPolicy {
-            allow_private: cfg.storage.allow_private_transfers,
-        };
+        if cfg.storage.allow_private_transfers {
+            transfers.policy = AddressPolicy::allowing_private();
+        }
         // One libp2p host for everything: deals, retrieval queries and transfers.
         let key =
             identity::Keypair::from_protobuf_encoding(&std::fs::read(dir.join("libp2p.key"))?)
@@ -355,11 +349,10 @@ impl MarketNode {
         retrieval.set_transports(transports);
         let app = retrieval_market::http::router(
             retrieval.clone(),
-            HttpConfig {
-                serve_pieces: cfg.http.serve_pieces,
-                serve_cars: cfg.http.serve_cars,
-                max_concurrent: cfg.http.max_concurrent,
-            },
+            HttpConfig::default()
+                .with_serve_pieces(cfg.http.serve_pieces)
+                .with_serve_cars(cfg.http.serve_cars)
+                .with_max_concurrent(cfg.http.max_concurrent),
         )
         .merge(admin::router(admin::AdminState {
             secret: secret(dir)?,

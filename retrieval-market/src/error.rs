@@ -46,9 +46,9 @@ pub enum RetrievalError {
     /// The piece store failed.
     #[error("piece store: {0}")]
     PieceStore(#[from] PieceStoreError),
-    /// The unsealer failed.
-    #[error("unseal: {0}")]
-    Unseal(String),
+    /// Neither the piece store nor any sealer holding one of its deals has the piece.
+    #[error("no unsealed copy of {0}")]
+    NoUnsealedCopy(Box<market_core::Cid>),
     /// Local I/O failed (disk full, permissions).
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),

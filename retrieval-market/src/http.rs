@@ -43,6 +43,7 @@ const CHUNK: usize = 1 << 20;
 
 /// HTTP server settings.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct HttpConfig {
     /// Serve `/piece/`.
     pub serve_pieces: bool,
@@ -59,6 +60,26 @@ impl Default for HttpConfig {
             serve_cars: true,
             max_concurrent: 64,
         }
+    }
+}
+
+impl HttpConfig {
+    /// Serves `/piece/` or not.
+    pub fn with_serve_pieces(mut self, on: bool) -> Self {
+        self.serve_pieces = on;
+        self
+    }
+
+    /// Serves `/ipfs/` (the trustless gateway) or not.
+    pub fn with_serve_cars(mut self, on: bool) -> Self {
+        self.serve_cars = on;
+        self
+    }
+
+    /// Serves at most `n` retrievals at once (429 beyond).
+    pub fn with_max_concurrent(mut self, n: usize) -> Self {
+        self.max_concurrent = n;
+        self
     }
 }
 

@@ -28,4 +28,4 @@ pub mod unseal;
 pub use client::RetrievalClient;
 pub use error::RetrievalError;
 pub use provider::{RetrievalAsk, RetrievalProvider};
-pub use unseal::Unsealer;
+pub use unseal::{UnsealError, Unsealer};

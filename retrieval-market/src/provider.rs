@@ -202,10 +202,7 @@ impl RetrievalProvider {
                 }
             }
         }
-        Err(RetrievalError::Unseal(format!(
-            "no unsealed copy of {}",
-            piece.piece_cid
-        )))
+        Err(RetrievalError::NoUnsealedCopy(Box::new(piece.piece_cid)))
     }
 
     /// A block's bytes by CID (matched on the multihash), from any piece that holds it.

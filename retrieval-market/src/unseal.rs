@@ -18,5 +18,18 @@ pub trait Unsealer: Send + Sync {
         piece: &Cid,
         deal: &DealRecord,
         range: ByteRange,
-    ) -> Result<Option<PieceReader>, String>;
+    ) -> Result<Option<PieceReader>, UnsealError>;
+}
+
+/// Why a sealer could not supply unsealed bytes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UnsealError {
+    /// The sealer could not be reached or answered with an error; another deal's copy may
+    /// still serve.
+    #[error("sealer unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Reading the unsealed sector failed.
+    #[error("reading the unsealed sector")]
+    Io(#[from] std::io::Error),
 }

@@ -17,7 +17,7 @@ use piecestore::{
 use retrieval_market::gateway::DagScope;
 use retrieval_market::http::{HttpConfig, router};
 use retrieval_market::types::{QueryItemStatus, QueryStatus, TransportProtocol};
-use retrieval_market::{RetrievalClient, RetrievalError, RetrievalProvider, Unsealer};
+use retrieval_market::{RetrievalClient, RetrievalError, RetrievalProvider, UnsealError, Unsealer};
 use url::Url;
 
 /// Bytes that do not repeat (xorshift32), so every chunk is a distinct block.
@@ -352,14 +352,7 @@ async fn malformed_gateway_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_limit_answers_429() {
     let fx = Fixture::new(4 << 20).await;
-    let url = serve(
-        fx.provider(),
-        HttpConfig {
-            max_concurrent: 1,
-            ..HttpConfig::default()
-        },
-    )
-    .await;
+    let url = serve(fx.provider(), HttpConfig::default().with_max_concurrent(1)).await;
     let piece_url = url.join(&format!("piece/{}", fx.meta.piece_cid)).unwrap();
     let http = reqwest::Client::new();
     // Hold the first response's body unread so its permit stays taken.
@@ -421,7 +414,7 @@ impl Unsealer for DirUnsealer {
         _piece: &Cid,
         deal: &DealRecord,
         range: ByteRange,
-    ) -> Result<Option<PieceReader>, String> {
+    ) -> Result<Option<PieceReader>, UnsealError> {
         let Ok(bytes) = std::fs::read(self.0.join(deal.sector.to_string())) else {
             return Ok(None);
         };

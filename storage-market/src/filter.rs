@@ -21,6 +21,7 @@ pub const EPOCH_SECONDS: u64 = 30;
 
 /// The basic filter flags.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct BasicFilter {
     /// Accept online (transferred) deals.
     pub consider_online: bool,
@@ -105,6 +106,7 @@ pub struct FilterContext {
 
 /// An operator command run for each deal (`sh -c <command>`).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ExternalFilter {
     /// The shell command.
     pub command: String,
@@ -113,6 +115,14 @@ pub struct ExternalFilter {
 }
 
 impl ExternalFilter {
+    /// Runs `command` for every proposal, allowing it `timeout`.
+    pub fn new(command: impl Into<String>, timeout: Duration) -> Self {
+        Self {
+            command: command.into(),
+            timeout,
+        }
+    }
+
     /// Runs the filter: `Ok(())` accepts, `Err(reason)` rejects.
     pub async fn check(&self, params: &DealParams, ctx: &FilterContext) -> Result<(), String> {
         let input = serde_json::to_vec_pretty(&boost_filter_json(params, ctx))

@@ -38,6 +38,7 @@ use crate::wallet::{self, Wallet};
 
 /// Provider configuration.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ProviderConfig {
     /// Miners served.
     pub miners: Vec<Address>,

@@ -24,6 +24,7 @@ use crate::types::{Address, TokenAmount};
 
 /// Publishing policy.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct PublishConfig {
     /// How long a batch waits for more deals (Boost default 1 h).
     pub publish_period: Duration,

@@ -192,10 +192,10 @@ fn cases() -> Vec<Case> {
         Case {
             name: "external filter says no",
             config: |c| {
-                c.external_filter = Some(ExternalFilter {
-                    command: "grep -q '\"FormatVersion\": \"2.2.0\"' && echo 'we only take Tuesdays' && exit 1".into(),
-                    timeout: Duration::from_secs(10),
-                })
+                c.external_filter = Some(ExternalFilter::new(
+                    "grep -q '\"FormatVersion\": \"2.2.0\"' && echo 'we only take Tuesdays' && exit 1",
+                    Duration::from_secs(10),
+                ))
             },
             edit: |_, _, _| {},
             forge: false,

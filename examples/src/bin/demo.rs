@@ -90,29 +90,12 @@ async fn main() -> ExitCode {
     }
 }
 
-fn demo_config() -> NodeConfig {
-    let mut cfg = NodeConfig::default();
-    cfg.libp2p.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
-    cfg.http.listen = "127.0.0.1:0".into();
-    cfg.chain.block_time_ms = 50;
-    cfg.chain.sealing_period_ms = 200;
-    cfg.chain.short_deal_terms = true;
-    cfg.chain.confidence = 1;
-    cfg.publish.period_secs = 0;
-    cfg.storage.allow_private_transfers = true;
-    // Deal start checks count mainnet 30 s epochs: 20 epochs to seal, starts up to 100 000
-    // epochs ahead.
-    cfg.filters.expected_seal_hours = 600.0 / 3600.0;
-    cfg.filters.max_start_delay_days = 3_000_000.0 / 86_400.0;
-    cfg
-}
-
 async fn run(args: &Args, dir: &Path) -> Result<(), String> {
     let mut report = Report {
         start: Instant::now(),
     };
     let provider_dir = dir.join("provider");
-    node::init(&provider_dir, Some(demo_config())).map_err(|e| e.to_string())?;
+    node::init(&provider_dir, Some(NodeConfig::local_dev())).map_err(|e| e.to_string())?;
     let node = MarketNode::start(&provider_dir)
         .await
         .map_err(|e| e.to_string())?;

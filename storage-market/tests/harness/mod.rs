@@ -14,11 +14,9 @@ use piecestore::{FsPieceStore, SqlitePieceIndex};
 use storage_market::Cid;
 use storage_market::chain::{ChainNode, DealPolicy};
 use storage_market::client::{Client, DealProtocol, DealSpec, price_per_epoch};
-use storage_market::filter::BasicFilter;
 use storage_market::message::{HttpRequest, Transfer};
 use storage_market::network::{Host, MarketNetwork, NetworkLimits, PeerAddr, ProviderNode};
 use storage_market::provider::{AskParams, Provider, ProviderConfig, ProviderDeps};
-use storage_market::publish::PublishConfig;
 use storage_market::store::SqliteDealStore;
 use storage_market::types::{Address, ChainEpoch, TokenAmount};
 use storage_market::wallet::{KeyStore, KeyType};
@@ -46,30 +44,23 @@ pub struct Env {
 }
 
 pub fn provider_config(miner: Address) -> ProviderConfig {
-    ProviderConfig {
-        miners: vec![miner],
-        filter: BasicFilter {
-            expected_seal_duration: Duration::from_secs(30 * 20),
-            max_deal_start_delay: Duration::from_secs(30 * 100_000),
-            ..BasicFilter::default()
-        },
-        publish: PublishConfig {
-            publish_period: Duration::ZERO,
-            start_epoch_sealing_buffer: 10,
-            ..PublishConfig::default()
-        },
-        policy: POLICY,
-        message_confidence: 1,
-        poll_interval: Duration::from_millis(10),
-        default_ask: AskParams {
-            price: TokenAmount::from_atto(1_000_000),
-            verified_price: TokenAmount::from_atto(100_000),
-            min_piece_size: PaddedPieceSize::new(128).unwrap(),
-            max_piece_size: PaddedPieceSize::new(1 << 20).unwrap(),
-            duration: 100_000,
-        },
-        ..ProviderConfig::default()
-    }
+    let mut c = ProviderConfig::default();
+    c.miners = vec![miner];
+    c.filter.expected_seal_duration = Duration::from_secs(30 * 20);
+    c.filter.max_deal_start_delay = Duration::from_secs(30 * 100_000);
+    c.publish.publish_period = Duration::ZERO;
+    c.publish.start_epoch_sealing_buffer = 10;
+    c.policy = POLICY;
+    c.message_confidence = 1;
+    c.poll_interval = Duration::from_millis(10);
+    c.default_ask = AskParams {
+        price: TokenAmount::from_atto(1_000_000),
+        verified_price: TokenAmount::from_atto(100_000),
+        min_piece_size: PaddedPieceSize::new(128).unwrap(),
+        max_piece_size: PaddedPieceSize::new(1 << 20).unwrap(),
+        duration: 100_000,
+    };
+    c
 }
 
 /// Transfer settings for tests (see `data_transfer::testing::config`).
@@ -142,10 +133,9 @@ impl Env {
         clock: bool,
     ) -> Env {
         let dir = tempfile::tempdir().unwrap();
-        let chain = DevChain::new(DevChainConfig {
-            policy: POLICY,
-            ..DevChainConfig::default()
-        });
+        let mut chain_config = DevChainConfig::default();
+        chain_config.policy = POLICY;
+        let chain = DevChain::new(chain_config);
         let keys = KeyStore::open(dir.path().join("keys")).unwrap();
         let worker = keys.generate(KeyType::Secp256k1).unwrap();
         let owner = keys.generate(KeyType::Secp256k1).unwrap();
