@@ -146,10 +146,16 @@ fn provider_and_client_binaries_work_together() {
             "data",
             "generate-car",
             f.to_str().unwrap(),
-            dir.path().join(format!("small-{size}.car")).to_str().unwrap(),
+            dir.path()
+                .join(format!("small-{size}.car"))
+                .to_str()
+                .unwrap(),
         ]));
         assert!(field(&out, "root").starts_with("bafk"), "{size} B: {out}");
-        assert!(field(&out, "piece cid").starts_with("baga"), "{size} B: {out}");
+        assert!(
+            field(&out, "piece cid").starts_with("baga"),
+            "{size} B: {out}"
+        );
     }
     // The deal's file has a Lotus inline root, as every file of (1 MiB, 2 MiB] does.
     let file = dir.path().join("f.bin");

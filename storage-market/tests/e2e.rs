@@ -116,3 +116,33 @@ async fn import_with_the_wrong_data_is_refused_and_the_deal_keeps_waiting() {
         S::WaitingForData
     );
 }
+
+/// A chain node that goes away (Lotus restarting, a network blip) must not fail deals: the
+/// provider keeps asking, and the deal goes on when the node is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_active_deal_survives_a_chain_node_outage() {
+    use std::sync::atomic::Ordering;
+    let env = Env::start(|_| {}, true).await;
+    let sealer = env.sealer.run(Duration::from_millis(30));
+    let (path, piece_cid, size) = env.data_file("outage.car", 3000, 4);
+    let spec = env.offline_spec(piece_cid, size, DealProtocol::V12).await;
+    let deal = env.client.propose_deal(&env.peer, &spec).await.unwrap();
+    let r = DealRef::ProposalCid(deal.proposal_cid);
+    env.provider.import_data(r, &path).await.unwrap();
+    wait_for_state(&env.provider, r, S::Active, T)
+        .await
+        .unwrap();
+
+    // Dozens of the provider's 10 ms polls fail while the node is down.
+    env.chain_down.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = env.provider.deal(r).await.unwrap().unwrap();
+    assert_eq!(during.state, S::Active, "{}", during.message);
+    env.chain_down.store(false, Ordering::Relaxed);
+
+    let expired = wait_for_state(&env.provider, r, S::Expired, T)
+        .await
+        .unwrap();
+    assert!(expired.deal_id.is_some());
+    sealer.abort();
+}

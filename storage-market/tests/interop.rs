@@ -73,7 +73,11 @@ async fn malformed_requests_get_an_answer_or_a_clean_close() {
     let bytes = cbor::read_item(&mut s, 1 << 16).await.unwrap();
     let r: DealResponse = cbor::from_slice(&bytes, 1 << 16).unwrap();
     assert!(!r.accepted);
-    assert!(r.message.contains("malformed deal proposal"), "{}", r.message);
+    assert!(
+        r.message.contains("malformed deal proposal"),
+        "{}",
+        r.message
+    );
 
     // mk/1.1.1 has no unsigned refusal: the provider closes the stream after a warning.
     let mut s = net

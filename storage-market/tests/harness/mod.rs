@@ -41,6 +41,8 @@ pub struct Env {
     pub peer: PeerAddr,
     pub client: Client,
     pub provider_key: identity::Keypair,
+    /// Set to cut the provider off from its chain node.
+    pub chain_down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub fn provider_config(miner: Address) -> ProviderConfig {
@@ -87,7 +89,7 @@ pub fn transfer(kind: &str, url: &str, headers: &[(&str, String)], bytes: u64) -
 
 pub async fn deps(
     env_dir: &Path,
-    chain: &DevChain,
+    chain: &FlakyChain,
     keys: &KeyStore,
     sealer: &DevSealer,
     transfers: TransferConfig,
@@ -151,9 +153,14 @@ impl Env {
         transfers(&mut tcfg);
         let provider_key = identity::Keypair::generate_ed25519();
         let host = provider_host(&provider_key).await;
+        let chain_down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flaky = FlakyChain {
+            inner: chain.clone(),
+            down: chain_down.clone(),
+        };
         let provider = Provider::start(
             cfg,
-            deps(dir.path(), &chain, &keys, &sealer, tcfg, &host).await,
+            deps(dir.path(), &flaky, &keys, &sealer, tcfg, &host).await,
         )
         .await
         .unwrap();
@@ -187,6 +194,7 @@ impl Env {
             peer,
             client,
             provider_key,
+            chain_down,
         };
         env.fund_client(TokenAmount::from_whole(10)).await;
         env
@@ -219,7 +227,10 @@ impl Env {
             cfg,
             deps(
                 self.dir.path(),
-                &self.chain,
+                &FlakyChain {
+                    inner: self.chain.clone(),
+                    down: self.chain_down.clone(),
+                },
                 &self.keys,
                 &self.sealer,
                 transfer_config(self.dir.path()),
@@ -327,5 +338,119 @@ impl Env {
 
     pub fn head(&self) -> ChainEpoch {
         self.chain.epoch()
+    }
+}
+
+/// The dev chain behind a switch: while `down` is set every call fails as an unreachable
+/// node would (`ChainError::Node`).
+#[derive(Clone)]
+pub struct FlakyChain {
+    pub inner: DevChain,
+    pub down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FlakyChain {
+    fn check(&self) -> Result<(), storage_market::chain::ChainError> {
+        if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(storage_market::chain::ChainError::Node(
+                "connection refused (test outage)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl ChainNode for FlakyChain {
+    async fn head(&self) -> Result<ChainEpoch, storage_market::chain::ChainError> {
+        self.check()?;
+        self.inner.head().await
+    }
+    async fn miner_info(
+        &self,
+        miner: &Address,
+    ) -> Result<storage_market::chain::MinerInfo, storage_market::chain::ChainError> {
+        self.check()?;
+        self.inner.miner_info(miner).await
+    }
+    async fn market_balance(
+        &self,
+        addr: &Address,
+    ) -> Result<storage_market::chain::MarketBalance, storage_market::chain::ChainError> {
+        self.check()?;
+        self.inner.market_balance(addr).await
+    }
+    async fn collateral_bounds(
+        &self,
+        size: PaddedPieceSize,
+        verified: bool,
+    ) -> Result<storage_market::chain::CollateralBounds, storage_market::chain::ChainError> {
+        self.check()?;
+        self.inner.collateral_bounds(size, verified).await
+    }
+    async fn datacap(
+        &self,
+        client: &Address,
+    ) -> Result<Option<u128>, storage_market::chain::ChainError> {
+        self.check()?;
+        self.inner.datacap(client).await
+    }
+    async fn account_key(
+        &self,
+        addr: &Address,
+    ) -> Result<Address, storage_market::chain::ChainError> {
+        self.check()?;
+        self.inner.account_key(addr).await
+    }
+    async fn lookup_id(
+        &self,
+        addr: &Address,
+    ) -> Result<Address, storage_market::chain::ChainError> {
+        self.check()?;
+        self.inner.lookup_id(addr).await
+    }
+    async fn push_message(
+        &self,
+        msg: storage_market::chain::Message,
+    ) -> Result<Cid, storage_market::chain::ChainError> {
+        self.check()?;
+        self.inner.push_message(msg).await
+    }
+    async fn call(
+        &self,
+        msg: &storage_market::chain::Message,
+    ) -> Result<storage_market::chain::Receipt, storage_market::chain::ChainError> {
+        self.check()?;
+        self.inner.call(msg).await
+    }
+    async fn wait_message(
+        &self,
+        cid: &Cid,
+        confidence: u64,
+    ) -> Result<storage_market::chain::MessageLookup, storage_market::chain::ChainError> {
+        self.check()?;
+        self.inner.wait_message(cid, confidence).await
+    }
+    async fn market_deal(
+        &self,
+        id: storage_market::types::DealId,
+    ) -> Result<Option<storage_market::chain::MarketDeal>, storage_market::chain::ChainError> {
+        self.check()?;
+        self.inner.market_deal(id).await
+    }
+    async fn sector_precommitted(
+        &self,
+        miner: &Address,
+        sector: storage_market::types::SectorNumber,
+    ) -> Result<bool, storage_market::chain::ChainError> {
+        self.check()?;
+        self.inner.sector_precommitted(miner, sector).await
+    }
+    async fn wallet_balance(
+        &self,
+        addr: &Address,
+    ) -> Result<TokenAmount, storage_market::chain::ChainError> {
+        self.check()?;
+        self.inner.wallet_balance(addr).await
     }
 }
