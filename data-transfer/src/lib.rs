@@ -26,7 +26,9 @@ pub mod testing;
 mod transfer;
 
 pub use error::TransferError;
-pub use manager::{Completed, RetryPolicy, TransferConfig, TransferManager, staging_file};
+pub use manager::{
+    Completed, MAX_INDEXED_BLOCKS, RetryPolicy, TransferConfig, TransferManager, staging_file,
+};
 pub use p2p::{P2pListener, TRANSFER_PROTOCOL, transfer_url};
 pub use policy::{AddressPolicy, is_public};
 pub use serve::{CAR_CONTENT_TYPE, CarServer, parse_range};

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use piecestore::{CommPFollower, PieceMeta};
+use piecestore::{CarBlocks, CommPFollower, PieceMeta};
 use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 
@@ -110,6 +110,10 @@ pub struct Completed {
     pub path: PathBuf,
     /// CID and sizes of the received payload.
     pub piece: PieceMeta,
+    /// The payload's CAR blocks, found while it was hashed, for indexing without reading
+    /// the piece again. `None` after a restart since completion, or past
+    /// [`MAX_INDEXED_BLOCKS`] blocks.
+    pub blocks: Option<CarBlocks>,
 }
 
 impl Completed {
@@ -127,6 +131,8 @@ struct Inner {
     http: reqwest::Client,
     p2p: Option<Host>,
     running: Mutex<HashMap<TransferId, Running>>,
+    /// CAR blocks of completed transfers, until they are removed.
+    blocks: Mutex<HashMap<TransferId, CarBlocks>>,
     /// Serialises admission so two transfers cannot both take the last staging bytes.
     admit: tokio::sync::Mutex<()>,
 }
@@ -188,6 +194,7 @@ impl TransferManager {
                 http,
                 p2p,
                 running: Mutex::new(HashMap::new()),
+                blocks: Mutex::new(HashMap::new()),
                 admit: tokio::sync::Mutex::new(()),
             }),
         };
@@ -341,6 +348,7 @@ impl TransferManager {
                             payload_size: rec.request.size,
                             padded_size: padded,
                         },
+                        blocks: self.lock_blocks().get(id).cloned(),
                     });
                 }
                 TransferState::Failed => {
@@ -369,6 +377,7 @@ impl TransferManager {
     /// Forgets a finished transfer and deletes its staged file (if still there), releasing its
     /// staging space.
     pub async fn remove(&self, id: &TransferId) -> Result<(), TransferError> {
+        self.lock_blocks().remove(id);
         if let Some(r) = self.lock_running().remove(id) {
             r.cancel.cancel();
             r.task.abort();
@@ -387,6 +396,10 @@ impl TransferManager {
         for (_, r) in self.lock_running().drain() {
             r.task.abort();
         }
+    }
+
+    fn lock_blocks(&self) -> std::sync::MutexGuard<'_, HashMap<TransferId, CarBlocks>> {
+        self.inner.blocks.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<TransferId, Running>> {
@@ -503,7 +516,11 @@ impl TransferManager {
             live,
         });
         let frontier = shared.frontier();
-        *shared.lock_follower() = Some(CommPFollower::start(file, frontier)?);
+        *shared.lock_follower() = Some(CommPFollower::start_indexing(
+            file,
+            frontier,
+            MAX_INDEXED_BLOCKS,
+        )?);
 
         let workers =
             (0..rec.chunks.len()).map(|i| self.fetch_chunk(rec, &fetcher, &shared, i, cancel));
@@ -515,10 +532,13 @@ impl TransferManager {
             .lock_follower()
             .take()
             .ok_or_else(|| TransferError::Task("commP follower missing".into()))?;
-        let info = follower
-            .finish(rec.request.size, rec.request.padded_size)
+        let (info, blocks) = follower
+            .finish_indexed(rec.request.size, rec.request.padded_size)
             .await?;
         let piece = market_core::cid::widen(&info.cid_v1());
+        if let Some(blocks) = blocks {
+            self.lock_blocks().insert(id.clone(), blocks);
+        }
         self.inner
             .store
             .set_state(id, TransferState::Completed, "", Some(piece))
@@ -740,6 +760,10 @@ impl TransferManager {
 }
 
 const WRITE_CHUNK: usize = 1 << 20;
+
+/// Most CAR blocks a transfer keeps in memory for the piece index (about 45 MB); a payload
+/// with more is indexed by reading it again. A 32 GiB CAR of 128 KiB blocks fits.
+pub const MAX_INDEXED_BLOCKS: usize = 1 << 18;
 
 fn size_check(source: u64, expected: u64) -> Result<(), Attempt> {
     if source < expected {

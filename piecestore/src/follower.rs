@@ -10,7 +10,10 @@ use bytes::Bytes;
 use commp::{CommP, PaddedPieceSize, PieceInfo};
 use tokio::sync::oneshot;
 
+use market_core::Cid;
+
 use crate::PieceStoreError;
+use crate::car::{BlockEntry, CarIndexer};
 
 /// How much of the file the hasher reads at a time.
 const READ_CHUNK: usize = 1 << 20;
@@ -33,12 +36,103 @@ type Chunk = Option<(u64, Bytes)>;
 pub struct CommPFollower {
     tx: Option<mpsc::SyncSender<Chunk>>,
     frontier: Arc<AtomicU64>,
-    done: Option<oneshot::Receiver<Result<(CommP, u64), std::io::Error>>>,
+    done: Option<oneshot::Receiver<Result<Followed, std::io::Error>>>,
+}
+
+/// What the follower thread hands back.
+type Followed = (CommP, u64, Option<BlockTap>);
+
+/// The CAR blocks of a payload, found while it was hashed (see
+/// [`CommPFollower::start_indexing`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CarBlocks {
+    /// Roots of the CAR header.
+    pub roots: Vec<Cid>,
+    /// Every block, in payload order.
+    pub entries: Vec<BlockEntry>,
+    /// Why the payload is not a CARv1, if it is not (then `entries` is empty).
+    pub error: Option<String>,
+}
+
+/// Parses the hashed bytes as a CAR, keeping at most `max` block entries in memory.
+#[derive(Debug)]
+struct BlockTap {
+    parser: CarIndexer,
+    entries: Vec<BlockEntry>,
+    max: usize,
+    error: Option<String>,
+    overflowed: bool,
+}
+
+impl BlockTap {
+    fn bytes(&mut self, data: &[u8]) {
+        if self.error.is_some() || self.overflowed {
+            return;
+        }
+        let (entries, max) = (&mut self.entries, self.max);
+        let mut over = false;
+        if let Err(e) = self.parser.update(data, &mut |b| {
+            if entries.len() < max {
+                entries.push(b);
+            } else {
+                over = true;
+            }
+        }) {
+            self.error = Some(e.to_string());
+            self.entries = Vec::new();
+        }
+        if over {
+            self.overflowed = true;
+            self.entries = Vec::new();
+        }
+    }
+
+    fn finish(self) -> Option<CarBlocks> {
+        if self.overflowed {
+            return None;
+        }
+        let (roots, error) = match self.error {
+            Some(e) => (Vec::new(), Some(e)),
+            None => match self.parser.finish() {
+                Ok(roots) => (roots, None),
+                Err(e) => (Vec::new(), Some(e.to_string())),
+            },
+        };
+        let entries = if error.is_some() {
+            Vec::new()
+        } else {
+            self.entries
+        };
+        Some(CarBlocks {
+            roots,
+            entries,
+            error,
+        })
+    }
 }
 
 impl CommPFollower {
     /// Starts hashing `file` from its first byte; `ready` bytes are already written.
     pub fn start(file: File, ready: u64) -> std::io::Result<Self> {
+        Self::spawn(file, ready, None)
+    }
+
+    /// [`start`](Self::start), and also finds the payload's CAR blocks in the same pass,
+    /// so the piece can be indexed without being read again. Past `max_blocks` blocks the
+    /// entries are dropped (memory stays bounded) and [`finish_indexed`](Self::finish_indexed)
+    /// returns no blocks.
+    pub fn start_indexing(file: File, ready: u64, max_blocks: usize) -> std::io::Result<Self> {
+        let tap = BlockTap {
+            parser: CarIndexer::new(),
+            entries: Vec::new(),
+            max: max_blocks,
+            error: None,
+            overflowed: false,
+        };
+        Self::spawn(file, ready, Some(tap))
+    }
+
+    fn spawn(file: File, ready: u64, tap: Option<BlockTap>) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::sync_channel::<Chunk>(QUEUE);
         let (done_tx, done) = oneshot::channel();
         let frontier = Arc::new(AtomicU64::new(ready));
@@ -46,7 +140,7 @@ impl CommPFollower {
         std::thread::Builder::new()
             .name("commp-follower".into())
             .spawn(move || {
-                let _ = done_tx.send(follow(&file, &rx, &f));
+                let _ = done_tx.send(follow(&file, &rx, &f, tap));
             })?;
         let _ = tx.try_send(None);
         Ok(Self {
@@ -78,14 +172,24 @@ impl CommPFollower {
     /// Waits until all `total` payload bytes are hashed and returns the piece, zero-padded to
     /// `padded` (or to the minimal size).
     pub async fn finish(
-        mut self,
+        self,
         total: u64,
         padded: Option<PaddedPieceSize>,
     ) -> Result<PieceInfo, PieceStoreError> {
+        Ok(self.finish_indexed(total, padded).await?.0)
+    }
+
+    /// [`finish`](Self::finish), with the CAR blocks found on the way if the follower was
+    /// started with [`start_indexing`](Self::start_indexing) and stayed under its cap.
+    pub async fn finish_indexed(
+        mut self,
+        total: u64,
+        padded: Option<PaddedPieceSize>,
+    ) -> Result<(PieceInfo, Option<CarBlocks>), PieceStoreError> {
         self.frontier.fetch_max(total, Ordering::AcqRel);
         drop(self.tx.take());
         let done = self.done.take().expect("finish consumes the follower");
-        let (hasher, hashed) = done
+        let (hasher, hashed, tap) = done
             .await
             .map_err(|_| PieceStoreError::Task("commP thread panicked".into()))??;
         if hashed != total {
@@ -97,7 +201,8 @@ impl CommPFollower {
             Some(size) => hasher.finish_padded_to(size),
             None => hasher.finish(),
         };
-        info.map_err(|e| PieceStoreError::InvalidSize(e.to_string()))
+        let info = info.map_err(|e| PieceStoreError::InvalidSize(e.to_string()))?;
+        Ok((info, tap.and_then(BlockTap::finish)))
     }
 }
 
@@ -105,17 +210,25 @@ fn follow(
     file: &File,
     rx: &mpsc::Receiver<Chunk>,
     frontier: &AtomicU64,
-) -> Result<(CommP, u64), std::io::Error> {
+    mut tap: Option<BlockTap>,
+) -> Result<Followed, std::io::Error> {
     // Payloads under 65 bytes (the CAR of an empty file) are zero-padded as FRC-0069 and
     // Lotus's client define them, so such deals can be served.
     let mut hasher = CommP::new().with_short_payload(commp::ShortPayload::ZeroPad);
     let mut buf = vec![0u8; READ_CHUNK];
     let mut pos = 0u64;
-    let mut read_up_to = |hasher: &mut CommP, pos: &mut u64, end: u64| -> std::io::Result<()> {
+    let mut read_up_to = |hasher: &mut CommP,
+                          tap: &mut Option<BlockTap>,
+                          pos: &mut u64,
+                          end: u64|
+     -> std::io::Result<()> {
         while *pos < end {
             let n = (end - *pos).min(READ_CHUNK as u64) as usize;
             file.read_exact_at(&mut buf[..n], *pos)?;
             hasher.update(&buf[..n]);
+            if let Some(t) = tap.as_mut() {
+                t.bytes(&buf[..n]);
+            }
             *pos += n as u64;
         }
         Ok(())
@@ -127,7 +240,12 @@ fn follow(
         let msg = match rx.try_recv() {
             Ok(m) => m,
             Err(mpsc::TryRecvError::Empty) => {
-                read_up_to(&mut hasher, &mut pos, frontier.load(Ordering::Acquire))?;
+                read_up_to(
+                    &mut hasher,
+                    &mut tap,
+                    &mut pos,
+                    frontier.load(Ordering::Acquire),
+                )?;
                 match rx.recv() {
                     Ok(m) => m,
                     Err(_) => break,
@@ -139,13 +257,17 @@ fn follow(
             let end = offset + data.len() as u64;
             if end > pos {
                 // Bytes before `offset` are complete (fed data extends the prefix).
-                read_up_to(&mut hasher, &mut pos, offset)?;
-                hasher.update(&data[(pos - offset) as usize..]);
+                read_up_to(&mut hasher, &mut tap, &mut pos, offset)?;
+                let fresh = &data[(pos - offset) as usize..];
+                hasher.update(fresh);
+                if let Some(t) = tap.as_mut() {
+                    t.bytes(fresh);
+                }
                 pos = end;
             }
         }
     }
     let f = frontier.load(Ordering::Acquire);
-    read_up_to(&mut hasher, &mut pos, f)?;
-    Ok((hasher, pos))
+    read_up_to(&mut hasher, &mut tap, &mut pos, f)?;
+    Ok((hasher, pos, tap))
 }

@@ -150,6 +150,30 @@ pub async fn index_payload(
     indexer.finish(meta).await
 }
 
+/// Records blocks found while the payload was hashed (a finished transfer's
+/// [`CarBlocks`](crate::CarBlocks)), without reading the piece again.
+pub async fn index_blocks(
+    index: &dyn PieceIndex,
+    meta: PieceMeta,
+    blocks: crate::CarBlocks,
+) -> Result<IndexReport, PieceStoreError> {
+    index.begin_piece(&meta.piece_cid).await?;
+    let count = blocks.entries.len() as u64;
+    let mut entries = blocks.entries;
+    while !entries.is_empty() {
+        let rest = entries.split_off(entries.len().min(BATCH));
+        index.add_blocks(&meta.piece_cid, entries).await?;
+        entries = rest;
+    }
+    let report = IndexReport {
+        roots: blocks.roots,
+        blocks: if blocks.error.is_some() { 0 } else { count },
+        error: blocks.error,
+    };
+    index.finish_piece(meta, &report).await?;
+    Ok(report)
+}
+
 /// Builds a piece's block index from its payload as the bytes go past (into the piece
 /// store, say), in constant memory: blocks reach the index in batches while data still
 /// arrives. A payload that is not a CARv1 is still a piece; it is recorded with the reason

@@ -31,10 +31,11 @@ pub use car::{
     BlockEntry, CarError, CarIndexer, CarWriter, MAX_CAR_HEADER, MAX_SECTION, section_head,
 };
 pub use error::PieceStoreError;
-pub use follower::CommPFollower;
+pub use follower::{CarBlocks, CommPFollower};
 pub use fs::FsPieceStore;
 pub use index::{
-    DealRecord, IndexReport, PieceIndex, PieceIndexer, PieceRecord, SqlitePieceIndex, index_payload,
+    DealRecord, IndexReport, PieceIndex, PieceIndexer, PieceRecord, SqlitePieceIndex, index_blocks,
+    index_payload,
 };
 pub use store::{
     ByteRange, ExpectedPiece, PieceMeta, PieceReader, PieceStore, StagedPiece, check_piece_cid,

@@ -372,3 +372,39 @@ async fn a_payload_that_is_not_a_car_is_recorded_without_blocks() {
     assert_eq!(rec.block_count, 0);
     assert!(index.blocks(&meta.piece_cid).await.unwrap().is_empty());
 }
+
+/// The follower finds a CAR's blocks while it hashes, even when the file fills out of order
+/// and part of it is read back from disk, and gives up (no blocks) past its cap.
+#[tokio::test]
+async fn the_follower_finds_car_blocks_in_the_hashing_pass() {
+    use std::os::unix::fs::FileExt;
+    let blocks: Vec<Vec<u8>> = (0..3000u32).map(|i| i.to_le_bytes().repeat(100)).collect();
+    let (car, entries) = support::car(&blocks);
+    let want = commp::commp(&car).unwrap();
+    for (cap, expect_blocks) in [(10_000, true), (100, false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("staged.car");
+        let file = std::fs::File::create_new(&path).unwrap();
+        let follower =
+            piecestore::CommPFollower::start_indexing(file.try_clone().unwrap(), 0, cap).unwrap();
+        // Second half first (read back later), then the first half handed over.
+        let half = car.len() / 2;
+        file.write_all_at(&car[half..], half as u64).unwrap();
+        follower.advance(0);
+        file.write_all_at(&car[..half], 0).unwrap();
+        follower.feed(0, bytes::Bytes::copy_from_slice(&car[..half]), car.len() as u64);
+        let (info, found) = follower
+            .finish_indexed(car.len() as u64, None)
+            .await
+            .unwrap();
+        assert_eq!(info.piece_cid(), want.piece_cid());
+        if expect_blocks {
+            let found = found.expect("under the cap");
+            assert_eq!(found.error, None);
+            assert_eq!(found.roots, vec![support::raw_cid(b"root")]);
+            assert_eq!(found.entries, entries);
+        } else {
+            assert!(found.is_none(), "past the cap the blocks are dropped");
+        }
+    }
+}

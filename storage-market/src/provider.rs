@@ -17,7 +17,8 @@ use crate::Cid;
 use commp::PaddedPieceSize;
 use data_transfer::{TransferError, TransferId, TransferManager, TransferRequest};
 use piecestore::{
-    DealRecord, ExpectedPiece, PieceIndex, PieceIndexer, PieceStore, PieceStoreError, index_payload,
+    DealRecord, ExpectedPiece, PieceIndex, PieceIndexer, PieceStore, PieceStoreError, index_blocks,
+    index_payload,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::broadcast;
@@ -1201,7 +1202,18 @@ impl Provider {
             .put_staged(done.staged())
             .await
             .map_err(|e| format!("storing the piece: {e}"))?;
-        let stored = self.index_piece(done.piece).await?;
+        // The blocks were found while the transfer hashed the payload; only a payload with
+        // more blocks than a transfer keeps is read again.
+        let stored = match done.blocks.clone() {
+            Some(blocks) => {
+                let report = index_blocks(&*self.inner.deps.index, done.piece, blocks).await?;
+                if let Some(why) = &report.error {
+                    tracing::info!(piece = %done.piece.piece_cid, %why, "payload is not an indexable CAR");
+                }
+                self.inner.deps.pieces.locator(&done.piece.piece_cid)
+            }
+            None => self.index_piece(done.piece).await?,
+        };
         transfers
             .remove(&id)
             .await
