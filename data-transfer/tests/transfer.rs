@@ -164,18 +164,28 @@ async fn a_dropped_connection_resumes_with_a_range_request() {
     assert!(from > 0 && from <= 250_000, "{resumed}");
 }
 
+/// A source that stalls after `hang_after` bytes, and a one-connection config for it.
+async fn stalling_source(
+    dir: &std::path::Path,
+    data: &[u8],
+    hang_after: u64,
+) -> (ScriptedSource, String, TransferConfig) {
+    let src = ScriptedSource::new(data.to_vec());
+    src.set(Script {
+        hang_after: Some(hang_after),
+        ..Script::default()
+    });
+    let url = src.serve().await.unwrap();
+    let mut cfg = config(dir);
+    cfg.multi_connection_threshold = u64::MAX;
+    (src, url, cfg)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_mid_transfer_resumes_from_the_durable_offset() {
     let dir = tempfile::tempdir().unwrap();
     let data = payload(5 << 20, 4);
-    let src = ScriptedSource::new(data.clone());
-    src.set(Script {
-        hang_after: Some(3_500_000),
-        ..Script::default()
-    });
-    let url = src.serve().await.unwrap();
-    let mut cfg = config(dir.path());
-    cfg.multi_connection_threshold = u64::MAX;
+    let (src, url, cfg) = stalling_source(dir.path(), &data, 3_500_000).await;
     let m = TransferManager::open(cfg.clone(), None).await.unwrap();
     let id = TransferId::new("restart").unwrap();
     m.start(request("restart", &url, data.len())).await.unwrap();
@@ -213,14 +223,7 @@ async fn a_restart_mid_transfer_resumes_from_the_durable_offset() {
 async fn progress_counts_bytes_as_they_arrive_between_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
     let data = payload(5 << 20, 6);
-    let src = ScriptedSource::new(data.clone());
-    src.set(Script {
-        hang_after: Some(3_500_000),
-        ..Script::default()
-    });
-    let url = src.serve().await.unwrap();
-    let mut cfg = config(dir.path());
-    cfg.multi_connection_threshold = u64::MAX;
+    let (src, url, mut cfg) = stalling_source(dir.path(), &data, 3_500_000).await;
     // No checkpoint before the source hangs: durable progress stays at zero.
     cfg.checkpoint_bytes = 32 << 20;
     // Keeps the test short should the stalled connection outlive the cancel.

@@ -12,6 +12,16 @@ use piecestore::{
 };
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
+/// Indexes a piece the store holds by reading it back.
+async fn index_stored(
+    index: &SqlitePieceIndex,
+    store: &FsPieceStore,
+    meta: piecestore::PieceMeta,
+) -> piecestore::IndexReport {
+    let data = store.get(&meta.piece_cid, None).await.unwrap();
+    piecestore::index_payload(index, meta, data).await.unwrap()
+}
+
 fn reader(bytes: Vec<u8>) -> PieceReader {
     Box::pin(std::io::Cursor::new(bytes))
 }
@@ -280,13 +290,7 @@ async fn the_index_finds_deals_roots_and_blocks() {
     let blocks: Vec<Vec<u8>> = (0..20_000u32).map(|i| i.to_le_bytes().repeat(8)).collect();
     let (car, entries) = support::car(&blocks);
     let meta = store.put(reader(car.clone()), None).await.unwrap();
-    let report = piecestore::index_payload(
-        &index,
-        meta,
-        store.get(&meta.piece_cid, None).await.unwrap(),
-    )
-    .await
-    .unwrap();
+    let report = index_stored(&index, &store, meta).await;
     assert_eq!(report.error, None);
     assert_eq!(report.blocks, blocks.len() as u64);
     assert_eq!(report.roots, vec![support::raw_cid(b"root")]);
@@ -359,13 +363,7 @@ async fn a_payload_that_is_not_a_car_is_recorded_without_blocks() {
     let (mut car, _) = support::car(&[vec![5u8; 100_000]]);
     car.truncate(50_000);
     let meta = store.put(reader(car), None).await.unwrap();
-    let report = piecestore::index_payload(
-        &index,
-        meta,
-        store.get(&meta.piece_cid, None).await.unwrap(),
-    )
-    .await
-    .unwrap();
+    let report = index_stored(&index, &store, meta).await;
     assert!(report.error.unwrap().contains("truncated"));
     let rec = index.piece(&meta.piece_cid).await.unwrap().unwrap();
     assert!(rec.indexed);
@@ -392,7 +390,11 @@ async fn the_follower_finds_car_blocks_in_the_hashing_pass() {
         file.write_all_at(&car[half..], half as u64).unwrap();
         follower.advance(0);
         file.write_all_at(&car[..half], 0).unwrap();
-        follower.feed(0, bytes::Bytes::copy_from_slice(&car[..half]), car.len() as u64);
+        follower.feed(
+            0,
+            bytes::Bytes::copy_from_slice(&car[..half]),
+            car.len() as u64,
+        );
         let (info, found) = follower
             .finish_indexed(car.len() as u64, None)
             .await
