@@ -223,7 +223,7 @@ async fn a_restart_mid_transfer_resumes_from_the_durable_offset() {
 async fn progress_counts_bytes_as_they_arrive_between_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
     let data = payload(5 << 20, 6);
-    let (src, url, mut cfg) = stalling_source(dir.path(), &data, 3_500_000).await;
+    let (_src, url, mut cfg) = stalling_source(dir.path(), &data, 3_500_000).await;
     // No checkpoint before the source hangs: durable progress stays at zero.
     cfg.checkpoint_bytes = 32 << 20;
     // Keeps the test short should the stalled connection outlive the cancel.
