@@ -6,7 +6,7 @@
 //! take raw streams ([`Host::accept`], [`Host::open`]); those that exchange one CBOR item
 //! each way use [`crate::rpc`] on top.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -148,6 +148,9 @@ impl Drop for AbortOnDrop {
 pub struct Host {
     peer_id: PeerId,
     listen_addrs: Arc<[Multiaddr]>,
+    /// Peers with at least one connection, kept by the swarm task, so that a request to a
+    /// connected peer needs no round trip to it.
+    connected: Arc<std::sync::RwLock<HashSet<PeerId>>>,
     control: libp2p_stream::Control,
     commands: mpsc::Sender<Command>,
     task: Arc<AbortOnDrop>,
@@ -233,10 +236,12 @@ impl Host {
         let peer_id = *swarm.local_peer_id();
         let control = swarm.behaviour().streams.new_control();
         let (commands, rx) = mpsc::channel(64);
-        let task = tokio::spawn(run(swarm, rx));
+        let connected = Arc::new(std::sync::RwLock::new(HashSet::new()));
+        let task = tokio::spawn(run(swarm, rx, connected.clone()));
         Self {
             peer_id,
             listen_addrs: listen_addrs.into(),
+            connected,
             control,
             commands,
             task: Arc::new(AbortOnDrop(task)),
@@ -260,6 +265,14 @@ impl Host {
 
     /// Connects to `peer` unless already connected.
     pub async fn connect(&self, peer: &PeerAddr) -> Result<(), HostError> {
+        if self
+            .connected
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&peer.peer_id)
+        {
+            return Ok(());
+        }
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(Command::Connect(peer.clone(), tx))
@@ -330,7 +343,14 @@ impl Host {
     }
 }
 
-async fn run(mut swarm: libp2p::Swarm<Behaviour>, mut commands: mpsc::Receiver<Command>) {
+async fn run(
+    mut swarm: libp2p::Swarm<Behaviour>,
+    mut commands: mpsc::Receiver<Command>,
+    connected: Arc<std::sync::RwLock<HashSet<PeerId>>>,
+) {
+    let set = |f: &dyn Fn(&mut HashSet<PeerId>)| {
+        f(&mut connected.write().unwrap_or_else(|p| p.into_inner()))
+    };
     let mut connecting: HashMap<PeerId, Vec<ConnectReply>> = HashMap::new();
     loop {
         tokio::select! {
@@ -350,9 +370,13 @@ async fn run(mut swarm: libp2p::Swarm<Behaviour>, mut commands: mpsc::Receiver<C
             }
             event = swarm.select_next_some() => match event {
                 SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                    set(&|c| { c.insert(peer_id); });
                     for reply in connecting.remove(&peer_id).unwrap_or_default() {
                         let _ = reply.send(Ok(()));
                     }
+                }
+                SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                    set(&|c| { c.remove(&peer_id); });
                 }
                 SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
                     let message = error.to_string();

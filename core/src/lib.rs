@@ -10,6 +10,7 @@
 //! - [`chain`]: the [`ChainNode`](chain::ChainNode) trait, what a market needs of a node.
 //! - [`wallet`] (feature `wallet`): the [`Wallet`](wallet::Wallet) trait and a local keystore.
 //! - [`db`] (feature `sqlite`): opening and migrating SQLite databases.
+//! - [`report`]: an error and its sources as one line, for people.
 //! - [`host`] and [`rpc`] (feature `host`): one libp2p host per node, and the
 //!   one-CBOR-item-each-way protocol shape on it.
 
@@ -22,6 +23,7 @@ pub mod deal;
 #[cfg(feature = "host")]
 pub mod host;
 pub mod multicodec;
+pub mod report;
 #[cfg(feature = "host")]
 pub mod rpc;
 pub mod types;
@@ -29,5 +31,6 @@ pub mod types;
 pub mod wallet;
 
 pub use crate::cid::Cid;
+pub use crate::report::report;
 #[cfg(feature = "host")]
 pub use libp2p;

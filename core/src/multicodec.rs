@@ -1,9 +1,11 @@
-//! Multicodec and multihash codes the markets use, in one place.
+//! Multicodec and multihash codes the markets use, in one place. The piece codes (and raw,
+//! which piece CID v2 uses) are commp's, which sits below this crate.
 
-pub use commp::{FIL_COMMITMENT_UNSEALED, SHA2_256_TRUNC254_PADDED};
-
-/// Raw binary (CAR leaves, raw blocks).
-pub const RAW: u64 = 0x55;
+/// Raw binary (CAR leaves, raw blocks, piece CID v2).
+pub use commp::RAW;
+pub use commp::{
+    FIL_COMMITMENT_UNSEALED, FR32_SHA256_TRUNC254_PADBINTREE, SHA2_256_TRUNC254_PADDED,
+};
 /// DAG-PB (UnixFS nodes).
 pub const DAG_PB: u64 = 0x70;
 /// DAG-CBOR (messages, deal proposals).

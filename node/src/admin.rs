@@ -103,7 +103,7 @@ fn param(params: &Value, i: usize) -> Result<&str, String> {
 
 fn miner(state: &AdminState, params: &Value) -> Result<Address, String> {
     match params.get(0).and_then(Value::as_str) {
-        Some(s) => Address::from_str(s).map_err(|e| e.to_string()),
+        Some(s) => Address::from_str(s).map_err(|e| market_core::report(&e)),
         None => state.miners.first().copied().ok_or("no miner".into()),
     }
 }
@@ -134,18 +134,21 @@ async fn call(state: &AdminState, method: &str, params: &Value) -> Result<Value,
         })),
         "Market.GetAsk" => {
             let m = miner(state, params)?;
-            let ask = p.ask(&m).await.map_err(|e| e.to_string())?;
+            let ask = p.ask(&m).await.map_err(|e| market_core::report(&e))?;
             Ok(ask.map_or(Value::Null, |a| ask_json(&a)))
         }
         "Market.SetAsk" => {
             let m = miner(state, params)?;
-            let amount = |i| TokenAmount::from_str(param(params, i)?).map_err(|e| e.to_string());
+            let amount =
+                |i| TokenAmount::from_str(param(params, i)?).map_err(|e| e.to_string());
             let size = |i: usize| {
                 params
                     .get(i)
                     .and_then(Value::as_u64)
                     .ok_or(format!("parameter {i} must be a number"))
-                    .and_then(|n| commp::PaddedPieceSize::new(n).map_err(|e| e.to_string()))
+                    .and_then(|n| {
+                        commp::PaddedPieceSize::new(n).map_err(|e| market_core::report(&e))
+                    })
             };
             let ask = p
                 .set_ask(
@@ -159,11 +162,11 @@ async fn call(state: &AdminState, method: &str, params: &Value) -> Result<Value,
                     },
                 )
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| market_core::report(&e))?;
             Ok(ask_json(&ask))
         }
         "Market.ListDeals" => {
-            let deals = p.deals().await.map_err(|e| e.to_string())?;
+            let deals = p.deals().await.map_err(|e| market_core::report(&e))?;
             Ok(Value::Array(
                 deals
                     .iter()
@@ -193,11 +196,15 @@ async fn call(state: &AdminState, method: &str, params: &Value) -> Result<Value,
             let path = std::path::PathBuf::from(param(params, 1)?);
             p.import_data(deal, &path)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| market_core::report(&e))?;
             Ok(Value::Null)
         }
         "Market.ListPieces" => {
-            let pieces = state.pieces.list().await.map_err(|e| e.to_string())?;
+            let pieces = state
+                .pieces
+                .list()
+                .await
+                .map_err(|e| market_core::report(&e))?;
             Ok(Value::Array(
                 pieces
                     .iter()
@@ -222,7 +229,7 @@ pub async fn call_remote(
     method: &str,
     params: Value,
 ) -> Result<Value, String> {
-    let url = base.join("rpc/v0").map_err(|e| e.to_string())?;
+    let url = base.join("rpc/v0").map_err(|e| market_core::report(&e))?;
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
     let resp = reqwest::Client::new()
         .post(url)
@@ -231,13 +238,13 @@ pub async fn call_remote(
         .body(body.to_string())
         .send()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| market_core::report(&e))?;
     let status = resp.status();
-    let text = resp.text().await.map_err(|e| e.to_string())?;
+    let text = resp.text().await.map_err(|e| market_core::report(&e))?;
     if !status.is_success() {
         return Err(format!("HTTP {status}: {}", text.trim()));
     }
-    let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| market_core::report(&e))?;
     if let Some(e) = v.get("error") {
         return Err(e
             .get("message")

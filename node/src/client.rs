@@ -38,29 +38,33 @@ pub struct ClientNode {
 /// Opens (creating on first use) the client repo at `dir`, reaching the chain at `chain`.
 pub async fn open(dir: &Path, chain: url::Url) -> Result<ClientNode, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let keys = KeyStore::open(dir.join("keys")).map_err(|e| e.to_string())?;
+    let keys = KeyStore::open(dir.join("keys")).map_err(|e| market_core::report(&e))?;
     let address = match keys
         .addresses()
         .into_iter()
         .find(|a| a.to_string().starts_with("f3") || a.to_string().starts_with("t3"))
     {
         Some(a) => a,
-        None => keys.generate(KeyType::Bls).map_err(|e| e.to_string())?,
+        None => keys
+            .generate(KeyType::Bls)
+            .map_err(|e| market_core::report(&e))?,
     };
     let network = MarketNetwork::start(
         identity::Keypair::generate_ed25519(),
         NetworkLimits::default(),
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| market_core::report(&e))?;
     let chain = Arc::new(RemoteChain::new(chain));
     let storage = Client::new(
         network.clone(),
         Arc::new(keys),
         chain.clone(),
-        Arc::new(SqliteDealStore::open(dir.join("client.db")).map_err(|e| e.to_string())?),
+        Arc::new(
+            SqliteDealStore::open(dir.join("client.db")).map_err(|e| market_core::report(&e))?,
+        ),
     );
     let retrieval =
-        RetrievalClient::new(Some(network.host().clone())).map_err(|e| e.to_string())?;
+        RetrievalClient::new(Some(network.host().clone())).map_err(|e| market_core::report(&e))?;
     Ok(ClientNode {
         storage,
         retrieval,
@@ -124,7 +128,7 @@ pub fn prepare(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Prepared, String> {
     let out = std::fs::File::create(car).map_err(|e| format!("{}: {e}", car.display()))?;
-    let import = import_file(file, profile, out, progress).map_err(|e| e.to_string())?;
+    let import = import_file(file, profile, out, progress).map_err(|e| market_core::report(&e))?;
     // An inline (identity) root is a legal payload CID: Lotus gives one to every file of
     // (1 MiB, 2 MiB].
     let root = import.root;
@@ -148,13 +152,13 @@ pub fn car_commp(car: &Path) -> Result<commp::PieceInfo, String> {
     let mut hasher = commp::CommP::new().with_short_payload(commp::ShortPayload::ZeroPad);
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = reader.read(&mut buf).map_err(|e| e.to_string())?;
+        let n = reader.read(&mut buf).map_err(|e| market_core::report(&e))?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
     }
-    hasher.finish().map_err(|e| e.to_string())
+    hasher.finish().map_err(|e| market_core::report(&e))
 }
 
 /// A Boost HTTP transfer of `size` bytes from `url` with `headers`.
@@ -200,7 +204,11 @@ impl ClientNode {
             .query_ask(peer, &t.miner)
             .await
             .map_err(|e| format!("ask: {e}"))?;
-        let head = self.chain.head().await.map_err(|e| e.to_string())?;
+        let head = self
+            .chain
+            .head()
+            .await
+            .map_err(|e| market_core::report(&e))?;
         Ok(DealSpec {
             client: self.address,
             miner: t.miner,
@@ -224,6 +232,6 @@ impl ClientNode {
         self.storage
             .add_funds(&self.address, amount, TokenAmount::from_whole(1))
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| market_core::report(&e))
     }
 }

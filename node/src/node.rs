@@ -51,22 +51,25 @@ pub enum NodeError {
     #[error("{0} is already initialised")]
     Exists(PathBuf),
     /// A part failed to start.
-    #[error("{part}: {message}")]
+    #[error("cannot start the {part}")]
     Start {
         /// Which part.
         part: &'static str,
         /// Why.
-        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// Repo files could not be read or written.
     #[error("repo i/o: {0}")]
     Io(#[from] std::io::Error),
 }
 
-fn start_err(part: &'static str) -> impl Fn(&dyn std::fmt::Display) -> NodeError {
+fn start_err<E: std::error::Error + Send + Sync + 'static>(
+    part: &'static str,
+) -> impl Fn(E) -> NodeError {
     move |e| NodeError::Start {
         part,
-        message: e.to_string(),
+        source: Box::new(e),
     }
 }
 
@@ -114,15 +117,15 @@ pub fn init(dir: &Path, config: Option<NodeConfig>) -> Result<NodeConfig, NodeEr
         return Err(NodeError::Exists(dir.to_path_buf()));
     }
     std::fs::create_dir_all(dir)?;
-    let keys = KeyStore::open(dir.join("keys")).map_err(|e| start_err("wallet")(&e))?;
+    let keys = KeyStore::open(dir.join("keys")).map_err(start_err("wallet"))?;
     let mut config = config.unwrap_or_default();
     if config.miners.is_empty() {
         let owner = keys
             .generate(KeyType::Secp256k1)
-            .map_err(|e| start_err("wallet")(&e))?;
+            .map_err(start_err("wallet"))?;
         let worker = keys
             .generate(KeyType::Secp256k1)
-            .map_err(|e| start_err("wallet")(&e))?;
+            .map_err(start_err("wallet"))?;
         config.miners.push(MinerSection {
             owner: owner.to_string(),
             worker: worker.to_string(),
@@ -133,7 +136,7 @@ pub fn init(dir: &Path, config: Option<NodeConfig>) -> Result<NodeConfig, NodeEr
     write_private(
         &dir.join("libp2p.key"),
         &key.to_protobuf_encoding()
-            .map_err(|e| start_err("libp2p key")(&e))?,
+            .map_err(start_err("libp2p key"))?,
     )?;
     let secret: [u8; 32] = rand::random();
     write_private(&dir.join("jwt.secret"), hex::encode(secret).as_bytes())?;
@@ -199,7 +202,7 @@ impl MarketNode {
         let mut chain_config = DevChainConfig::default();
         chain_config.policy = policy.clone();
         let chain = DevChain::new(chain_config);
-        let keys = KeyStore::open(dir.join("keys")).map_err(|e| start_err("wallet")(&e))?;
+        let keys = KeyStore::open(dir.join("keys")).map_err(start_err("wallet"))?;
         let held = keys.addresses();
         let mut miners = Vec::new();
         let mut worker = None;
@@ -283,7 +286,7 @@ impl MarketNode {
         // One libp2p host for everything: deals, retrieval queries and transfers.
         let key =
             identity::Keypair::from_protobuf_encoding(&std::fs::read(dir.join("libp2p.key"))?)
-                .map_err(|e| start_err("libp2p key")(&e))?;
+                .map_err(start_err("libp2p key"))?;
         let listen = cfg
             .libp2p
             .listen
@@ -293,50 +296,49 @@ impl MarketNode {
         let limits = NetworkLimits::default();
         let host = Host::start(key, limits.host_config().with_listen(listen))
             .await
-            .map_err(|e| start_err("libp2p")(&e))?;
+            .map_err(start_err("libp2p"))?;
         let pieces: Arc<dyn PieceStore> = Arc::new(
             FsPieceStore::open(repo.under(&cfg.storage.pieces))
-                .map_err(|e| start_err("piece store")(&e))?,
+                .map_err(start_err("piece store"))?,
         );
-        let index = SqlitePieceIndex::open(&dir.join("index.db"))
-            .map_err(|e| start_err("piece index")(&e))?;
+        let index =
+            SqlitePieceIndex::open(&dir.join("index.db")).map_err(start_err("piece index"))?;
         let index: Arc<dyn PieceIndex> = Arc::new(index);
         let deps = ProviderDeps {
             chain: Arc::new(chain.clone()),
             wallet: Arc::new(keys.clone()),
             store: Arc::new(
-                SqliteDealStore::open(dir.join("provider.db"))
-                    .map_err(|e| start_err("deal store")(&e))?,
+                SqliteDealStore::open(dir.join("provider.db")).map_err(start_err("deal store"))?,
             ),
             pieces: pieces.clone(),
             index: index.clone(),
             transfers: Some(
                 TransferManager::open(transfers, Some(host.clone()))
                     .await
-                    .map_err(|e| start_err("transfers")(&e))?,
+                    .map_err(start_err("transfers"))?,
             ),
             sealer: Arc::new(sealer.clone()),
         };
         let provider = Provider::start(provider_config, deps)
             .await
-            .map_err(|e| start_err("provider")(&e))?;
+            .map_err(start_err("provider"))?;
 
         let storage = storage_market::network::serve(&host, provider.clone(), &limits)
-            .map_err(|e| start_err("storage protocols")(&e))?;
+            .map_err(start_err("storage protocols"))?;
         let peer = host.addr();
 
         let retrieval = RetrievalProvider::new(pieces.clone(), index, None, worker);
         let service = retrieval_market::network::serve(&host, retrieval.clone())
-            .map_err(|e| start_err("retrieval protocols")(&e))?;
+            .map_err(start_err("retrieval protocols"))?;
         let listener = tokio::net::TcpListener::bind(&cfg.http.listen)
             .await
-            .map_err(|e| start_err("http listen")(&e))?;
+            .map_err(start_err("http listen"))?;
         let bound = listener.local_addr()?;
         let http_url = match &cfg.http.public_url {
             Some(u) => {
                 Url::parse(u).map_err(|e| ConfigError::Invalid(format!("public_url: {e}")))?
             }
-            None => Url::parse(&format!("http://{bound}/")).map_err(|e| start_err("http")(&e))?,
+            None => Url::parse(&format!("http://{bound}/")).map_err(start_err("http"))?,
         };
         let mut p2p_addrs = peer.addrs.clone();
         for a in &mut p2p_addrs {

@@ -118,9 +118,7 @@ fn partial(dest: &Path) -> PathBuf {
 impl RetrievalClient {
     /// A client; `host` is needed only for queries over libp2p.
     pub fn new(host: Option<Host>) -> Result<Self, RetrievalError> {
-        let http = reqwest::Client::builder()
-            .build()
-            .map_err(|e| RetrievalError::Transport(e.to_string()))?;
+        let http = reqwest::Client::builder().build()?;
         Ok(Self {
             host,
             http,
@@ -177,14 +175,12 @@ impl RetrievalClient {
         progress: &mut (dyn FnMut(u64, Option<u64>) + Send),
         mut on_chunk: impl FnMut(&[u8]),
     ) -> Result<u64, RetrievalError> {
-        let t = |e: reqwest::Error| RetrievalError::Transport(e.to_string());
         let resp = self
             .http
             .get(url)
             .header(reqwest::header::ACCEPT, accept)
             .send()
-            .await
-            .map_err(t)?;
+            .await?;
         let status = resp.status();
         if !status.is_success() {
             let body = resp.text().await.unwrap_or_default();
@@ -207,7 +203,7 @@ impl RetrievalClient {
         let mut body = resp.bytes_stream();
         let mut n = 0u64;
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(t)?;
+            let chunk = chunk?;
             n += chunk.len() as u64;
             if n > self.max_bytes {
                 return Err(RetrievalError::TooLarge(self.max_bytes));
@@ -217,10 +213,10 @@ impl RetrievalClient {
             progress(n, total);
         }
         if total.is_some_and(|t| t != n) {
-            return Err(RetrievalError::Transport(format!(
-                "body ended after {n} of {} bytes",
-                total.unwrap_or_default()
-            )));
+            return Err(RetrievalError::ShortBody {
+                got: n,
+                announced: total.unwrap_or_default(),
+            });
         }
         out.flush().await?;
         out.into_inner().sync_all().await?;
@@ -247,9 +243,7 @@ impl RetrievalClient {
             })
             .await;
         let result = got.and_then(|bytes| {
-            let info = hasher
-                .finish()
-                .map_err(|e| RetrievalError::Transport(format!("piece too short: {e}")))?;
+            let info = hasher.finish()?;
             let actual = market_core::cid::widen(&info.cid_v1());
             if actual != *piece {
                 return Err(RetrievalError::CommPMismatch {

@@ -21,8 +21,19 @@ pub enum RetrievalError {
         body: String,
     },
     /// The HTTP request could not be made or its body broke off.
-    #[error("HTTP transport: {0}")]
-    Transport(String),
+    #[error("HTTP transport")]
+    Transport(#[from] reqwest::Error),
+    /// The body ended before the length the server announced.
+    #[error("body ended after {got} of {announced} bytes")]
+    ShortBody {
+        /// Bytes received.
+        got: u64,
+        /// `Content-Length`.
+        announced: u64,
+    },
+    /// The piece received cannot have a piece CID (too short or too large).
+    #[error("commP of the received piece")]
+    CommP(#[from] commp::CommPError),
     /// The provider offers no HTTP retrieval.
     #[error("the provider advertises no HTTP retrieval endpoint")]
     NoHttp,

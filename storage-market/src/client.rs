@@ -46,8 +46,20 @@ pub enum ClientError {
     #[error("invalid deal parameters: {0}")]
     InvalidParams(String),
     /// Reading the data failed.
-    #[error("i/o: {0}")]
-    Io(String),
+    #[error("cannot read {path}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The data cannot be a piece (too short or too large).
+    #[error("commP")]
+    CommP(#[from] commp::CommPError),
+    /// The hashing task panicked or was cancelled.
+    #[error("commP task")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// Which deal protocol generation to use.
@@ -161,13 +173,16 @@ impl Client {
     pub async fn piece_info(path: &Path) -> Result<PieceInfo, ClientError> {
         let path = path.to_path_buf();
         tokio::task::spawn_blocking(move || {
-            let file = std::fs::File::open(&path)
-                .map_err(|e| ClientError::Io(format!("{}: {e}", path.display())))?;
-            commp::commp_reader(std::io::BufReader::with_capacity(1 << 20, file))
-                .map_err(|e| ClientError::Io(e.to_string()))
+            let file = std::fs::File::open(&path).map_err(|source| ClientError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            Ok(commp::commp_reader(std::io::BufReader::with_capacity(
+                1 << 20,
+                file,
+            ))?)
         })
-        .await
-        .map_err(|e| ClientError::Io(e.to_string()))?
+        .await?
     }
 
     /// Makes sure `client` has at least `amount` available in market escrow, sending

@@ -227,12 +227,7 @@ enum FundsCmd {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    examples::cli::init_tracing("warn");
     let args = Args::parse();
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -264,10 +259,10 @@ fn prepare(file: &Path, car: &Path, profile: ImportProfile) -> Result<client::Pr
 
 fn commp_file(file: &Path) -> Result<commp::PieceInfo, String> {
     let f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let len = f.metadata().map_err(|e| e.to_string())?.len();
+    let len = f.metadata().map_err(|e| market_core::report(&e))?.len();
     let bar = progress::bytes("commP", len);
     let info = commp::commp_reader(bar.wrap_read(std::io::BufReader::with_capacity(1 << 20, f)))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| market_core::report(&e))?;
     bar.finish_and_clear();
     Ok(info)
 }
@@ -281,7 +276,7 @@ async fn run(args: Args) -> Result<(), String> {
         Cmd::Data { cmd } => match cmd {
             DataCmd::Import { file, opts } => {
                 let dir = expand_home(&args.repo).join("data");
-                std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+                std::fs::create_dir_all(&dir).map_err(|e| market_core::report(&e))?;
                 let name = file
                     .file_name()
                     .map(|n| n.to_string_lossy().to_string())
@@ -311,7 +306,7 @@ async fn run(args: Args) -> Result<(), String> {
                 .storage
                 .query_ask(&peer, miner)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| market_core::report(&e))?;
             println!("miner           {}", ask.miner);
             println!("price           {} attoFIL/GiB/epoch", ask.price.atto());
             println!(
@@ -331,7 +326,12 @@ async fn run(args: Args) -> Result<(), String> {
             },
         } => {
             let c = node(&args).await?;
-            for d in c.storage.deals().await.map_err(|e| e.to_string())? {
+            for d in c
+                .storage
+                .deals()
+                .await
+                .map_err(|e| market_core::report(&e))?
+            {
                 println!(
                     "{}  {}  {:<12} piece {}  deal {}  {}",
                     d.deal_uuid,
@@ -368,17 +368,18 @@ async fn run(args: Args) -> Result<(), String> {
             let (piece_cid, piece_size, root, car_size) = match car {
                 Some(car) => {
                     let info = commp_file(car)?;
-                    let f = std::fs::File::open(car).map_err(|e| e.to_string())?;
+                    let f = std::fs::File::open(car).map_err(|e| market_core::report(&e))?;
                     let mut ix = piecestore::CarIndexer::new();
                     let mut r = std::io::BufReader::new(f);
                     let mut buf = vec![0u8; 64 << 10];
                     while ix.roots().is_empty() {
-                        let n = std::io::Read::read(&mut r, &mut buf).map_err(|e| e.to_string())?;
+                        let n = std::io::Read::read(&mut r, &mut buf)
+                            .map_err(|e| market_core::report(&e))?;
                         if n == 0 {
                             break;
                         }
                         ix.update(&buf[..n], &mut |_| {})
-                            .map_err(|e| e.to_string())?;
+                            .map_err(|e| market_core::report(&e))?;
                     }
                     let car_root = ix.roots().first().copied().ok_or("the CAR names no root")?;
                     (
@@ -392,7 +393,7 @@ async fn run(args: Args) -> Result<(), String> {
                     let piece = piece_cid.ok_or("--piece-cid (or --car) is required")?;
                     let size =
                         commp::PaddedPieceSize::new(piece_size.ok_or("--piece-size is required")?)
-                            .map_err(|e| e.to_string())?;
+                            .map_err(|e| market_core::report(&e))?;
                     (piece, size, root.unwrap_or(piece), 0)
                 }
             };
@@ -432,7 +433,7 @@ async fn run(args: Args) -> Result<(), String> {
                 .storage
                 .propose_deal(&peer, &spec)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| market_core::report(&e))?;
             println!("deal uuid     {}", deal.deal_uuid);
             println!("proposal cid  {}", deal.proposal_cid);
             println!("protocol      {}", deal.protocol);
@@ -457,7 +458,7 @@ async fn run(args: Args) -> Result<(), String> {
                 .retrieval
                 .query(&peer, *root, *piece)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| market_core::report(&e))?;
             if answer.status != QueryStatus::AVAILABLE {
                 return Err(format!("not available: {}", answer.message));
             }
@@ -465,7 +466,7 @@ async fn run(args: Args) -> Result<(), String> {
                 .retrieval
                 .http_url(&peer)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| market_core::report(&e))?;
             let bar = progress::bytes("retrieving", answer.size);
             let mut on = |n: u64, total: Option<u64>| {
                 if let Some(t) = total {
@@ -478,7 +479,7 @@ async fn run(args: Args) -> Result<(), String> {
                     .retrieval
                     .fetch_piece(&url, p, out, &mut on)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| market_core::report(&e))?;
                 bar.finish_and_clear();
                 println!(
                     "piece {} verified: {} B at {}",
@@ -496,7 +497,7 @@ async fn run(args: Args) -> Result<(), String> {
                     .retrieval
                     .fetch_car(&url, root, DagScope::All, &car_path, &mut on)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| market_core::report(&e))?;
                 bar.finish_and_clear();
                 if *car {
                     println!(
@@ -508,7 +509,7 @@ async fn run(args: Args) -> Result<(), String> {
                 } else {
                     let r = retrieval_market::RetrievalClient::export(&car_path, root, out)
                         .await
-                        .map_err(|e| e.to_string())?;
+                        .map_err(|e| market_core::report(&e))?;
                     let _ = std::fs::remove_file(&car_path);
                     println!(
                         "file of {} B at {} ({} blocks verified)",
@@ -536,7 +537,7 @@ async fn run(args: Args) -> Result<(), String> {
                             .unwrap_or(amount),
                     )
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| market_core::report(&e))?;
             }
             let cid = c.add_funds(amount).await?;
             println!(

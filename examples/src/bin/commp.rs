@@ -53,10 +53,7 @@ const PROGRESS_THRESHOLD: u64 = 64 << 20;
 const READ_CHUNK: usize = 4 << 20;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(io::stderr)
-        .init();
+    examples::cli::init_tracing("error");
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -60,12 +60,7 @@ impl Report {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    examples::cli::init_tracing("warn");
     let args = Args::parse();
     let tmp;
     let dir = match &args.dir {
@@ -95,10 +90,11 @@ async fn run(args: &Args, dir: &Path) -> Result<(), String> {
         start: Instant::now(),
     };
     let provider_dir = dir.join("provider");
-    node::init(&provider_dir, Some(NodeConfig::local_dev())).map_err(|e| e.to_string())?;
+    node::init(&provider_dir, Some(NodeConfig::local_dev()))
+        .map_err(|e| market_core::report(&e))?;
     let node = MarketNode::start(&provider_dir)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| market_core::report(&e))?;
     let miner = node.miners[0];
     let peer = node.peer.clone();
     report.step(format!(
@@ -106,12 +102,15 @@ async fn run(args: &Args, dir: &Path) -> Result<(), String> {
         peer.peer_id, peer.addrs[0], node.http_url
     ));
 
-    let chain_url = node.http_url.join("chain/v0").map_err(|e| e.to_string())?;
+    let chain_url = node
+        .http_url
+        .join("chain/v0")
+        .map_err(|e| market_core::report(&e))?;
     let c = client::open(&dir.join("client"), chain_url).await?;
     c.chain
         .fund(&c.address, TokenAmount::from_whole(100))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| market_core::report(&e))?;
     c.add_funds(TokenAmount::from_whole(10)).await?;
     report.step(format!(
         "client {} funded: 10 FIL in market escrow",
@@ -119,14 +118,14 @@ async fn run(args: &Args, dir: &Path) -> Result<(), String> {
     ));
 
     let data = dir.join("data");
-    std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&data).map_err(|e| market_core::report(&e))?;
     let mut prepared = Vec::new();
     for (name, size, seed) in [
         ("online", args.online_size, 0x5eed_0001u64),
         ("offline", args.offline_size, 0x5eed_0002),
     ] {
         let file = data.join(format!("{name}.bin"));
-        client::generate_file(&file, size, seed).map_err(|e| e.to_string())?;
+        client::generate_file(&file, size, seed).map_err(|e| market_core::report(&e))?;
         let p = client::prepare(
             &file,
             &data.join(format!("{name}.car")),
@@ -150,10 +149,10 @@ async fn run(args: &Args, dir: &Path) -> Result<(), String> {
     server.add(token.clone(), prepared[0].2.car.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| market_core::report(&e))?;
     let car_url = format!(
         "http://{}/{token}.car",
-        listener.local_addr().map_err(|e| e.to_string())?
+        listener.local_addr().map_err(|e| market_core::report(&e))?
     );
     let router = server.router();
     tokio::spawn(async move {
@@ -196,7 +195,7 @@ async fn run(args: &Args, dir: &Path) -> Result<(), String> {
         ));
         if !online {
             let token = std::fs::read_to_string(node::Repo(provider_dir.clone()).admin_token())
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| market_core::report(&e))?;
             admin::call_remote(
                 &node.http_url,
                 &token,
@@ -256,7 +255,7 @@ async fn wait_active(
             .storage
             .update_status(peer, deal)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| market_core::report(&e))?;
         if d.checkpoint != last {
             println!("          {} -> {}", d.deal_uuid, d.checkpoint);
             last = d.checkpoint.clone();
@@ -265,7 +264,11 @@ async fn wait_active(
             return Err(format!("deal {} failed: {}", d.deal_uuid, d.message));
         }
         if let Some(id) = d.deal_id
-            && let Some(on_chain) = c.chain.market_deal(id).await.map_err(|e| e.to_string())?
+            && let Some(on_chain) = c
+                .chain
+                .market_deal(id)
+                .await
+                .map_err(|e| market_core::report(&e))?
             && on_chain.state.sector_start_epoch.get() >= 0
         {
             return Ok((id.0, on_chain.state.sector_start_epoch.get()));
@@ -289,7 +292,7 @@ async fn retrieve(
     out: &Path,
     report: &mut Report,
 ) -> Result<(), String> {
-    std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(out).map_err(|e| market_core::report(&e))?;
     let answer = c
         .retrieval
         .query(peer, p.root, None)
@@ -305,7 +308,7 @@ async fn retrieve(
         .retrieval
         .http_url(peer)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| market_core::report(&e))?;
     report.step(format!(
         "{name}: query over libp2p says available ({} B piece); transports point to {url}",
         answer.size
@@ -322,8 +325,8 @@ async fn retrieve(
         )
         .await
         .map_err(|e| format!("piece: {e}"))?;
-    let car = std::fs::read(&p.car).map_err(|e| e.to_string())?;
-    let got = std::fs::read(&piece.path).map_err(|e| e.to_string())?;
+    let car = std::fs::read(&p.car).map_err(|e| market_core::report(&e))?;
+    let got = std::fs::read(&piece.path).map_err(|e| market_core::report(&e))?;
     if got[..car.len()] != car[..] || got[car.len()..].iter().any(|b| *b != 0) {
         return Err(format!("{name}: piece bytes differ from the CAR sent"));
     }
@@ -344,8 +347,8 @@ async fn retrieve(
     retrieval_market::RetrievalClient::export(&car_path, &p.root, &exported)
         .await
         .map_err(|e| format!("export: {e}"))?;
-    let same = std::fs::read(&exported).map_err(|e| e.to_string())?
-        == std::fs::read(file).map_err(|e| e.to_string())?;
+    let same = std::fs::read(&exported).map_err(|e| market_core::report(&e))?
+        == std::fs::read(file).map_err(|e| market_core::report(&e))?;
     if !same {
         return Err(format!("{name}: exported file differs from the original"));
     }

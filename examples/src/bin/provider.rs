@@ -91,12 +91,7 @@ enum ListCmd {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    examples::cli::init_tracing("info");
     let args = Args::parse();
     let repo = expand_home(&args.repo);
     match run(&repo, args.cmd).await {
@@ -113,7 +108,7 @@ async fn rpc(repo: &Path, method: &str, params: Value) -> Result<Value, String> 
         .map_err(|e| format!("{}/api: {e} (is the node running?)", repo.display()))?;
     let token = std::fs::read_to_string(Repo(repo.into()).admin_token())
         .map_err(|e| format!("admin token: {e}"))?;
-    let url = url::Url::parse(api.trim()).map_err(|e| e.to_string())?;
+    let url = url::Url::parse(api.trim()).map_err(|e| market_core::report(&e))?;
     admin::call_remote(&url, &token, method, params).await
 }
 
@@ -124,7 +119,7 @@ fn print(v: &Value) {
 async fn run(repo: &Path, cmd: Cmd) -> Result<(), String> {
     match cmd {
         Cmd::Init => {
-            let cfg = node::init(repo, None).map_err(|e| e.to_string())?;
+            let cfg = node::init(repo, None).map_err(|e| market_core::report(&e))?;
             println!("initialised {}", repo.display());
             for m in &cfg.miners {
                 println!("  miner owner {} worker {}", m.owner, m.worker);
@@ -140,8 +135,11 @@ async fn run(repo: &Path, cmd: Cmd) -> Result<(), String> {
             Ok(())
         }
         Cmd::Run => {
-            let node = MarketNode::start(repo).await.map_err(|e| e.to_string())?;
-            std::fs::write(repo.join("api"), node.http_url.as_str()).map_err(|e| e.to_string())?;
+            let node = MarketNode::start(repo)
+                .await
+                .map_err(|e| market_core::report(&e))?;
+            std::fs::write(repo.join("api"), node.http_url.as_str())
+                .map_err(|e| market_core::report(&e))?;
             println!("peer id   {}", node.peer.peer_id);
             for a in &node.peer.addrs {
                 println!("libp2p    {a}/p2p/{}", node.peer.peer_id);
@@ -153,7 +151,9 @@ async fn run(repo: &Path, cmd: Cmd) -> Result<(), String> {
             for m in &node.miners {
                 println!("miner     {m}");
             }
-            tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
+            tokio::signal::ctrl_c()
+                .await
+                .map_err(|e| market_core::report(&e))?;
             println!("stopping");
             node.stop();
             let _ = std::fs::remove_file(repo.join("api"));

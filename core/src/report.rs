@@ -1,0 +1,31 @@
+//! Error text for people: an error and the chain of its sources.
+
+/// `error: cause: cause…`, for logs, CLI output and API error messages, where one line
+/// should say everything the error's sources know.
+pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let next = e.to_string();
+        // Transparent wrappers repeat their source's text; say it once.
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = e.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot start the wallet")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn report_names_every_cause() {
+        let e = Outer(std::io::Error::other("disk full"));
+        assert_eq!(super::report(&e), "cannot start the wallet: disk full");
+    }
+}
