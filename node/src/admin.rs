@@ -139,8 +139,7 @@ async fn call(state: &AdminState, method: &str, params: &Value) -> Result<Value,
         }
         "Market.SetAsk" => {
             let m = miner(state, params)?;
-            let amount =
-                |i| TokenAmount::from_str(param(params, i)?).map_err(|e| e.to_string());
+            let amount = |i| TokenAmount::from_str(param(params, i)?).map_err(|e| e.to_string());
             let size = |i: usize| {
                 params
                     .get(i)
