@@ -43,7 +43,8 @@ pub struct NetworkLimits {
     /// Time allowed for a whole request/response exchange. Boost's provider allows 10 s per
     /// read and write; its client waits 60 s for a response (validation may query the chain).
     pub request_timeout: Duration,
-    /// Inbound exchanges handled at once across peers and protocols.
+    /// Inbound exchanges handled at once across peers, per protocol family (ask, deal,
+    /// status); further streams wait for a slot.
     pub max_concurrent_streams: usize,
     /// How long an idle connection stays open.
     pub idle_connection_timeout: Duration,
