@@ -127,3 +127,28 @@ async fn a_deal_made_on_1_2_0_is_recorded_as_1_2_0() {
         .unwrap();
     assert_eq!(got.protocol, Protocol::DealV120);
 }
+
+/// Many requests at once on one connection: every one is answered (none is dropped at the
+/// host's inbound queue).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_on_one_connection_are_all_answered() {
+    let env = Env::start(|_| {}, true).await;
+    let net = client_network();
+    net.connect(&env.peer).await.unwrap();
+    let asks = (0..1000).map(|_| {
+        let (net, peer, miner) = (net.clone(), env.peer.clone(), env.miner);
+        tokio::spawn(async move { net.ask(&peer, AskRequest { miner }).await })
+    });
+    let mut failed = Vec::new();
+    for a in asks {
+        if let Err(e) = a.await.unwrap() {
+            failed.push(market_core::report(&e));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of 1000 failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(3)]
+    );
+}
