@@ -96,13 +96,13 @@ pub enum TransferError {
     /// A background task panicked or was cancelled.
     #[error("transfer task failed: {0}")]
     Task(String),
+    /// The HTTP client could not be built (TLS set-up).
+    #[error("cannot build the HTTP client")]
+    HttpClient(#[source] reqwest::Error),
+    /// A blocking task (file I/O, hashing) panicked or was cancelled.
+    #[error("blocking task failed")]
+    Join(#[from] tokio::task::JoinError),
     /// A database query's blocking task panicked or was cancelled.
     #[error(transparent)]
     DbTask(#[from] market_core::db::DbTaskError),
-}
-
-impl From<tokio::task::JoinError> for TransferError {
-    fn from(e: tokio::task::JoinError) -> Self {
-        Self::Task(e.to_string())
-    }
 }

@@ -176,5 +176,5 @@ pub(crate) fn http_client(policy: AddressPolicy) -> Result<reqwest::Client, Tran
         .redirect(redirect)
         .connect_timeout(std::time::Duration::from_secs(30))
         .build()
-        .map_err(|e| TransferError::Task(format!("building the HTTP client: {e}")))
+        .map_err(TransferError::HttpClient)
 }

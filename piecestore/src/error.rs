@@ -43,13 +43,10 @@ pub enum PieceStoreError {
     /// A background task panicked or was cancelled.
     #[error("piece store task failed: {0}")]
     Task(String),
+    /// A blocking task (file I/O, hashing) panicked or was cancelled.
+    #[error("blocking task failed")]
+    Join(#[from] tokio::task::JoinError),
     /// A database query's blocking task panicked or was cancelled.
     #[error(transparent)]
     DbTask(#[from] market_core::db::DbTaskError),
-}
-
-impl From<tokio::task::JoinError> for PieceStoreError {
-    fn from(e: tokio::task::JoinError) -> Self {
-        Self::Task(e.to_string())
-    }
 }
