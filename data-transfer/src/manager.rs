@@ -84,6 +84,74 @@ pub struct TransferConfig {
 }
 
 impl TransferConfig {
+    /// Sets [`staging_dir`](Self::staging_dir).
+    pub fn with_staging_dir(mut self, staging_dir: PathBuf) -> Self {
+        self.staging_dir = staging_dir;
+        self
+    }
+
+    /// Sets [`max_concurrent`](Self::max_concurrent).
+    pub fn with_max_concurrent(mut self, max_concurrent: usize) -> Self {
+        self.max_concurrent = max_concurrent;
+        self
+    }
+
+    /// Sets [`max_staging_bytes`](Self::max_staging_bytes).
+    pub fn with_max_staging_bytes(mut self, max_staging_bytes: u64) -> Self {
+        self.max_staging_bytes = max_staging_bytes;
+        self
+    }
+
+    /// Sets [`max_staging_bytes_per_host`](Self::max_staging_bytes_per_host).
+    pub fn with_max_staging_bytes_per_host(mut self, max_staging_bytes_per_host: u64) -> Self {
+        self.max_staging_bytes_per_host = max_staging_bytes_per_host;
+        self
+    }
+
+    /// Sets [`stall_timeout`](Self::stall_timeout).
+    pub fn with_stall_timeout(mut self, stall_timeout: Duration) -> Self {
+        self.stall_timeout = stall_timeout;
+        self
+    }
+
+    /// Sets [`retry`](Self::retry).
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets [`connections`](Self::connections).
+    pub fn with_connections(mut self, connections: usize) -> Self {
+        self.connections = connections;
+        self
+    }
+
+    /// Sets [`multi_connection_threshold`](Self::multi_connection_threshold).
+    pub fn with_multi_connection_threshold(mut self, multi_connection_threshold: u64) -> Self {
+        self.multi_connection_threshold = multi_connection_threshold;
+        self
+    }
+
+    /// Sets [`checkpoint_bytes`](Self::checkpoint_bytes).
+    pub fn with_checkpoint_bytes(mut self, checkpoint_bytes: u64) -> Self {
+        self.checkpoint_bytes = checkpoint_bytes;
+        self
+    }
+
+    /// Sets [`max_duration`](Self::max_duration).
+    pub fn with_max_duration(mut self, max_duration: Duration) -> Self {
+        self.max_duration = max_duration;
+        self
+    }
+
+    /// Sets [`policy`](Self::policy).
+    pub fn with_policy(mut self, policy: AddressPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+}
+
+impl TransferConfig {
     /// Defaults with staging in `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {

@@ -58,6 +58,38 @@ impl Default for DevChainConfig {
     }
 }
 
+impl DevChainConfig {
+    /// Sets [`policy`](Self::policy).
+    pub fn with_policy(mut self, policy: DealPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Sets [`message_fee`](Self::message_fee).
+    pub fn with_message_fee(mut self, message_fee: TokenAmount) -> Self {
+        self.message_fee = message_fee;
+        self
+    }
+
+    /// Sets [`circulating_supply`](Self::circulating_supply).
+    pub fn with_circulating_supply(mut self, circulating_supply: TokenAmount) -> Self {
+        self.circulating_supply = circulating_supply;
+        self
+    }
+
+    /// Sets [`network_raw_power`](Self::network_raw_power).
+    pub fn with_network_raw_power(mut self, network_raw_power: u128) -> Self {
+        self.network_raw_power = network_raw_power;
+        self
+    }
+
+    /// Sets [`genesis_epoch`](Self::genesis_epoch).
+    pub fn with_genesis_epoch(mut self, genesis_epoch: ChainEpoch) -> Self {
+        self.genesis_epoch = genesis_epoch;
+        self
+    }
+}
+
 #[derive(Debug, Clone)]
 struct ActiveDeal {
     proposal: deal::DealProposal,

@@ -199,9 +199,7 @@ impl MarketNode {
             DealPolicy::MAINNET
         };
         let block_time = Duration::from_millis(cfg.chain.block_time_ms.max(1));
-        let mut chain_config = DevChainConfig::default();
-        chain_config.policy = policy.clone();
-        let chain = DevChain::new(chain_config);
+        let chain = DevChain::new(DevChainConfig::default().with_policy(policy.clone()));
         let keys = KeyStore::open(dir.join("keys")).map_err(start_err("wallet"))?;
         let held = keys.addresses();
         let mut miners = Vec::new();
@@ -250,32 +248,35 @@ impl MarketNode {
                 })
             })
             .collect::<Result<_, _>>()?;
-        let mut filter = BasicFilter::default();
-        filter.consider_online = f.consider_online;
-        filter.consider_offline = f.consider_offline;
-        filter.consider_verified = f.consider_verified;
-        filter.consider_unverified = f.consider_unverified;
-        filter.piece_cid_blocklist = blocklist;
-        filter.expected_seal_duration =
-            Duration::from_secs_f64(f.expected_seal_hours.max(0.0) * 3600.0);
-        filter.max_deal_start_delay =
-            Duration::from_secs_f64(f.max_start_delay_days.max(0.0) * 86400.0);
-        let mut publish = PublishConfig::default();
-        publish.publish_period = Duration::from_secs(cfg.publish.period_secs);
-        publish.max_deals_per_message = cfg.publish.max_deals_per_message.max(1);
-        publish.start_epoch_sealing_buffer = if cfg.chain.short_deal_terms { 10 } else { 480 };
-        let mut provider_config = ProviderConfig::default();
-        provider_config.miners = miners.clone();
-        provider_config.filter = filter;
-        provider_config.external_filter = f
-            .external_command
-            .clone()
-            .map(|command| ExternalFilter::new(command, Duration::from_secs(30)));
-        provider_config.publish = publish;
-        provider_config.policy = policy;
-        provider_config.message_confidence = cfg.chain.confidence;
-        provider_config.poll_interval = block_time;
-        provider_config.default_ask = ask;
+        let filter = BasicFilter::default()
+            .with_consider_online(f.consider_online)
+            .with_consider_offline(f.consider_offline)
+            .with_consider_verified(f.consider_verified)
+            .with_consider_unverified(f.consider_unverified)
+            .with_piece_cid_blocklist(blocklist)
+            .with_expected_seal_duration(Duration::from_secs_f64(
+                f.expected_seal_hours.max(0.0) * 3600.0,
+            ))
+            .with_max_deal_start_delay(Duration::from_secs_f64(
+                f.max_start_delay_days.max(0.0) * 86400.0,
+            ));
+        let publish = PublishConfig::default()
+            .with_publish_period(Duration::from_secs(cfg.publish.period_secs))
+            .with_max_deals_per_message(cfg.publish.max_deals_per_message.max(1))
+            .with_start_epoch_sealing_buffer(if cfg.chain.short_deal_terms { 10 } else { 480 });
+        let provider_config = ProviderConfig::default()
+            .with_miners(miners.clone())
+            .with_filter(filter)
+            .with_external_filter(
+                f.external_command
+                    .clone()
+                    .map(|command| ExternalFilter::new(command, Duration::from_secs(30))),
+            )
+            .with_publish(publish)
+            .with_policy(policy)
+            .with_message_confidence(cfg.chain.confidence)
+            .with_poll_interval(block_time)
+            .with_default_ask(ask);
 
         let mut transfers = TransferConfig::new(repo.under(&cfg.storage.staging));
         transfers.max_staging_bytes = cfg.storage.staging_limit_gib << 30;

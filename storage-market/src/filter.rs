@@ -55,6 +55,50 @@ impl Default for BasicFilter {
 }
 
 impl BasicFilter {
+    /// Sets [`consider_online`](Self::consider_online).
+    pub fn with_consider_online(mut self, consider_online: bool) -> Self {
+        self.consider_online = consider_online;
+        self
+    }
+
+    /// Sets [`consider_offline`](Self::consider_offline).
+    pub fn with_consider_offline(mut self, consider_offline: bool) -> Self {
+        self.consider_offline = consider_offline;
+        self
+    }
+
+    /// Sets [`consider_verified`](Self::consider_verified).
+    pub fn with_consider_verified(mut self, consider_verified: bool) -> Self {
+        self.consider_verified = consider_verified;
+        self
+    }
+
+    /// Sets [`consider_unverified`](Self::consider_unverified).
+    pub fn with_consider_unverified(mut self, consider_unverified: bool) -> Self {
+        self.consider_unverified = consider_unverified;
+        self
+    }
+
+    /// Sets [`piece_cid_blocklist`](Self::piece_cid_blocklist).
+    pub fn with_piece_cid_blocklist(mut self, piece_cid_blocklist: HashSet<Cid>) -> Self {
+        self.piece_cid_blocklist = piece_cid_blocklist;
+        self
+    }
+
+    /// Sets [`expected_seal_duration`](Self::expected_seal_duration).
+    pub fn with_expected_seal_duration(mut self, expected_seal_duration: Duration) -> Self {
+        self.expected_seal_duration = expected_seal_duration;
+        self
+    }
+
+    /// Sets [`max_deal_start_delay`](Self::max_deal_start_delay).
+    pub fn with_max_deal_start_delay(mut self, max_deal_start_delay: Duration) -> Self {
+        self.max_deal_start_delay = max_deal_start_delay;
+        self
+    }
+}
+
+impl BasicFilter {
     /// Returns the rejection reason, if any, for a deal at chain head `head`.
     pub fn check(&self, params: &DealParams, head: ChainEpoch) -> Result<(), String> {
         let p = &params.client_deal_proposal.proposal;

@@ -80,6 +80,74 @@ impl Default for ProviderConfig {
     }
 }
 
+impl ProviderConfig {
+    /// Sets [`miners`](Self::miners).
+    pub fn with_miners(mut self, miners: Vec<Address>) -> Self {
+        self.miners = miners;
+        self
+    }
+
+    /// Sets [`filter`](Self::filter).
+    pub fn with_filter(mut self, filter: BasicFilter) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// Sets [`external_filter`](Self::external_filter).
+    pub fn with_external_filter(mut self, external_filter: Option<ExternalFilter>) -> Self {
+        self.external_filter = external_filter;
+        self
+    }
+
+    /// Sets [`publish`](Self::publish).
+    pub fn with_publish(mut self, publish: PublishConfig) -> Self {
+        self.publish = publish;
+        self
+    }
+
+    /// Sets [`max_provider_collateral_multiplier`](Self::max_provider_collateral_multiplier).
+    pub fn with_max_provider_collateral_multiplier(
+        mut self,
+        max_provider_collateral_multiplier: u64,
+    ) -> Self {
+        self.max_provider_collateral_multiplier = max_provider_collateral_multiplier;
+        self
+    }
+
+    /// Sets [`policy`](Self::policy).
+    pub fn with_policy(mut self, policy: DealPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Sets [`max_market_balance_add_fee`](Self::max_market_balance_add_fee).
+    pub fn with_max_market_balance_add_fee(
+        mut self,
+        max_market_balance_add_fee: TokenAmount,
+    ) -> Self {
+        self.max_market_balance_add_fee = max_market_balance_add_fee;
+        self
+    }
+
+    /// Sets [`message_confidence`](Self::message_confidence).
+    pub fn with_message_confidence(mut self, message_confidence: u64) -> Self {
+        self.message_confidence = message_confidence;
+        self
+    }
+
+    /// Sets [`poll_interval`](Self::poll_interval).
+    pub fn with_poll_interval(mut self, poll_interval: Duration) -> Self {
+        self.poll_interval = poll_interval;
+        self
+    }
+
+    /// Sets [`default_ask`](Self::default_ask).
+    pub fn with_default_ask(mut self, default_ask: AskParams) -> Self {
+        self.default_ask = default_ask;
+        self
+    }
+}
+
 /// The settable part of an ask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AskParams {
@@ -720,13 +788,31 @@ impl Provider {
         }
     }
 
-    /// Bytes of a deal's data durably received (all of it once the piece is stored).
+    /// Bytes of a deal's data received so far, counted as they arrive (all of it once the
+    /// piece is stored); what `NBytesReceived` reports.
     pub async fn bytes_received(&self, r: DealRef) -> Result<u64, ProviderError> {
         let deal = self
             .deal(r)
             .await?
             .ok_or_else(|| ProviderError::DealNotFound(format!("{r:?}")))?;
         Ok(self.received_of(&deal).await)
+    }
+
+    /// The stored record of an online deal's transfer: its durable progress, the offsets a
+    /// restart resumes from. `None` for offline deals and once the piece is stored.
+    pub async fn transfer_record(
+        &self,
+        r: DealRef,
+    ) -> Result<Option<data_transfer::TransferRecord>, ProviderError> {
+        let deal = self
+            .deal(r)
+            .await?
+            .ok_or_else(|| ProviderError::DealNotFound(format!("{r:?}")))?;
+        let (Some(transfers), Ok(id)) = (&self.inner.deps.transfers, transfer_id(deal.deal_uuid))
+        else {
+            return Ok(None);
+        };
+        Ok(transfers.status(&id).await.ok().flatten())
     }
 
     async fn received_of(&self, deal: &ProviderDeal) -> u64 {

@@ -47,6 +47,32 @@ impl Default for PublishConfig {
     }
 }
 
+impl PublishConfig {
+    /// Sets [`publish_period`](Self::publish_period).
+    pub fn with_publish_period(mut self, publish_period: Duration) -> Self {
+        self.publish_period = publish_period;
+        self
+    }
+
+    /// Sets [`max_deals_per_message`](Self::max_deals_per_message).
+    pub fn with_max_deals_per_message(mut self, max_deals_per_message: usize) -> Self {
+        self.max_deals_per_message = max_deals_per_message;
+        self
+    }
+
+    /// Sets [`max_publish_fee`](Self::max_publish_fee).
+    pub fn with_max_publish_fee(mut self, max_publish_fee: TokenAmount) -> Self {
+        self.max_publish_fee = max_publish_fee;
+        self
+    }
+
+    /// Sets [`start_epoch_sealing_buffer`](Self::start_epoch_sealing_buffer).
+    pub fn with_start_epoch_sealing_buffer(mut self, start_epoch_sealing_buffer: i64) -> Self {
+        self.start_epoch_sealing_buffer = start_epoch_sealing_buffer;
+        self
+    }
+}
+
 /// Where a deal was published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PublishTicket {

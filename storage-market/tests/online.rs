@@ -129,7 +129,8 @@ async fn a_provider_crash_mid_transfer_resumes_from_its_offset() {
     // Wait for durable progress, then crash the provider (its transfers go down with it).
     let deadline = tokio::time::Instant::now() + T;
     loop {
-        if env.provider.bytes_received(r).await.unwrap() >= 256 << 10 {
+        let durable = env.provider.transfer_record(r).await.unwrap();
+        if durable.is_some_and(|rec| rec.received() >= 256 << 10) {
             break;
         }
         assert!(
