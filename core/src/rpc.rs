@@ -14,18 +14,22 @@ use std::time::Duration;
 
 use futures::{AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, StreamProtocol};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::cbor::{self, DecodeError};
 use crate::host::{Host, HostError, PeerAddr};
 
-/// How one protocol family puts its messages on the wire; versions may encode differently.
+/// How one protocol family puts its messages on the wire. By default both messages are
+/// plain DAG-CBOR in every version; a family whose versions differ (tuple encodings, fields
+/// added in a later version) overrides the methods concerned.
 pub trait Codec: Send + Sync + 'static {
     /// The versions of the family (an enum).
     type Protocol: Copy + Eq + std::fmt::Debug + Send + Sync + 'static;
     /// What the dialer sends.
-    type Request: Send + 'static;
+    type Request: Serialize + DeserializeOwned + Send + 'static;
     /// What the listener answers.
-    type Response: Send + 'static;
+    type Response: Serialize + DeserializeOwned + Send + 'static;
 
     /// The stream protocol id of `version`.
     fn protocol_id(version: Self::Protocol) -> StreamProtocol;
@@ -34,21 +38,29 @@ pub trait Codec: Send + Sync + 'static {
         true
     }
     /// Encodes a request for `version`.
-    fn encode_request(version: Self::Protocol, request: &Self::Request) -> Vec<u8>;
+    fn encode_request(_version: Self::Protocol, request: &Self::Request) -> Vec<u8> {
+        cbor::to_vec(request)
+    }
     /// Decodes a request of `version`.
     fn decode_request(
-        version: Self::Protocol,
+        _version: Self::Protocol,
         bytes: &[u8],
         limit: usize,
-    ) -> Result<Self::Request, DecodeError>;
+    ) -> Result<Self::Request, DecodeError> {
+        cbor::from_slice(bytes, limit)
+    }
     /// Encodes a response for `version`.
-    fn encode_response(version: Self::Protocol, response: &Self::Response) -> Vec<u8>;
+    fn encode_response(_version: Self::Protocol, response: &Self::Response) -> Vec<u8> {
+        cbor::to_vec(response)
+    }
     /// Decodes a response of `version`.
     fn decode_response(
-        version: Self::Protocol,
+        _version: Self::Protocol,
         bytes: &[u8],
         limit: usize,
-    ) -> Result<Self::Response, DecodeError>;
+    ) -> Result<Self::Response, DecodeError> {
+        cbor::from_slice(bytes, limit)
+    }
 }
 
 /// Limits of one served or requested protocol family.

@@ -84,21 +84,8 @@ impl Codec for TransportsCodec {
     fn has_request(_: Protocol) -> bool {
         false
     }
-    fn encode_request(_: Protocol, _: &()) -> Vec<u8> {
-        Vec::new()
-    }
     fn decode_request(_: Protocol, _: &[u8], _: usize) -> Result<(), DecodeError> {
         Ok(())
-    }
-    fn encode_response(_: Protocol, response: &TransportsResponse) -> Vec<u8> {
-        cbor::to_vec(response)
-    }
-    fn decode_response(
-        _: Protocol,
-        bytes: &[u8],
-        limit: usize,
-    ) -> Result<TransportsResponse, DecodeError> {
-        cbor::from_slice(bytes, limit)
     }
 }
 

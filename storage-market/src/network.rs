@@ -93,53 +93,44 @@ impl NetworkLimits {
     }
 }
 
-macro_rules! map_codec {
-    ($(#[$doc:meta])* $name:ident, $rq:ty, $rs:ty) => {
-        $(#[$doc])*
-        #[derive(Debug)]
-        pub struct $name;
+/// `/fil/storage/mk/1.1.1`.
+#[derive(Debug)]
+pub struct DealV111Codec;
 
-        impl Codec for $name {
-            type Protocol = Protocol;
-            type Request = $rq;
-            type Response = $rs;
-            fn protocol_id(version: Protocol) -> StreamProtocol {
-                version.stream_protocol()
-            }
-            fn encode_request(_: Protocol, request: &$rq) -> Vec<u8> {
-                cbor::to_vec(request)
-            }
-            fn decode_request(_: Protocol, bytes: &[u8], limit: usize) -> Result<$rq, DecodeError> {
-                cbor::from_slice(bytes, limit)
-            }
-            fn encode_response(_: Protocol, response: &$rs) -> Vec<u8> {
-                cbor::to_vec(response)
-            }
-            fn decode_response(_: Protocol, bytes: &[u8], limit: usize) -> Result<$rs, DecodeError> {
-                cbor::from_slice(bytes, limit)
-            }
-        }
-    };
+impl Codec for DealV111Codec {
+    type Protocol = Protocol;
+    type Request = Proposal;
+    type Response = SignedResponse;
+    fn protocol_id(version: Protocol) -> StreamProtocol {
+        version.stream_protocol()
+    }
 }
 
-map_codec!(
-    /// `/fil/storage/mk/1.1.1`.
-    DealV111Codec,
-    Proposal,
-    SignedResponse
-);
-map_codec!(
-    /// `/fil/storage/status/1.2.0`.
-    StatusCodec,
-    DealStatusRequestV12,
-    DealStatusResponseV12
-);
-map_codec!(
-    /// `/fil/storage/status/1.1.0`.
-    StatusV110Codec,
-    DealStatusRequest,
-    DealStatusResponse
-);
+/// `/fil/storage/status/1.2.0`.
+#[derive(Debug)]
+pub struct StatusCodec;
+
+impl Codec for StatusCodec {
+    type Protocol = Protocol;
+    type Request = DealStatusRequestV12;
+    type Response = DealStatusResponseV12;
+    fn protocol_id(version: Protocol) -> StreamProtocol {
+        version.stream_protocol()
+    }
+}
+
+/// `/fil/storage/status/1.1.0`.
+#[derive(Debug)]
+pub struct StatusV110Codec;
+
+impl Codec for StatusV110Codec {
+    type Protocol = Protocol;
+    type Request = DealStatusRequest;
+    type Response = DealStatusResponse;
+    fn protocol_id(version: Protocol) -> StreamProtocol {
+        version.stream_protocol()
+    }
+}
 
 /// `/fil/storage/ask/1.1.0` (maps) and `1.0.1` (tuples).
 #[derive(Debug)]
