@@ -4,14 +4,15 @@
 //! `StateMinerInfo`, `StateMarketBalance`, `StateDealProviderCollateralBounds`,
 //! `StateVerifiedClientStatus`, `StateAccountKey`, `StateLookupID`, `MpoolPushMessage`,
 //! `StateWaitMsg`, `StateMarketStorageDeal`, `StateSectorPreCommitInfo`, `WalletBalance`,
-//! `StateCall`), so a JSON-RPC adapter is a thin translation. The `devnet` crate's `DevChain`
+//! `StateCall`, `StateNetworkVersion`), so a JSON-RPC adapter is a thin translation (the
+//! `lotus-api` crate). The `devnet` crate's `DevChain`
 //! implements it in process for tests and demos.
 
 use commp::PaddedPieceSize;
 
 use crate::cid::Cid;
 use crate::deal::{DealProposal, DealState};
-use crate::types::{Address, ChainEpoch, DealId, SectorNumber, TokenAmount};
+use crate::types::{Address, ChainEpoch, DealId, NetworkVersion, SectorNumber, TokenAmount};
 
 /// Errors from the chain node.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,9 +27,27 @@ pub enum ChainError {
     /// No message with this CID is known.
     #[error("message {0} not found")]
     MessageNotFound(Box<Cid>),
-    /// The node could not be reached or answered with an error.
-    #[error("node error: {0}")]
+    /// The node could not be reached, timed out or failed in transport: worth trying again.
+    #[error("node unavailable: {0}")]
     Node(String),
+    /// The node answered the call with an error (Lotus's JSON-RPC code and message).
+    #[error("{method}: {message} (code {code})")]
+    Rpc {
+        /// The method called.
+        method: String,
+        /// The JSON-RPC error code (1 for an ordinary Lotus error).
+        code: i64,
+        /// The node's message.
+        message: String,
+    },
+    /// The node's answer could not be decoded.
+    #[error("{method}: malformed answer: {reason}")]
+    Decode {
+        /// The method called.
+        method: String,
+        /// What was wrong.
+        reason: String,
+    },
 }
 
 /// A miner actor's owner, worker and control addresses.
@@ -84,6 +103,10 @@ pub struct Message {
     pub value: TokenAmount,
     /// Upper bound on the fee paid for this message.
     pub max_fee: TokenAmount,
+    /// Idempotency key (Lotus's `MsgUuid`): pushing a message with a uuid already pushed
+    /// returns the first message's CID instead of sending a second one, so a sender that
+    /// records the uuid before pushing can push again after a crash without sending twice.
+    pub uuid: Option<uuid::Uuid>,
 }
 
 /// An exit code; 0 is success.
@@ -100,9 +123,46 @@ impl ExitCode {
     /// `USR_INSUFFICIENT_FUNDS`.
     pub const INSUFFICIENT_FUNDS: Self = Self(19);
 
+    /// `SYS_SENDER_STATE_INVALID`: the sender cannot pay for the message.
+    pub const SENDER_STATE_INVALID: Self = Self(2);
+    /// `USR_NOT_FOUND`.
+    pub const NOT_FOUND: Self = Self(17);
+    /// `USR_ILLEGAL_STATE`.
+    pub const ILLEGAL_STATE: Self = Self(20);
+
     /// Whether this is success.
     pub fn is_ok(self) -> bool {
         self == Self::OK
+    }
+
+    /// The exit code's name in the FVM's table.
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            0 => "Ok",
+            1 => "SysErrSenderInvalid",
+            2 => "SysErrSenderStateInvalid",
+            4 => "SysErrIllegalInstruction",
+            5 => "SysErrInvalidReceiver",
+            6 => "SysErrInsufficientFunds",
+            7 => "SysErrOutOfGas",
+            16 => "ErrIllegalArgument",
+            17 => "ErrNotFound",
+            18 => "ErrForbidden",
+            19 => "ErrInsufficientFunds",
+            20 => "ErrIllegalState",
+            21 => "ErrSerialization",
+            22 => "ErrUnhandledMessage",
+            23 => "ErrUnspecified",
+            24 => "ErrAssertionFailed",
+            25 => "ErrReadOnly",
+            _ => "unknown exit code",
+        }
+    }
+}
+
+impl std::fmt::Display for ExitCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.0, self.name())
     }
 }
 
@@ -172,6 +232,8 @@ pub trait ChainNode: Send + Sync {
     ) -> Result<bool, ChainError>;
     /// An address's wallet balance.
     async fn wallet_balance(&self, addr: &Address) -> Result<TokenAmount, ChainError>;
+    /// The network version at the head (`StateNetworkVersion`): which rules deals follow.
+    async fn network_version(&self) -> Result<NetworkVersion, ChainError>;
 }
 
 /// Network rules for deal terms (market actor policy), passed in rather than hard-coded so

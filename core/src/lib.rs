@@ -7,7 +7,9 @@
 //!   [`multicodec`]: the codes in use.
 //! - [`deal`]: the market actor's on-chain deal types and the two proposal CIDs.
 //! - [`cbor`]: DAG-CBOR with the size and depth limits peer input needs.
-//! - [`chain`]: the [`ChainNode`](chain::ChainNode) trait, what a market needs of a node.
+//! - [`chain`]: the [`ChainNode`](chain::ChainNode) trait, what a market needs of a node;
+//!   [`message`]: the chain's signed messages and their CIDs.
+//! - [`jwt`]: Lotus-style HS256 API tokens and their permissions.
 //! - [`wallet`] (feature `wallet`): the [`Wallet`](wallet::Wallet) trait and a local keystore.
 //! - [`db`] (feature `sqlite`): opening and migrating SQLite databases.
 //! - [`report`]: an error and its sources as one line, for people.
@@ -22,6 +24,8 @@ pub mod db;
 pub mod deal;
 #[cfg(feature = "host")]
 pub mod host;
+pub mod jwt;
+pub mod message;
 pub mod multicodec;
 pub mod report;
 #[cfg(feature = "host")]

@@ -382,6 +382,33 @@ impl fmt::Display for ChainEpoch {
     }
 }
 
+/// A network version: the number of the protocol upgrade the chain runs
+/// (`StateNetworkVersion`), which decides the rules deals follow.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct NetworkVersion(pub u32);
+
+impl NetworkVersion {
+    /// nv22 "Dragon" (2024): direct data onboarding; deal states carry their sector number.
+    pub const DRAGON: Self = Self(22);
+    /// nv29 "Solstice" (FIP-0118): FIL+ ends. The verified registry's methods revert, DataCap
+    /// is frozen and every new sector gets 10x QA power, so verified deals can no longer be made.
+    pub const SOLSTICE: Self = Self(29);
+
+    /// Whether verified (FIL+) deals can still be made at this version.
+    pub fn allows_verified_deals(self) -> bool {
+        self < Self::SOLSTICE
+    }
+}
+
+impl fmt::Display for NetworkVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "nv{}", self.0)
+    }
+}
+
 /// An on-chain deal id, assigned by the market actor when the deal is published.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,

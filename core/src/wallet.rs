@@ -55,6 +55,9 @@ pub enum WalletError {
     /// Reading or writing the keystore failed.
     #[error("keystore i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// A remote signer (a node's wallet, venus-wallet, sophon-gateway) refused or failed.
+    #[error("remote signer: {0}")]
+    Remote(String),
 }
 
 /// A private key with its address.
@@ -227,6 +230,45 @@ pub fn verify(sig: &Signature, signer: &Address, msg: &[u8]) -> Result<(), Walle
     }
 }
 
+/// What a signature is for (venus-wallet's `MsgMeta` types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignPurpose<'a> {
+    /// Raw bytes of no declared kind.
+    Unknown,
+    /// A chain message: the bytes are its CID, `cbor` the unsigned message.
+    Message {
+        /// The unsigned message's CBOR.
+        cbor: &'a [u8],
+    },
+    /// A client's deal proposal (CBOR of the `DealProposal`).
+    DealProposal,
+    /// A storage ask.
+    StorageAsk,
+    /// A provider's response to a deal proposal.
+    DealResponse,
+    /// A provider's deal status answer.
+    DealStatus,
+    /// A client's deal status request.
+    ClientDeal,
+}
+
+impl SignPurpose<'_> {
+    /// The `MsgMeta.Type` string.
+    pub fn meta_type(&self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Message { .. } => "message",
+            Self::DealProposal => "dealproposal",
+            Self::StorageAsk => "storageask",
+            // (sic) venus-shared's spelling.
+            Self::DealResponse => "networkresposne",
+            Self::DealStatus => "providerdealstate",
+            Self::ClientDeal => "clientdeal",
+        }
+    }
+}
+
 /// Signs with keys the market controls (workers, clients, publish addresses).
 ///
 /// The local [`KeyStore`] implements it; a remote signer (Lotus `WalletSign`, venus-wallet,
@@ -235,6 +277,17 @@ pub fn verify(sig: &Signature, signer: &Address, msg: &[u8]) -> Result<(), Walle
 pub trait Wallet: Send + Sync {
     /// Signs `msg` with the key of `address`.
     async fn sign(&self, address: &Address, msg: &[u8]) -> Result<Signature, WalletError>;
+    /// Signs `msg`, saying what it is: a remote wallet (venus-wallet, sophon-gateway) decodes
+    /// the bytes as that kind of object and refuses a mismatch. Local keys ignore it.
+    async fn sign_for(
+        &self,
+        address: &Address,
+        msg: &[u8],
+        purpose: SignPurpose<'_>,
+    ) -> Result<Signature, WalletError> {
+        let _ = purpose;
+        self.sign(address, msg).await
+    }
     /// Whether the wallet holds the key of `address`.
     async fn has(&self, address: &Address) -> bool;
 }

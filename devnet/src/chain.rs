@@ -11,12 +11,26 @@
 //! them, which is how tests stop the market at "publishing". The clock runs at any speed
 //! ([`DevChain::start_clock`]) or by hand ([`DevChain::advance`]).
 //!
-//! Non-goals: gas accounting (a flat fee per message), reorgs, message signatures (the node
-//! wallet is trusted, as `MpoolPushMessage` trusts the node's own keys), power and proofs.
+//! Messages from outside arrive signed ([`DevChain::push_signed`]): the signature must verify
+//! against the sender's key and the nonce must be the sender's next one, as on the real chain.
+//! The in-process [`ChainNode`] implementation is the one shortcut: it trusts its caller like
+//! `MpoolPushMessage` trusts the node's own wallet, and only in-process tests use it.
+//!
+//! The state (accounts, nonces, escrow, miners, deals, sectors, the pool, receipts, the epoch)
+//! is written to SQLite after every change when the chain is [opened](DevChain::open) on a
+//! file, so a restarted devnet continues where it stopped: no epoch reset, deal ids continue.
+//!
+//! The network version follows a schedule ([`DevChainConfig::upgrades`]); from nv29
+//! (Solstice, FIP-0118) verified deals are invalid and DataCap is frozen.
+//!
+//! Non-goals: gas accounting (a flat fee per message), reorgs, power and proofs.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use commp::PaddedPieceSize;
 use tokio::sync::watch;
@@ -27,7 +41,10 @@ use market_core::chain::*;
 use market_core::deal::{
     self, ClientDealProposal, DealState, PublishStorageDealsParams, PublishStorageDealsReturn,
 };
-use market_core::types::{Address, AddressKind, ChainEpoch, DealId, SectorNumber, TokenAmount};
+use market_core::message::{SignedMessage, UnsignedMessage};
+use market_core::types::{
+    Address, AddressKind, ChainEpoch, DealId, NetworkVersion, SectorNumber, TokenAmount,
+};
 use market_core::wallet;
 
 /// Dev chain parameters.
@@ -44,6 +61,12 @@ pub struct DevChainConfig {
     pub network_raw_power: u128,
     /// First epoch.
     pub genesis_epoch: ChainEpoch,
+    /// The network version at genesis.
+    pub network_version: NetworkVersion,
+    /// Upgrades: from each epoch on, the chain runs that version.
+    pub upgrades: Vec<(ChainEpoch, NetworkVersion)>,
+    /// The network name (`StateNetworkName`).
+    pub network_name: String,
 }
 
 impl Default for DevChainConfig {
@@ -54,6 +77,9 @@ impl Default for DevChainConfig {
             circulating_supply: TokenAmount::from_whole(500_000_000),
             network_raw_power: 20 << 60,
             genesis_epoch: ChainEpoch::new(1000),
+            network_version: NetworkVersion(28),
+            upgrades: Vec::new(),
+            network_name: "devnet".into(),
         }
     }
 }
@@ -88,9 +114,71 @@ impl DevChainConfig {
         self.genesis_epoch = genesis_epoch;
         self
     }
+
+    /// Sets [`network_version`](Self::network_version).
+    pub fn with_network_version(mut self, version: NetworkVersion) -> Self {
+        self.network_version = version;
+        self
+    }
+
+    /// Adds an upgrade to `version` at `epoch`.
+    pub fn with_upgrade(mut self, epoch: ChainEpoch, version: NetworkVersion) -> Self {
+        self.upgrades.push((epoch, version));
+        self.upgrades.sort();
+        self
+    }
+
+    /// The network version at `epoch`.
+    pub fn version_at(&self, epoch: ChainEpoch) -> NetworkVersion {
+        self.upgrades
+            .iter()
+            .filter(|(at, _)| *at <= epoch)
+            .map(|(_, v)| *v)
+            .next_back()
+            .unwrap_or(self.network_version)
+    }
 }
 
-#[derive(Debug, Clone)]
+/// Flat gas terms: every message is estimated at this limit.
+pub const GAS_LIMIT: i64 = 1_000_000;
+
+/// Maps with non-text keys, stored as sequences of pairs (DAG-CBOR map keys must be text).
+mod pairs {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(crate) fn serialize<'a, S, K, V, M>(m: &'a M, s: S) -> Result<S::Ok, S::Error>
+    where
+        S: Serializer,
+        K: Serialize + 'a,
+        V: Serialize + 'a,
+        &'a M: IntoIterator<Item = (&'a K, &'a V)>,
+    {
+        s.collect_seq(m)
+    }
+
+    pub(crate) fn deserialize<'de, D, K, V, M>(d: D) -> Result<M, D::Error>
+    where
+        D: Deserializer<'de>,
+        K: Deserialize<'de>,
+        V: Deserialize<'de>,
+        M: FromIterator<(K, V)>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
+}
+
+/// Sectors the dev sealer is working on, kept in the chain state so that they survive a
+/// restart along with the deals they hold.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Sealing {
+    next_sector: u64,
+    #[serde(with = "pairs")]
+    placed: HashMap<DealId, (Address, SectorNumber)>,
+    open: Vec<(Address, SectorNumber, Vec<DealId>)>,
+    precommitted: Vec<(Address, SectorNumber, Vec<DealId>)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct ActiveDeal {
     proposal: deal::DealProposal,
     state: DealState,
@@ -99,32 +187,53 @@ struct ActiveDeal {
     provider: u64,
 }
 
-#[derive(Default, Clone)]
+#[derive(Default, Clone, Serialize, Deserialize)]
 struct State {
     epoch: i64,
     next_id: u64,
     /// Key address → actor id.
+    #[serde(with = "pairs")]
     ids: HashMap<Address, u64>,
     /// Actor id → key address (accounts only).
+    #[serde(with = "pairs")]
     keys: HashMap<u64, Address>,
+    #[serde(with = "pairs")]
     balances: HashMap<u64, TokenAmount>,
+    #[serde(with = "pairs")]
     escrow: HashMap<u64, MarketBalance>,
+    #[serde(with = "pairs")]
     miners: HashMap<u64, MinerInfo>,
+    #[serde(with = "pairs")]
     datacap: HashMap<u64, u128>,
+    #[serde(with = "pairs")]
     deals: BTreeMap<u64, ActiveDeal>,
     next_deal_id: u64,
     pending_proposals: HashSet<Cid>,
     pool: Vec<(Cid, Message)>,
+    #[serde(with = "pairs")]
     receipts: HashMap<Cid, MessageLookup>,
-    nonce: u64,
+    /// Every message pushed, by CID (`ChainGetMessage`).
+    #[serde(with = "pairs")]
+    messages: HashMap<Cid, UnsignedMessage>,
+    /// Next nonce per actor.
+    #[serde(with = "pairs")]
+    nonces: HashMap<u64, u64>,
+    /// `MsgUuid` → the message pushed for it.
+    #[serde(with = "pairs")]
+    by_uuid: HashMap<uuid::Uuid, Cid>,
     precommitted: HashSet<(u64, u64)>,
     burnt: TokenAmount,
     /// Deals that ended, with the reason, for tests and operators to inspect.
+    #[serde(with = "pairs")]
     ended: HashMap<u64, DealEnd>,
+    /// Faucet payouts per actor.
+    #[serde(with = "pairs")]
+    faucet: HashMap<u64, TokenAmount>,
+    sealing: Sealing,
 }
 
 /// How a deal left the market actor's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum DealEnd {
     /// Reached its end epoch after activation.
@@ -135,6 +244,22 @@ pub enum DealEnd {
     Slashed,
 }
 
+/// Why the dev chain's state could not be loaded or saved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DevChainError {
+    /// The database failed.
+    #[error("dev chain database")]
+    Db(#[from] rusqlite::Error),
+    /// The saved state does not decode.
+    #[error("dev chain state is corrupt: {0}")]
+    Corrupt(String),
+}
+
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE state (id INTEGER PRIMARY KEY CHECK (id = 1), epoch INTEGER NOT NULL, snapshot BLOB NOT NULL)",
+];
+
 /// The dev chain. Cheap to clone; all clones share state.
 #[derive(Clone)]
 pub struct DevChain {
@@ -142,15 +267,48 @@ pub struct DevChain {
     state: Arc<Mutex<State>>,
     head: watch::Sender<ChainEpoch>,
     clock: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    db: Option<Arc<Mutex<rusqlite::Connection>>>,
+}
+
+/// The guard over the state: changes made through it are saved when it drops.
+struct Guard<'a> {
+    state: std::sync::MutexGuard<'a, State>,
+    chain: &'a DevChain,
+}
+
+impl std::ops::Deref for Guard<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl std::ops::DerefMut for Guard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.chain.save(&self.state) {
+            // The state in memory stays right; the next change tries again.
+            tracing::error!(error = %market_core::report(&e), "dev chain: saving state failed");
+        }
+    }
 }
 
 impl DevChain {
-    /// A new chain at `config.genesis_epoch`.
+    /// A new chain at `config.genesis_epoch`, in memory only.
     pub fn new(config: DevChainConfig) -> Self {
         let state = State {
             epoch: config.genesis_epoch.get(),
             next_id: 1000,
             next_deal_id: 1,
+            sealing: Sealing {
+                next_sector: 1,
+                ..Sealing::default()
+            },
             ..State::default()
         };
         let (head, _) = watch::channel(config.genesis_epoch);
@@ -159,16 +317,288 @@ impl DevChain {
             state: Arc::new(Mutex::new(state)),
             head,
             clock: Arc::new(Mutex::new(None)),
+            db: None,
         }
     }
 
+    /// The chain saved at `path` (SQLite), or a new one saved there. Every change is on disk
+    /// before the call that made it returns.
+    pub fn open(path: &Path, config: DevChainConfig) -> Result<Self, DevChainError> {
+        use rusqlite::OptionalExtension;
+        let conn = market_core::db::open_migrated(path, MIGRATIONS)?;
+        let saved: Option<Vec<u8>> = conn
+            .query_row("SELECT snapshot FROM state WHERE id = 1", [], |r| r.get(0))
+            .optional()?;
+        let mut chain = Self::new(config);
+        if let Some(bytes) = saved {
+            let state: State = serde_ipld_dagcbor::from_slice(&bytes)
+                .map_err(|e| DevChainError::Corrupt(e.to_string()))?;
+            chain.head.send_replace(ChainEpoch::new(state.epoch));
+            *chain.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
+        }
+        chain.db = Some(Arc::new(Mutex::new(conn)));
+        chain.save(&chain.state.lock().unwrap_or_else(|p| p.into_inner()))?;
+        Ok(chain)
+    }
+
+    fn save(&self, state: &State) -> Result<(), DevChainError> {
+        let Some(db) = &self.db else { return Ok(()) };
+        let bytes =
+            serde_ipld_dagcbor::to_vec(state).map_err(|e| DevChainError::Corrupt(e.to_string()))?;
+        db.lock().unwrap_or_else(|p| p.into_inner()).execute(
+            "INSERT INTO state (id, epoch, snapshot) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET epoch = excluded.epoch, snapshot = excluded.snapshot",
+            rusqlite::params![state.epoch, bytes],
+        )?;
+        Ok(())
+    }
+
+    /// Read access (nothing is saved).
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Write access: the state is saved when the guard drops.
+    fn write(&self) -> Guard<'_> {
+        Guard {
+            state: self.lock(),
+            chain: self,
+        }
+    }
+
+    /// The chain's parameters.
+    pub fn config(&self) -> &DevChainConfig {
+        &self.config
+    }
+
+    /// The network version at the head.
+    pub fn version(&self) -> NetworkVersion {
+        self.config.version_at(self.epoch())
+    }
+
+    /// A receiver of head changes.
+    pub fn subscribe(&self) -> watch::Receiver<ChainEpoch> {
+        self.head.subscribe()
+    }
+
+    /// The tipset key of `epoch`: one made-up block CID per epoch.
+    pub fn tipset_key(epoch: ChainEpoch) -> Cid {
+        deal::chain_cid(format!("devnet tipset {}", epoch.get()).as_bytes())
+    }
+
+    /// Pays out of the faucet: at most `cap` per actor over the chain's life.
+    pub fn faucet(
+        &self,
+        addr: &Address,
+        amount: TokenAmount,
+        cap: TokenAmount,
+    ) -> Result<Address, ChainError> {
+        if matches!(addr.kind(), AddressKind::Id | AddressKind::Actor) {
+            return Err(ChainError::MessageRejected(
+                "the faucet pays key (f1/f3) addresses only".into(),
+            ));
+        }
+        let mut s = self.write();
+        let id = s.ensure_account(*addr);
+        let paid = s.faucet.get(&id).copied().unwrap_or_default();
+        let total = paid
+            .checked_add(amount)
+            .filter(|t| *t <= cap)
+            .ok_or_else(|| {
+                ChainError::MessageRejected(format!(
+                    "faucet cap: {addr} already received {paid} of at most {cap}"
+                ))
+            })?;
+        s.faucet.insert(id, total);
+        let b = s.balances.entry(id).or_default();
+        *b = b.checked_add(amount).unwrap_or(*b);
+        Ok(Address::new_id(id))
+    }
+
+    /// The sender's next nonce, counting messages waiting in the pool.
+    pub fn next_nonce(&self, addr: &Address) -> u64 {
+        let s = self.lock();
+        s.resolve(addr)
+            .map(|id| s.nonces.get(&id).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    /// Gas terms for `msg` (flat: [`GAS_LIMIT`] and the fee cap that pays the message fee),
+    /// with the fee cap lowered to `max_fee / GAS_LIMIT` when that is less (Lotus's
+    /// `capGasFee`), so a message whose max fee is too low is refused at push.
+    pub fn estimate_gas(&self, msg: &UnsignedMessage, max_fee: TokenAmount) -> UnsignedMessage {
+        let mut m = msg.clone();
+        m.gas_limit = GAS_LIMIT;
+        let per_gas = self.config.message_fee.atto().div_ceil(GAS_LIMIT as u128);
+        m.gas_fee_cap = TokenAmount::from_atto(per_gas);
+        m.gas_premium = TokenAmount::from_atto(per_gas / 10);
+        if !max_fee.is_zero() && m.max_fee() > max_fee {
+            m.gas_fee_cap = TokenAmount::from_atto(max_fee.atto() / GAS_LIMIT as u128);
+            m.gas_premium = m.gas_premium.min(m.gas_fee_cap);
+        }
+        m
+    }
+
+    /// Takes a signed message into the pool, checking it as the chain would: a known sender
+    /// whose key made the signature, the sender's next nonce, a fee cap that pays the
+    /// message fee and a balance that covers value and fee. Pushing a message already taken
+    /// returns its CID again.
+    pub fn push_signed(&self, signed: &SignedMessage) -> Result<Cid, ChainError> {
+        let cid = signed.cid();
+        let m = &signed.message;
+        let mut s = self.write();
+        if s.messages.contains_key(&cid) {
+            return Ok(cid);
+        }
+        let from = s
+            .resolve(&m.from)
+            .ok_or(ChainError::ActorNotFound(m.from))?;
+        let key = s.keys.get(&from).copied().ok_or_else(|| {
+            ChainError::MessageRejected(format!("{} is not an account that can sign", m.from))
+        })?;
+        signed.verify(&key).map_err(|e| {
+            ChainError::MessageRejected(format!("signature of {} does not verify: {e}", m.from))
+        })?;
+        let expected = s.nonces.get(&from).copied().unwrap_or(0);
+        if m.nonce != expected {
+            return Err(ChainError::MessageRejected(format!(
+                "nonce {} of {} is not its next nonce {expected}",
+                m.nonce, m.from
+            )));
+        }
+        let fee = self.config.message_fee;
+        if m.max_fee() < fee {
+            return Err(ChainError::MessageRejected(format!(
+                "fee cap too low: the message may pay at most {} attoFIL and the base fee needs {} attoFIL (raise the max fee)",
+                m.max_fee().atto(),
+                fee.atto()
+            )));
+        }
+        let balance = s.balances.get(&from).copied().unwrap_or_default();
+        if balance
+            .checked_sub(m.value)
+            .and_then(|b| b.checked_sub(fee))
+            .is_none()
+        {
+            return Err(ChainError::MessageRejected(format!(
+                "{} cannot cover value {} and fee {fee} (balance {balance})",
+                m.from, m.value
+            )));
+        }
+        s.nonces.insert(from, expected + 1);
+        s.messages.insert(cid, m.clone());
+        s.pool.push((
+            cid,
+            Message {
+                from: m.from,
+                to: m.to,
+                method: m.method,
+                params: m.params.clone(),
+                value: m.value,
+                max_fee: m.max_fee(),
+                uuid: None,
+            },
+        ));
+        Ok(cid)
+    }
+
+    /// The message pushed for `uuid`, if any (`MpoolPushMessage`'s `MsgUuid`).
+    pub fn message_for_uuid(&self, uuid: &uuid::Uuid) -> Option<Cid> {
+        self.lock().by_uuid.get(uuid).copied()
+    }
+
+    /// Records that `uuid` was pushed as `cid`.
+    pub fn remember_uuid(&self, uuid: uuid::Uuid, cid: Cid) {
+        self.write().by_uuid.insert(uuid, cid);
+    }
+
+    /// A pushed message.
+    pub fn message(&self, cid: &Cid) -> Option<UnsignedMessage> {
+        self.lock().messages.get(cid).cloned()
+    }
+
+    /// Where a message landed, if it has: the receipt and epoch.
+    pub fn lookup(&self, cid: &Cid) -> Option<MessageLookup> {
+        self.lock().receipts.get(cid).cloned()
+    }
+
+    /// Whether a sector is on chain (proven).
+    pub fn sector_proven(&self, miner: &Address, sector: SectorNumber) -> bool {
+        let s = self.lock();
+        s.resolve(miner).is_some_and(|mid| {
+            s.deals.values().any(|d| {
+                d.provider == mid
+                    && d.state.sector_start_epoch.get() >= 0
+                    && s.sealing
+                        .placed
+                        .iter()
+                        .any(|(_, (m, n))| s.resolve(m) == Some(mid) && *n == sector)
+            })
+        })
+    }
+
+    /// A miner whose owner and worker are these, if one exists.
+    pub fn find_miner(&self, owner: &Address, worker: &Address) -> Option<Address> {
+        let s = self.lock();
+        let mut ids: Vec<_> = s
+            .miners
+            .iter()
+            .filter(|(_, m)| m.owner == *owner && m.worker == *worker)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort();
+        ids.first().map(|id| Address::new_id(*id))
+    }
+
+    /// The dev sealer's intake: places the deal's piece in a new sector (or returns where it
+    /// already is).
+    pub fn seal_add_piece(&self, miner: &Address, deal: DealId) -> SectorNumber {
+        let mut s = self.write();
+        if let Some((_, sector)) = s.sealing.placed.get(&deal) {
+            return *sector;
+        }
+        let sector = SectorNumber(s.sealing.next_sector.max(1));
+        s.sealing.next_sector = sector.0 + 1;
+        s.sealing.placed.insert(deal, (*miner, sector));
+        s.sealing.open.push((*miner, sector, vec![deal]));
+        sector
+    }
+
+    /// Pre-commits every sector the dev sealer holds pieces for. Returns how many.
+    pub fn seal_precommit_all(&self) -> usize {
+        let open = std::mem::take(&mut self.write().sealing.open);
+        let mut done = 0;
+        for (miner, sector, deals) in open {
+            match self.precommit_sector(&miner, sector, &deals) {
+                Ok(()) => {
+                    done += 1;
+                    self.write()
+                        .sealing
+                        .precommitted
+                        .push((miner, sector, deals));
+                }
+                Err(e) => tracing::warn!(%sector, error = %e, "dev sealer: pre-commit failed"),
+            }
+        }
+        done
+    }
+
+    /// Proves every pre-committed sector, activating its deals. Returns how many.
+    pub fn seal_prove_all(&self) -> usize {
+        let pre = std::mem::take(&mut self.write().sealing.precommitted);
+        let mut done = 0;
+        for (miner, sector, deals) in pre {
+            match self.prove_commit_sector(&miner, sector, &deals) {
+                Ok(()) => done += 1,
+                Err(e) => tracing::warn!(%sector, error = %e, "dev sealer: prove-commit failed"),
+            }
+        }
+        done
+    }
+
     /// Creates (or tops up) the account of a key address with `balance`; returns its id address.
     pub fn fund(&self, addr: &Address, balance: TokenAmount) -> Address {
-        let mut s = self.lock();
+        let mut s = self.write();
         let id = s.ensure_account(*addr);
         let b = s.balances.entry(id).or_default();
         *b = b.checked_add(balance).expect("dev chain balance overflow");
@@ -177,7 +607,7 @@ impl DevChain {
 
     /// Creates a miner actor owned by `owner` with `worker` as worker key; returns its address.
     pub fn create_miner(&self, owner: &Address, worker: &Address, sector_size: u64) -> Address {
-        let mut s = self.lock();
+        let mut s = self.write();
         s.ensure_account(*owner);
         s.ensure_account(*worker);
         let id = s.next_id;
@@ -196,7 +626,7 @@ impl DevChain {
 
     /// Grants DataCap to a client.
     pub fn add_verified_client(&self, client: &Address, bytes: u128) {
-        let mut s = self.lock();
+        let mut s = self.write();
         let id = s.ensure_account(*client);
         *s.datacap.entry(id).or_default() += bytes;
     }
@@ -210,12 +640,13 @@ impl DevChain {
     pub fn advance(&self, n: u64) {
         for _ in 0..n {
             let epoch = {
-                let mut s = self.lock();
+                let mut s = self.write();
                 s.epoch += 1;
                 let epoch = s.epoch;
+                let version = self.config.version_at(ChainEpoch::new(epoch));
                 let pool = std::mem::take(&mut s.pool);
                 for (cid, msg) in pool {
-                    let receipt = s.execute(&self.config, &msg);
+                    let receipt = s.execute(&self.config, version, &msg);
                     s.receipts.insert(
                         cid,
                         MessageLookup {
@@ -262,7 +693,7 @@ impl DevChain {
         sector: SectorNumber,
         deals: &[DealId],
     ) -> Result<(), ChainError> {
-        let mut s = self.lock();
+        let mut s = self.write();
         let mid = s.check_sector_deals(miner, deals, |d, id, mid, _| {
             if d.provider != mid {
                 Some(format!("deal {id} is not for {miner}"))
@@ -284,7 +715,7 @@ impl DevChain {
         sector: SectorNumber,
         deals: &[DealId],
     ) -> Result<(), ChainError> {
-        let mut s = self.lock();
+        let mut s = self.write();
         let mid = s.resolve(miner).ok_or(ChainError::ActorNotFound(*miner))?;
         if !s.precommitted.contains(&(mid, sector.0)) {
             return Err(ChainError::MessageRejected(format!(
@@ -306,7 +737,7 @@ impl DevChain {
 
     /// Terminates a deal early (a sector fault), burning the provider's collateral.
     pub fn slash_deal(&self, id: DealId) -> Result<(), ChainError> {
-        let mut s = self.lock();
+        let mut s = self.write();
         let epoch = s.epoch;
         let deal = s
             .deals
@@ -377,7 +808,12 @@ impl State {
         self.escrow.entry(id).or_default()
     }
 
-    fn execute(&mut self, config: &DevChainConfig, msg: &Message) -> Receipt {
+    fn execute(
+        &mut self,
+        config: &DevChainConfig,
+        version: NetworkVersion,
+        msg: &Message,
+    ) -> Receipt {
         let fail = |code: ExitCode, fee| Receipt {
             exit_code: code,
             return_data: vec![],
@@ -417,7 +853,7 @@ impl State {
         let result = match msg.method {
             deal::method::ADD_BALANCE => self.add_balance(msg),
             deal::method::WITHDRAW_BALANCE => self.withdraw_balance(from, msg),
-            deal::method::PUBLISH_STORAGE_DEALS => self.publish(config, from, msg),
+            deal::method::PUBLISH_STORAGE_DEALS => self.publish(config, version, from, msg),
             _ => Err(ExitCode::FORBIDDEN),
         };
         match result {
@@ -474,6 +910,7 @@ impl State {
     fn publish(
         &mut self,
         config: &DevChainConfig,
+        version: NetworkVersion,
         from: u64,
         msg: &Message,
     ) -> Result<Vec<u8>, ExitCode> {
@@ -503,6 +940,11 @@ impl State {
             let Some(client) = self.check_deal(config, provider, d) else {
                 continue;
             };
+            // FIP-0118: from Solstice the verified registry's methods revert, so a verified
+            // deal cannot get its allocation.
+            if d.proposal.verified_deal && !version.allows_verified_deals() {
+                continue;
+            }
             let cid = d.proposal.cid();
             if self.pending_proposals.contains(&cid) || !batch_cids.insert(cid) {
                 continue;
@@ -765,7 +1207,10 @@ impl ChainNode for DevChain {
     }
 
     async fn push_message(&self, msg: Message) -> Result<Cid, ChainError> {
-        let mut s = self.lock();
+        if let Some(cid) = msg.uuid.and_then(|u| self.message_for_uuid(&u)) {
+            return Ok(cid);
+        }
+        let mut s = self.write();
         let from = s
             .resolve(&msg.from)
             .ok_or(ChainError::ActorNotFound(msg.from))?;
@@ -786,11 +1231,27 @@ impl ChainNode for DevChain {
                 msg.from
             )));
         }
-        s.nonce += 1;
-        let mut id_bytes = s.nonce.to_be_bytes().to_vec();
-        id_bytes.extend_from_slice(&msg.params);
-        id_bytes.extend_from_slice(&msg.from.to_bytes());
-        let cid = deal::chain_cid(&id_bytes);
+        let nonce = s.nonces.get(&from).copied().unwrap_or(0);
+        s.nonces.insert(from, nonce + 1);
+        let unsigned = UnsignedMessage {
+            version: 0,
+            to: msg.to,
+            from: msg.from,
+            nonce,
+            value: msg.value,
+            gas_limit: GAS_LIMIT,
+            gas_fee_cap: TokenAmount::from_atto(
+                self.config.message_fee.atto().div_ceil(GAS_LIMIT as u128),
+            ),
+            gas_premium: TokenAmount::ZERO,
+            method: msg.method,
+            params: msg.params.clone(),
+        };
+        let cid = unsigned.cid();
+        s.messages.insert(cid, unsigned);
+        if let Some(u) = msg.uuid {
+            s.by_uuid.insert(u, cid);
+        }
         s.pool.push((cid, msg));
         Ok(cid)
     }
@@ -804,7 +1265,7 @@ impl ChainNode for DevChain {
         if let Some(b) = b {
             *b = b.checked_add(self.config.message_fee).unwrap_or(*b);
         }
-        Ok(scratch.execute(&self.config, msg))
+        Ok(scratch.execute(&self.config, self.version(), msg))
     }
 
     async fn wait_message(&self, cid: &Cid, confidence: u64) -> Result<MessageLookup, ChainError> {
@@ -849,5 +1310,9 @@ impl ChainNode for DevChain {
         Ok(s.resolve(addr)
             .and_then(|id| s.balances.get(&id).copied())
             .unwrap_or_default())
+    }
+
+    async fn network_version(&self) -> Result<NetworkVersion, ChainError> {
+        Ok(self.version())
     }
 }

@@ -1,81 +1,78 @@
-//! A sealer for the dev chain: it packs each deal's piece into a sector of its own and
-//! pre-commits and proves sectors on command or on a timer. It keeps no sector data.
+//! A sealer for the dev chain: each deal's piece goes into a sector of its own, and sectors
+//! are pre-committed and proven on command or on a timer. It keeps no sector data.
+//!
+//! The sectors it works on live in the dev chain's state (so they survive a restart with the
+//! deals in them); the sealer reaches that state in process ([`DevChain`]) or over the
+//! devnet's `Dev` API ([`DevApi`](crate::client::DevApi)), whichever [`SealingChain`] it holds.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use market_core::chain::ChainError;
 use market_core::types::{Address, DealId, SectorNumber};
 use storage_market::sealer::{PieceHandle, PieceLocation, Sealer, SealerError, SealingDeal};
 
 use crate::DevChain;
 
-#[derive(Default)]
-struct DevSealerState {
-    accepting: bool,
-    next_sector: u64,
-    placed: HashMap<DealId, (Address, PieceLocation)>,
-    /// Sectors handed pieces but not yet pre-committed / proven.
-    open: Vec<(Address, SectorNumber, Vec<DealId>)>,
-    precommitted: Vec<(Address, SectorNumber, Vec<DealId>)>,
+/// Where the dev sealer's sectors are kept and sealed.
+#[async_trait::async_trait]
+pub trait SealingChain: Send + Sync {
+    /// Places a deal's piece in a sector (the same one if asked again).
+    async fn add_piece(&self, miner: &Address, deal: DealId) -> Result<SectorNumber, ChainError>;
+    /// Pre-commits the sectors holding pieces; returns how many.
+    async fn precommit_all(&self) -> Result<usize, ChainError>;
+    /// Proves the pre-committed sectors; returns how many.
+    async fn prove_all(&self) -> Result<usize, ChainError>;
+}
+
+#[async_trait::async_trait]
+impl SealingChain for DevChain {
+    async fn add_piece(&self, miner: &Address, deal: DealId) -> Result<SectorNumber, ChainError> {
+        Ok(self.seal_add_piece(miner, deal))
+    }
+    async fn precommit_all(&self) -> Result<usize, ChainError> {
+        Ok(self.seal_precommit_all())
+    }
+    async fn prove_all(&self) -> Result<usize, ChainError> {
+        Ok(self.seal_prove_all())
+    }
 }
 
 /// A sealer for the dev chain: one deal per sector, sealing on command.
 #[derive(Clone)]
 pub struct DevSealer {
-    chain: DevChain,
-    state: Arc<Mutex<DevSealerState>>,
+    chain: Arc<dyn SealingChain>,
+    accepting: Arc<AtomicBool>,
 }
 
 impl DevSealer {
-    /// A sealer that accepts pieces.
-    pub fn new(chain: DevChain) -> Self {
-        let state = DevSealerState {
-            accepting: true,
-            next_sector: 1,
-            ..Default::default()
-        };
+    /// A sealer that accepts pieces, sealing through `chain`.
+    pub fn new(chain: impl SealingChain + 'static) -> Self {
         Self {
-            chain,
-            state: Arc::new(Mutex::new(state)),
+            chain: Arc::new(chain),
+            accepting: Arc::new(AtomicBool::new(true)),
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, DevSealerState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Makes `add_piece` answer "unavailable" (false) or work (true).
     pub fn set_accepting(&self, accepting: bool) {
-        self.lock().accepting = accepting;
+        self.accepting.store(accepting, Ordering::SeqCst);
     }
 
     /// Pre-commits every sector holding pieces. Returns how many.
-    pub fn precommit_all(&self) -> usize {
-        let open = std::mem::take(&mut self.lock().open);
-        let mut done = 0;
-        for (miner, sector, deals) in open {
-            match self.chain.precommit_sector(&miner, sector, &deals) {
-                Ok(()) => {
-                    done += 1;
-                    self.lock().precommitted.push((miner, sector, deals));
-                }
-                Err(e) => tracing::warn!(%sector, error = %e, "dev sealer: pre-commit failed"),
-            }
-        }
-        done
+    pub async fn precommit_all(&self) -> usize {
+        self.chain.precommit_all().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "dev sealer: pre-commit failed");
+            0
+        })
     }
 
     /// Proves every pre-committed sector, activating its deals. Returns how many.
-    pub fn prove_all(&self) -> usize {
-        let pre = std::mem::take(&mut self.lock().precommitted);
-        let mut done = 0;
-        for (miner, sector, deals) in pre {
-            match self.chain.prove_commit_sector(&miner, sector, &deals) {
-                Ok(()) => done += 1,
-                Err(e) => tracing::warn!(%sector, error = %e, "dev sealer: prove-commit failed"),
-            }
-        }
-        done
+    pub async fn prove_all(&self) -> usize {
+        self.chain.prove_all().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "dev sealer: prove-commit failed");
+            0
+        })
     }
 
     /// Seals continuously: every `period`, pre-commits open sectors and proves the ones
@@ -85,8 +82,8 @@ impl DevSealer {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(period).await;
-                me.prove_all();
-                me.precommit_all();
+                me.prove_all().await;
+                me.precommit_all().await;
             }
         })
     }
@@ -99,18 +96,14 @@ impl Sealer for DevSealer {
         deal: &SealingDeal,
         _piece: &PieceHandle,
     ) -> Result<PieceLocation, SealerError> {
-        let mut s = self.lock();
-        if let Some((_, loc)) = s.placed.get(&deal.deal_id) {
-            return Ok(*loc);
-        }
-        if !s.accepting {
+        if !self.accepting.load(Ordering::SeqCst) {
             return Err(SealerError::Unavailable("dev sealer paused".into()));
         }
-        let sector = SectorNumber(s.next_sector);
-        s.next_sector += 1;
-        let loc = PieceLocation { sector, offset: 0 };
-        s.placed.insert(deal.deal_id, (deal.miner, loc));
-        s.open.push((deal.miner, sector, vec![deal.deal_id]));
-        Ok(loc)
+        let sector = self
+            .chain
+            .add_piece(&deal.miner, deal.deal_id)
+            .await
+            .map_err(|e| SealerError::Unavailable(e.to_string()))?;
+        Ok(PieceLocation { sector, offset: 0 })
     }
 }

@@ -125,7 +125,15 @@ fn provider_and_client_binaries_work_together() {
     ));
     assert!(ok(run(provider, &["--repo", repo_s, "get-ask"])).contains("\"Price\": \"1000\""));
 
-    let chain = format!("{}chain/v0", api.trim());
+    // The client reaches the provider's embedded devnet like a Lotus node: token and
+    // multiaddr, FULLNODE_API_INFO style.
+    let chain = format!(
+        "{}:{}",
+        std::fs::read_to_string(repo.join("devnet/token"))
+            .unwrap()
+            .trim(),
+        wait_for(&repo.join("devnet/api")).trim()
+    );
     let crepo = dir.path().join("cli");
     let c = |args: &[&str]| {
         let mut all = vec![

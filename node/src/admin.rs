@@ -23,7 +23,7 @@ use storage_market::provider::{AskParams, DealRef, Provider};
 use storage_market::types::{Address, DealUuid, TokenAmount};
 use url::Url;
 
-use crate::jwt;
+use market_core::jwt;
 
 /// What the admin API serves.
 #[derive(Clone)]
@@ -80,7 +80,7 @@ async fn handle(
     let params = req.get("params").cloned().unwrap_or(json!([]));
     let result = match permission(method) {
         None => Err((-32601, format!("method {method} not found"))),
-        Some(p) if !perms.iter().any(|h| h == p || h == jwt::ADMIN) => {
+        Some(p) if !jwt::allows(&perms, p) => {
             Err((-32000, format!("{method} needs the {p} permission")))
         }
         Some(_) => call(&state, method, &params).await.map_err(|e| (1, e)),

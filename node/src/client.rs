@@ -21,7 +21,8 @@ use storage_market::store::SqliteDealStore;
 use storage_market::types::{Address, TokenAmount};
 use storage_market::wallet::{KeyStore, KeyType};
 
-use devnet::RemoteChain;
+use devnet::DevApi;
+use lotus_api::{ApiInfo, Journal, LotusChain, LotusChainConfig, RpcClient, RpcConfig, Sending};
 
 /// A client's parts.
 pub struct ClientNode {
@@ -29,14 +30,18 @@ pub struct ClientNode {
     pub storage: Client,
     /// The retrieval client.
     pub retrieval: RetrievalClient,
-    /// The chain.
-    pub chain: Arc<RemoteChain>,
+    /// The chain, through the Lotus adapter (messages signed with the repo's keys).
+    pub chain: Arc<LotusChain>,
+    /// The devnet's `Dev` API (faucet), when the chain is a devnet.
+    pub dev: DevApi,
     /// The default wallet address.
     pub address: Address,
 }
 
-/// Opens (creating on first use) the client repo at `dir`, reaching the chain at `chain`.
-pub async fn open(dir: &Path, chain: url::Url) -> Result<ClientNode, String> {
+/// Opens (creating on first use) the client repo at `dir`, reaching the chain node at `api`.
+/// Messages are signed with the repo's keys and journaled in `messages.db`, so only `read`
+/// and `write` permissions are needed (a public gateway's `MpoolPush` is enough).
+pub async fn open(dir: &Path, api: &ApiInfo) -> Result<ClientNode, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let keys = KeyStore::open(dir.join("keys")).map_err(|e| market_core::report(&e))?;
     let address = match keys
@@ -54,7 +59,22 @@ pub async fn open(dir: &Path, chain: url::Url) -> Result<ClientNode, String> {
         NetworkLimits::default(),
     )
     .map_err(|e| market_core::report(&e))?;
-    let chain = Arc::new(RemoteChain::new(chain));
+    let rpc = RpcClient::new(
+        api.url.clone(),
+        api.token.clone(),
+        "Filecoin",
+        RpcConfig::default(),
+    );
+    let journal = Journal::open(&dir.join("messages.db")).map_err(|e| market_core::report(&e))?;
+    let chain = Arc::new(LotusChain::new(
+        rpc.clone(),
+        Sending::Local {
+            wallet: Arc::new(keys.clone()),
+            journal,
+        },
+        LotusChainConfig::default(),
+    ));
+    let dev = DevApi::new(&rpc);
     let storage = Client::new(
         network.clone(),
         Arc::new(keys),
@@ -69,6 +89,7 @@ pub async fn open(dir: &Path, chain: url::Url) -> Result<ClientNode, String> {
         storage,
         retrieval,
         chain,
+        dev,
         address,
     })
 }

@@ -16,7 +16,7 @@ use storage_market::publish::PublishConfig;
 pub struct NodeConfig {
     /// libp2p (deal, ask, status and retrieval query protocols).
     pub libp2p: Libp2pSection,
-    /// HTTP: retrieval, the admin API and (dev chain only) the chain API.
+    /// HTTP: retrieval and the admin API.
     pub http: HttpSection,
     /// Where pieces and transfers live.
     pub storage: StorageSection,
@@ -43,7 +43,7 @@ pub struct Libp2pSection {
 
 impl NodeConfig {
     /// A node for tests and demos on one machine: everything on 127.0.0.1 with ports the
-    /// system picks, the dev chain at 50 ms blocks with sealing every 200 ms, short deal
+    /// system picks, the embedded devnet at 50 ms blocks with sealing every 200 ms, short deal
     /// terms, immediate publishing, and transfers from private addresses allowed.
     pub fn local_dev() -> Self {
         let mut cfg = Self::default();
@@ -142,32 +142,62 @@ impl Default for StorageSection {
     }
 }
 
-/// `[chain]`.
+/// `[chain]`: which node the market uses, and how it signs and sends messages.
+///
+/// Without `api`, the node runs an embedded devnet (its repo under `<repo>/devnet`, served on
+/// a loopback port) and reaches it through the same Lotus adapter as a real node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ChainSection {
-    /// Only `"dev"`: the in-process dev chain (its state lives in memory and starts afresh
-    /// on every run).
-    pub kind: String,
-    /// Epoch duration on the dev chain, ms.
-    pub block_time_ms: u64,
-    /// How often the dev sealer pre-commits and proves what it was handed, ms.
-    pub sealing_period_ms: u64,
-    /// Short deal terms (100 to 10 000 epochs) instead of mainnet's, for demos.
-    pub short_deal_terms: bool,
-    /// Messages confirmations to wait for.
+    /// The node: `FULLNODE_API_INFO` form (`TOKEN:/ip4/127.0.0.1/tcp/1234/http`), a
+    /// multiaddr or a URL. Unset: the embedded devnet.
+    pub api: Option<String>,
+    /// The token, inline (overrides one in `api`).
+    pub token: Option<String>,
+    /// A file holding the token (relative paths are under the repo).
+    pub token_file: Option<PathBuf>,
+    /// `mainnet`, `calibnet` or `devnet`: checked against the node's `StateNetworkName`, and
+    /// it sets the deal term rules.
+    pub network: String,
+    /// `lotus` or `venus`: where their APIs differ (`WalletSign`'s arity).
+    pub flavor: String,
+    /// How messages are sent: `local` (sign with the repo's keys, then `MpoolPush`) or
+    /// `node` (`MpoolPushMessage`: the node signs with its wallet; needs a `sign` token).
+    pub messaging: String,
+    /// Who signs asks and deal responses with the worker key: `local` (the repo's keys) or
+    /// `node` (the node's `WalletSign`; needs a `sign` token).
+    pub signing: String,
+    /// Confirmations to wait for after a message lands.
     pub confidence: u64,
+    /// Embedded devnet: epoch duration, ms.
+    pub block_time_ms: u64,
+    /// Embedded devnet: how often its dev sealer pre-commits and proves, ms.
+    pub sealing_period_ms: u64,
+    /// Short deal terms (100 to 10 000 epochs) instead of mainnet's, for demos (devnet).
+    pub short_deal_terms: bool,
+    /// Embedded devnet: the network version at genesis.
+    pub network_version: u32,
+    /// Embedded devnet: `[[chain.upgrades]] epoch = 1200, version = 29`.
+    pub upgrades: Vec<devnet::repo::Upgrade>,
 }
 
 impl Default for ChainSection {
     fn default() -> Self {
         Self {
-            kind: "dev".into(),
+            api: None,
+            token: None,
+            token_file: None,
+            network: "devnet".into(),
+            flavor: "lotus".into(),
+            messaging: "local".into(),
+            signing: "local".into(),
+            confidence: 2,
             block_time_ms: 1000,
             sealing_period_ms: 2000,
             short_deal_terms: false,
-            confidence: 2,
+            network_version: 28,
+            upgrades: Vec::new(),
         }
     }
 }
@@ -176,6 +206,10 @@ impl Default for ChainSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MinerSection {
+    /// The miner actor (`f0…`). Unset on a devnet: the miner of this owner and worker is
+    /// created there on first start.
+    #[serde(default)]
+    pub address: Option<String>,
     /// Owner key address.
     pub owner: String,
     /// Worker key address (signs asks and deal responses, publishes deals).
@@ -333,6 +367,7 @@ mod tests {
     fn round_trips_and_refuses_unknown_keys() {
         let mut c = NodeConfig::default();
         c.miners.push(MinerSection {
+            address: None,
             owner: "f1owner".into(),
             worker: "f1worker".into(),
             sector_size: 2048,

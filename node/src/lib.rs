@@ -33,5 +33,5 @@
 pub mod admin;
 pub mod client;
 pub mod config;
-pub mod jwt;
+pub use market_core::jwt;
 pub mod node;

@@ -1,9 +1,11 @@
-//! A provider market node assembled from a repo directory: the dev chain and sealer, the
-//! storage provider on libp2p, retrieval (query and transports on the same host, HTTP piece
-//! and gateway), and the admin and chain APIs on the HTTP listener.
+//! A provider market node assembled from a repo directory: the chain (a Lotus or Venus node,
+//! or the embedded devnet, always through the Lotus adapter), the storage provider on
+//! libp2p, retrieval (query and transports on the same host, HTTP piece and gateway), and the
+//! admin API on the HTTP listener.
 //!
 //! Repo layout: `config.toml`, `keys/` (wallet), `libp2p.key`, `jwt.secret`, `token` (admin)
-//! and `token.read`, `provider.db`, `index.db`, `pieces/`, `staging/`.
+//! and `token.read`, `provider.db`, `index.db`, `messages.db` (signed-message journal),
+//! `pieces/`, `staging/`, and `devnet/` when the node embeds one.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -11,10 +13,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use data_transfer::{AddressPolicy, TransferConfig, TransferManager};
-use devnet::{DevChain, DevChainConfig, DevSealer};
+use devnet::{DevApi, DevSealer, Devnet, DevnetConfig};
 use libp2p::{Multiaddr, identity};
+use lotus_api::{
+    ApiInfo, Flavor, Journal, LotusChain, LotusChainConfig, NodeWallet, RpcClient, RpcConfig,
+    Sending,
+};
+use market_core::chain::ChainNode;
 use market_core::host::{Host, PeerAddr};
 use market_core::rpc::Service;
+use market_core::wallet::Wallet;
 use piecestore::{FsPieceStore, PieceIndex, PieceStore, SqlitePieceIndex};
 use retrieval_market::RetrievalProvider;
 use retrieval_market::client::url_to_multiaddr;
@@ -25,6 +33,7 @@ use storage_market::filter::{BasicFilter, ExternalFilter};
 use storage_market::network::NetworkLimits;
 use storage_market::provider::{AskParams, Provider, ProviderConfig, ProviderDeps};
 use storage_market::publish::PublishConfig;
+use storage_market::sealer::{PieceHandle, PieceLocation, Sealer, SealerError, SealingDeal};
 use storage_market::store::SqliteDealStore;
 use storage_market::types::{Address, TokenAmount};
 use storage_market::wallet::{KeyStore, KeyType};
@@ -34,11 +43,7 @@ use crate::config::{ConfigError, MinerSection, NodeConfig};
 use crate::{admin, jwt};
 
 /// Deal terms short enough for a demo to see deals start and end.
-pub const SHORT_TERMS: DealPolicy = DealPolicy {
-    min_duration: 100,
-    max_duration: 10_000,
-    max_end_offset: 20_000,
-};
+pub const SHORT_TERMS: DealPolicy = devnet::repo::SHORT_TERMS;
 
 /// Why the node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +132,7 @@ pub fn init(dir: &Path, config: Option<NodeConfig>) -> Result<NodeConfig, NodeEr
             .generate(KeyType::Secp256k1)
             .map_err(start_err("wallet"))?;
         config.miners.push(MinerSection {
+            address: None,
             owner: owner.to_string(),
             worker: worker.to_string(),
             sector_size: 32 << 30,
@@ -155,13 +161,13 @@ pub struct MarketNode {
     pub provider: Provider,
     /// The retrieval provider.
     pub retrieval: RetrievalProvider,
-    /// The dev chain.
-    pub chain: DevChain,
-    /// The dev sealer.
-    pub sealer: DevSealer,
+    /// The chain, through the Lotus adapter.
+    pub chain: LotusChain,
+    /// The embedded devnet, when `[chain] api` is unset.
+    pub devnet: Option<Devnet>,
     /// Where libp2p peers reach the node.
     pub peer: PeerAddr,
-    /// The HTTP base URL (retrieval, `/rpc/v0`, `/chain/v0`).
+    /// The HTTP base URL (retrieval, `/rpc/v0`).
     pub http_url: Url,
     /// The miners served.
     pub miners: Vec<Address>,
@@ -186,42 +192,66 @@ impl MarketNode {
     pub async fn start(dir: &Path) -> Result<Self, NodeError> {
         let repo = Repo(dir.to_path_buf());
         let cfg = NodeConfig::load(&repo.config())?;
-        if cfg.chain.kind != "dev" {
-            return Err(ConfigError::Invalid(format!(
-                "chain.kind = {:?}: only the dev chain is available in this build",
-                cfg.chain.kind
-            ))
-            .into());
-        }
-        let policy = if cfg.chain.short_deal_terms {
+        let keys = KeyStore::open(dir.join("keys")).map_err(start_err("wallet"))?;
+        let parts = connect_chain(&repo, &cfg, &keys).await?;
+        let chain = parts.chain.clone();
+        let policy = if cfg.chain.short_deal_terms && cfg.chain.network == "devnet" {
             SHORT_TERMS
         } else {
             DealPolicy::MAINNET
         };
         let block_time = Duration::from_millis(cfg.chain.block_time_ms.max(1));
-        let chain = DevChain::new(DevChainConfig::default().with_policy(policy.clone()));
-        let keys = KeyStore::open(dir.join("keys")).map_err(start_err("wallet"))?;
         let held = keys.addresses();
         let mut miners = Vec::new();
         let mut worker = None;
         for m in &cfg.miners {
             let (owner, w) = (parse_addr(&m.owner)?, parse_addr(&m.worker)?);
-            if !held.contains(&w) {
+            let uses_local_key = cfg.chain.signing == "local" || cfg.chain.messaging == "local";
+            if uses_local_key && !held.contains(&w) {
                 return Err(ConfigError::Invalid(format!(
                     "the key of worker {w} is not in {}/keys",
                     dir.display()
                 ))
                 .into());
             }
-            chain.fund(&owner, TokenAmount::from_whole(1000));
-            chain.fund(&w, TokenAmount::from_whole(1000));
-            miners.push(chain.create_miner(&owner, &w, m.sector_size));
+            let miner = match (&m.address, &parts.dev) {
+                (Some(a), _) => parse_addr(a)?,
+                (None, Some(dev)) => {
+                    for a in [&owner, &w] {
+                        let low = chain.wallet_balance(a).await.map_err(start_err("chain"))?
+                            < TokenAmount::from_whole(100);
+                        if low && let Err(e) = dev.fund(a, TokenAmount::from_whole(1000)).await {
+                            tracing::warn!(address = %a, error = %e, "devnet faucet refused");
+                        }
+                    }
+                    dev.create_miner(&owner, &w, m.sector_size)
+                        .await
+                        .map_err(start_err("devnet miner"))?
+                }
+                (None, None) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "[[miners]] with worker {w} has no address (only a devnet creates miners)"
+                    ))
+                    .into());
+                }
+            };
+            // The chain's word on the worker, so a wrong config fails here, not at signing.
+            let info = chain.miner_info(&miner).await.map_err(start_err("chain"))?;
+            if info.worker != w {
+                return Err(ConfigError::Invalid(format!(
+                    "miner {miner}'s worker on chain is {}, not {w}",
+                    info.worker
+                ))
+                .into());
+            }
+            miners.push(miner);
             worker.get_or_insert(w);
         }
         let worker = worker.ok_or_else(|| ConfigError::Invalid("no [[miners]]".into()))?;
-        chain.start_clock(block_time);
-        let sealer = DevSealer::new(chain.clone());
-        let sealing = sealer.run(Duration::from_millis(cfg.chain.sealing_period_ms.max(1)));
+        let sealer: Arc<dyn Sealer> = match &parts.dev {
+            Some(dev) => Arc::new(DevSealer::new(dev.clone())),
+            None => Arc::new(NoSealer),
+        };
 
         let parse_size = |n: u64| {
             commp::PaddedPieceSize::new(n)
@@ -307,7 +337,7 @@ impl MarketNode {
         let index: Arc<dyn PieceIndex> = Arc::new(index);
         let deps = ProviderDeps {
             chain: Arc::new(chain.clone()),
-            wallet: Arc::new(keys.clone()),
+            wallet: parts.wallet.clone(),
             store: Arc::new(
                 SqliteDealStore::open(dir.join("provider.db")).map_err(start_err("deal store"))?,
             ),
@@ -318,7 +348,7 @@ impl MarketNode {
                     .await
                     .map_err(start_err("transfers"))?,
             ),
-            sealer: Arc::new(sealer.clone()),
+            sealer,
         };
         let provider = Provider::start(provider_config, deps)
             .await
@@ -364,8 +394,7 @@ impl MarketNode {
             peer: peer.clone(),
             http_url: http_url.clone(),
             miners: miners.clone(),
-        }))
-        .merge(devnet::rpc::router(chain.clone()));
+        }));
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "HTTP server stopped");
@@ -376,13 +405,13 @@ impl MarketNode {
             provider,
             retrieval,
             chain,
-            sealer,
+            devnet: parts.devnet,
             peer,
             http_url,
             miners,
             host,
             _services: Service::merge([storage, service]),
-            tasks: vec![sealing, server],
+            tasks: vec![server],
         })
     }
 
@@ -390,7 +419,9 @@ impl MarketNode {
     pub fn stop(&self) {
         self.provider.stop();
         self.host.stop();
-        self.chain.stop_clock();
+        if let Some(d) = &self.devnet {
+            d.stop();
+        }
         for t in &self.tasks {
             t.abort();
         }
@@ -400,5 +431,160 @@ impl MarketNode {
 impl Drop for MarketNode {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// The chain as the node uses it.
+struct ChainParts {
+    chain: LotusChain,
+    /// Signs asks and deal responses.
+    wallet: Arc<dyn Wallet>,
+    devnet: Option<Devnet>,
+    /// The `Dev` namespace, on a devnet.
+    dev: Option<DevApi>,
+}
+
+fn read_token(repo: &Repo, c: &crate::config::ChainSection) -> Result<Option<String>, NodeError> {
+    if let Some(t) = &c.token {
+        return Ok(Some(t.trim().to_string()));
+    }
+    match &c.token_file {
+        Some(f) => Ok(Some(
+            std::fs::read_to_string(repo.under(f))?.trim().to_string(),
+        )),
+        None => Ok(None),
+    }
+}
+
+/// The node's chain: the configured Lotus/Venus node, or the embedded devnet (created on first
+/// start under `<repo>/devnet`, on a loopback port), both through the Lotus adapter.
+async fn connect_chain(
+    repo: &Repo,
+    cfg: &NodeConfig,
+    keys: &KeyStore,
+) -> Result<ChainParts, NodeError> {
+    let c = &cfg.chain;
+    let (info, devnet) = match &c.api {
+        Some(api) => {
+            let mut info = ApiInfo::parse(api, "v1")
+                .map_err(|e| ConfigError::Invalid(format!("[chain] api: {e}")))?;
+            if let Some(t) = read_token(repo, c)? {
+                info.token = Some(t);
+            }
+            (info, None)
+        }
+        None => {
+            let dir = repo.0.join("devnet");
+            if !dir.join("devnet.toml").exists() {
+                let mut dc = DevnetConfig::default();
+                dc.listen = "127.0.0.1:0".into();
+                dc.block_time_ms = c.block_time_ms;
+                dc.sealing_period_ms = c.sealing_period_ms;
+                dc.short_deal_terms = c.short_deal_terms;
+                dc.network_version = c.network_version;
+                dc.upgrades = c.upgrades.clone();
+                devnet::repo::init(&dir, &dc).map_err(start_err("devnet"))?;
+            }
+            let d = Devnet::start(&dir, None)
+                .await
+                .map_err(start_err("devnet"))?;
+            let info = ApiInfo {
+                url: d.url.clone(),
+                token: Some(d.token.clone()),
+            };
+            (info, Some(d))
+        }
+    };
+    let flavor = match c.flavor.as_str() {
+        "lotus" => Flavor::Lotus,
+        "venus" => Flavor::Venus,
+        other => {
+            return Err(ConfigError::Invalid(format!(
+                "[chain] flavor = {other:?}: use \"lotus\" or \"venus\""
+            ))
+            .into());
+        }
+    };
+    let rpc = RpcClient::new(
+        info.url.clone(),
+        info.token.clone(),
+        "Filecoin",
+        RpcConfig::default(),
+    );
+    let sending = match c.messaging.as_str() {
+        "local" => Sending::Local {
+            wallet: Arc::new(keys.clone()),
+            journal: Journal::open(&repo.0.join("messages.db"))
+                .map_err(start_err("message journal"))?,
+        },
+        "node" => Sending::Node,
+        other => {
+            return Err(ConfigError::Invalid(format!(
+                "[chain] messaging = {other:?}: use \"local\" or \"node\""
+            ))
+            .into());
+        }
+    };
+    let wallet: Arc<dyn Wallet> = match c.signing.as_str() {
+        "local" => Arc::new(keys.clone()),
+        "node" => Arc::new(NodeWallet::new(rpc.clone(), flavor)),
+        other => {
+            return Err(ConfigError::Invalid(format!(
+                "[chain] signing = {other:?}: use \"local\" or \"node\""
+            ))
+            .into());
+        }
+    };
+    let chain = LotusChain::new(
+        rpc.clone(),
+        sending,
+        LotusChainConfig::default().with_flavor(flavor),
+    );
+    let name = chain.network_name().await.map_err(start_err("chain"))?;
+    let expected = match c.network.as_str() {
+        "mainnet" => Some("mainnet"),
+        "calibnet" => Some("calibrationnet"),
+        "devnet" => None,
+        other => {
+            return Err(ConfigError::Invalid(format!(
+                "[chain] network = {other:?}: use mainnet, calibnet or devnet"
+            ))
+            .into());
+        }
+    };
+    if let Some(want) = expected
+        && name != want
+    {
+        return Err(ConfigError::Invalid(format!(
+            "[chain] network = {:?} but the node at {} is on {name:?}",
+            c.network, info.url
+        ))
+        .into());
+    }
+    let version = chain.network_version().await.map_err(start_err("chain"))?;
+    tracing::info!(node = %info.url, network = %name, %version, "chain connected");
+    let dev = (c.network == "devnet").then(|| DevApi::new(&rpc));
+    Ok(ChainParts {
+        chain,
+        wallet,
+        devnet,
+        dev,
+    })
+}
+
+/// The sealer of a node with no sealing connection yet: pieces wait at Staged and are handed
+/// over once one is configured.
+struct NoSealer;
+
+#[async_trait::async_trait]
+impl Sealer for NoSealer {
+    async fn add_piece(
+        &self,
+        _deal: &SealingDeal,
+        _piece: &PieceHandle,
+    ) -> Result<PieceLocation, SealerError> {
+        Err(SealerError::Unavailable(
+            "no sealer is connected to this node on a real chain; deals wait at Staged".into(),
+        ))
     }
 }

@@ -15,7 +15,7 @@ use crate::protocol::Protocol;
 use crate::state::StorageDealStatus;
 use crate::store::{ClientDeal, DealStore, StoreError, unix_now};
 use crate::types::{Address, ChainEpoch, DealLabel, DealUuid, TokenAmount};
-use crate::wallet::{self, Wallet, WalletError};
+use crate::wallet::{self, SignPurpose, Wallet, WalletError};
 
 /// Client errors.
 #[derive(Debug, thiserror::Error)]
@@ -216,6 +216,7 @@ impl Client {
             params: crate::cbor::to_vec(client),
             value: amount,
             max_fee,
+            uuid: None,
         };
         let cid = self.chain.push_message(msg).await?;
         let found = self.chain.wait_message(&cid, 0).await?;
@@ -230,6 +231,15 @@ impl Client {
 
     /// Builds and signs the proposal of `spec`.
     pub async fn sign_proposal(&self, spec: &DealSpec) -> Result<ClientDealProposal, ClientError> {
+        if spec.verified {
+            let version = self.chain.network_version().await?;
+            if !version.allows_verified_deals() {
+                return Err(ClientError::InvalidParams(format!(
+                    "verified deals cannot be made on this chain: it runs network version {} and FIL+ ended with nv29 Solstice (FIP-0118); propose the deal as unverified",
+                    version.0
+                )));
+            }
+        }
         let collateral = match spec.provider_collateral {
             Some(c) => c,
             None => {
@@ -263,7 +273,10 @@ impl Client {
             provider_collateral: collateral,
             client_collateral: TokenAmount::ZERO,
         };
-        let client_signature = self.wallet.sign(&spec.client, &proposal.to_cbor()).await?;
+        let client_signature = self
+            .wallet
+            .sign_for(&spec.client, &proposal.to_cbor(), SignPurpose::DealProposal)
+            .await?;
         Ok(ClientDealProposal {
             proposal,
             client_signature,
@@ -384,7 +397,11 @@ impl Client {
         if d.protocol == Protocol::DealV111 {
             let signature = self
                 .wallet
-                .sign(&client, &status_request_payload(&d.proposal_cid))
+                .sign_for(
+                    &client,
+                    &status_request_payload(&d.proposal_cid),
+                    SignPurpose::ClientDeal,
+                )
                 .await?;
             let res = self
                 .network
@@ -402,7 +419,10 @@ impl Client {
             d.deal_id = (s.deal_id.0 != 0).then_some(s.deal_id);
             d.publish_cid = s.publish_cid;
         } else {
-            let signature = self.wallet.sign(&client, d.deal_uuid.as_bytes()).await?;
+            let signature = self
+                .wallet
+                .sign_for(&client, d.deal_uuid.as_bytes(), SignPurpose::ClientDeal)
+                .await?;
             let res = self
                 .network
                 .status(

@@ -35,7 +35,7 @@ use crate::state::{DealEvent, StorageDealStatus};
 use crate::store::{DealStore, ProviderDeal, StoreError};
 use crate::types::{Address, DealUuid, TokenAmount};
 use crate::validation::{Rejection, ValidationFacts, validate};
-use crate::wallet::{self, Wallet};
+use crate::wallet::{self, SignPurpose, Wallet};
 
 /// Provider configuration.
 #[derive(Debug, Clone)]
@@ -327,8 +327,11 @@ impl Provider {
     /// Starts the provider: makes sure each miner has an ask and resumes every unfinished
     /// deal from the database.
     pub async fn start(config: ProviderConfig, deps: ProviderDeps) -> Result<Self, ProviderError> {
-        let (publisher, publish_task) =
-            Publisher::spawn(deps.chain.clone(), config.publish.clone());
+        let (publisher, publish_task) = Publisher::spawn(
+            deps.chain.clone(),
+            deps.store.clone(),
+            config.publish.clone(),
+        );
         let (updates, _) = broadcast::channel(1024);
         let inner = Inner {
             miners: config.miners.iter().copied().collect(),
@@ -433,7 +436,12 @@ impl Provider {
             verified_price: params.verified_price,
         };
         let worker = self.worker(miner).await?;
-        let signature = self.inner.deps.wallet.sign(&worker, &ask.to_cbor()).await?;
+        let signature = self
+            .inner
+            .deps
+            .wallet
+            .sign_for(&worker, &ask.to_cbor(), SignPurpose::StorageAsk)
+            .await?;
         let signed = SignedStorageAsk {
             ask: Some(ask),
             signature: Some(signature),
@@ -472,7 +480,7 @@ impl Provider {
                 .inner
                 .deps
                 .wallet
-                .sign(&w, &inner.to_cbor_v0())
+                .sign_for(&w, &inner.to_cbor_v0(), SignPurpose::StorageAsk)
                 .await
                 .ok(),
             Err(_) => None,
@@ -578,15 +586,25 @@ impl Provider {
         &self,
         miner: Option<Address>,
         bytes: &[u8],
+        purpose: SignPurpose<'_>,
     ) -> Option<crate::types::Signature> {
         let m = miner.filter(|m| self.inner.miners.contains(m))?;
         let w = self.worker(&m).await.ok()?;
-        self.inner.deps.wallet.sign(&w, bytes).await.ok()
+        self.inner
+            .deps
+            .wallet
+            .sign_for(&w, bytes, purpose)
+            .await
+            .ok()
     }
 
     async fn signed_response(&self, miner: Option<Address>, response: Response) -> SignedResponse {
         let signature = self
-            .sign_as_worker(miner, &crate::cbor::to_vec(&response))
+            .sign_as_worker(
+                miner,
+                &crate::cbor::to_vec(&response),
+                SignPurpose::DealResponse,
+            )
             .await;
         SignedResponse {
             response,
@@ -626,7 +644,9 @@ impl Provider {
             },
         };
         let client_balance = chain.market_balance(&p.client).await.map_err(internal)?;
-        let datacap = if p.verified_deal {
+        let network_version = chain.network_version().await.map_err(internal)?;
+        // From Solstice DataCap is frozen and verified deals are refused before this matters.
+        let datacap = if p.verified_deal && network_version.allows_verified_deals() {
             chain.datacap(&p.client).await.map_err(internal)?
         } else {
             None
@@ -640,6 +660,7 @@ impl Provider {
             max_collateral_multiplier: self.inner.config.max_provider_collateral_multiplier,
             client_balance,
             datacap,
+            network_version,
             policy: self.inner.config.policy.clone(),
         })
     }
@@ -864,7 +885,7 @@ impl Provider {
         };
         let miner = miner.or_else(|| self.inner.config.miners.first().copied());
         let signature = self
-            .sign_as_worker(miner, &crate::cbor::to_vec(&state))
+            .sign_as_worker(miner, &crate::cbor::to_vec(&state), SignPurpose::DealStatus)
             .await;
         DealStatusResponse {
             deal_state: state,
@@ -1096,6 +1117,8 @@ impl Provider {
                     params: crate::cbor::to_vec(&deal.miner),
                     value: missing,
                     max_fee: self.inner.config.max_market_balance_add_fee,
+                    // One top-up per deal, even if the push is repeated after a crash.
+                    uuid: Some(deal_scoped_uuid(&deal.proposal_cid, b"add-balance")),
                 };
                 let cid = chain
                     .push_message(msg)
@@ -1113,16 +1136,36 @@ impl Provider {
                 Ok(Step::Continue)
             }
             S::Publish => {
-                let sender = self.worker(&deal.miner).await?;
-                let ticket = match self
-                    .inner
-                    .publisher
-                    .publish(deal.miner, sender, deal.proposal.clone())
+                let store = &self.inner.deps.store;
+                // A message recorded for this deal before a crash is pushed again (same
+                // uuid, so the node answers with the message it has) rather than a new one.
+                let recorded = store
+                    .publish_for(&deal.proposal_cid)
                     .await
-                {
+                    .map_err(ProviderError::from)?;
+                let ticket = match recorded {
+                    Some((record, index)) => {
+                        let message = match record.cid {
+                            Some(c) => Ok(c),
+                            None => crate::publish::push_recorded(chain, &**store, &record).await,
+                        };
+                        message.map(|message| crate::publish::PublishTicket { message, index })
+                    }
+                    None => {
+                        let sender = self.worker(&deal.miner).await?;
+                        self.inner
+                            .publisher
+                            .publish(deal.miner, sender, deal.proposal.clone())
+                            .await
+                    }
+                };
+                let ticket = match ticket {
                     Ok(t) => t,
                     // Shutting down: the deal stays in Publish and is queued again on start.
                     Err(PublishError::Stopped) => return Ok(Step::Wait),
+                    Err(PublishError::Retry(e)) => {
+                        return Err(StepError::Chain(ChainError::Node(e)));
+                    }
                     Err(e) => return Err(StepError::Deal(e.to_string())),
                 };
                 deal.publish_cid = Some(ticket.message);
@@ -1509,4 +1552,15 @@ fn transfer_request(
         size: t.size,
         padded_size: Some(padded),
     })
+}
+
+/// A uuid derived from a deal and a purpose, so that a message sent for that deal has the
+/// same idempotency key however often the step runs.
+fn deal_scoped_uuid(proposal_cid: &Cid, purpose: &[u8]) -> uuid::Uuid {
+    let mut bytes = proposal_cid.to_bytes();
+    bytes.extend_from_slice(purpose);
+    let h = crate::deal::blake2b_256(&bytes);
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&h[..16]);
+    uuid::Builder::from_custom_bytes(b).into_uuid()
 }

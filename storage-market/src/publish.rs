@@ -8,6 +8,12 @@
 //!
 //! Each caller gets back the message CID and its deal's index in the message's params; the
 //! deal id is later read from the receipt's valid-deals bitfield at that index.
+//!
+//! No deal is published twice across a crash: each message gets a fresh uuid (Lotus's
+//! `MsgUuid`) and is recorded in the deal store, with the proposals it carries, before it is
+//! pushed. A deal that restarts in Publish looks for its record first
+//! ([`DealStore::publish_for`]) and pushes the recorded message again under the same uuid,
+//! which the node (or the adapter's journal) answers with the message it already has.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +26,7 @@ use tokio::time::Instant;
 use crate::cbor;
 use crate::chain::{ChainNode, Message};
 use crate::deal::{self, ClientDealProposal, PublishStorageDealsParams};
+use crate::store::{DealStore, PublishRecord};
 use crate::types::{Address, TokenAmount};
 
 /// Publishing policy.
@@ -93,6 +100,10 @@ pub enum PublishError {
     /// The deal failed re-validation or the message could not be sent.
     #[error("{0}")]
     Failed(String),
+    /// A local part or the node failed before the message was known to be sent; nothing is
+    /// lost and the deal should try again.
+    #[error("{0}")]
+    Retry(String),
 }
 
 struct Request {
@@ -116,10 +127,11 @@ impl Publisher {
     /// Starts the publisher on the current runtime.
     pub fn spawn(
         chain: Arc<dyn ChainNode>,
+        store: Arc<dyn DealStore>,
         config: PublishConfig,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(1024);
-        let task = tokio::spawn(run(chain, config, rx));
+        let task = tokio::spawn(run(chain, store, config, rx));
         (Self { tx }, task)
     }
 
@@ -150,6 +162,7 @@ impl Publisher {
 
 async fn run(
     chain: Arc<dyn ChainNode>,
+    store: Arc<dyn DealStore>,
     config: PublishConfig,
     mut rx: mpsc::Receiver<(Address, Request)>,
 ) {
@@ -164,7 +177,7 @@ async fn run(
                 r = rx.recv() => r,
                 _ = tokio::time::sleep_until(deadline) => {
                     if let Some(b) = batches.remove(&miner) {
-                        flush(&*chain, &config, miner, b.requests).await;
+                        flush(&*chain, &*store, &config, miner, b.requests).await;
                     }
                     continue;
                 }
@@ -181,7 +194,7 @@ async fn run(
             || config.publish_period.is_zero())
             && let Some(b) = batches.remove(&miner)
         {
-            flush(&*chain, &config, miner, b.requests).await;
+            flush(&*chain, &*store, &config, miner, b.requests).await;
         }
     }
 }
@@ -190,6 +203,7 @@ fn publish_message(
     sender: Address,
     deals: Vec<ClientDealProposal>,
     max_fee: TokenAmount,
+    uuid: Option<uuid::Uuid>,
 ) -> Message {
     Message {
         from: sender,
@@ -198,11 +212,41 @@ fn publish_message(
         params: cbor::to_vec(&PublishStorageDealsParams { deals }),
         value: TokenAmount::ZERO,
         max_fee,
+        uuid,
+    }
+}
+
+/// Pushes a recorded publish message (again) under its uuid and records its CID.
+pub async fn push_recorded(
+    chain: &dyn ChainNode,
+    store: &dyn DealStore,
+    record: &PublishRecord,
+) -> Result<Cid, PublishError> {
+    match chain.push_message(record.message.clone()).await {
+        Ok(cid) => {
+            if let Err(e) = store.publish_sent(record.uuid, cid).await {
+                // The deal records the CID with its ticket; a repeat push finds it again.
+                tracing::warn!(uuid = %record.uuid, error = %e, "recording a publish CID failed");
+            }
+            Ok(cid)
+        }
+        // Not reached or no answer: the message may have gone out, so keep the record and
+        // push the same message again later.
+        Err(e @ crate::chain::ChainError::Node(_)) => {
+            Err(PublishError::Retry(format!("publish failed: {e}")))
+        }
+        Err(e) => {
+            if let Err(fe) = store.forget_publish(record.uuid).await {
+                tracing::warn!(uuid = %record.uuid, error = %fe, "forgetting a refused publish failed");
+            }
+            Err(PublishError::Failed(format!("publish failed: {e}")))
+        }
     }
 }
 
 async fn flush(
     chain: &dyn ChainNode,
+    store: &dyn DealStore,
     config: &PublishConfig,
     miner: Address,
     requests: Vec<Request>,
@@ -228,13 +272,14 @@ async fn flush(
             ))));
             continue;
         }
-        let dry = publish_message(r.sender, vec![r.deal.clone()], config.max_publish_fee);
+        let dry = publish_message(r.sender, vec![r.deal.clone()], config.max_publish_fee, None);
         match chain.call(&dry).await {
             Ok(rcpt) if rcpt.exit_code.is_ok() => ready.push(r),
             Ok(rcpt) => {
+                let why = explain_rejection(chain, &r.deal, &r.sender, config).await;
                 let _ = r.reply.send(Err(PublishError::Failed(format!(
-                    "publish validation failed: simulated PublishStorageDeals exited with code {}",
-                    rcpt.exit_code.0
+                    "publish validation failed: simulated PublishStorageDeals exited with code {}{why}",
+                    rcpt.exit_code
                 ))));
             }
             Err(e) => {
@@ -247,11 +292,24 @@ async fn flush(
     let Some(sender) = ready.first().map(|r| r.sender) else {
         return;
     };
-    let deals = ready.iter().map(|r| r.deal.clone()).collect();
-    match chain
-        .push_message(publish_message(sender, deals, config.max_publish_fee))
-        .await
-    {
+    let deals: Vec<ClientDealProposal> = ready.iter().map(|r| r.deal.clone()).collect();
+    let uuid = uuid::Uuid::new_v4();
+    let record = PublishRecord {
+        uuid,
+        miner,
+        proposals: deals.iter().map(ClientDealProposal::cid).collect(),
+        message: publish_message(sender, deals, config.max_publish_fee, Some(uuid)),
+        cid: None,
+    };
+    if let Err(e) = store.record_publish(&record).await {
+        for r in ready {
+            let _ = r.reply.send(Err(PublishError::Retry(format!(
+                "recording the publish message: {e}"
+            ))));
+        }
+        return;
+    }
+    match push_recorded(chain, store, &record).await {
         Ok(message) => {
             tracing::info!(%miner, %message, deals = ready.len(), "sent PublishStorageDeals");
             for (i, r) in ready.into_iter().enumerate() {
@@ -263,10 +321,57 @@ async fn flush(
         }
         Err(e) => {
             for r in ready {
-                let _ = r
-                    .reply
-                    .send(Err(PublishError::Failed(format!("publish failed: {e}"))));
+                let _ = r.reply.send(Err(e.clone()));
             }
         }
     }
+}
+
+/// Why a dry run of publishing `deal` failed, from the facts the chain gives: client escrow,
+/// provider escrow, network version. Empty when nothing explains it.
+async fn explain_rejection(
+    chain: &dyn ChainNode,
+    deal: &ClientDealProposal,
+    sender: &Address,
+    config: &PublishConfig,
+) -> String {
+    let p = &deal.proposal;
+    if p.verified_deal
+        && let Ok(v) = chain.network_version().await
+        && !v.allows_verified_deals()
+    {
+        return format!(
+            ": verified deals cannot be published from network version {} (FIP-0118 Solstice ended FIL+); the chain is at {v}",
+            crate::types::NetworkVersion::SOLSTICE.0
+        );
+    }
+    if let Ok(b) = chain.market_balance(&p.client).await {
+        let need = p.client_balance_requirement();
+        if b.available() < need {
+            return format!(
+                ": client escrow too small: needs {} attoFIL, has {} attoFIL available",
+                need.atto(),
+                b.available().atto()
+            );
+        }
+    }
+    if let Ok(b) = chain.market_balance(&p.provider).await
+        && b.available() < p.provider_collateral
+    {
+        return format!(
+            ": provider escrow too small: needs {} attoFIL collateral, has {} attoFIL available",
+            p.provider_collateral.atto(),
+            b.available().atto()
+        );
+    }
+    if let Ok(balance) = chain.wallet_balance(sender).await
+        && balance < config.max_publish_fee
+    {
+        return format!(
+            ": the publishing address {sender} holds {} attoFIL, less than the max publish fee {} attoFIL",
+            balance.atto(),
+            config.max_publish_fee.atto()
+        );
+    }
+    String::new()
 }

@@ -68,6 +68,20 @@ const MIGRATIONS: &[&str] = &[
         created_at     INTEGER NOT NULL,
         updated_at     INTEGER NOT NULL
     );",
+    // 2: publish messages, recorded before they are pushed (see `publish.rs`).
+    "CREATE TABLE publish_messages (
+        uuid       TEXT PRIMARY KEY,
+        miner      TEXT NOT NULL,
+        message    BLOB NOT NULL,
+        cid        TEXT,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE publish_message_deals (
+        proposal_cid TEXT NOT NULL,
+        uuid         TEXT NOT NULL REFERENCES publish_messages(uuid) ON DELETE CASCADE,
+        idx          INTEGER NOT NULL,
+        PRIMARY KEY (proposal_cid, uuid)
+    );",
 ];
 
 /// Database errors.
@@ -250,6 +264,33 @@ pub trait DealStore: Send + Sync {
     async fn put_client_deal(&self, d: ClientDeal) -> Result<(), StoreError>;
     /// All client deals, oldest first.
     async fn client_deals(&self) -> Result<Vec<ClientDeal>, StoreError>;
+    /// Records a publish message before it is pushed, with the proposals it carries in order.
+    async fn record_publish(&self, publish: &PublishRecord) -> Result<(), StoreError>;
+    /// Records the CID a recorded publish message was pushed as.
+    async fn publish_sent(&self, uuid: uuid::Uuid, cid: Cid) -> Result<(), StoreError>;
+    /// Forgets a publish message the node refused (it was never sent).
+    async fn forget_publish(&self, uuid: uuid::Uuid) -> Result<(), StoreError>;
+    /// The newest recorded publish message carrying `proposal_cid`, with its index there.
+    async fn publish_for(
+        &self,
+        proposal_cid: &Cid,
+    ) -> Result<Option<(PublishRecord, u64)>, StoreError>;
+}
+
+/// A publish message as recorded before pushing: its idempotency key, what it says and, once
+/// pushed, its CID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishRecord {
+    /// The message's `MsgUuid`.
+    pub uuid: uuid::Uuid,
+    /// The miner publishing.
+    pub miner: Address,
+    /// The message (its `uuid` is the record's).
+    pub message: crate::chain::Message,
+    /// The signed proposal CIDs in the order of the message's params.
+    pub proposals: Vec<Cid>,
+    /// The CID once pushed.
+    pub cid: Option<Cid>,
 }
 
 impl SqliteDealStore {
@@ -462,6 +503,100 @@ impl DealStore for SqliteDealStore {
                 params![miner, bytes],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn record_publish(&self, publish: &PublishRecord) -> Result<(), StoreError> {
+        let p = publish.clone();
+        let message = cbor::to_vec(&p.message);
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO publish_messages (uuid, miner, message, cid, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![p.uuid.to_string(), p.miner.to_string(), message, p.cid.map(|c| c.to_string()), unix_now()],
+            )?;
+            for (i, proposal) in p.proposals.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO publish_message_deals (proposal_cid, uuid, idx) VALUES (?1, ?2, ?3)",
+                    params![proposal.to_string(), p.uuid.to_string(), i as i64],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn publish_sent(&self, uuid: uuid::Uuid, cid: Cid) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "UPDATE publish_messages SET cid = ?2 WHERE uuid = ?1",
+                params![uuid.to_string(), cid.to_string()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn forget_publish(&self, uuid: uuid::Uuid) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "DELETE FROM publish_messages WHERE uuid = ?1",
+                params![uuid.to_string()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn publish_for(
+        &self,
+        proposal_cid: &Cid,
+    ) -> Result<Option<(PublishRecord, u64)>, StoreError> {
+        let pcid = proposal_cid.to_string();
+        self.with(move |c| {
+            use rusqlite::OptionalExtension;
+            let corrupt =
+                |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("publish record: {e}"));
+            let row = c
+                .query_row(
+                    "SELECT m.uuid, m.miner, m.message, m.cid, d.idx FROM publish_message_deals d
+                     JOIN publish_messages m ON m.uuid = d.uuid
+                     WHERE d.proposal_cid = ?1 ORDER BY m.created_at DESC, m.rowid DESC LIMIT 1",
+                    [pcid],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, Vec<u8>>(2)?,
+                            r.get::<_, Option<String>>(3)?,
+                            r.get::<_, i64>(4)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let Some((uuid_s, miner, message, cid, idx)) = row else {
+                return Ok(None);
+            };
+            let mut stmt = c.prepare(
+                "SELECT proposal_cid FROM publish_message_deals WHERE uuid = ?1 ORDER BY idx",
+            )?;
+            let proposals = stmt
+                .query_map([&uuid_s], |r| r.get::<_, String>(0))?
+                .map(|p| {
+                    p.map_err(StoreError::from)
+                        .and_then(|p| Cid::from_str(&p).map_err(|e| corrupt(&e)))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let record = PublishRecord {
+                uuid: uuid_s.parse().map_err(|e| corrupt(&e))?,
+                miner: miner.parse().map_err(|e| corrupt(&e))?,
+                message: cbor::from_slice(&message, 1 << 20).map_err(|e| corrupt(&e))?,
+                proposals,
+                cid: parse_cid(cid)?,
+            };
+            Ok(Some((record, idx.max(0) as u64)))
         })
         .await
     }

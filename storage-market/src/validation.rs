@@ -11,7 +11,7 @@ use commp::PaddedPieceSize;
 use crate::chain::{CollateralBounds, DealPolicy, MarketBalance};
 use crate::deal::ClientDealProposal;
 use crate::message::StorageAsk;
-use crate::types::{Address, ChainEpoch, DealLabel, TokenAmount};
+use crate::types::{Address, ChainEpoch, DealLabel, NetworkVersion, TokenAmount};
 
 /// Why a proposal was rejected. The `Display` text is what the client receives; amounts are
 /// attoFIL integers, as Boost prints them.
@@ -127,6 +127,12 @@ pub enum Rejection {
         /// Collateral plus total storage fee.
         required: TokenAmount,
     },
+    /// A verified deal on a chain where FIL+ has ended.
+    #[error(
+        "verified deals are no longer accepted: the chain runs network version {} and FIL+ ended with nv29 Solstice (FIP-0118); propose the deal as unverified",
+        .0.0
+    )]
+    VerifiedDealsEnded(NetworkVersion),
     /// Verified deal from a client without DataCap.
     #[error("client {0} is not a verified client")]
     NotVerifiedClient(Address),
@@ -175,8 +181,10 @@ pub struct ValidationFacts {
     pub max_collateral_multiplier: u64,
     /// Client market escrow.
     pub client_balance: MarketBalance,
-    /// Client DataCap (only consulted for verified deals).
+    /// Client DataCap (only consulted for verified deals before Solstice).
     pub datacap: Option<u128>,
+    /// The network version at the head.
+    pub network_version: NetworkVersion,
     /// Deal term rules.
     pub policy: DealPolicy,
 }
@@ -199,6 +207,9 @@ pub fn validate(
         .map_err(|e| Rejection::InvalidSignature(e.to_string()))?;
     if !f.serves_provider {
         return Err(Rejection::WrongProvider(p.provider));
+    }
+    if p.verified_deal && !f.network_version.allows_verified_deals() {
+        return Err(Rejection::VerifiedDealsEnded(f.network_version));
     }
     if p.label.len() > DealLabel::MAX_LEN {
         return Err(Rejection::LabelTooLong(p.label.len()));

@@ -46,6 +46,7 @@ async fn crash_at(state: S) {
                     params: storage_market::cbor::to_vec(&env.miner),
                     value: TokenAmount::from_whole(1),
                     max_fee: TokenAmount::from_whole(1),
+                    uuid: None,
                 };
                 env.chain.push_message(add).await.unwrap();
                 env.chain.advance(1);
@@ -56,14 +57,14 @@ async fn crash_at(state: S) {
             wait_for_state(&env.provider, r, S::AwaitingPreCommit, T)
                 .await
                 .unwrap();
-            env.sealer.precommit_all();
+            env.sealer.precommit_all().await;
         }
         if state == S::Active {
             wait_for_state(&env.provider, r, S::AwaitingPreCommit, T)
                 .await
                 .unwrap();
-            env.sealer.precommit_all();
-            env.sealer.prove_all();
+            env.sealer.precommit_all().await;
+            env.sealer.prove_all().await;
         }
         wait_for_state(&env.provider, r, state, T).await.unwrap();
     }

@@ -12,7 +12,10 @@
 //! client actor-funds add 10
 //! ```
 //!
-//! Chain access goes to `--chain-api` (the provider daemon's `/chain/v0` on the dev chain).
+//! Chain access goes to `--chain-api`: a Lotus node's API info (`TOKEN:/ip4/…/tcp/1234/http`,
+//! as in `FULLNODE_API_INFO`, which is read when the flag is absent) or URL; `--chain-token`
+//! overrides the token. Messages are signed with the repo's keys, so a `write` token (or a
+//! public gateway) is enough; the faucet exists only on a devnet.
 
 use market_core::cid::PieceCidExt;
 use std::path::{Path, PathBuf};
@@ -35,9 +38,16 @@ struct Args {
     /// Repo directory (wallet and deal database).
     #[arg(long, default_value = "~/.fil-market-client")]
     repo: String,
-    /// The chain API.
-    #[arg(long, default_value = "http://127.0.0.1:7777/chain/v0")]
-    chain_api: url::Url,
+    /// The chain node's API info or URL.
+    #[arg(
+        long,
+        env = "FULLNODE_API_INFO",
+        default_value = "/ip4/127.0.0.1/tcp/1234/http"
+    )]
+    chain_api: String,
+    /// The chain node's token (overrides one in `--chain-api`).
+    #[arg(long, env = "FULLNODE_API_TOKEN")]
+    chain_token: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -219,7 +229,7 @@ enum FundsCmd {
     Add {
         /// Amount in FIL.
         amount: String,
-        /// Take the FIL from the dev chain's faucet first.
+        /// Take the FIL from the devnet's faucet first.
         #[arg(long)]
         faucet: bool,
     },
@@ -268,7 +278,11 @@ fn commp_file(file: &Path) -> Result<commp::PieceInfo, String> {
 }
 
 async fn node(args: &Args) -> Result<ClientNode, String> {
-    client::open(&expand_home(&args.repo), args.chain_api.clone()).await
+    let mut api = lotus_api::ApiInfo::parse(&args.chain_api, "v1").map_err(|e| e.to_string())?;
+    if let Some(t) = &args.chain_token {
+        api.token = Some(t.clone());
+    }
+    client::open(&expand_home(&args.repo), &api).await
 }
 
 async fn run(args: Args) -> Result<(), String> {
@@ -529,7 +543,7 @@ async fn run(args: Args) -> Result<(), String> {
                 .or_else(|_| TokenAmount::from_str(amount))
                 .map_err(|e| format!("amount {amount}: {e}"))?;
             if *faucet {
-                c.chain
+                c.dev
                     .fund(
                         &c.address,
                         amount

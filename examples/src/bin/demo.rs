@@ -102,12 +102,17 @@ async fn run(args: &Args, dir: &Path) -> Result<(), String> {
         peer.peer_id, peer.addrs[0], node.http_url
     ));
 
-    let chain_url = node
-        .http_url
-        .join("chain/v0")
+    // The client reaches the provider's embedded devnet as it would a Lotus node.
+    let devnet = node
+        .devnet
+        .as_ref()
+        .ok_or("the demo needs the provider's embedded devnet")?;
+    let api: lotus_api::ApiInfo = devnet
+        .api_info()
+        .parse()
         .map_err(|e| market_core::report(&e))?;
-    let c = client::open(&dir.join("client"), chain_url).await?;
-    c.chain
+    let c = client::open(&dir.join("client"), &api).await?;
+    c.dev
         .fund(&c.address, TokenAmount::from_whole(100))
         .await
         .map_err(|e| market_core::report(&e))?;

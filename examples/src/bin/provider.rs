@@ -144,10 +144,14 @@ async fn run(repo: &Path, cmd: Cmd) -> Result<(), String> {
             for a in &node.peer.addrs {
                 println!("libp2p    {a}/p2p/{}", node.peer.peer_id);
             }
-            println!(
-                "http      {} (retrieval, /rpc/v0 admin, /chain/v0 dev chain)",
-                node.http_url
-            );
+            println!("http      {} (retrieval, /rpc/v0 admin)", node.http_url);
+            if let Some(d) = &node.devnet {
+                println!(
+                    "devnet    {} (Lotus API; client: --chain-api \"$(cat {dir}/token):$(cat {dir}/api)\")",
+                    d.url,
+                    dir = repo.join("devnet").display()
+                );
+            }
             for m in &node.miners {
                 println!("miner     {m}");
             }

@@ -134,9 +134,21 @@ impl Env {
         transfers: impl FnOnce(&mut TransferConfig),
         clock: bool,
     ) -> Env {
+        Self::start_on(|c| c, config, transfers, clock).await
+    }
+
+    /// [`start_with`](Self::start_with) on a dev chain configured by `chain`.
+    #[allow(dead_code)]
+    pub async fn start_on(
+        chain: impl FnOnce(DevChainConfig) -> DevChainConfig,
+        config: impl FnOnce(&mut ProviderConfig),
+        transfers: impl FnOnce(&mut TransferConfig),
+        clock: bool,
+    ) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let mut chain_config = DevChainConfig::default();
         chain_config.policy = POLICY;
+        let chain_config = chain(chain_config);
         let chain = DevChain::new(chain_config);
         let keys = KeyStore::open(dir.path().join("keys")).unwrap();
         let worker = keys.generate(KeyType::Secp256k1).unwrap();
@@ -452,5 +464,11 @@ impl ChainNode for FlakyChain {
     ) -> Result<TokenAmount, storage_market::chain::ChainError> {
         self.check()?;
         self.inner.wallet_balance(addr).await
+    }
+    async fn network_version(
+        &self,
+    ) -> Result<storage_market::types::NetworkVersion, storage_market::chain::ChainError> {
+        self.check()?;
+        self.inner.network_version().await
     }
 }

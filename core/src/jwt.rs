@@ -1,5 +1,9 @@
-//! HS256 JSON Web Tokens with Lotus-style permissions (`{"Allow":["read","write","sign","admin"]}`),
-//! so the admin API takes the same kind of token as lotus-miner and droplet.
+//! HS256 JSON Web Tokens with Lotus permissions, so every API here (the node's admin API, the
+//! devnet's Lotus API) takes the same tokens as Lotus, lotus-miner and droplet.
+//!
+//! Two payload styles verify: Lotus's `{"Allow":["read","write","sign","admin"]}` (a list of
+//! every permission held) and sophon-auth's `{"name":"…","perm":"sign","ext":""}` (one
+//! permission that implies the ones below it).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -23,6 +27,26 @@ pub const ALL: &[&str] = &[READ, WRITE, SIGN, ADMIN];
 struct Claims {
     #[serde(rename = "Allow")]
     allow: Vec<String>,
+}
+
+/// sophon-auth's payload: one hierarchical permission and the account name.
+#[derive(Deserialize)]
+struct VenusClaims {
+    perm: String,
+}
+
+/// The permissions `perm` implies in the sophon-auth hierarchy (admin > sign > write > read).
+fn implied(perm: &str) -> Vec<String> {
+    let order = [READ, WRITE, SIGN, ADMIN];
+    match order.iter().position(|p| *p == perm) {
+        Some(i) => order[..=i].iter().map(|p| (*p).to_string()).collect(),
+        None => Vec::new(),
+    }
+}
+
+/// Whether `held` grants `needed` (a token holding `admin` may call everything).
+pub fn allows(held: &[String], needed: &str) -> bool {
+    held.iter().any(|h| h == needed || h == ADMIN)
 }
 
 const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
@@ -50,8 +74,12 @@ pub fn verify(secret: &[u8], token: &str) -> Option<Vec<String>> {
     let mut mac = HmacSha256::new_from_slice(secret).ok()?;
     mac.update(head.as_bytes());
     mac.verify_slice(&B64.decode(sig).ok()?).ok()?;
-    let claims: Claims = serde_json::from_slice(&B64.decode(payload).ok()?).ok()?;
-    Some(claims.allow)
+    let payload = B64.decode(payload).ok()?;
+    if let Ok(claims) = serde_json::from_slice::<Claims>(&payload) {
+        return Some(claims.allow);
+    }
+    let venus: VenusClaims = serde_json::from_slice(&payload).ok()?;
+    Some(implied(&venus.perm))
 }
 
 #[cfg(test)]
@@ -70,5 +98,18 @@ mod tests {
         let sig = t.rsplit_once('.').unwrap().1;
         assert_eq!(verify(secret, &format!("{h}.{forged_claims}.{sig}")), None);
         assert_eq!(verify(secret, "garbage"), None);
+    }
+
+    #[test]
+    fn sophon_auth_tokens_imply_lower_permissions() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let payload = B64.encode(r#"{"name":"shared-token","perm":"sign","ext":""}"#);
+        let head = format!("{}.{payload}", B64.encode(HEADER));
+        let mut mac = HmacSha256::new_from_slice(secret).unwrap();
+        mac.update(head.as_bytes());
+        let token = format!("{head}.{}", B64.encode(mac.finalize().into_bytes()));
+        let perms = verify(secret, &token).unwrap();
+        assert!(allows(&perms, SIGN) && allows(&perms, READ));
+        assert!(!allows(&perms, ADMIN));
     }
 }
