@@ -180,6 +180,9 @@ pub struct ChainSection {
     pub network_version: u32,
     /// Embedded devnet: `[[chain.upgrades]] epoch = 1200, version = 29`.
     pub upgrades: Vec<devnet::repo::Upgrade>,
+    /// Embedded devnet: where its Lotus API listens (loopback; port 0 picks one, written to
+    /// `<repo>/devnet/api` on every start).
+    pub devnet_listen: String,
 }
 
 impl Default for ChainSection {
@@ -198,6 +201,7 @@ impl Default for ChainSection {
             short_deal_terms: false,
             network_version: 28,
             upgrades: Vec::new(),
+            devnet_listen: "127.0.0.1:0".into(),
         }
     }
 }

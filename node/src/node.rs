@@ -477,7 +477,7 @@ async fn connect_chain(
             let dir = repo.0.join("devnet");
             if !dir.join("devnet.toml").exists() {
                 let mut dc = DevnetConfig::default();
-                dc.listen = "127.0.0.1:0".into();
+                dc.listen = c.devnet_listen.clone();
                 dc.block_time_ms = c.block_time_ms;
                 dc.sealing_period_ms = c.sealing_period_ms;
                 dc.short_deal_terms = c.short_deal_terms;

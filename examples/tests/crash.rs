@@ -1,0 +1,336 @@
+//! kill -9 of the provider process (with its embedded devnet) at each deal stage, then
+//! restart: every deal completes, Active deals stay Active, no deal id is reused, and the
+//! chain keeps its epoch and escrow.
+//!
+//! Two offline and two online deals are made against the `provider` binary; the client runs
+//! in this process and reaches the devnet over its Lotus API like any Lotus node.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use commp::PaddedPieceSize;
+use market_core::chain::ChainNode;
+use market_core::cid::PieceCidExt;
+use market_core::types::{DealId, TokenAmount};
+use market_node::client::{self, DealTerms};
+use piecestore::unixfs::ImportProfile;
+use serde_json::{Value, json};
+
+struct Daemon(Child);
+
+impl Daemon {
+    fn kill9(&mut self) {
+        let _ = self.0.kill(); // SIGKILL
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(repo: &Path, log: &Path) -> Daemon {
+    let _ = std::fs::remove_file(repo.join("api"));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_provider"))
+        .arg("--repo")
+        .arg(repo)
+        .arg("run")
+        .env("RUST_LOG", "info")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !repo.join("api").exists() {
+        assert!(Instant::now() < deadline, "provider did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Daemon(child)
+}
+
+async fn deals(http: &url::Url, token: &str) -> Vec<Value> {
+    match market_node::admin::call_remote(http, token, "Market.ListDeals", json!([])).await {
+        Ok(Value::Array(a)) => a,
+        _ => Vec::new(),
+    }
+}
+
+fn states(ds: &[Value]) -> Vec<String> {
+    ds.iter()
+        .map(|d| d["State"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_at_each_deal_stage_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("prov");
+    let log = dir.path().join("provider.log");
+    let out = Command::new(env!("CARGO_BIN_EXE_provider"))
+        .arg("--repo")
+        .arg(&repo)
+        .arg("init")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (p2p, http_port, chain_port) = (free_port(), free_port(), free_port());
+    let cfg = std::fs::read_to_string(repo.join("config.toml")).unwrap();
+    let cfg = cfg
+        .replace("\"127.0.0.1:7777\"", &format!("\"127.0.0.1:{http_port}\""))
+        .replace(
+            "/ip4/0.0.0.0/tcp/58418",
+            &format!("/ip4/127.0.0.1/tcp/{p2p}"),
+        )
+        .replace(
+            "devnet_listen = \"127.0.0.1:0\"",
+            &format!("devnet_listen = \"127.0.0.1:{chain_port}\""),
+        )
+        .replace("block_time_ms = 1000", "block_time_ms = 100")
+        .replace("sealing_period_ms = 2000", "sealing_period_ms = 700")
+        .replace("short_deal_terms = false", "short_deal_terms = true")
+        .replace("confidence = 2", "confidence = 1")
+        .replace("period_secs = 3600", "period_secs = 0")
+        .replace(
+            "allow_private_transfers = false",
+            "allow_private_transfers = true",
+        )
+        .replace("expected_seal_hours = 24.0", "expected_seal_hours = 0.1");
+    assert!(cfg.contains(&format!("127.0.0.1:{chain_port}")), "{cfg}");
+    std::fs::write(repo.join("config.toml"), cfg).unwrap();
+
+    let mut daemon = start(&repo, &log);
+    let http = url::Url::parse(std::fs::read_to_string(repo.join("api")).unwrap().trim()).unwrap();
+    let admin = std::fs::read_to_string(repo.join("token")).unwrap();
+    let admin = admin.trim();
+    let api: lotus_api::ApiInfo = format!(
+        "{}:/ip4/127.0.0.1/tcp/{chain_port}/http",
+        std::fs::read_to_string(repo.join("devnet/token"))
+            .unwrap()
+            .trim()
+    )
+    .parse()
+    .unwrap();
+    let info = market_node::admin::call_remote(&http, admin, "Market.Info", json!([]))
+        .await
+        .unwrap();
+    let peer = client::parse_peer(&format!(
+        "{}/p2p/{}",
+        info["Addrs"][0].as_str().unwrap(),
+        info["PeerId"].as_str().unwrap()
+    ))
+    .unwrap();
+    let miner = info["Miners"][0].as_str().unwrap().parse().unwrap();
+
+    let c = client::open(&dir.path().join("client"), &api)
+        .await
+        .unwrap();
+    c.dev
+        .fund(&c.address, TokenAmount::from_whole(100))
+        .await
+        .unwrap();
+    c.add_funds(TokenAmount::from_whole(20)).await.unwrap();
+
+    // Four deals: offline ones wait for their data; online ones fetch it from us.
+    let server = data_transfer::CarServer::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let car_base = format!("http://{}", listener.local_addr().unwrap());
+    let router = server.router();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let mut made: Vec<(String, bool, PathBuf)> = Vec::new();
+    for (i, online) in [false, true, false, true].into_iter().enumerate() {
+        let file = dir.path().join(format!("d{i}.bin"));
+        client::generate_file(&file, 150_000 + 40_000 * i as u64, i as u64).unwrap();
+        let car = dir.path().join(format!("d{i}.car"));
+        let p = client::prepare(&file, &car, ImportProfile::LOTUS, &mut |_| {}).unwrap();
+        let transfer = online.then(|| {
+            let token = format!("t{i}");
+            server.add(token.clone(), car.clone());
+            client::http_transfer(
+                &format!("{car_base}/{token}.car"),
+                vec![(
+                    "Authorization".into(),
+                    data_transfer::CarServer::auth_header(&token),
+                )],
+                p.import.car_size,
+            )
+        });
+        let spec = c
+            .spec(
+                &peer,
+                DealTerms {
+                    miner,
+                    piece_cid: p.piece.piece_cid(),
+                    piece_size: PaddedPieceSize::new(p.piece.padded_size.get()).unwrap(),
+                    root: p.root,
+                    start_in: 600,
+                    duration: 1000,
+                    verified: false,
+                    transfer,
+                },
+            )
+            .await
+            .unwrap();
+        let deal = c.storage.propose_deal(&peer, &spec).await.unwrap();
+        made.push((deal.deal_uuid.to_string(), online, car));
+    }
+
+    // Kill when some deal is in each stage in turn (a stage already passed by every deal is
+    // skipped), importing the offline deals' data after the first restart.
+    let stages: &[&[&str]] = &[
+        &["StorageDealWaitingForData"],
+        &[
+            "StorageDealTransferring",
+            "StorageDealVerifyData",
+            "StorageDealReserveProviderFunds",
+            "StorageDealProviderFunding",
+        ],
+        &["StorageDealPublish", "StorageDealPublishing"],
+        &[
+            "StorageDealStaged",
+            "StorageDealAwaitingPreCommit",
+            "StorageDealSealing",
+        ],
+        &["StorageDealActive"],
+    ];
+    let mut killed_in = Vec::new();
+    let mut imported = false;
+    let mut active_ids: BTreeMap<String, u64> = BTreeMap::new();
+    for (round, stage) in stages.iter().enumerate() {
+        let deadline = Instant::now() + Duration::from_secs(45);
+        let hit = loop {
+            let ds = deals(&http, admin).await;
+            let st = states(&ds);
+            if let Some(s) = st.iter().find(|s| stage.contains(&s.as_str())) {
+                break Some(s.clone());
+            }
+            if Instant::now() > deadline {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let before = deals(&http, admin).await;
+        for d in &before {
+            if d["State"] == "StorageDealActive" {
+                active_ids.insert(
+                    d["DealUuid"].as_str().unwrap().into(),
+                    d["DealId"].as_u64().unwrap(),
+                );
+            }
+        }
+        daemon.kill9();
+        killed_in.push(
+            hit.clone()
+                .unwrap_or_else(|| format!("(stage {round} passed)")),
+        );
+        daemon = start(&repo, &log);
+        if !imported {
+            for (uuid, online, car) in &made {
+                if !online {
+                    market_node::admin::call_remote(
+                        &http,
+                        admin,
+                        "Market.ImportData",
+                        json!([uuid, car.to_string_lossy()]),
+                    )
+                    .await
+                    .unwrap();
+                }
+            }
+            imported = true;
+        }
+    }
+
+    // Every deal completes.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let finished = loop {
+        let ds = deals(&http, admin).await;
+        if ds.len() == made.len() && states(&ds).iter().all(|s| s == "StorageDealActive") {
+            break ds;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deals did not all reach Active after kills in {killed_in:?}: {:?}\n{}",
+            ds.iter()
+                .map(|d| (d["State"].clone(), d["Message"].clone()))
+                .collect::<Vec<_>>(),
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .rev()
+                .take(40)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // One more kill with everything Active.
+    daemon.kill9();
+    let epoch_before = c.chain.head().await.ok();
+    let _daemon = start(&repo, &log);
+    let after = loop {
+        let ds = deals(&http, admin).await;
+        if ds.len() == made.len() {
+            break ds;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        states(&after).iter().all(|s| s == "StorageDealActive"),
+        "{after:?}"
+    );
+    // The chain continued rather than restarting at genesis.
+    let head = c.chain.head().await.unwrap();
+    assert!(epoch_before.is_none_or(|e| head >= e), "epoch reset");
+    let mut ids = HashSet::new();
+    for d in &finished {
+        let uuid = d["DealUuid"].as_str().unwrap();
+        let id = d["DealId"].as_u64().unwrap();
+        assert!(ids.insert(id), "deal id {id} used twice: {finished:?}");
+        if let Some(earlier) = active_ids.get(uuid) {
+            assert_eq!(*earlier, id, "an Active deal's id changed across a restart");
+        }
+        let later = after
+            .iter()
+            .find(|a| a["DealUuid"] == d["DealUuid"])
+            .unwrap();
+        assert_eq!(later["DealId"], d["DealId"]);
+        // The chain's deal of that id is this deal, active and not slashed.
+        let on_chain = c
+            .chain
+            .market_deal(DealId(id))
+            .await
+            .unwrap()
+            .expect("deal on chain");
+        assert_eq!(
+            on_chain.proposal.piece_cid.to_string(),
+            d["PieceCid"].as_str().unwrap()
+        );
+        assert!(on_chain.state.sector_start_epoch.get() >= 0);
+        assert_eq!(on_chain.state.slash_epoch.get(), -1);
+    }
+    // The kills landed in most stages (timing decides the rest).
+    let hits = killed_in.iter().filter(|k| !k.starts_with('(')).count();
+    assert!(hits >= 3, "kills landed in too few stages: {killed_in:?}");
+    eprintln!("killed in: {killed_in:?}");
+}
