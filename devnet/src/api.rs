@@ -156,26 +156,21 @@ fn perms(
     state: &ApiState,
     headers: &HeaderMap,
     query: &TokenQuery,
-) -> Result<Vec<String>, Response> {
+) -> Result<Vec<String>, &'static str> {
     let header = headers
         .get("Authorization")
         .map(|v| v.to_str().unwrap_or_default().to_string());
     let token = match (header, &query.token) {
         (Some(h), _) => match h.strip_prefix("Bearer ") {
             Some(t) => Some(t.trim().to_string()),
-            None => {
-                return Err(
-                    (StatusCode::UNAUTHORIZED, "malformed Authorization header").into_response()
-                );
-            }
+            None => return Err("malformed Authorization header"),
         },
         (None, Some(t)) => Some(t.clone()),
         (None, None) => None,
     };
     match token {
         None => Ok(vec![jwt::READ.to_string()]),
-        Some(t) => jwt::verify(&state.secret, &t)
-            .ok_or_else(|| (StatusCode::UNAUTHORIZED, "invalid token").into_response()),
+        Some(t) => jwt::verify(&state.secret, &t).ok_or("invalid token"),
     }
 }
 
@@ -190,7 +185,7 @@ async fn http_call(
 ) -> Response {
     let held = match perms(&state, &headers, &query) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(why) => return (StatusCode::UNAUTHORIZED, why).into_response(),
     };
     if body.len() > MAX_REQUEST_BYTES {
         return (StatusCode::PAYLOAD_TOO_LARGE, "request too large").into_response();
@@ -659,7 +654,7 @@ async fn ws_upgrade(
 ) -> Response {
     let held = match perms(&state, &headers, &query) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(why) => return (StatusCode::UNAUTHORIZED, why).into_response(),
     };
     ws.max_message_size(MAX_REQUEST_BYTES)
         .on_upgrade(move |socket| serve_socket(state, held, socket))

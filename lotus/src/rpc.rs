@@ -380,17 +380,17 @@ impl RpcClient {
                 let method = v.get("method").and_then(Value::as_str).unwrap_or_default();
                 let params = v.get("params").and_then(Value::as_array);
                 let ours = params.and_then(|p| p.first()) == Some(&channel);
+                if !ours {
+                    continue;
+                }
                 match (method, params) {
-                    ("xrpc.ch.val", Some(p)) if ours => {
-                        if tx
-                            .send(p.get(1).cloned().unwrap_or(Value::Null))
-                            .await
-                            .is_err()
-                        {
+                    ("xrpc.ch.val", Some(p)) => {
+                        let value = p.get(1).cloned().unwrap_or(Value::Null);
+                        if tx.send(value).await.is_err() {
                             break;
                         }
                     }
-                    ("xrpc.ch.close", _) if ours => break,
+                    ("xrpc.ch.close", _) => break,
                     _ => {}
                 }
             }

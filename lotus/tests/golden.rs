@@ -157,7 +157,8 @@ async fn documented_node(f: &Value) -> (url::Url, Calls) {
                 let method = req["method"].as_str().unwrap().to_string();
                 let params = req["params"].as_array().cloned().unwrap_or_default();
                 c.lock().unwrap().push((method.clone(), params));
-                let mut result = answers.get(&method).cloned().unwrap_or(Value::Null);
+                let doc_name = method.replace("Gateway.", "Filecoin.");
+                let mut result = answers.get(&doc_name).cloned().unwrap_or(Value::Null);
                 // The docs' placeholder address is an id; a key address keeps signing sane.
                 if method == "Filecoin.StateAccountKey" {
                     result = json!("f15ihq5ibzwki2b4ep2f46avlkrqzhpqgtga7pdrq");
@@ -263,4 +264,59 @@ async fn adapter_requests_match_the_documented_params() {
     let signed: SignedMessageJson = serde_json::from_value(push[0].clone()).unwrap();
     let signed: SignedMessage = signed.try_into().unwrap();
     signed.verify(&signed.message.from).unwrap();
+}
+
+/// Venus differs from Lotus in `WalletSign`: three params with a `MsgMeta` saying what is
+/// signed (and the unsigned message as `Extra` for messages); sophon-gateway takes the
+/// owning accounts too, under the `Gateway` namespace.
+#[tokio::test(flavor = "multi_thread")]
+async fn venus_and_gateway_signing_send_msg_meta() {
+    use market_core::wallet::{SignPurpose, Wallet};
+    let f = fixtures();
+    let (url, calls) = documented_node(&f).await;
+    let rpc = RpcClient::new(url, None, "Filecoin", RpcConfig::default());
+    let a = Address::new_id(1234);
+    let lotus = lotus_api::NodeWallet::new(rpc.clone(), lotus_api::Flavor::Lotus);
+    lotus
+        .sign_for(&a, b"ask", SignPurpose::StorageAsk)
+        .await
+        .unwrap();
+    let venus = lotus_api::NodeWallet::new(rpc.clone(), lotus_api::Flavor::Venus);
+    venus
+        .sign_for(&a, b"ask", SignPurpose::StorageAsk)
+        .await
+        .unwrap();
+    venus
+        .sign_for(&a, b"cid bytes", SignPurpose::Message { cbor: b"unsigned" })
+        .await
+        .unwrap();
+    let gw = lotus_api::GatewayWallet::new(&rpc, vec!["miner-team".into()]);
+    gw.sign_for(&a, b"resp", SignPurpose::DealResponse)
+        .await
+        .unwrap();
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(calls[0].0, "Filecoin.WalletSign");
+    assert_eq!(calls[0].1, vec![json!("f01234"), json!("YXNr")]);
+    assert_eq!(
+        calls[1].1,
+        vec![
+            json!("f01234"),
+            json!("YXNr"),
+            json!({"Type": "storageask", "Extra": null})
+        ]
+    );
+    assert_eq!(
+        calls[2].1[2],
+        json!({"Type": "message", "Extra": "dW5zaWduZWQ="})
+    );
+    assert_eq!(calls[3].0, "Gateway.WalletSign");
+    assert_eq!(
+        calls[3].1,
+        vec![
+            json!("f01234"),
+            json!(["miner-team"]),
+            json!("cmVzcA=="),
+            json!({"Type": "networkresposne", "Extra": null})
+        ]
+    );
 }

@@ -200,7 +200,7 @@ impl MarketNode {
         } else {
             DealPolicy::MAINNET
         };
-        let block_time = Duration::from_millis(cfg.chain.block_time_ms.max(1));
+        let block_time = parts.epoch;
         let held = keys.addresses();
         let mut miners = Vec::new();
         let mut worker = None;
@@ -442,6 +442,8 @@ struct ChainParts {
     devnet: Option<Devnet>,
     /// The `Dev` namespace, on a devnet.
     dev: Option<DevApi>,
+    /// How often to look at the chain: one epoch.
+    epoch: Duration,
 }
 
 fn read_token(repo: &Repo, c: &crate::config::ChainSection) -> Result<Option<String>, NodeError> {
@@ -564,11 +566,23 @@ async fn connect_chain(
     let version = chain.network_version().await.map_err(start_err("chain"))?;
     tracing::info!(node = %info.url, network = %name, %version, "chain connected");
     let dev = (c.network == "devnet").then(|| DevApi::new(&rpc));
+    let epoch = match &devnet {
+        Some(_) => Duration::from_millis(c.block_time_ms.max(1)),
+        None => Duration::from_secs(
+            chain
+                .version()
+                .await
+                .map_err(start_err("chain"))?
+                .block_delay
+                .max(1),
+        ),
+    };
     Ok(ChainParts {
         chain,
         wallet,
         devnet,
         dev,
+        epoch,
     })
 }
 

@@ -1413,7 +1413,7 @@ impl Provider {
         if !found.receipt.exit_code.is_ok() {
             return Err(StepError::Deal(format!(
                 "{what} {cid} failed with exit code {}",
-                found.receipt.exit_code.0
+                found.receipt.exit_code
             )));
         }
         Ok(found)

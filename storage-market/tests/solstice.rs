@@ -40,17 +40,17 @@ async fn verified_deals_end_at_solstice() {
     spec.price_per_epoch = storage_market::types::TokenAmount::ZERO;
     let deal = env.client.propose_deal(&env.peer, &spec).await.unwrap();
     let r = DealRef::ProposalCid(deal.proposal_cid);
-    env.provider.import_data(r.clone(), &path).await.unwrap();
+    env.provider.import_data(r, &path).await.unwrap();
     let chain = env.chain.clone();
     let sealer = env.sealer.clone();
     let provider = env.provider.clone();
-    let r2 = r.clone();
+    let r2 = r;
     let driver = tokio::spawn(async move {
         loop {
             chain.advance(1);
             sealer.prove_all().await;
             sealer.precommit_all().await;
-            if let Ok(Some(d)) = provider.deal(r2.clone()).await
+            if let Ok(Some(d)) = provider.deal(r2).await
                 && d.state == S::Active
             {
                 break;
@@ -59,7 +59,7 @@ async fn verified_deals_end_at_solstice() {
         }
     });
     tokio::time::timeout(T, driver).await.unwrap().unwrap();
-    wait_for_state(&env.provider, r.clone(), S::Active, T)
+    wait_for_state(&env.provider, r, S::Active, T)
         .await
         .unwrap();
     assert!(
@@ -76,7 +76,7 @@ async fn verified_deals_end_at_solstice() {
     );
     let id = env
         .provider
-        .deal(r.clone())
+        .deal(r)
         .await
         .unwrap()
         .unwrap()
