@@ -99,7 +99,10 @@ pub fn permission(method: &str) -> Option<&'static str> {
         | "Filecoin.GasEstimateMessageGas"
         | "Filecoin.MpoolGetNonce"
         | "Filecoin.AuthVerify" => jwt::READ,
-        "Filecoin.MpoolPush" | "Filecoin.WalletHas" | "Dev.Fund" => jwt::WRITE,
+        "Filecoin.MpoolPush" | "Filecoin.WalletHas" | "Dev.Fund" | "Message.PushMessageWithId" => {
+            jwt::WRITE
+        }
+        "Message.GetMessageByUid" => jwt::READ,
         "Filecoin.MpoolPushMessage" | "Filecoin.WalletSign" => jwt::SIGN,
         "Filecoin.AuthNew"
         | "Dev.CreateMiner"
@@ -525,6 +528,52 @@ async fn dispatch(state: &ApiState, method: &str, values: &[Value]) -> Result<Va
             let perms: Vec<&str> = perms.iter().map(String::as_str).collect();
             to(B64.encode(jwt::sign(&state.secret, &perms)))
         }
+        // sophon-messager's pair, signing with the devnet's wallet as the messager would have
+        // sophon-gateway sign.
+        "Message.PushMessageWithId" => {
+            p.count(3)?;
+            let id: String = p.get(0)?;
+            let m: MessageJson = p.get(1)?;
+            let spec: Value = p.get(2)?;
+            let uuid = messager_uuid(&id);
+            if chain.message_for_uuid(&uuid).is_some() {
+                return Err(RpcErr::node(format!("message with id {id} already exists")));
+            }
+            let max_fee = spec
+                .get("maxFee")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<u128>().ok())
+                .map(TokenAmount::from_atto)
+                .unwrap_or(TokenAmount::ZERO);
+            let spec = MessageSendSpec {
+                max_fee,
+                msg_uuid: Some(uuid),
+                maximize_fee_cap: false,
+            };
+            push_message(state, m.into(), Some(spec)).await?;
+            to(id)
+        }
+        "Message.GetMessageByUid" => {
+            p.count(1)?;
+            let id: String = p.get(0)?;
+            let cid = chain
+                .message_for_uuid(&messager_uuid(&id))
+                .ok_or_else(|| RpcErr::node(format!("message {id} not found")))?;
+            let landed = chain.lookup(&cid);
+            Ok(json!({
+                "ID": id,
+                "SignedCid": {"/": cid.to_string()},
+                "State": if landed.is_some() { 3 } else { 2 },
+                "Height": landed.as_ref().map(|l| l.epoch.get()).unwrap_or(0),
+                "Receipt": landed.map(|l| ReceiptJson {
+                    exit_code: l.receipt.exit_code.0,
+                    return_data: l.receipt.return_data,
+                    gas_used: crate::chain::GAS_LIMIT / 2,
+                    events_root: None,
+                }),
+                "ErrorMsg": "",
+            }))
+        }
         "Dev.Fund" => {
             p.count(2)?;
             let AddressJson(a) = p.get(0)?;
@@ -569,6 +618,16 @@ async fn dispatch(state: &ApiState, method: &str, values: &[Value]) -> Result<Va
             message: format!("method '{other}' not found"),
         }),
     }
+}
+
+/// The idempotency key of a messager id: the id itself when it is a uuid.
+fn messager_uuid(id: &str) -> uuid::Uuid {
+    uuid::Uuid::parse_str(id).unwrap_or_else(|_| {
+        let h = market_core::deal::blake2b_256(id.as_bytes());
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&h[..16]);
+        uuid::Builder::from_custom_bytes(b).into_uuid()
+    })
 }
 
 /// `MpoolPushMessage`: nonce, gas within `MaxFee`, signature by the devnet's wallet, push. A

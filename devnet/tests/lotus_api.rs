@@ -340,3 +340,51 @@ async fn a_restarted_devnet_keeps_its_chain() {
         .unwrap();
     assert_eq!(chain.get_message(&cid).await.unwrap().nonce, 1);
 }
+
+/// The sophon-messager path: push by id, the messager signs and sends, a repeated id is the
+/// same message.
+#[tokio::test(flavor = "multi_thread")]
+async fn messager_sends_once_per_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = devnet(dir.path()).await;
+    let write = Some(token(dir.path(), &[jwt::READ, jwt::WRITE]));
+    let held = d.wallet.generate(KeyType::Secp256k1).unwrap();
+    DevApi::new(&rpc(&d, write.clone()))
+        .fund(&held, TokenAmount::from_whole(10))
+        .await
+        .unwrap();
+    let messager = RpcClient::new(
+        d.url.join("/rpc/v0").unwrap(),
+        write.clone(),
+        "Message",
+        RpcConfig::default(),
+    );
+    let chain = LotusChain::new(
+        rpc(&d, write),
+        Sending::Messager(messager),
+        LotusChainConfig::default(),
+    );
+    let u = uuid::Uuid::new_v4();
+    let a = chain
+        .push_message(add_balance(held, TokenAmount::from_whole(1), Some(u)))
+        .await
+        .unwrap();
+    let b = chain
+        .push_message(add_balance(held, TokenAmount::from_whole(1), Some(u)))
+        .await
+        .unwrap();
+    assert_eq!(a, b);
+    assert!(
+        chain
+            .wait_message(&a, 1)
+            .await
+            .unwrap()
+            .receipt
+            .exit_code
+            .is_ok()
+    );
+    assert_eq!(
+        chain.market_balance(&held).await.unwrap().escrow,
+        TokenAmount::from_whole(1)
+    );
+}

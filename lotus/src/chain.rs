@@ -47,6 +47,10 @@ pub enum Flavor {
 pub enum Sending {
     /// `MpoolPushMessage`: the node signs with its own wallet.
     Node,
+    /// sophon-messager (`Message.PushMessageWithId` on `/rpc/v0`): the messager assigns the
+    /// nonce, estimates gas and has sophon-gateway sign; the message's uuid is its id there,
+    /// so a repeated push is the same message.
+    Messager(RpcClient),
     /// Estimate, nonce, sign with `wallet`, `MpoolPush`; signed messages journaled in `journal`.
     Local {
         /// Holds the senders' keys.
@@ -60,6 +64,7 @@ impl std::fmt::Debug for Sending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Node => f.write_str("Node"),
+            Self::Messager(rpc) => write!(f, "Messager({})", rpc.url()),
             Self::Local { .. } => f.write_str("Local"),
         }
     }
@@ -457,6 +462,70 @@ impl LotusChain {
     }
 }
 
+/// sophon-messager's view of a message (the fields a sender reads).
+#[derive(Debug, serde::Deserialize)]
+struct MessagerMessage {
+    #[serde(rename = "SignedCid", default, with = "crate::json::opt_cid")]
+    signed_cid: Option<Cid>,
+    /// 0 unknown, 1 queued, 2 signed and in the mpool, 3 on chain, 4 failed, 5 nonce conflict.
+    #[serde(rename = "State", default)]
+    state: u8,
+    #[serde(rename = "ErrorMsg", default)]
+    error: String,
+}
+
+/// How long a messager may take to sign a queued message before the push is reported as
+/// not (yet) sent; the same uuid is pushed again on the next try.
+const MESSAGER_SIGN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+async fn push_by_messager(messager: &RpcClient, msg: Message) -> Result<Cid, ChainError> {
+    let id = msg.uuid.unwrap_or_else(uuid::Uuid::new_v4).to_string();
+    let m = MessageJson {
+        version: 0,
+        to: msg.to,
+        from: msg.from,
+        nonce: 0,
+        value: msg.value,
+        gas_limit: 0,
+        gas_fee_cap: TokenAmount::ZERO,
+        gas_premium: TokenAmount::ZERO,
+        method: msg.method,
+        params: msg.params,
+        cid: None,
+    };
+    // sophon-messager's SendSpec is camelCase.
+    let spec = serde_json::json!({"maxFee": msg.max_fee.atto().to_string()});
+    match messager
+        .call::<_, String>("PushMessageWithId", (&id, m, spec))
+        .await
+    {
+        Ok(_) => {}
+        // Pushed before (a repeat after a crash): follow the existing message.
+        Err(RpcError::Rpc { message, .. }) if message.to_ascii_lowercase().contains("exist") => {}
+        Err(RpcError::Rpc { message, .. }) => return Err(ChainError::MessageRejected(message)),
+        Err(e) => return Err(e.into()),
+    }
+    let deadline = tokio::time::Instant::now() + MESSAGER_SIGN_TIMEOUT;
+    loop {
+        let m: MessagerMessage = messager.call("GetMessageByUid", (&id,)).await?;
+        match (m.state, m.signed_cid) {
+            (4, _) => {
+                return Err(ChainError::MessageRejected(format!(
+                    "messager failed message {id}: {}",
+                    m.error
+                )));
+            }
+            (2..=3 | 5, Some(cid)) => return Ok(cid),
+            _ if tokio::time::Instant::now() > deadline => {
+                return Err(ChainError::Node(format!(
+                    "messager has not signed message {id} yet"
+                )));
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        }
+    }
+}
+
 /// Keeps a message's fee within `max_fee` as Lotus's `capGasFee` does: the fee cap becomes
 /// `max_fee / gas_limit` when the estimate would cost more, and the premium never exceeds it.
 /// A zero `max_fee` means "no cap".
@@ -566,6 +635,7 @@ impl ChainNode for LotusChain {
     async fn push_message(&self, msg: Message) -> Result<Cid, ChainError> {
         match &self.sending {
             Sending::Node => self.push_by_node(msg).await,
+            Sending::Messager(messager) => push_by_messager(messager, msg).await,
             Sending::Local { wallet, journal } => self.push_local(wallet, journal, msg).await,
         }
     }

@@ -162,9 +162,12 @@ pub struct ChainSection {
     pub network: String,
     /// `lotus` or `venus`: where their APIs differ (`WalletSign`'s arity).
     pub flavor: String,
-    /// How messages are sent: `local` (sign with the repo's keys, then `MpoolPush`) or
-    /// `node` (`MpoolPushMessage`: the node signs with its wallet; needs a `sign` token).
+    /// How messages are sent: `local` (sign with the repo's keys, then `MpoolPush`),
+    /// `node` (`MpoolPushMessage`: the node signs with its wallet; needs a `sign` token) or
+    /// `messager` (sophon-messager at `messager_api`, Venus's chain service).
     pub messaging: String,
+    /// sophon-messager's API info (`TOKEN:/ip4/…/tcp/39812`), for `messaging = "messager"`.
+    pub messager_api: Option<String>,
     /// Who signs asks and deal responses with the worker key: `local` (the repo's keys) or
     /// `node` (the node's `WalletSign`; needs a `sign` token).
     pub signing: String,
@@ -194,6 +197,7 @@ impl Default for ChainSection {
             network: "devnet".into(),
             flavor: "lotus".into(),
             messaging: "local".into(),
+            messager_api: None,
             signing: "local".into(),
             confidence: 2,
             block_time_ms: 1000,

@@ -520,9 +520,22 @@ async fn connect_chain(
                 .map_err(start_err("message journal"))?,
         },
         "node" => Sending::Node,
+        "messager" => {
+            let api = c.messager_api.as_deref().ok_or_else(|| {
+                ConfigError::Invalid("[chain] messaging = \"messager\" needs messager_api".into())
+            })?;
+            let info = ApiInfo::parse(api, "v0")
+                .map_err(|e| ConfigError::Invalid(format!("[chain] messager_api: {e}")))?;
+            Sending::Messager(RpcClient::new(
+                info.url,
+                info.token,
+                "Message",
+                RpcConfig::default(),
+            ))
+        }
         other => {
             return Err(ConfigError::Invalid(format!(
-                "[chain] messaging = {other:?}: use \"local\" or \"node\""
+                "[chain] messaging = {other:?}: use \"local\", \"node\" or \"messager\""
             ))
             .into());
         }
