@@ -168,9 +168,14 @@ pub struct ChainSection {
     pub messaging: String,
     /// sophon-messager's API info (`TOKEN:/ip4/…/tcp/39812`), for `messaging = "messager"`.
     pub messager_api: Option<String>,
-    /// Who signs asks and deal responses with the worker key: `local` (the repo's keys) or
-    /// `node` (the node's `WalletSign`; needs a `sign` token).
+    /// Who signs asks and deal responses with the worker key: `local` (the repo's keys),
+    /// `node` (the node's `WalletSign`; needs a `sign` token) or `gateway` (sophon-gateway at
+    /// `gateway_api`, for the `gateway_accounts` that own the worker keys).
     pub signing: String,
+    /// sophon-gateway's API info (`TOKEN:/ip4/…/tcp/45132`), for `signing = "gateway"`.
+    pub gateway_api: Option<String>,
+    /// The sophon-auth accounts owning the signers, for `signing = "gateway"`.
+    pub gateway_accounts: Vec<String>,
     /// Confirmations to wait for after a message lands.
     pub confidence: u64,
     /// Embedded devnet: epoch duration, ms.
@@ -199,6 +204,8 @@ impl Default for ChainSection {
             messaging: "local".into(),
             messager_api: None,
             signing: "local".into(),
+            gateway_api: None,
+            gateway_accounts: Vec::new(),
             confidence: 2,
             block_time_ms: 1000,
             sealing_period_ms: 2000,

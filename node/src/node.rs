@@ -543,9 +543,21 @@ async fn connect_chain(
     let wallet: Arc<dyn Wallet> = match c.signing.as_str() {
         "local" => Arc::new(keys.clone()),
         "node" => Arc::new(NodeWallet::new(rpc.clone(), flavor)),
+        "gateway" => {
+            let api = c.gateway_api.as_deref().ok_or_else(|| {
+                ConfigError::Invalid("[chain] signing = \"gateway\" needs gateway_api".into())
+            })?;
+            let info = ApiInfo::parse(api, "v2")
+                .map_err(|e| ConfigError::Invalid(format!("[chain] gateway_api: {e}")))?;
+            let gw = RpcClient::new(info.url, info.token, "Gateway", RpcConfig::default());
+            Arc::new(lotus_api::GatewayWallet::new(
+                &gw,
+                c.gateway_accounts.clone(),
+            ))
+        }
         other => {
             return Err(ConfigError::Invalid(format!(
-                "[chain] signing = {other:?}: use \"local\" or \"node\""
+                "[chain] signing = {other:?}: use \"local\", \"node\" or \"gateway\""
             ))
             .into());
         }

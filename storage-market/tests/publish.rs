@@ -77,3 +77,57 @@ async fn a_deal_dropped_by_the_actor_fails_alone() {
     assert!(pieces.has(&piece_cid).await.unwrap());
     sealer.abort();
 }
+
+/// A publish the chain would refuse fails with the exit code, its name and the cause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_publish_names_its_cause() {
+    use storage_market::chain::{ChainNode, Message};
+    use storage_market::deal::{STORAGE_MARKET_ACTOR, method};
+    let env = Env::start(|_| {}, true).await;
+    let (path, piece_cid, size) = env.data_file("d.car", 2000, 6);
+    let spec = env.offline_spec(piece_cid, size, DealProtocol::V12).await;
+    let deal = env.client.propose_deal(&env.peer, &spec).await.unwrap();
+    // The client takes its escrow back after the deal was accepted.
+    let withdraw = Message {
+        from: env.client_addr,
+        to: STORAGE_MARKET_ACTOR,
+        method: method::WITHDRAW_BALANCE,
+        params: storage_market::cbor::to_vec(&(env.client_addr, TokenAmount::from_whole(10))),
+        value: TokenAmount::ZERO,
+        max_fee: TokenAmount::from_whole(1),
+        uuid: None,
+    };
+    let cid = env.chain.push_message(withdraw).await.unwrap();
+    assert!(
+        env.chain
+            .wait_message(&cid, 0)
+            .await
+            .unwrap()
+            .receipt
+            .exit_code
+            .is_ok()
+    );
+    let r = DealRef::ProposalCid(deal.proposal_cid);
+    env.provider.import_data(r, &path).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let d = loop {
+        let d = env.provider.deal(r).await.unwrap().unwrap();
+        if d.state == S::Error {
+            break d;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} {}",
+            d.state,
+            d.message
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        d.message
+            .contains("exited with code 16 (ErrIllegalArgument)")
+            && d.message.contains("client escrow too small: needs"),
+        "{}",
+        d.message
+    );
+}
