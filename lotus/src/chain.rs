@@ -217,6 +217,34 @@ fn not_found(e: &RpcError) -> bool {
     })
 }
 
+/// Maps a node's "not found" answer about `addr` to [`ChainError::ActorNotFound`].
+fn actor_not_found(addr: &Address) -> impl FnOnce(RpcError) -> ChainError + '_ {
+    move |e| {
+        if not_found(&e) {
+            ChainError::ActorNotFound(*addr)
+        } else {
+            e.into()
+        }
+    }
+}
+
+/// A message as sent for the node (or messager) to fill in: nonce and gas zero.
+fn unfilled(msg: &Message) -> MessageJson {
+    MessageJson {
+        version: 0,
+        to: msg.to,
+        from: msg.from,
+        nonce: 0,
+        value: msg.value,
+        gas_limit: 0,
+        gas_fee_cap: TokenAmount::ZERO,
+        gas_premium: TokenAmount::ZERO,
+        method: msg.method,
+        params: msg.params.clone(),
+        cid: None,
+    }
+}
+
 fn decode(method: &str, reason: impl std::fmt::Display) -> ChainError {
     ChainError::Decode {
         method: method.to_string(),
@@ -262,13 +290,7 @@ impl LotusChain {
         self.rpc
             .call("StateMinerInfo", (AddressJson(*miner), HEAD))
             .await
-            .map_err(|e| {
-                if not_found(&e) {
-                    ChainError::ActorNotFound(*miner)
-                } else {
-                    e.into()
-                }
-            })
+            .map_err(actor_not_found(miner))
     }
 
     /// `ChainGetMessage`.
@@ -326,19 +348,7 @@ impl LotusChain {
     }
 
     async fn push_by_node(&self, msg: Message) -> Result<Cid, ChainError> {
-        let m = MessageJson {
-            version: 0,
-            to: msg.to,
-            from: msg.from,
-            nonce: 0,
-            value: msg.value,
-            gas_limit: 0,
-            gas_fee_cap: TokenAmount::ZERO,
-            gas_premium: TokenAmount::ZERO,
-            method: msg.method,
-            params: msg.params,
-            cid: None,
-        };
+        let m = unfilled(&msg);
         let spec = MessageSendSpec {
             max_fee: msg.max_fee,
             msg_uuid: msg.uuid,
@@ -480,19 +490,7 @@ const MESSAGER_SIGN_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 
 async fn push_by_messager(messager: &RpcClient, msg: Message) -> Result<Cid, ChainError> {
     let id = msg.uuid.unwrap_or_else(uuid::Uuid::new_v4).to_string();
-    let m = MessageJson {
-        version: 0,
-        to: msg.to,
-        from: msg.from,
-        nonce: 0,
-        value: msg.value,
-        gas_limit: 0,
-        gas_fee_cap: TokenAmount::ZERO,
-        gas_premium: TokenAmount::ZERO,
-        method: msg.method,
-        params: msg.params,
-        cid: None,
-    };
+    let m = unfilled(&msg);
     // sophon-messager's SendSpec is camelCase.
     let spec = serde_json::json!({"maxFee": msg.max_fee.atto().to_string()});
     match messager
@@ -604,13 +602,7 @@ impl ChainNode for LotusChain {
             .rpc
             .call("StateAccountKey", (AddressJson(*addr), HEAD))
             .await
-            .map_err(|e| {
-                if not_found(&e) {
-                    ChainError::ActorNotFound(*addr)
-                } else {
-                    e.into()
-                }
-            })?;
+            .map_err(actor_not_found(addr))?;
         Ok(a.0)
     }
 
@@ -622,13 +614,7 @@ impl ChainNode for LotusChain {
             .rpc
             .call("StateLookupID", (AddressJson(*addr), HEAD))
             .await
-            .map_err(|e| {
-                if not_found(&e) {
-                    ChainError::ActorNotFound(*addr)
-                } else {
-                    e.into()
-                }
-            })?;
+            .map_err(actor_not_found(addr))?;
         Ok(a.0)
     }
 
@@ -641,19 +627,7 @@ impl ChainNode for LotusChain {
     }
 
     async fn call(&self, msg: &Message) -> Result<Receipt, ChainError> {
-        let m = MessageJson {
-            version: 0,
-            to: msg.to,
-            from: msg.from,
-            nonce: 0,
-            value: msg.value,
-            gas_limit: 0,
-            gas_fee_cap: TokenAmount::ZERO,
-            gas_premium: TokenAmount::ZERO,
-            method: msg.method,
-            params: msg.params.clone(),
-            cid: None,
-        };
+        let m = unfilled(msg);
         let r: InvocResultJson = self.rpc.call("StateCall", (m, HEAD)).await?;
         let receipt = r
             .receipt
