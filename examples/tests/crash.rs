@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use commp::PaddedPieceSize;
@@ -18,51 +18,19 @@ use market_node::client::{self, DealTerms};
 use piecestore::unixfs::ImportProfile;
 use serde_json::{Value, json};
 
-struct Daemon(Child);
+mod common;
+use common::{Daemon, free_port, spawn, wait_for};
 
-impl Daemon {
-    fn kill9(&mut self) {
-        let _ = self.0.kill(); // SIGKILL
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
+/// Starts the provider and waits for its `api` file.
 fn start(repo: &Path, log: &Path) -> Daemon {
     let _ = std::fs::remove_file(repo.join("api"));
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_provider"))
-        .arg("--repo")
-        .arg(repo)
-        .arg("run")
-        .env("RUST_LOG", "info")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !repo.join("api").exists() {
-        assert!(Instant::now() < deadline, "provider did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Daemon(child)
+    let d = spawn(
+        env!("CARGO_BIN_EXE_provider"),
+        &["--repo", repo.to_str().unwrap(), "run"],
+        log,
+    );
+    wait_for(&repo.join("api"));
+    d
 }
 
 async fn deals(http: &url::Url, token: &str) -> Vec<Value> {
@@ -131,16 +99,7 @@ async fn kill_9_at_each_deal_stage_loses_nothing() {
     )
     .parse()
     .unwrap();
-    let info = market_node::admin::call_remote(&http, admin, "Market.Info", json!([]))
-        .await
-        .unwrap();
-    let peer = client::parse_peer(&format!(
-        "{}/p2p/{}",
-        info["Addrs"][0].as_str().unwrap(),
-        info["PeerId"].as_str().unwrap()
-    ))
-    .unwrap();
-    let miner = info["Miners"][0].as_str().unwrap().parse().unwrap();
+    let (peer, miner) = common::provider_peer(&http, admin).await;
 
     let c = client::open(&dir.path().join("client"), &api)
         .await

@@ -2,8 +2,7 @@
 //! `[chain] api` and a client by `FULLNODE_API_INFO`: a deal goes Active through the Lotus
 //! API alone, and the devnet survives kill -9 with its chain.
 
-use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use market_core::chain::ChainNode;
@@ -13,55 +12,8 @@ use market_node::client::{self, DealTerms};
 use piecestore::unixfs::ImportProfile;
 use serde_json::json;
 
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(bin: &str, args: &[&str], log: &Path) -> Daemon {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    Daemon(
-        Command::new(bin)
-            .args(args)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    )
-}
-
-fn wait_for(path: &Path) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(s) = std::fs::read_to_string(path)
-            && !s.trim().is_empty()
-        {
-            return s.trim().to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::{free_port, spawn, wait_for};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn provider_and_client_on_a_standalone_devnet() {
@@ -125,16 +77,7 @@ async fn provider_and_client_on_a_standalone_devnet() {
         "the provider must not embed a devnet here"
     );
     let admin = std::fs::read_to_string(prov.join("token")).unwrap();
-    let info = market_node::admin::call_remote(&http, admin.trim(), "Market.Info", json!([]))
-        .await
-        .unwrap();
-    let peer = client::parse_peer(&format!(
-        "{}/p2p/{}",
-        info["Addrs"][0].as_str().unwrap(),
-        info["PeerId"].as_str().unwrap()
-    ))
-    .unwrap();
-    let miner = info["Miners"][0].as_str().unwrap().parse().unwrap();
+    let (peer, miner) = common::provider_peer(&http, admin.trim()).await;
 
     // A client through FULLNODE_API_INFO's form.
     let api: lotus_api::ApiInfo = api_info.parse().unwrap();

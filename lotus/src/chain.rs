@@ -228,6 +228,17 @@ fn actor_not_found(addr: &Address) -> impl FnOnce(RpcError) -> ChainError + '_ {
     }
 }
 
+/// Maps a node's "not found" answer about message `cid` to [`ChainError::MessageNotFound`].
+fn message_not_found(cid: &Cid) -> impl FnOnce(RpcError) -> ChainError + '_ {
+    move |e| {
+        if not_found(&e) {
+            ChainError::MessageNotFound(Box::new(*cid))
+        } else {
+            e.into()
+        }
+    }
+}
+
 /// A message as sent for the node (or messager) to fill in: nonce and gas zero.
 fn unfilled(msg: &Message) -> MessageJson {
     MessageJson {
@@ -299,13 +310,7 @@ impl LotusChain {
             .rpc
             .call("ChainGetMessage", (CidJson(*cid),))
             .await
-            .map_err(|e| {
-                if not_found(&e) {
-                    ChainError::MessageNotFound(Box::new(*cid))
-                } else {
-                    e.into()
-                }
-            })?;
+            .map_err(message_not_found(cid))?;
         Ok(m.into())
     }
 
@@ -647,13 +652,7 @@ impl ChainNode for LotusChain {
                 (CidJson(*cid), confidence, self.config.lookback, true),
             )
             .await
-            .map_err(|e| {
-                if not_found(&e) {
-                    ChainError::MessageNotFound(Box::new(*cid))
-                } else {
-                    e.into()
-                }
-            })?;
+            .map_err(message_not_found(cid))?;
         Ok(MessageLookup {
             receipt: Receipt {
                 exit_code: found.receipt.exit(),

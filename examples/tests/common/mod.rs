@@ -1,0 +1,88 @@
+//! What the tests that run the binaries share: daemons killed on drop, ports, files that
+//! appear, and the provider's peer address from its admin API.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use market_core::types::Address;
+use market_node::client;
+use storage_market::network::PeerAddr;
+
+/// A child process, killed with SIGKILL when dropped.
+pub(crate) struct Daemon(pub(crate) Child);
+
+impl Daemon {
+    /// kill -9, then reap.
+    pub(crate) fn kill9(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Runs `bin args…` with stdout and stderr appended to `log`.
+pub(crate) fn spawn(bin: &str, args: &[&str], log: &Path) -> Daemon {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Daemon(
+        Command::new(bin)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// The trimmed contents of `path` once it exists and is not empty (60 s at most).
+pub(crate) fn wait_for(path: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path)
+            && !s.trim().is_empty()
+        {
+            return s.trim().to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A loopback port free at the time of the call.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The provider's libp2p address and first miner, from `Market.Info`.
+pub(crate) async fn provider_peer(http: &url::Url, admin: &str) -> (PeerAddr, Address) {
+    let info = market_node::admin::call_remote(http, admin, "Market.Info", serde_json::json!([]))
+        .await
+        .unwrap();
+    let peer = client::parse_peer(&format!(
+        "{}/p2p/{}",
+        info["Addrs"][0].as_str().unwrap(),
+        info["PeerId"].as_str().unwrap()
+    ))
+    .unwrap();
+    (peer, info["Miners"][0].as_str().unwrap().parse().unwrap())
+}
