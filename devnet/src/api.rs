@@ -193,8 +193,16 @@ async fn http_call(
     if body.len() > MAX_REQUEST_BYTES {
         return (StatusCode::PAYLOAD_TOO_LARGE, "request too large").into_response();
     }
-    let answer = match serde_json::from_slice::<Value>(&body) {
-        Ok(req) => handle(&state, &held, req, None).await,
+    let answer = call(&state, &held, &body).await;
+    axum::Json(answer.unwrap_or(Value::Null)).into_response()
+}
+
+/// Answers one JSON-RPC request body from a caller holding `held` permissions, as the HTTP
+/// route does (`None` for a notification). Malformed input gets a JSON-RPC error, never a
+/// panic; the fuzz target in `devnet/fuzz` drives this.
+pub async fn call(state: &ApiState, held: &[String], body: &[u8]) -> Option<Value> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(req) => handle(state, held, req, None).await,
         Err(e) => Some(error_frame(
             Value::Null,
             RpcErr {
@@ -202,8 +210,7 @@ async fn http_call(
                 message: format!("parse error: {e}"),
             },
         )),
-    };
-    axum::Json(answer.unwrap_or(Value::Null)).into_response()
+    }
 }
 
 fn error_frame(id: Value, e: RpcErr) -> Value {
