@@ -193,6 +193,34 @@ pub struct MarketDeal {
     pub proposal: DealProposal,
     /// Its activation and payment state.
     pub state: DealState,
+    /// The sector that activated it (the market actor records it from nv22; `None` before
+    /// activation or on older networks). A snap deal's sector is known only from here.
+    #[serde(default)]
+    pub sector: Option<SectorNumber>,
+}
+
+/// How far a sector has come on chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum SectorStage {
+    /// Pre-committed, waiting for its prove-commit.
+    PreCommitted,
+    /// Proven: the sector is live (it may hold activated deals).
+    Proven,
+}
+
+/// A sector as the miner actor holds it (`StateSectorPreCommitInfo`, `StateSectorGetInfo`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SectorOnChain {
+    /// Pre-committed or proven.
+    pub stage: SectorStage,
+    /// The builtin-market deals named at pre-commit (empty for sectors whose pieces are only
+    /// named at prove-commit, as with direct data onboarding).
+    pub deal_ids: Vec<DealId>,
+    /// The unsealed sector CID (commD) declared at pre-commit, when known.
+    pub unsealed_cid: Option<Cid>,
+    /// The epoch the sector expires.
+    pub expiration: ChainEpoch,
 }
 
 /// The node API a storage market needs.
@@ -224,12 +252,12 @@ pub trait ChainNode: Send + Sync {
     async fn wait_message(&self, cid: &Cid, confidence: u64) -> Result<MessageLookup, ChainError>;
     /// A published deal, `None` once it has expired, timed out or been removed.
     async fn market_deal(&self, id: DealId) -> Result<Option<MarketDeal>, ChainError>;
-    /// Whether a sector has been pre-committed (or already proven).
-    async fn sector_precommitted(
+    /// A miner's sector: pre-committed, proven, or `None` when the actor has neither.
+    async fn sector(
         &self,
         miner: &Address,
         sector: SectorNumber,
-    ) -> Result<bool, ChainError>;
+    ) -> Result<Option<SectorOnChain>, ChainError>;
     /// An address's wallet balance.
     async fn wallet_balance(&self, addr: &Address) -> Result<TokenAmount, ChainError>;
     /// The network version at the head (`StateNetworkVersion`): which rules deals follow.

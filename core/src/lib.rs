@@ -26,6 +26,7 @@ pub mod deal;
 pub mod host;
 pub mod jwt;
 pub mod message;
+pub mod miner;
 pub mod multicodec;
 pub mod report;
 #[cfg(feature = "host")]

@@ -20,7 +20,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use commp::PaddedPieceSize;
 use futures::{SinkExt, StreamExt};
 use lotus_api::json::*;
-use market_core::chain::{ChainError, ChainNode, Message};
+use market_core::chain::{ChainError, ChainNode, Message, SectorStage};
 use market_core::jwt;
 use market_core::message::{SignedMessage, UnsignedMessage};
 use market_core::types::{ChainEpoch, DealId, SectorNumber, TokenAmount};
@@ -444,7 +444,7 @@ async fn dispatch(state: &ApiState, method: &str, values: &[Value]) -> Result<Va
             to(MarketDealJson {
                 proposal: (&d.proposal).into(),
                 state: DealStateJson {
-                    sector_number: 0,
+                    sector_number: d.sector.map_or(0, |s| s.0),
                     sector_start_epoch: d.state.sector_start_epoch.get(),
                     last_updated_epoch: d.state.last_updated_epoch.get(),
                     slash_epoch: d.state.slash_epoch.get(),
@@ -455,14 +455,38 @@ async fn dispatch(state: &ApiState, method: &str, values: &[Value]) -> Result<Va
             p.count(3)?;
             let AddressJson(miner) = p.get(0)?;
             let n: u64 = p.get(1)?;
-            let sector = SectorNumber(n);
-            let present = if method.ends_with("PreCommitInfo") {
-                chain.sector_precommitted(&miner, sector).await?
-            } else {
-                chain.sector_proven(&miner, sector)
+            let Some(record) = chain.sector_record(&miner, SectorNumber(n)) else {
+                return Ok(Value::Null);
             };
-            Ok(if present {
-                json!({"Info": {"SectorNumber": n, "SealProof": 8}, "SectorNumber": n})
+            let info = &record.info;
+            let deal_ids: Vec<u64> = info.deal_ids.iter().map(|d| d.0).collect();
+            let proven = record.stage == SectorStage::Proven;
+            Ok(if method.ends_with("PreCommitInfo") {
+                if proven {
+                    return Ok(Value::Null);
+                }
+                to(SectorPreCommitOnChainJson {
+                    info: SectorPreCommitInfoJson {
+                        seal_proof: info.seal_proof,
+                        sector_number: n,
+                        sealed_cid: info.sealed_cid,
+                        seal_rand_epoch: info.seal_rand_epoch.get(),
+                        deal_ids,
+                        expiration: info.expiration.get(),
+                        unsealed_cid: info.unsealed_cid,
+                    },
+                    pre_commit_deposit: TokenAmount::ZERO,
+                    pre_commit_epoch: record.precommit_epoch,
+                })?
+            } else if proven {
+                to(SectorOnChainJson {
+                    sector_number: n,
+                    seal_proof: info.seal_proof,
+                    sealed_cid: info.sealed_cid,
+                    deal_ids,
+                    activation: record.activation,
+                    expiration: info.expiration.get(),
+                })?
             } else {
                 Value::Null
             })

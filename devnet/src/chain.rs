@@ -47,6 +47,10 @@ use market_core::types::{
 };
 use market_core::wallet;
 
+mod sectors;
+
+pub use sectors::SectorRecord;
+
 /// Dev chain parameters.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -185,6 +189,9 @@ struct ActiveDeal {
     /// Resolved id addresses of client and provider.
     client: u64,
     provider: u64,
+    /// The sector that activated it.
+    #[serde(default)]
+    sector: Option<SectorNumber>,
 }
 
 #[derive(Default, Clone, Serialize, Deserialize)]
@@ -221,7 +228,9 @@ struct State {
     /// `MsgUuid` → the message pushed for it.
     #[serde(with = "pairs")]
     by_uuid: HashMap<uuid::Uuid, Cid>,
-    precommitted: HashSet<(u64, u64)>,
+    /// Sectors by (miner id, sector number): pre-committed or proven.
+    #[serde(default, with = "pairs")]
+    sectors: BTreeMap<(u64, u64), SectorRecord>,
     burnt: TokenAmount,
     /// Deals that ended, with the reason, for tests and operators to inspect.
     #[serde(with = "pairs")]
@@ -525,16 +534,17 @@ impl DevChain {
     /// Whether a sector is on chain (proven).
     pub fn sector_proven(&self, miner: &Address, sector: SectorNumber) -> bool {
         let s = self.lock();
-        s.resolve(miner).is_some_and(|mid| {
-            s.deals.values().any(|d| {
-                d.provider == mid
-                    && d.state.sector_start_epoch.get() >= 0
-                    && s.sealing
-                        .placed
-                        .iter()
-                        .any(|(_, (m, n))| s.resolve(m) == Some(mid) && *n == sector)
-            })
-        })
+        s.resolve(miner)
+            .and_then(|mid| s.sector(mid, sector))
+            .is_some_and(|r| r.stage == SectorStage::Proven)
+    }
+
+    /// A miner's sector, pre-committed or proven, as the miner actor keeps it.
+    pub fn sector_record(&self, miner: &Address, sector: SectorNumber) -> Option<SectorRecord> {
+        let s = self.lock();
+        s.resolve(miner)
+            .and_then(|mid| s.sector(mid, sector))
+            .cloned()
     }
 
     /// A miner whose owner and worker are these, if one exists.
@@ -587,8 +597,8 @@ impl DevChain {
     pub fn seal_prove_all(&self) -> usize {
         let pre = std::mem::take(&mut self.write().sealing.precommitted);
         let mut done = 0;
-        for (miner, sector, deals) in pre {
-            match self.prove_commit_sector(&miner, sector, &deals) {
+        for (miner, sector, _deals) in pre {
+            match self.prove_commit_sector(&miner, sector) {
                 Ok(()) => done += 1,
                 Err(e) => tracing::warn!(%sector, error = %e, "dev sealer: prove-commit failed"),
             }
@@ -685,8 +695,9 @@ impl DevChain {
         }
     }
 
-    /// Records a sector pre-commit carrying `deals`. Fails if a deal is unknown, belongs to
-    /// another provider or is already in a sector.
+    /// Pre-commits `sector` of `miner` with `deals`, declaring the commD an honest sealer
+    /// computes from their pieces, under the same checks as a `PreCommitSectorBatch2`
+    /// message from the miner's worker (the dev sealer's path).
     pub fn precommit_sector(
         &self,
         miner: &Address,
@@ -694,45 +705,76 @@ impl DevChain {
         deals: &[DealId],
     ) -> Result<(), ChainError> {
         let mut s = self.write();
-        let mid = s.check_sector_deals(miner, deals, |d, id, mid, _| {
-            if d.provider != mid {
-                Some(format!("deal {id} is not for {miner}"))
-            } else if d.state.sector_start_epoch.get() >= 0 {
-                Some(format!("deal {id} already activated"))
-            } else {
-                None
-            }
-        })?;
-        s.precommitted.insert((mid, sector.0));
-        Ok(())
+        let mid = s.resolve(miner).ok_or(ChainError::ActorNotFound(*miner))?;
+        let m = s
+            .miners
+            .get(&mid)
+            .cloned()
+            .ok_or(ChainError::ActorNotFound(*miner))?;
+        let pieces: Vec<(Cid, u64)> = deals
+            .iter()
+            .filter_map(|d| s.deals.get(&d.0))
+            .map(|d| (d.proposal.piece_cid, d.proposal.piece_size))
+            .collect();
+        let end = deals
+            .iter()
+            .filter_map(|d| s.deals.get(&d.0))
+            .map(|d| d.proposal.end_epoch.get())
+            .max()
+            .unwrap_or(s.epoch + 1);
+        let unsealed_cid = if pieces.is_empty() {
+            None
+        } else {
+            Some(sectors::commd_of(m.sector_size, &pieces).map_err(ChainError::MessageRejected)?)
+        };
+        let info = market_core::miner::SectorPreCommitInfo {
+            seal_proof: market_core::miner::seal_proof_for(m.sector_size).unwrap_or(-1),
+            sector_number: sector,
+            sealed_cid: unsealed_cid.unwrap_or_default(),
+            seal_rand_epoch: ChainEpoch::new(s.epoch),
+            deal_ids: deals.to_vec(),
+            expiration: ChainEpoch::new(end + ChainEpoch::PER_DAY),
+            unsealed_cid,
+        };
+        let worker = s
+            .resolve(&m.worker)
+            .ok_or(ChainError::ActorNotFound(m.worker))?;
+        s.precommit_batch(mid, worker, vec![info])
+            .map_err(|r| ChainError::MessageRejected(r.reason))
     }
 
     /// Proves a pre-committed sector, activating its deals (the market actor's
-    /// `ActivateDeals`). Deals past their start epoch cannot be activated.
+    /// `ActivateDeals`), under the same checks as a `ProveCommitSectors3` message from the
+    /// miner's worker. Deals past their start epoch cannot be activated.
     pub fn prove_commit_sector(
         &self,
         miner: &Address,
         sector: SectorNumber,
-        deals: &[DealId],
     ) -> Result<(), ChainError> {
         let mut s = self.write();
         let mid = s.resolve(miner).ok_or(ChainError::ActorNotFound(*miner))?;
-        if !s.precommitted.contains(&(mid, sector.0)) {
-            return Err(ChainError::MessageRejected(format!(
-                "sector {sector} not pre-committed"
-            )));
-        }
-        s.check_sector_deals(miner, deals, |d, id, _, epoch| {
-            (d.proposal.start_epoch.get() < epoch)
-                .then(|| format!("deal {id} start epoch has passed"))
-        })?;
-        let epoch = ChainEpoch::new(s.epoch);
-        for d in deals {
-            if let Some(deal) = s.deals.get_mut(&d.0) {
-                deal.state.sector_start_epoch = epoch;
-            }
-        }
-        Ok(())
+        let m = s
+            .miners
+            .get(&mid)
+            .cloned()
+            .ok_or(ChainError::ActorNotFound(*miner))?;
+        let worker = s
+            .resolve(&m.worker)
+            .ok_or(ChainError::ActorNotFound(m.worker))?;
+        let params = market_core::miner::ProveCommitSectors3Params {
+            sector_activations: vec![market_core::miner::SectorActivationManifest {
+                sector_number: sector,
+                pieces: vec![],
+            }],
+            sector_proofs: vec![market_core::miner::Proof(vec![1])],
+            aggregate_proof: vec![],
+            aggregate_proof_type: None,
+            require_activation_success: true,
+            require_notification_success: true,
+        };
+        s.prove_commit(mid, worker, &params)
+            .map(|_| ())
+            .map_err(|r| ChainError::MessageRejected(r.reason))
     }
 
     /// Terminates a deal early (a sector fault), burning the provider's collateral.
@@ -759,29 +801,6 @@ impl DevChain {
 }
 
 impl State {
-    /// Resolves `miner` and checks each deal exists and passes `problem` (deal, id, miner id,
-    /// current epoch → rejection text). Returns the miner's id.
-    fn check_sector_deals(
-        &self,
-        miner: &Address,
-        deals: &[DealId],
-        problem: impl Fn(&ActiveDeal, DealId, u64, i64) -> Option<String>,
-    ) -> Result<u64, ChainError> {
-        let mid = self
-            .resolve(miner)
-            .ok_or(ChainError::ActorNotFound(*miner))?;
-        for &id in deals {
-            let deal = self
-                .deals
-                .get(&id.0)
-                .ok_or_else(|| ChainError::MessageRejected(format!("deal {id} not found")))?;
-            if let Some(why) = problem(deal, id, mid, self.epoch) {
-                return Err(ChainError::MessageRejected(why));
-            }
-        }
-        Ok(mid)
-    }
-
     fn ensure_account(&mut self, addr: Address) -> u64 {
         if let Some(id) = addr.id() {
             return id;
@@ -836,6 +855,23 @@ impl State {
             let b = s.balances.entry(from).or_default();
             *b = b.checked_add(msg.value).unwrap_or(*b);
         };
+        let miner = self
+            .resolve(&msg.to)
+            .filter(|id| self.miners.contains_key(id));
+        if let (Some(mid), true) = (miner, msg.method != 0) {
+            return match self.miner_method(mid, from, msg) {
+                Ok(return_data) => Receipt {
+                    exit_code: ExitCode::OK,
+                    return_data,
+                    fee,
+                },
+                Err(refusal) => {
+                    tracing::warn!(miner = %msg.to, method = msg.method, reason = %refusal.reason, "devnet: miner message refused");
+                    refund(self);
+                    fail(refusal.code, fee)
+                }
+            };
+        }
         if msg.to != deal::STORAGE_MARKET_ACTOR {
             if msg.method != 0 {
                 refund(self);
@@ -866,6 +902,37 @@ impl State {
                 refund(self);
                 fail(code, fee)
             }
+        }
+    }
+
+    /// A message to miner actor `mid`: the sector methods a sealer sends.
+    fn miner_method(
+        &mut self,
+        mid: u64,
+        from: u64,
+        msg: &Message,
+    ) -> Result<Vec<u8>, sectors::Refusal> {
+        use market_core::miner::{self, method};
+        let bad_params = |e: cbor::DecodeError| sectors::Refusal {
+            code: ExitCode::ILLEGAL_ARGUMENT,
+            reason: format!("params: {e}"),
+        };
+        match msg.method {
+            method::PRE_COMMIT_SECTOR_BATCH2 => {
+                let p: miner::PreCommitSectorBatchParams2 =
+                    cbor::from_slice(&msg.params, 1 << 20).map_err(bad_params)?;
+                self.precommit_batch(mid, from, p.sectors)?;
+                Ok(vec![])
+            }
+            method::PROVE_COMMIT_SECTORS3 => {
+                let p: miner::ProveCommitSectors3Params =
+                    cbor::from_slice(&msg.params, 4 << 20).map_err(bad_params)?;
+                Ok(cbor::to_vec(&self.prove_commit(mid, from, &p)?))
+            }
+            other => Err(sectors::Refusal {
+                code: ExitCode(22), // USR_UNHANDLED_MESSAGE
+                reason: format!("miner method {other} is not simulated"),
+            }),
         }
     }
 
@@ -1026,6 +1093,7 @@ impl State {
                     state,
                     client,
                     provider,
+                    sector: None,
                 },
             );
             ids.push(DealId(id));
@@ -1292,17 +1360,18 @@ impl ChainNode for DevChain {
         Ok(s.deals.get(&id.0).map(|d| MarketDeal {
             proposal: d.proposal.clone(),
             state: d.state,
+            sector: d.sector,
         }))
     }
 
-    async fn sector_precommitted(
+    async fn sector(
         &self,
         miner: &Address,
         sector: SectorNumber,
-    ) -> Result<bool, ChainError> {
+    ) -> Result<Option<SectorOnChain>, ChainError> {
         let s = self.lock();
         let id = s.resolve(miner).ok_or(ChainError::ActorNotFound(*miner))?;
-        Ok(s.precommitted.contains(&(id, sector.0)))
+        Ok(s.sector(id, sector).map(|r| r.on_chain()))
     }
 
     async fn wallet_balance(&self, addr: &Address) -> Result<TokenAmount, ChainError> {

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use market_core::chain::ChainError;
 use market_core::types::{Address, DealId, SectorNumber};
-use storage_market::sealer::{PieceHandle, PieceLocation, Sealer, SealerError, SealingDeal};
+use storage_market::sealer::{
+    Handoff, PieceHandle, PieceLocation, Sealer, SealerError, SealingDeal,
+};
 
 use crate::DevChain;
 
@@ -95,7 +97,7 @@ impl Sealer for DevSealer {
         &self,
         deal: &SealingDeal,
         _piece: &PieceHandle,
-    ) -> Result<PieceLocation, SealerError> {
+    ) -> Result<Handoff, SealerError> {
         if !self.accepting.load(Ordering::SeqCst) {
             return Err(SealerError::Unavailable("dev sealer paused".into()));
         }
@@ -104,6 +106,6 @@ impl Sealer for DevSealer {
             .add_piece(&deal.miner, deal.deal_id)
             .await
             .map_err(|e| SealerError::Unavailable(e.to_string()))?;
-        Ok(PieceLocation { sector, offset: 0 })
+        Ok(Handoff::Placed(PieceLocation { sector, offset: 0 }))
     }
 }

@@ -24,7 +24,6 @@ use market_core::types::{
     Address, AddressKind, ChainEpoch, DealId, NetworkVersion, SectorNumber, TokenAmount,
 };
 use market_core::wallet::{SignPurpose, Wallet};
-use serde_json::Value;
 use tokio::sync::{Mutex, mpsc};
 
 use crate::json::*;
@@ -675,27 +674,37 @@ impl ChainNode for LotusChain {
         }
     }
 
-    async fn sector_precommitted(
+    async fn sector(
         &self,
         miner: &Address,
         sector: SectorNumber,
-    ) -> Result<bool, ChainError> {
-        let pre: Value = self
+    ) -> Result<Option<SectorOnChain>, ChainError> {
+        let pre: Option<SectorPreCommitOnChainJson> = self
             .rpc
             .call(
                 "StateSectorPreCommitInfo",
                 (AddressJson(*miner), sector.0, HEAD),
             )
             .await?;
-        if !pre.is_null() {
-            return Ok(true);
+        if let Some(pre) = pre {
+            return Ok(Some(SectorOnChain {
+                stage: SectorStage::PreCommitted,
+                deal_ids: pre.info.deal_ids.into_iter().map(DealId).collect(),
+                unsealed_cid: pre.info.unsealed_cid,
+                expiration: ChainEpoch::new(pre.info.expiration),
+            }));
         }
         // Once proven, the pre-commit is gone and the sector is on chain.
-        let info: Value = self
+        let info: Option<SectorOnChainJson> = self
             .rpc
             .call("StateSectorGetInfo", (AddressJson(*miner), sector.0, HEAD))
             .await?;
-        Ok(!info.is_null())
+        Ok(info.map(|i| SectorOnChain {
+            stage: SectorStage::Proven,
+            deal_ids: i.deal_ids.into_iter().map(DealId).collect(),
+            unsealed_cid: None,
+            expiration: ChainEpoch::new(i.expiration),
+        }))
     }
 
     async fn wallet_balance(&self, addr: &Address) -> Result<TokenAmount, ChainError> {

@@ -14,7 +14,9 @@ use market_core::Cid;
 use market_core::chain::{CollateralBounds, ExitCode, MarketBalance, MarketDeal};
 use market_core::deal::{DealProposal, DealState};
 use market_core::message::{SignedMessage, UnsignedMessage};
-use market_core::types::{Address, ChainEpoch, DealLabel, Signature, SignatureType, TokenAmount};
+use market_core::types::{
+    Address, ChainEpoch, DealLabel, SectorNumber, Signature, SignatureType, TokenAmount,
+};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -581,8 +583,66 @@ impl From<MarketDealJson> for MarketDeal {
                 slash_epoch: ChainEpoch::new(d.state.slash_epoch),
                 verified_claim: 0,
             },
+            sector: (d.state.sector_start_epoch >= 0 && d.state.sector_number > 0)
+                .then_some(SectorNumber(d.state.sector_number)),
         }
     }
+}
+
+/// `miner.SectorPreCommitInfo`: what a pre-commit declared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SectorPreCommitInfoJson {
+    /// `abi.RegisteredSealProof`.
+    pub seal_proof: i64,
+    /// The sector number.
+    pub sector_number: u64,
+    /// commR.
+    #[serde(rename = "SealedCID", with = "cid")]
+    pub sealed_cid: Cid,
+    /// The ticket epoch.
+    pub seal_rand_epoch: i64,
+    /// Builtin-market deals in the sector (`null` when none).
+    #[serde(rename = "DealIDs", default, deserialize_with = "null_vec")]
+    pub deal_ids: Vec<u64>,
+    /// Expiration epoch.
+    pub expiration: i64,
+    /// commD, `null` for a sector of zeros.
+    #[serde(with = "opt_cid", default)]
+    pub unsealed_cid: Option<Cid>,
+}
+
+/// `miner.SectorPreCommitOnChainInfo` (`StateSectorPreCommitInfo`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SectorPreCommitOnChainJson {
+    /// The declaration.
+    pub info: SectorPreCommitInfoJson,
+    /// The deposit held until prove-commit.
+    #[serde(with = "amount")]
+    pub pre_commit_deposit: TokenAmount,
+    /// The epoch it landed.
+    pub pre_commit_epoch: i64,
+}
+
+/// `miner.SectorOnChainInfo` (`StateSectorGetInfo`): the fields a market reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SectorOnChainJson {
+    /// The sector number.
+    pub sector_number: u64,
+    /// `abi.RegisteredSealProof`.
+    pub seal_proof: i64,
+    /// commR.
+    #[serde(rename = "SealedCID", with = "cid")]
+    pub sealed_cid: Cid,
+    /// Builtin-market deals (`DealIDs` before nv22, gone after; `null` when none).
+    #[serde(rename = "DealIDs", default, deserialize_with = "null_vec")]
+    pub deal_ids: Vec<u64>,
+    /// Activation epoch.
+    pub activation: i64,
+    /// Expiration epoch.
+    pub expiration: i64,
 }
 
 /// `api.MinerInfo`: the fields a market reads; every address is an id address.

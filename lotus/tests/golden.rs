@@ -216,7 +216,10 @@ async fn adapter_requests_match_the_documented_params() {
     assert_eq!(found.epoch.get(), 10101);
     let d = node.market_deal(DealId(5432)).await.unwrap().unwrap();
     assert_eq!(d.state.sector_start_epoch.get(), 10101);
-    assert!(node.sector_precommitted(&a, SectorNumber(9)).await.unwrap());
+    let sector = node.sector(&a, SectorNumber(9)).await.unwrap().unwrap();
+    assert_eq!(sector.stage, market_core::chain::SectorStage::PreCommitted);
+    assert_eq!(sector.deal_ids, vec![DealId(5432)]);
+    assert!(sector.unsealed_cid.is_some());
     node.wallet_balance(&a).await.unwrap();
     assert_eq!(node.network_version().await.unwrap().0, 29);
     node.search_message(&cid).await.unwrap();

@@ -33,7 +33,7 @@ use storage_market::filter::{BasicFilter, ExternalFilter};
 use storage_market::network::NetworkLimits;
 use storage_market::provider::{AskParams, Provider, ProviderConfig, ProviderDeps};
 use storage_market::publish::PublishConfig;
-use storage_market::sealer::{PieceHandle, PieceLocation, Sealer, SealerError, SealingDeal};
+use storage_market::sealer::{Handoff, PieceHandle, Sealer, SealerError, SealingDeal};
 use storage_market::store::SqliteDealStore;
 use storage_market::types::{Address, TokenAmount};
 use storage_market::wallet::{KeyStore, KeyType};
@@ -621,7 +621,7 @@ impl Sealer for NoSealer {
         &self,
         _deal: &SealingDeal,
         _piece: &PieceHandle,
-    ) -> Result<PieceLocation, SealerError> {
+    ) -> Result<Handoff, SealerError> {
         Err(SealerError::Unavailable(
             "no sealer is connected to this node on a real chain; deals wait at Staged".into(),
         ))

@@ -18,6 +18,7 @@ pub mod filter;
 pub mod lifecycle;
 pub mod message;
 pub mod network;
+pub mod placement;
 pub mod protocol;
 pub mod provider;
 pub mod publish;

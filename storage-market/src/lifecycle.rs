@@ -122,6 +122,7 @@ mod tests {
                 slash_epoch: ChainEpoch::new(slash),
                 verified_claim: 0,
             },
+            sector: None,
         }
     }
 

@@ -28,9 +28,10 @@ use crate::deal::{self, DealProposal, PublishStorageDealsReturn};
 use crate::filter::{BasicFilter, ExternalFilter, FilterContext};
 use crate::lifecycle::{self, ActiveDecision, ActiveFacts, SealingDecision, SealingFacts};
 use crate::message::*;
+use crate::placement::{PieceStatus, Placement, PlacementChange};
 use crate::protocol::Protocol;
 use crate::publish::{PublishConfig, PublishError, Publisher};
-use crate::sealer::{PieceHandle, PieceLocation, Sealer, SealerError, SealingDeal};
+use crate::sealer::{Handoff, PieceHandle, PieceLocation, Sealer, SealerError, SealingDeal};
 use crate::state::{DealEvent, StorageDealStatus};
 use crate::store::{DealStore, ProviderDeal, StoreError};
 use crate::types::{Address, DealUuid, TokenAmount};
@@ -265,6 +266,12 @@ enum StepError {
 
 impl From<PieceStoreError> for StepError {
     fn from(e: PieceStoreError) -> Self {
+        Self::Provider(e.into())
+    }
+}
+
+impl From<StoreError> for StepError {
+    fn from(e: StoreError) -> Self {
         Self::Provider(e.into())
     }
 }
@@ -1205,22 +1212,24 @@ impl Provider {
                     publish_cid: deal.publish_cid.unwrap_or_default(),
                     proposal: p,
                 };
+                let store = &self.inner.deps.store;
+                let waiting = Placement::waiting(deal.proposal_cid, deal.miner, id);
                 match self.inner.deps.sealer.add_piece(&sd, &piece).await {
-                    Ok(PieceLocation { sector, offset }) => {
-                        let record = DealRecord {
-                            miner: deal.miner.to_string(),
-                            deal_id: sd.deal_id.0,
-                            sector: sector.0,
-                            offset,
-                            length: sd.proposal.piece_size,
-                        };
-                        self.inner
-                            .deps
-                            .index
-                            .add_deal(&sd.proposal.piece_cid, record)
+                    Ok(Handoff::Placed(PieceLocation { sector, offset })) => {
+                        let placed = waiting.clone().at(PieceStatus::Packing, sector, offset);
+                        store.queue_for_sealing(&waiting).await?;
+                        store
+                            .update_placements(vec![PlacementChange {
+                                expect: vec![],
+                                new: placed.clone(),
+                            }])
                             .await?;
-                        deal.sector = Some(sector);
-                        deal.sector_offset = Some(offset);
+                        self.adopt_placement(deal, &placed).await?;
+                        self.transition(deal, DealEvent::HandedOff, "").await?;
+                        Ok(Step::Continue)
+                    }
+                    Ok(Handoff::Queued) => {
+                        store.queue_for_sealing(&waiting).await?;
                         self.transition(deal, DealEvent::HandedOff, "").await?;
                         Ok(Step::Continue)
                     }
@@ -1234,18 +1243,24 @@ impl Provider {
             S::AwaitingPreCommit | S::Sealing => {
                 let id = deal.deal_id.ok_or("published deal has no id")?;
                 let awaiting = deal.state == S::AwaitingPreCommit;
+                // Follow the sealer: pull sealers assign and release deals on their own time.
+                let placement = self.inner.deps.store.placement(&deal.proposal_cid).await?;
+                if let Some(placement) = &placement {
+                    self.adopt_placement(deal, placement).await?;
+                }
                 let market_deal = chain.market_deal(id).await?;
                 let pending = market_deal
                     .as_ref()
                     .is_some_and(|md| md.state.sector_start_epoch.get() < 0);
-                let sector_precommitted = if awaiting && pending {
-                    let sector = deal.sector.ok_or("handed-off deal has no sector")?;
-                    chain.sector_precommitted(&deal.miner, sector).await?
-                } else {
-                    false
+                let sector_precommitted = match deal.sector {
+                    Some(sector) if awaiting && pending => chain
+                        .sector(&deal.miner, sector)
+                        .await?
+                        .is_some_and(|s| s.deal_ids.contains(&id)),
+                    _ => false,
                 };
                 let facts = SealingFacts {
-                    market_deal,
+                    market_deal: market_deal.clone(),
                     sector_precommitted,
                 };
                 let (event, message) =
@@ -1255,6 +1270,31 @@ impl Provider {
                         SealingDecision::Removed { message } => (DealEvent::Slashed, message),
                         _ => return Ok(Step::Poll),
                     };
+                if event == DealEvent::Activated {
+                    // The chain's word on the sector wins: a snap deal lands in a sector the
+                    // market never heard of.
+                    let on_chain = market_deal.and_then(|md| md.sector);
+                    if let Some(sector) = on_chain.filter(|s| Some(*s) != deal.sector) {
+                        deal.sector = Some(sector);
+                        deal.sector_offset = None;
+                    }
+                    if let (Some(placement), Some(sector)) = (placement, deal.sector) {
+                        let proving = placement.at(
+                            PieceStatus::Proving,
+                            sector,
+                            deal.sector_offset.unwrap_or(0),
+                        );
+                        self.inner
+                            .deps
+                            .store
+                            .update_placements(vec![PlacementChange {
+                                expect: vec![],
+                                new: proving,
+                            }])
+                            .await?;
+                    }
+                    self.index_deal(deal).await?;
+                }
                 self.transition(deal, event, &message).await?;
                 Ok(Step::Continue)
             }
@@ -1354,6 +1394,41 @@ impl Provider {
 
     /// Whether another deal still needs `deal`'s piece (two deals may carry the same data),
     /// so cleaning up one must not delete it. In doubt (the store fails), keep it.
+    /// Takes the sector and offset a sealer recorded for `deal` (or their absence, after a
+    /// release) into the deal and the piece index.
+    async fn adopt_placement(
+        &self,
+        deal: &mut ProviderDeal,
+        placement: &Placement,
+    ) -> Result<(), ProviderError> {
+        if (placement.sector, placement.offset) == (deal.sector, deal.sector_offset) {
+            return Ok(());
+        }
+        tracing::info!(proposal = %deal.proposal_cid, sector = ?placement.sector, offset = ?placement.offset, status = %placement.status, "deal placement");
+        deal.sector = placement.sector;
+        deal.sector_offset = placement.offset;
+        self.index_deal(deal).await?;
+        self.inner.deps.store.update_provider_deal(deal).await?;
+        Ok(())
+    }
+
+    /// Records in the piece index where `deal` lives, once it has a sector.
+    async fn index_deal(&self, deal: &ProviderDeal) -> Result<(), ProviderError> {
+        let (Some(id), Some(sector)) = (deal.deal_id, deal.sector) else {
+            return Ok(());
+        };
+        let p = &deal.proposal.proposal;
+        let record = DealRecord {
+            miner: deal.miner.to_string(),
+            deal_id: id.0,
+            sector: sector.0,
+            offset: deal.sector_offset.unwrap_or(0),
+            length: p.piece_size,
+        };
+        self.inner.deps.index.add_deal(&p.piece_cid, record).await?;
+        Ok(())
+    }
+
     async fn piece_shared(&self, deal: &ProviderDeal) -> bool {
         let piece = deal.proposal.proposal.piece_cid;
         match self.inner.deps.store.provider_deals().await {

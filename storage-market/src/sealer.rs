@@ -2,9 +2,12 @@
 //!
 //! After hand-off the market follows the sector on chain (pre-commit, then activation of the
 //! deal), so the trait has one method. The sealer gets a [`PieceHandle`], not a path: a
-//! sealer that pushes (lotus-miner `SectorAddPieceToAny`) streams the bytes from it, one that
-//! pulls (droplet's assigner, a remote worker) keeps the piece CID and reads when it wants.
-//! The `devnet` crate's `DevSealer` seals on the dev chain.
+//! sealer that pushes (lotus-miner `SectorAddPieceToAny`) streams the bytes from it and
+//! answers [`Handoff::Placed`]; one that pulls (damocles and venus-sealer through the
+//! market's sealer API) answers [`Handoff::Queued`], and the deal waits in
+//! `AwaitingPreCommit` until a sealer takes it and records its
+//! [placement](crate::placement). The `devnet` crate's `DevSealer` seals on the dev chain;
+//! the `sealing` crate has the pull API and the lotus-miner sealer.
 
 use std::sync::Arc;
 
@@ -37,6 +40,16 @@ pub struct PieceLocation {
     pub offset: u64,
 }
 
+/// What became of a piece handed to the sealer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Handoff {
+    /// The sealer put it in a sector (push model).
+    Placed(PieceLocation),
+    /// It waits for a sealer to take it through the sealer API (pull model).
+    Queued,
+}
+
 /// Sealer errors.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -53,12 +66,12 @@ pub enum SealerError {
 #[async_trait::async_trait]
 pub trait Sealer: Send + Sync {
     /// Adds `piece` for `deal`. Must be idempotent per deal id: calling it again after a
-    /// restart returns the same location.
+    /// restart returns the same answer.
     async fn add_piece(
         &self,
         deal: &SealingDeal,
         piece: &PieceHandle,
-    ) -> Result<PieceLocation, SealerError>;
+    ) -> Result<Handoff, SealerError>;
 }
 
 /// A stored piece, readable whenever the sealer wants its bytes.

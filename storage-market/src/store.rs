@@ -15,6 +15,7 @@ use crate::Cid;
 use crate::cbor;
 use crate::deal::ClientDealProposal;
 use crate::message::{DealParams, SignedStorageAsk, Transfer};
+use crate::placement::{PieceStatus, Placement, PlacementChange};
 use crate::protocol::Protocol;
 use crate::state::StorageDealStatus;
 use crate::types::{Address, DealId, DealUuid, SectorNumber};
@@ -82,6 +83,18 @@ const MIGRATIONS: &[&str] = &[
         idx          INTEGER NOT NULL,
         PRIMARY KEY (proposal_cid, uuid)
     );",
+    // 3: placements of deals in sectors, written by sealers (see `placement.rs`).
+    "CREATE TABLE deal_placements (
+        proposal_cid  TEXT PRIMARY KEY REFERENCES provider_deals(proposal_cid),
+        miner         TEXT NOT NULL,
+        deal_id       INTEGER NOT NULL,
+        piece_status  TEXT NOT NULL,
+        sector        INTEGER,
+        sector_offset INTEGER,
+        updated_at    INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX deal_placements_deal ON deal_placements(miner, deal_id);
+    CREATE INDEX provider_deals_deal_id ON provider_deals(miner, deal_id);",
 ];
 
 /// Database errors.
@@ -94,6 +107,9 @@ pub enum StoreError {
     /// A stored row could not be decoded.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A compare-and-set found another state (someone else changed the row first).
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// A deal with this proposal CID or UUID already exists.
     #[error("duplicate deal: {0}")]
     Duplicate(String),
@@ -275,6 +291,23 @@ pub trait DealStore: Send + Sync {
         &self,
         proposal_cid: &Cid,
     ) -> Result<Option<(PublishRecord, u64)>, StoreError>;
+    /// A provider deal by miner and on-chain deal id.
+    async fn provider_deal_by_deal_id(
+        &self,
+        miner: &Address,
+        id: DealId,
+    ) -> Result<Option<ProviderDeal>, StoreError>;
+    /// Offers a deal to sealers: records `placement` unless the deal already has one (a
+    /// restart must not take a deal back from the sealer holding it).
+    async fn queue_for_sealing(&self, placement: &Placement) -> Result<(), StoreError>;
+    /// A deal's placement.
+    async fn placement(&self, proposal_cid: &Cid) -> Result<Option<Placement>, StoreError>;
+    /// Deals of `miner` waiting for a sealer: state `AwaitingPreCommit`, status `Undefine`,
+    /// oldest first.
+    async fn sealable_deals(&self, miner: &Address) -> Result<Vec<ProviderDeal>, StoreError>;
+    /// Applies every change or none: each placement must exist in one of its expected
+    /// statuses, else [`StoreError::Conflict`] and nothing is written.
+    async fn update_placements(&self, changes: Vec<PlacementChange>) -> Result<(), StoreError>;
 }
 
 /// A publish message as recorded before pushing: its idempotency key, what it says and, once
@@ -291,6 +324,46 @@ pub struct PublishRecord {
     pub proposals: Vec<Cid>,
     /// The CID once pushed.
     pub cid: Option<Cid>,
+}
+
+fn placement_row(r: &rusqlite::Row<'_>) -> Result<Placement, StoreError> {
+    let corrupt =
+        |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{what}: {e}"));
+    let pcid: String = r.get(0)?;
+    let miner: String = r.get(1)?;
+    let status: String = r.get(3)?;
+    Ok(Placement {
+        proposal_cid: Cid::from_str(&pcid).map_err(|e| corrupt("proposal_cid", &e))?,
+        miner: miner.parse().map_err(|e| corrupt("miner", &e))?,
+        deal_id: DealId(r.get::<_, i64>(2)? as u64),
+        status: status.parse().map_err(|e| corrupt("piece_status", &e))?,
+        sector: r.get::<_, Option<i64>>(4)?.map(|s| SectorNumber(s as u64)),
+        offset: r.get::<_, Option<i64>>(5)?.map(|o| o as u64),
+    })
+}
+
+const PLACEMENT_COLS: &str = "proposal_cid, miner, deal_id, piece_status, sector, sector_offset";
+
+fn write_placement(c: &Connection, p: &Placement, insert: bool) -> Result<usize, StoreError> {
+    let sql = if insert {
+        "INSERT OR IGNORE INTO deal_placements (proposal_cid, miner, deal_id, piece_status, sector, sector_offset, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+    } else {
+        "UPDATE deal_placements SET miner = ?2, deal_id = ?3, piece_status = ?4, sector = ?5,
+            sector_offset = ?6, updated_at = ?7 WHERE proposal_cid = ?1"
+    };
+    Ok(c.execute(
+        sql,
+        params![
+            p.proposal_cid.to_string(),
+            p.miner.to_string(),
+            p.deal_id.0 as i64,
+            p.status.as_str(),
+            p.sector.map(|s| s.0 as i64),
+            p.offset.map(|o| o as i64),
+            unix_now(),
+        ],
+    )?)
 }
 
 impl SqliteDealStore {
@@ -602,6 +675,96 @@ impl DealStore for SqliteDealStore {
     }
 
     /// A miner's saved ask.
+    async fn provider_deal_by_deal_id(
+        &self,
+        miner: &Address,
+        id: DealId,
+    ) -> Result<Option<ProviderDeal>, StoreError> {
+        let miner = miner.to_string();
+        self.with(move |c| {
+            Ok(SqliteDealStore::query_provider(
+                c,
+                "WHERE miner = ?1 AND deal_id = ?2",
+                params![miner, id.0 as i64],
+            )?
+            .pop())
+        })
+        .await
+    }
+
+    async fn queue_for_sealing(&self, placement: &Placement) -> Result<(), StoreError> {
+        let p = placement.clone();
+        self.with(move |c| write_placement(c, &p, true).map(|_| ()))
+            .await
+    }
+
+    async fn placement(&self, proposal_cid: &Cid) -> Result<Option<Placement>, StoreError> {
+        let key = proposal_cid.to_string();
+        self.with(move |c| {
+            let sql =
+                format!("SELECT {PLACEMENT_COLS} FROM deal_placements WHERE proposal_cid = ?1");
+            let mut stmt = c.prepare(&sql)?;
+            let mut rows = stmt.query([key])?;
+            rows.next()?.map(placement_row).transpose()
+        })
+        .await
+    }
+
+    async fn sealable_deals(&self, miner: &Address) -> Result<Vec<ProviderDeal>, StoreError> {
+        let miner = miner.to_string();
+        let waiting = StorageDealStatus::AwaitingPreCommit.code() as i64;
+        self.with(move |c| {
+            SqliteDealStore::query_provider(
+                c,
+                "WHERE miner = ?1 AND state = ?2 AND proposal_cid IN
+                    (SELECT proposal_cid FROM deal_placements WHERE piece_status = 'Undefine')",
+                params![miner, waiting],
+            )
+        })
+        .await
+    }
+
+    async fn update_placements(&self, changes: Vec<PlacementChange>) -> Result<(), StoreError> {
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            for change in &changes {
+                let key = change.new.proposal_cid.to_string();
+                let current: Option<String> = tx
+                    .query_row(
+                        "SELECT piece_status FROM deal_placements WHERE proposal_cid = ?1",
+                        [&key],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let Some(current) = current else {
+                    return Err(StoreError::Conflict(format!(
+                        "deal {} is not offered to sealers",
+                        change.new.deal_id
+                    )));
+                };
+                let current: PieceStatus = current
+                    .parse()
+                    .map_err(|e| StoreError::Corrupt(format!("piece_status: {e}")))?;
+                if !change.expect.is_empty() && !change.expect.contains(&current) {
+                    return Err(StoreError::Conflict(format!(
+                        "deal {} is {current}, not {}",
+                        change.new.deal_id,
+                        change
+                            .expect
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" or ")
+                    )));
+                }
+                write_placement(&tx, &change.new, false)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn ask(&self, miner: &Address) -> Result<Option<SignedStorageAsk>, StoreError> {
         let key = miner.to_string();
         self.with(move |c| {

@@ -450,13 +450,13 @@ impl ChainNode for FlakyChain {
         self.check()?;
         self.inner.market_deal(id).await
     }
-    async fn sector_precommitted(
+    async fn sector(
         &self,
         miner: &Address,
         sector: storage_market::types::SectorNumber,
-    ) -> Result<bool, storage_market::chain::ChainError> {
+    ) -> Result<Option<market_core::chain::SectorOnChain>, storage_market::chain::ChainError> {
         self.check()?;
-        self.inner.sector_precommitted(miner, sector).await
+        self.inner.sector(miner, sector).await
     }
     async fn wallet_balance(
         &self,

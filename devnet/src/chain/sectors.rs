@@ -1,0 +1,364 @@
+//! The miner actor's sector rules on the dev chain: `PreCommitSectorBatch2` and
+//! `ProveCommitSectors3`, checked as the miner and market actors check them, without proofs.
+//!
+//! A pre-commit naming deals must declare the commD of their pieces laid out in order
+//! (the market actor's `VerifyDealsForActivation` computes it); the deals must be the
+//! miner's, published, not yet in a sector and not past their start epoch, and end before
+//! the sector expires. A prove-commit's manifest, when it lists pieces, must give that same
+//! commD; pieces notifying the market actor with a deal id activate that deal (direct data
+//! onboarding). Proofs are accepted if present (the dev chain has no proofs stack).
+
+use serde::{Deserialize, Serialize};
+
+use commp::commd::{Piece, unsealed_sector_commitment};
+use commp::{Commitment, PaddedPieceSize, PieceCid};
+use market_core::Cid;
+use market_core::chain::{ExitCode, SectorOnChain, SectorStage};
+use market_core::deal;
+use market_core::miner::{
+    BatchReturn, FailCode, PieceActivationManifest, ProveCommitSectors3Params,
+    SectorActivationManifest, SectorPreCommitInfo, seal_proof_sector_size,
+};
+use market_core::types::{ChainEpoch, DealId, SectorNumber};
+
+use super::State;
+
+/// A sector of a miner, as the dev chain keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SectorRecord {
+    /// What its pre-commit declared.
+    pub info: SectorPreCommitInfo,
+    /// Pre-committed or proven.
+    pub stage: SectorStage,
+    /// The epoch the pre-commit landed.
+    pub precommit_epoch: i64,
+    /// The epoch it was proven, −1 before.
+    pub activation: i64,
+}
+
+impl SectorRecord {
+    /// The chain-facing view.
+    pub fn on_chain(&self) -> SectorOnChain {
+        SectorOnChain {
+            stage: self.stage,
+            deal_ids: self.info.deal_ids.clone(),
+            unsealed_cid: self.info.unsealed_cid,
+            expiration: self.info.expiration,
+        }
+    }
+}
+
+/// A refused sector message: the exit code the receipt carries and the reason, which the
+/// devnet logs (a real chain's receipt has only the code).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub(crate) code: ExitCode,
+    pub(crate) reason: String,
+}
+
+fn illegal(reason: String) -> Refusal {
+    Refusal {
+        code: ExitCode::ILLEGAL_ARGUMENT,
+        reason,
+    }
+}
+
+/// The commD of `pieces` in a sector of `sector_size`, as a piece CID (the form pre-commits
+/// carry).
+pub(crate) fn commd_of(sector_size: u64, pieces: &[(Cid, u64)]) -> Result<Cid, String> {
+    let size = PaddedPieceSize::new(sector_size).map_err(|e| format!("sector size: {e}"))?;
+    let pieces = pieces
+        .iter()
+        .map(|(cid, size)| {
+            let commitment: Commitment = PieceCid::from_cid(cid)
+                .map_err(|e| format!("piece {cid}: {e}"))?
+                .commitment();
+            let size = PaddedPieceSize::new(*size).map_err(|e| format!("piece {cid}: {e}"))?;
+            Ok(Piece { commitment, size })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    unsealed_sector_commitment(size, &pieces)
+        .map(|c| market_core::cid::widen(&c.to_cid_v1()))
+        .map_err(|e| e.to_string())
+}
+
+impl State {
+    /// Whether `sender` may send sector messages for miner `mid` (its worker or a control
+    /// address; the owner too, as the actor allows).
+    fn may_seal(&self, mid: u64, sender: u64) -> bool {
+        self.miners.get(&mid).is_some_and(|m| {
+            std::iter::once(&m.worker)
+                .chain(std::iter::once(&m.owner))
+                .chain(&m.control_addresses)
+                .any(|a| self.resolve(a) == Some(sender))
+        })
+    }
+
+    /// The pieces of `deals` for a sector of miner `mid`, checked for pre-commit.
+    fn precommit_deal_pieces(
+        &self,
+        mid: u64,
+        sector: &SectorPreCommitInfo,
+        claimed: &[DealId],
+    ) -> Result<Vec<(Cid, u64)>, Refusal> {
+        let mut pieces = Vec::with_capacity(sector.deal_ids.len());
+        for (i, id) in sector.deal_ids.iter().enumerate() {
+            let d = self.deals.get(&id.0).ok_or_else(|| Refusal {
+                code: ExitCode::NOT_FOUND,
+                reason: format!("deal {id} not found"),
+            })?;
+            let why = if d.provider != mid {
+                Some(format!("deal {id} is not for miner f0{mid}"))
+            } else if d.state.sector_start_epoch.get() >= 0 {
+                Some(format!("deal {id} already activated"))
+            } else if d.proposal.start_epoch.get() < self.epoch {
+                Some(format!(
+                    "deal {id} start epoch {} has passed (epoch {})",
+                    d.proposal.start_epoch, self.epoch
+                ))
+            } else if d.proposal.end_epoch > sector.expiration {
+                Some(format!(
+                    "deal {id} ends at {} after the sector expires at {}",
+                    d.proposal.end_epoch, sector.expiration
+                ))
+            } else if sector.deal_ids[..i].contains(id) || claimed.contains(id) {
+                Some(format!("deal {id} is named twice"))
+            } else if self.deal_in_a_sector(mid, *id) {
+                Some(format!("deal {id} is already in a pre-committed sector"))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(illegal(why));
+            }
+            pieces.push((d.proposal.piece_cid, d.proposal.piece_size));
+        }
+        Ok(pieces)
+    }
+
+    fn deal_in_a_sector(&self, mid: u64, id: DealId) -> bool {
+        self.sectors
+            .iter()
+            .any(|((m, _), s)| *m == mid && s.info.deal_ids.contains(&id))
+    }
+
+    /// `PreCommitSectorBatch2` from `sender` to miner `mid`: all sectors or none.
+    pub(crate) fn precommit_batch(
+        &mut self,
+        mid: u64,
+        sender: u64,
+        sectors: Vec<SectorPreCommitInfo>,
+    ) -> Result<(), Refusal> {
+        if !self.may_seal(mid, sender) {
+            return Err(Refusal {
+                code: ExitCode::FORBIDDEN,
+                reason: format!("f0{sender} is not a worker or control address of f0{mid}"),
+            });
+        }
+        let miner_size = self.miners.get(&mid).map(|m| m.sector_size).unwrap_or(0);
+        if sectors.is_empty() {
+            return Err(illegal("no sectors to pre-commit".into()));
+        }
+        let mut claimed = Vec::new();
+        for (i, sector) in sectors.iter().enumerate() {
+            let n = sector.sector_number;
+            if seal_proof_sector_size(sector.seal_proof) != Some(miner_size) {
+                return Err(illegal(format!(
+                    "sector {n}: seal proof {} does not make {miner_size}-byte sectors",
+                    sector.seal_proof
+                )));
+            }
+            if self.sectors.contains_key(&(mid, n.0))
+                || sectors[..i].iter().any(|s| s.sector_number == n)
+            {
+                return Err(illegal(format!("sector {n} is already allocated")));
+            }
+            if sector.expiration.get() <= self.epoch {
+                return Err(illegal(format!(
+                    "sector {n} expires at {} which is not after epoch {}",
+                    sector.expiration, self.epoch
+                )));
+            }
+            let pieces = self.precommit_deal_pieces(mid, sector, &claimed)?;
+            claimed.extend(sector.deal_ids.iter().copied());
+            if !pieces.is_empty() {
+                let want = commd_of(miner_size, &pieces)
+                    .map_err(|e| illegal(format!("sector {n}: deals do not fit: {e}")))?;
+                if sector.unsealed_cid != Some(want) {
+                    return Err(illegal(format!(
+                        "sector {n}: unsealed CID {} is not the commD {want} of its deals",
+                        sector
+                            .unsealed_cid
+                            .map_or_else(|| "(zero)".to_owned(), |c| c.to_string())
+                    )));
+                }
+            }
+        }
+        let epoch = self.epoch;
+        for info in sectors {
+            self.sectors.insert(
+                (mid, info.sector_number.0),
+                SectorRecord {
+                    info,
+                    stage: SectorStage::PreCommitted,
+                    precommit_epoch: epoch,
+                    activation: -1,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks one sector's activation; returns the deals it activates.
+    fn check_activation(
+        &self,
+        mid: u64,
+        manifest: &SectorActivationManifest,
+    ) -> Result<Vec<DealId>, Refusal> {
+        let n = manifest.sector_number;
+        let record = self
+            .sectors
+            .get(&(mid, n.0))
+            .filter(|s| s.stage == SectorStage::PreCommitted)
+            .ok_or_else(|| Refusal {
+                code: ExitCode::NOT_FOUND,
+                reason: format!("sector {n} is not pre-committed"),
+            })?;
+        let miner_size = self.miners.get(&mid).map(|m| m.sector_size).unwrap_or(0);
+        let mut deals = record.info.deal_ids.clone();
+        if !manifest.pieces.is_empty() {
+            let pieces: Vec<(Cid, u64)> = manifest.pieces.iter().map(|p| (p.cid, p.size)).collect();
+            let got = commd_of(miner_size, &pieces)
+                .map_err(|e| illegal(format!("sector {n}: pieces do not fit: {e}")))?;
+            let declared = match record.info.unsealed_cid {
+                Some(c) => c,
+                None => commd_of(miner_size, &[]).map_err(illegal)?,
+            };
+            if got != declared {
+                return Err(illegal(format!(
+                    "sector {n}: the manifest's pieces give commD {got}, the pre-commit declared {declared}"
+                )));
+            }
+            for id in &record.info.deal_ids {
+                let Some(d) = self.deals.get(&id.0) else {
+                    continue;
+                };
+                if !pieces.contains(&(d.proposal.piece_cid, d.proposal.piece_size)) {
+                    return Err(illegal(format!(
+                        "sector {n}: deal {id}'s piece is missing from the manifest"
+                    )));
+                }
+            }
+            for piece in &manifest.pieces {
+                deals.extend(self.notified_deals(piece));
+            }
+        }
+        for id in &deals {
+            let d = self.deals.get(&id.0).ok_or_else(|| Refusal {
+                code: ExitCode::NOT_FOUND,
+                reason: format!("sector {n}: deal {id} not found (expired or timed out)"),
+            })?;
+            if d.provider != mid {
+                return Err(illegal(format!("deal {id} is not for miner f0{mid}")));
+            }
+            if d.state.sector_start_epoch.get() >= 0 {
+                return Err(illegal(format!("deal {id} already activated")));
+            }
+            if d.proposal.start_epoch.get() < self.epoch {
+                return Err(illegal(format!("deal {id} start epoch has passed")));
+            }
+        }
+        Ok(deals)
+    }
+
+    /// Deal ids a piece's notifications give the market actor.
+    fn notified_deals(&self, piece: &PieceActivationManifest) -> Vec<DealId> {
+        piece
+            .notify
+            .iter()
+            .filter(|n| n.address == deal::STORAGE_MARKET_ACTOR)
+            .filter_map(|n| market_core::cbor::from_slice::<DealId>(&n.payload, 64).ok())
+            .collect()
+    }
+
+    /// `ProveCommitSectors3` from `sender` to miner `mid`.
+    pub(crate) fn prove_commit(
+        &mut self,
+        mid: u64,
+        sender: u64,
+        params: &ProveCommitSectors3Params,
+    ) -> Result<BatchReturn, Refusal> {
+        if !self.may_seal(mid, sender) {
+            return Err(Refusal {
+                code: ExitCode::FORBIDDEN,
+                reason: format!("f0{sender} is not a worker or control address of f0{mid}"),
+            });
+        }
+        let count = params.sector_activations.len();
+        let proofs_ok = if params.aggregate_proof.is_empty() {
+            params.sector_proofs.len() == count
+                && params.sector_proofs.iter().all(|p| !p.0.is_empty())
+        } else {
+            params.sector_proofs.is_empty() && params.aggregate_proof_type.is_some()
+        };
+        if count == 0 || !proofs_ok {
+            return Err(illegal(
+                "exactly one of sector_proofs (one per sector) or aggregate_proof must be given"
+                    .into(),
+            ));
+        }
+        let mut ret = BatchReturn::default();
+        let mut activations = Vec::new();
+        for (i, manifest) in params.sector_activations.iter().enumerate() {
+            match self.check_activation(mid, manifest) {
+                Ok(deals) => activations.push((manifest.sector_number, deals)),
+                Err(refusal) if params.require_activation_success => return Err(refusal),
+                Err(refusal) => {
+                    tracing::warn!(sector = %manifest.sector_number, reason = %refusal.reason, "devnet: sector not activated");
+                    ret.fail_codes.push(FailCode {
+                        idx: i as u32,
+                        code: refusal.code.0,
+                    });
+                }
+            }
+        }
+        let epoch = ChainEpoch::new(self.epoch);
+        for (sector, deals) in activations {
+            if let Some(record) = self.sectors.get_mut(&(mid, sector.0)) {
+                record.stage = SectorStage::Proven;
+                record.activation = epoch.get();
+            }
+            for id in deals {
+                if let Some(d) = self.deals.get_mut(&id.0) {
+                    d.state.sector_start_epoch = epoch;
+                    d.sector = Some(sector);
+                }
+            }
+            ret.success_count += 1;
+        }
+        Ok(ret)
+    }
+
+    /// A miner's sector.
+    pub(crate) fn sector(&self, mid: u64, n: SectorNumber) -> Option<&SectorRecord> {
+        self.sectors.get(&(mid, n.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commd_of_no_pieces_is_the_zero_sector() {
+        let zero = commd_of(2048, &[]).unwrap();
+        assert_eq!(
+            zero,
+            market_core::cid::widen(
+                &commp::zero_commitment(PaddedPieceSize::new(2048).unwrap()).to_cid_v1()
+            )
+        );
+        assert!(commd_of(2048, &[(zero, 4096)]).is_err());
+    }
+}
