@@ -9,12 +9,16 @@
 //! | `Market.ListDeals` | read | | every deal |
 //! | `Market.ImportData` | admin | `[proposal CID or deal UUID, path]` | `null` |
 //! | `Market.ListPieces` | read | | every stored piece |
+//!
+//! The same endpoint (and `/rpc/v1`) answers droplet's sealer methods, `VENUS_MARKET.*`
+//! (see the `sealing` crate), so damocles and venus-sealer connect to this node as they do to
+//! droplet. Tokens come in `Authorization: Bearer` or `?token=`.
 
 use std::str::FromStr;
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use piecestore::PieceStore;
 use serde_json::{Value, json};
@@ -24,6 +28,7 @@ use storage_market::types::{Address, DealUuid, TokenAmount};
 use url::Url;
 
 use market_core::jwt;
+use sealing::ApiVersion;
 
 /// What the admin API serves.
 #[derive(Clone)]
@@ -40,12 +45,15 @@ pub struct AdminState {
     pub http_url: Url,
     /// Its miners.
     pub miners: Vec<Address>,
+    /// The sealer API, when sealers pull deals from this node.
+    pub sealer: Option<sealing::SealerApi>,
 }
 
 /// The `/rpc/v0` route.
 pub fn router(state: AdminState) -> axum::Router {
     axum::Router::new()
-        .route("/rpc/v0", axum::routing::post(handle))
+        .route("/rpc/v0", axum::routing::post(handle_v0))
+        .route("/rpc/v1", axum::routing::post(handle_v1))
         .with_state(Arc::new(state))
 }
 
@@ -57,17 +65,39 @@ fn permission(method: &str) -> Option<&'static str> {
     })
 }
 
-async fn handle(
+#[derive(serde::Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+async fn handle_v0(
     State(state): State<Arc<AdminState>>,
+    Query(q): Query<TokenQuery>,
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let Some(perms) = token.and_then(|t| jwt::verify(&state.secret, t.trim())) else {
-        return (StatusCode::UNAUTHORIZED, "missing or invalid token\n").into_response();
+    handle(&state, ApiVersion::V0, q, headers, body).await
+}
+
+async fn handle_v1(
+    State(state): State<Arc<AdminState>>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    handle(&state, ApiVersion::V1, q, headers, body).await
+}
+
+async fn handle(
+    state: &AdminState,
+    version: ApiVersion,
+    q: TokenQuery,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let token = sealing::resource::request_token(&headers, q.token.as_deref());
+    let Some(perms) = token.and_then(|t| jwt::verify(&state.secret, t)) else {
+        return StatusCode::UNAUTHORIZED.into_response();
     };
     let Ok(req) = serde_json::from_str::<Value>(&body) else {
         return axum::Json(json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "parse error"}})).into_response();
@@ -78,12 +108,17 @@ async fn handle(
         .and_then(Value::as_str)
         .unwrap_or_default();
     let params = req.get("params").cloned().unwrap_or(json!([]));
+    let sealer_call = match &state.sealer {
+        Some(api) => sealing::api::dispatch(api, &perms, method, &params, version).await,
+        None => None,
+    };
     let result = match permission(method) {
+        _ if sealer_call.is_some() => sealer_call.unwrap_or(Ok(Value::Null)),
         None => Err((-32601, format!("method {method} not found"))),
         Some(p) if !jwt::allows(&perms, p) => {
             Err((-32000, format!("{method} needs the {p} permission")))
         }
-        Some(_) => call(&state, method, &params).await.map_err(|e| (1, e)),
+        Some(_) => call(state, method, &params).await.map_err(|e| (1, e)),
     };
     axum::Json(match result {
         Ok(r) => json!({"jsonrpc": "2.0", "id": id, "result": r}),

@@ -30,6 +30,40 @@ pub struct NodeConfig {
     pub publish: PublishSection,
     /// Which deals are considered.
     pub filters: FilterSection,
+    /// How published deals reach sealers.
+    pub sealing: SealingSection,
+}
+
+/// `[sealing]`: how published deals reach sealers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SealingSection {
+    /// `pull`: damocles, venus-sealer or the `sealer` example take deals through this node's
+    /// `VENUS_MARKET` API and fetch pieces from `/resource` (droplet's model; the default on
+    /// a real chain). `lotus-miner`: the node pushes each piece to `miner_api` with
+    /// `SectorAddPieceToAny` (Boost's model). `dev`: the embedded devnet's sealer seals
+    /// every deal alone in a sector (the default on the devnet). Empty picks the default.
+    pub mode: String,
+    /// lotus-miner's API (`TOKEN:/ip4/…/tcp/2345/http`, like `MINER_API_INFO`), for
+    /// `mode = "lotus-miner"`. Needs an admin token.
+    pub miner_api: Option<String>,
+    /// How long to wait before asking again when lotus-miner answers "too many sectors
+    /// sealing" (Boost: 5 minutes).
+    pub retry_interval_secs: u64,
+    /// How long to keep asking before failing the deal (Boost: 6 hours).
+    pub retry_for_hours: f64,
+}
+
+impl Default for SealingSection {
+    fn default() -> Self {
+        Self {
+            mode: String::new(),
+            miner_api: None,
+            retry_interval_secs: 300,
+            retry_for_hours: 6.0,
+        }
+    }
 }
 
 /// `[libp2p]`.

@@ -4,7 +4,7 @@
 //! admin API on the HTTP listener.
 //!
 //! Repo layout: `config.toml`, `keys/` (wallet), `libp2p.key`, `jwt.secret`, `token` (admin)
-//! and `token.read`, `provider.db`, `index.db`, `messages.db` (signed-message journal),
+//! and `token.read`, `sealer-api-info` (for pull sealers), `provider.db`, `index.db`, `messages.db` (signed-message journal),
 //! `pieces/`, `staging/`, and `devnet/` when the node embeds one.
 
 use std::path::{Path, PathBuf};
@@ -28,12 +28,14 @@ use retrieval_market::RetrievalProvider;
 use retrieval_market::client::url_to_multiaddr;
 use retrieval_market::http::HttpConfig;
 use retrieval_market::types::TransportProtocol;
+use sealing::SealerApi;
 use storage_market::chain::DealPolicy;
 use storage_market::filter::{BasicFilter, ExternalFilter};
 use storage_market::network::NetworkLimits;
 use storage_market::provider::{AskParams, Provider, ProviderConfig, ProviderDeps};
 use storage_market::publish::PublishConfig;
-use storage_market::sealer::{Handoff, PieceHandle, Sealer, SealerError, SealingDeal};
+use storage_market::sealer::Sealer;
+use storage_market::store::DealStore;
 use storage_market::store::SqliteDealStore;
 use storage_market::types::{Address, TokenAmount};
 use storage_market::wallet::{KeyStore, KeyType};
@@ -94,6 +96,11 @@ impl Repo {
     /// The read-only token.
     pub fn read_token(&self) -> PathBuf {
         self.0.join("token.read")
+    }
+    /// `TOKEN:MULTIADDR` of the sealer API with a read+write token, written at start in
+    /// `[sealing] mode = "pull"`.
+    pub fn sealer_api_info(&self) -> PathBuf {
+        self.0.join("sealer-api-info")
     }
     fn under(&self, p: &Path) -> PathBuf {
         if p.is_absolute() {
@@ -248,10 +255,45 @@ impl MarketNode {
             worker.get_or_insert(w);
         }
         let worker = worker.ok_or_else(|| ConfigError::Invalid("no [[miners]]".into()))?;
-        let sealer: Arc<dyn Sealer> = match &parts.dev {
-            Some(dev) => Arc::new(DevSealer::new(dev.clone())),
-            None => Arc::new(NoSealer),
+        // HTTP first: a push sealer hands lotus-miner URLs on it.
+        let listener = tokio::net::TcpListener::bind(&cfg.http.listen)
+            .await
+            .map_err(start_err("http listen"))?;
+        let bound = listener.local_addr()?;
+        let http_url = match &cfg.http.public_url {
+            Some(u) => {
+                Url::parse(u).map_err(|e| ConfigError::Invalid(format!("public_url: {e}")))?
+            }
+            None => Url::parse(&format!("http://{bound}/")).map_err(start_err("http"))?,
         };
+        let mode = match (cfg.sealing.mode.as_str(), &parts.dev) {
+            ("", Some(_)) => "dev",
+            ("", None) => "pull",
+            (m, _) => m,
+        };
+        let (sealer, sealer_routes): (Arc<dyn Sealer>, Option<axum::Router>) =
+            match (mode, &parts.dev) {
+                ("dev", Some(dev)) => (Arc::new(DevSealer::new(dev.clone())), None),
+                ("dev", None) => {
+                    return Err(ConfigError::Invalid(
+                        "[sealing] mode = \"dev\" needs the embedded devnet (no [chain] api)"
+                            .into(),
+                    )
+                    .into());
+                }
+                ("pull", _) => (Arc::new(sealing::PullSealer), None),
+                ("lotus-miner", _) => {
+                    let s = lotus_miner_sealer(&cfg.sealing, &http_url)?;
+                    let routes = s.router();
+                    (Arc::new(s), Some(routes))
+                }
+                (other, _) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "[sealing] mode = {other:?}: use \"pull\", \"lotus-miner\" or \"dev\""
+                    ))
+                    .into());
+                }
+            };
 
         let parse_size = |n: u64| {
             commp::PaddedPieceSize::new(n)
@@ -335,12 +377,29 @@ impl MarketNode {
         let index =
             SqlitePieceIndex::open(&dir.join("index.db")).map_err(start_err("piece index"))?;
         let index: Arc<dyn PieceIndex> = Arc::new(index);
+        if mode == "pull"
+            && let Some(ma) = url_to_multiaddr(&http_url)
+        {
+            // What a sealer operator gives damocles: a read+write token and the API address.
+            let token = jwt::sign(&secret(dir)?, &[jwt::READ, jwt::WRITE]);
+            write_private(&repo.sealer_api_info(), format!("{token}:{ma}").as_bytes())?;
+        }
+        let store: Arc<dyn DealStore> = Arc::new(
+            SqliteDealStore::open(dir.join("provider.db")).map_err(start_err("deal store"))?,
+        );
+        let sealer_api = (mode == "pull").then(|| {
+            SealerApi::new(
+                store.clone(),
+                Arc::new(chain.clone()),
+                pieces.clone(),
+                index.clone(),
+                miners.clone(),
+            )
+        });
         let deps = ProviderDeps {
             chain: Arc::new(chain.clone()),
             wallet: parts.wallet.clone(),
-            store: Arc::new(
-                SqliteDealStore::open(dir.join("provider.db")).map_err(start_err("deal store"))?,
-            ),
+            store,
             pieces: pieces.clone(),
             index: index.clone(),
             transfers: Some(
@@ -361,16 +420,6 @@ impl MarketNode {
         let retrieval = RetrievalProvider::new(pieces.clone(), index, None, worker);
         let service = retrieval_market::network::serve(&host, retrieval.clone())
             .map_err(start_err("retrieval protocols"))?;
-        let listener = tokio::net::TcpListener::bind(&cfg.http.listen)
-            .await
-            .map_err(start_err("http listen"))?;
-        let bound = listener.local_addr()?;
-        let http_url = match &cfg.http.public_url {
-            Some(u) => {
-                Url::parse(u).map_err(|e| ConfigError::Invalid(format!("public_url: {e}")))?
-            }
-            None => Url::parse(&format!("http://{bound}/")).map_err(start_err("http"))?,
-        };
         let mut p2p_addrs = peer.addrs.clone();
         for a in &mut p2p_addrs {
             a.push(libp2p::multiaddr::Protocol::P2p(peer.peer_id));
@@ -390,11 +439,22 @@ impl MarketNode {
         .merge(admin::router(admin::AdminState {
             secret: secret(dir)?,
             provider: provider.clone(),
-            pieces,
+            pieces: pieces.clone(),
             peer: peer.clone(),
             http_url: http_url.clone(),
             miners: miners.clone(),
-        }));
+            sealer: sealer_api,
+        }))
+        .merge(sealing::resource::router(
+            sealing::resource::ResourceState {
+                secret: secret(dir)?,
+                pieces,
+            },
+        ));
+        let app = match sealer_routes {
+            Some(routes) => app.merge(routes),
+            None => app,
+        };
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "HTTP server stopped");
@@ -611,19 +671,25 @@ async fn connect_chain(
     })
 }
 
-/// The sealer of a node with no sealing connection yet: pieces wait at Staged and are handed
-/// over once one is configured.
-struct NoSealer;
-
-#[async_trait::async_trait]
-impl Sealer for NoSealer {
-    async fn add_piece(
-        &self,
-        _deal: &SealingDeal,
-        _piece: &PieceHandle,
-    ) -> Result<Handoff, SealerError> {
-        Err(SealerError::Unavailable(
-            "no sealer is connected to this node on a real chain; deals wait at Staged".into(),
-        ))
-    }
+/// The push sealer of `[sealing] mode = "lotus-miner"`.
+fn lotus_miner_sealer(
+    cfg: &crate::config::SealingSection,
+    http_url: &Url,
+) -> Result<sealing::lotus_miner::LotusMinerSealer, NodeError> {
+    let api = cfg.miner_api.as_deref().ok_or_else(|| {
+        ConfigError::Invalid("[sealing] mode = \"lotus-miner\" needs miner_api".into())
+    })?;
+    let info = ApiInfo::parse(api, "v0")
+        .map_err(|e| ConfigError::Invalid(format!("[sealing] miner_api: {e}")))?;
+    let rpc = RpcClient::new(info.url, info.token, "Filecoin", RpcConfig::default());
+    let config = sealing::lotus_miner::LotusMinerConfig::default()
+        .with_retry_interval(Duration::from_secs(cfg.retry_interval_secs.max(1)))
+        .with_retry_for(Duration::from_secs_f64(
+            cfg.retry_for_hours.max(0.0) * 3600.0,
+        ));
+    Ok(sealing::lotus_miner::LotusMinerSealer::new(
+        rpc,
+        http_url.clone(),
+        config,
+    ))
 }

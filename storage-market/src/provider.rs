@@ -1211,6 +1211,7 @@ impl Provider {
                     deal_id: id,
                     publish_cid: deal.publish_cid.unwrap_or_default(),
                     proposal: p,
+                    keep_unsealed: !deal.remove_unsealed,
                 };
                 let store = &self.inner.deps.store;
                 let waiting = Placement::waiting(deal.proposal_cid, deal.miner, id);
@@ -1247,6 +1248,25 @@ impl Provider {
                 let placement = self.inner.deps.store.placement(&deal.proposal_cid).await?;
                 if let Some(placement) = &placement {
                     self.adopt_placement(deal, placement).await?;
+                    if !awaiting && placement.status == PieceStatus::Undefine {
+                        self.transition(deal, DealEvent::Released, "released by the sealer")
+                            .await?;
+                        return Ok(Step::Continue);
+                    }
+                }
+                if let Some(sector) = deal.sector
+                    && let Some(said) = self
+                        .inner
+                        .deps
+                        .sealer
+                        .sector_state(&deal.miner, sector)
+                        .await
+                {
+                    let note = format!("sector {sector}: {said}");
+                    if deal.message != note {
+                        deal.message = note;
+                        self.inner.deps.store.update_provider_deal(deal).await?;
+                    }
                 }
                 let market_deal = chain.market_deal(id).await?;
                 let pending = market_deal

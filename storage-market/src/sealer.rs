@@ -29,6 +29,8 @@ pub struct SealingDeal {
     pub publish_cid: Cid,
     /// The proposal.
     pub proposal: DealProposal,
+    /// Keep an unsealed copy of the sector (the client did not ask to remove it).
+    pub keep_unsealed: bool,
 }
 
 /// Where a piece was placed.
@@ -72,6 +74,12 @@ pub trait Sealer: Send + Sync {
         deal: &SealingDeal,
         piece: &PieceHandle,
     ) -> Result<Handoff, SealerError>;
+
+    /// The sealer's own word on a sector (lotus-miner's `PreCommit1`, `WaitSeed`, …), shown
+    /// in the deal's message while it seals; `None` when the sealer does not say.
+    async fn sector_state(&self, _miner: &Address, _sector: SectorNumber) -> Option<String> {
+        None
+    }
 }
 
 /// A stored piece, readable whenever the sealer wants its bytes.

@@ -85,6 +85,8 @@ pub enum DealEvent {
     HandedOff,
     /// The sector holding the deal was pre-committed.
     PreCommitted,
+    /// The sealer gave the deal back (its sector was aborted); it waits for a sealer again.
+    Released,
     /// The sector was proven and the deal activated on chain.
     Activated,
     /// Post-activation clean-up finished.
@@ -129,6 +131,7 @@ impl StorageDealStatus {
             (S::Publishing, E::Published) => S::Staged,
             (S::Staged, E::HandedOff) => S::AwaitingPreCommit,
             (S::AwaitingPreCommit, E::PreCommitted) => S::Sealing,
+            (S::Sealing, E::Released) => S::AwaitingPreCommit,
             (S::AwaitingPreCommit | S::Sealing, E::Activated) => S::Finalizing,
             (S::Finalizing, E::Finalized) => S::Active,
             (S::Active, E::Expired) => S::Expired,
