@@ -271,6 +271,7 @@ impl MarketNode {
             ("", None) => "pull",
             (m, _) => m,
         };
+        let mut unsealer: Option<Arc<dyn retrieval_market::Unsealer>> = None;
         let (sealer, sealer_routes): (Arc<dyn Sealer>, Option<axum::Router>) =
             match (mode, &parts.dev) {
                 ("dev", Some(dev)) => (Arc::new(DevSealer::new(dev.clone())), None),
@@ -283,7 +284,8 @@ impl MarketNode {
                 }
                 ("pull", _) => (Arc::new(sealing::PullSealer), None),
                 ("lotus-miner", _) => {
-                    let s = lotus_miner_sealer(&cfg.sealing, &http_url)?;
+                    let (s, u) = lotus_miner_sealer(&cfg.sealing, &http_url)?;
+                    unsealer = Some(Arc::new(u));
                     let routes = s.router();
                     (Arc::new(s), Some(routes))
                 }
@@ -417,7 +419,7 @@ impl MarketNode {
             .map_err(start_err("storage protocols"))?;
         let peer = host.addr();
 
-        let retrieval = RetrievalProvider::new(pieces.clone(), index, None, worker);
+        let retrieval = RetrievalProvider::new(pieces.clone(), index, unsealer, worker);
         let service = retrieval_market::network::serve(&host, retrieval.clone())
             .map_err(start_err("retrieval protocols"))?;
         let mut p2p_addrs = peer.addrs.clone();
@@ -675,21 +677,32 @@ async fn connect_chain(
 fn lotus_miner_sealer(
     cfg: &crate::config::SealingSection,
     http_url: &Url,
-) -> Result<sealing::lotus_miner::LotusMinerSealer, NodeError> {
+) -> Result<
+    (
+        sealing::lotus_miner::LotusMinerSealer,
+        sealing::unseal::LotusMinerUnsealer,
+    ),
+    NodeError,
+> {
     let api = cfg.miner_api.as_deref().ok_or_else(|| {
         ConfigError::Invalid("[sealing] mode = \"lotus-miner\" needs miner_api".into())
     })?;
     let info = ApiInfo::parse(api, "v0")
         .map_err(|e| ConfigError::Invalid(format!("[sealing] miner_api: {e}")))?;
-    let rpc = RpcClient::new(info.url, info.token, "Filecoin", RpcConfig::default());
+    let rpc = RpcClient::new(
+        info.url,
+        info.token.clone(),
+        "Filecoin",
+        RpcConfig::default(),
+    );
+    let unsealer = sealing::unseal::LotusMinerUnsealer::new(rpc.clone(), info.token);
     let config = sealing::lotus_miner::LotusMinerConfig::default()
         .with_retry_interval(Duration::from_secs(cfg.retry_interval_secs.max(1)))
         .with_retry_for(Duration::from_secs_f64(
             cfg.retry_for_hours.max(0.0) * 3600.0,
         ));
-    Ok(sealing::lotus_miner::LotusMinerSealer::new(
-        rpc,
-        http_url.clone(),
-        config,
+    Ok((
+        sealing::lotus_miner::LotusMinerSealer::new(rpc, http_url.clone(), config),
+        unsealer,
     ))
 }

@@ -11,6 +11,7 @@
 //! | `UpdateDealOnPacking` | write | miner, dealID, sector, padded offset | null |
 //! | `UpdateDealStatus` | write | miner, dealID, piece status (, deal status on v1) | null |
 //! | `ReleaseDeals` (v1) | write | miner, `[dealID]` | null |
+//! | `ReleaseDirectDeals` (v1) | write | miner, `[allocationID]` | null (no DDO deals here) |
 //! | `GetDeals` | read | miner, page index, page size | `[DealInfo]` |
 //! | `GetDealInfo` | read | miner, dealID | `DealInfo` (this market's addition: a lookup by id) |
 //! | `PiecesGetPieceInfo` | read | piece CID | `{PieceCID, Deals}` |
@@ -59,7 +60,10 @@ pub enum ApiVersion {
 
 /// The permission a method needs, `None` if the version has no such method.
 pub fn permission(method: &str, version: ApiVersion) -> Option<&'static str> {
-    let v1_only = matches!(method, "ReleaseDeals" | "AssignDeals");
+    let v1_only = matches!(
+        method,
+        "ReleaseDeals" | "AssignDeals" | "ReleaseDirectDeals"
+    );
     if v1_only && version == ApiVersion::V0 {
         return None;
     }
@@ -69,7 +73,8 @@ pub fn permission(method: &str, version: ApiVersion) -> Option<&'static str> {
         | "MarkDealsAsPacking"
         | "UpdateDealOnPacking"
         | "UpdateDealStatus"
-        | "ReleaseDeals" => jwt::WRITE,
+        | "ReleaseDeals"
+        | "ReleaseDirectDeals" => jwt::WRITE,
         "GetUnPackedDeals" | "GetDeals" | "GetDealInfo" | "PiecesGetPieceInfo"
         | "ActorSectorSize" | "ActorList" | "ActorExist" | "Version" => jwt::READ,
         _ => return None,
@@ -275,6 +280,17 @@ impl SealerApi {
                 let ids: Vec<u64> = p.get::<Option<_>>(1)?.unwrap_or_default();
                 self.release(miner, &ids).await?;
                 Ok(Value::Null)
+            }
+            "ReleaseDirectDeals" => {
+                p.count(method, 2)?;
+                let ids: Vec<u64> = p.get::<Option<_>>(1)?.unwrap_or_default();
+                if ids.is_empty() {
+                    Ok(Value::Null)
+                } else {
+                    Err(ApiError::State(format!(
+                        "allocations {ids:?}: this market makes no direct (DDO) deals"
+                    )))
+                }
             }
             "GetDeals" => {
                 p.count(method, 3)?;

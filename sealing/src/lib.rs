@@ -18,6 +18,7 @@ pub mod client;
 pub mod json;
 pub mod lotus_miner;
 pub mod resource;
+pub mod unseal;
 pub mod worker;
 
 pub use api::{ApiError, ApiVersion, PullSealer, SealerApi};

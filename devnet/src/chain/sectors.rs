@@ -349,6 +349,233 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chain::ActiveDeal;
+    use market_core::chain::MinerInfo;
+    use market_core::deal::{DealProposal, DealState};
+    use market_core::miner::{Proof, SectorActivationManifest};
+    use market_core::types::{Address, DealLabel, TokenAmount};
+
+    const MINER: u64 = 1000;
+    const WORKER: u64 = 1001;
+
+    fn piece(seed: u8) -> (Cid, u64) {
+        let info = commp::commp(&[seed; 900]).unwrap();
+        (
+            market_core::cid::widen(&info.cid_v1()),
+            info.padded_size.get(),
+        )
+    }
+
+    /// A chain at epoch 100 with miner f01000 (2 KiB sectors, worker f01001) and deals 1
+    /// and 2 of 1 KiB pieces, starting at 200.
+    fn state() -> State {
+        let mut s = State {
+            epoch: 100,
+            next_id: WORKER,
+            ..State::default()
+        };
+        let key: Address = "f15ihq5ibzwki2b4ep2f46avlkrqzhpqgtga7pdrq".parse().unwrap();
+        assert_eq!(s.ensure_account(key), WORKER);
+        s.miners.insert(
+            MINER,
+            MinerInfo {
+                owner: Address::new_id(WORKER),
+                worker: Address::new_id(WORKER),
+                control_addresses: vec![],
+                sector_size: 2048,
+            },
+        );
+        for (id, seed) in [(1u64, 1u8), (2, 2)] {
+            let (cid, size) = piece(seed);
+            s.deals.insert(
+                id,
+                ActiveDeal {
+                    proposal: DealProposal {
+                        piece_cid: cid,
+                        piece_size: size,
+                        verified_deal: false,
+                        client: Address::new_id(2000),
+                        provider: Address::new_id(MINER),
+                        label: DealLabel::default(),
+                        start_epoch: ChainEpoch::new(200),
+                        end_epoch: ChainEpoch::new(1000),
+                        storage_price_per_epoch: TokenAmount::ZERO,
+                        provider_collateral: TokenAmount::ZERO,
+                        client_collateral: TokenAmount::ZERO,
+                    },
+                    state: DealState {
+                        sector_start_epoch: ChainEpoch::new(-1),
+                        last_updated_epoch: ChainEpoch::new(-1),
+                        slash_epoch: ChainEpoch::new(-1),
+                        verified_claim: 0,
+                    },
+                    client: 2000,
+                    provider: MINER,
+                    sector: None,
+                },
+            );
+        }
+        s
+    }
+
+    fn precommit(n: u64, deals: &[u64], commd: Option<Cid>) -> SectorPreCommitInfo {
+        SectorPreCommitInfo {
+            seal_proof: 5,
+            sector_number: SectorNumber(n),
+            sealed_cid: Cid::default(),
+            seal_rand_epoch: ChainEpoch::new(99),
+            deal_ids: deals.iter().map(|d| DealId(*d)).collect(),
+            expiration: ChainEpoch::new(5000),
+            unsealed_cid: commd,
+        }
+    }
+
+    fn prove(n: u64, pieces: &[(Cid, u64)]) -> ProveCommitSectors3Params {
+        ProveCommitSectors3Params {
+            sector_activations: vec![SectorActivationManifest {
+                sector_number: SectorNumber(n),
+                pieces: pieces
+                    .iter()
+                    .map(|(cid, size)| PieceActivationManifest {
+                        cid: *cid,
+                        size: *size,
+                        verified_allocation_key: None,
+                        notify: vec![],
+                    })
+                    .collect(),
+            }],
+            sector_proofs: vec![Proof(vec![1])],
+            aggregate_proof: vec![],
+            aggregate_proof_type: None,
+            require_activation_success: true,
+            require_notification_success: true,
+        }
+    }
+
+    #[test]
+    fn a_precommit_must_declare_the_commd_of_its_deals() {
+        let mut s = state();
+        let (p1, p2) = (piece(1), piece(2));
+        let right = commd_of(2048, &[p1, p2]).unwrap();
+        let swapped = commd_of(2048, &[p2, p1]).unwrap();
+        assert_ne!(right, swapped, "order matters");
+        let r = s
+            .precommit_batch(MINER, WORKER, vec![precommit(1, &[1, 2], Some(swapped))])
+            .unwrap_err();
+        assert_eq!(r.code, ExitCode::ILLEGAL_ARGUMENT);
+        assert!(r.reason.contains("is not the commD"), "{}", r.reason);
+        let r = s
+            .precommit_batch(MINER, WORKER, vec![precommit(1, &[1, 2], None)])
+            .unwrap_err();
+        assert!(r.reason.contains("(zero)"), "{}", r.reason);
+        // Through a message, the receipt carries the exit code.
+        let msg = market_core::chain::Message {
+            from: Address::new_id(WORKER),
+            to: Address::new_id(MINER),
+            method: market_core::miner::method::PRE_COMMIT_SECTOR_BATCH2,
+            params: market_core::cbor::to_vec(&market_core::miner::PreCommitSectorBatchParams2 {
+                sectors: vec![precommit(1, &[1, 2], Some(swapped))],
+            }),
+            value: TokenAmount::ZERO,
+            max_fee: TokenAmount::ZERO,
+            uuid: None,
+        };
+        assert_eq!(
+            s.miner_method(MINER, WORKER, &msg).unwrap_err().code,
+            ExitCode::ILLEGAL_ARGUMENT
+        );
+        s.precommit_batch(MINER, WORKER, vec![precommit(1, &[1, 2], Some(right))])
+            .unwrap();
+        assert_eq!(
+            s.sector(MINER, SectorNumber(1)).unwrap().stage,
+            SectorStage::PreCommitted
+        );
+    }
+
+    #[test]
+    fn precommits_check_miner_deals_size_and_sender() {
+        let mut s = state();
+        let c1 = commd_of(2048, &[piece(1)]).unwrap();
+        let refuse = |s: &mut State, sender, info: SectorPreCommitInfo| {
+            s.precommit_batch(MINER, sender, vec![info]).unwrap_err()
+        };
+        assert_eq!(
+            refuse(&mut s, 3000, precommit(1, &[1], Some(c1))).code,
+            ExitCode::FORBIDDEN
+        );
+        let mut wrong_size = precommit(1, &[1], Some(c1));
+        wrong_size.seal_proof = 8;
+        assert!(
+            refuse(&mut s, WORKER, wrong_size)
+                .reason
+                .contains("seal proof")
+        );
+        assert_eq!(
+            refuse(&mut s, WORKER, precommit(1, &[9], Some(c1))).code,
+            ExitCode::NOT_FOUND
+        );
+        let mut short = precommit(1, &[1], Some(c1));
+        short.expiration = ChainEpoch::new(500);
+        assert!(
+            refuse(&mut s, WORKER, short)
+                .reason
+                .contains("after the sector expires")
+        );
+        s.epoch = 201;
+        assert!(
+            refuse(&mut s, WORKER, precommit(1, &[1], Some(c1)))
+                .reason
+                .contains("has passed")
+        );
+        s.epoch = 100;
+        s.precommit_batch(MINER, WORKER, vec![precommit(1, &[1], Some(c1))])
+            .unwrap();
+        assert!(
+            refuse(&mut s, WORKER, precommit(2, &[1], Some(c1)))
+                .reason
+                .contains("already in a pre-committed sector")
+        );
+        assert!(
+            refuse(&mut s, WORKER, precommit(1, &[2], Some(c1)))
+                .reason
+                .contains("already allocated")
+        );
+    }
+
+    #[test]
+    fn a_prove_commit_activates_the_deals_when_its_pieces_match() {
+        let mut s = state();
+        let (p1, p2) = (piece(1), piece(2));
+        let commd = commd_of(2048, &[p1, p2]).unwrap();
+        s.precommit_batch(MINER, WORKER, vec![precommit(4, &[1, 2], Some(commd))])
+            .unwrap();
+        let r = s
+            .prove_commit(MINER, WORKER, &prove(4, &[p2, p1]))
+            .unwrap_err();
+        assert!(r.reason.contains("the pre-commit declared"), "{}", r.reason);
+        let mut no_proof = prove(4, &[p1, p2]);
+        no_proof.sector_proofs.clear();
+        assert!(s.prove_commit(MINER, WORKER, &no_proof).is_err());
+        assert!(
+            s.prove_commit(MINER, WORKER, &prove(5, &[p1])).is_err(),
+            "not pre-committed"
+        );
+        let ret = s.prove_commit(MINER, WORKER, &prove(4, &[p1, p2])).unwrap();
+        assert_eq!(ret.success_count, 1);
+        for id in [1, 2] {
+            let d = &s.deals[&id];
+            assert_eq!(d.state.sector_start_epoch.get(), 100);
+            assert_eq!(d.sector, Some(SectorNumber(4)));
+        }
+        assert_eq!(
+            s.sector(MINER, SectorNumber(4)).unwrap().stage,
+            SectorStage::Proven
+        );
+        assert!(
+            s.prove_commit(MINER, WORKER, &prove(4, &[p1, p2])).is_err(),
+            "proven once"
+        );
+    }
 
     #[test]
     fn commd_of_no_pieces_is_the_zero_sector() {

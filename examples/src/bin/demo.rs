@@ -1,14 +1,17 @@
 //! One command from nothing to stored and retrieved data:
 //!
 //! ```text
-//! cargo run --release -p examples --bin demo
+//! cargo build --release -p examples && target/release/demo
 //! ```
 //!
-//! Starts a dev chain and a provider node, and a client that talks to it only over libp2p
-//! and HTTP on 127.0.0.1: it imports two generated files into UnixFS CARs, makes one online
-//! deal (the provider pulls the CAR over HTTP) and one offline deal (imported through the
-//! admin API), waits until both are active on chain, then retrieves each as a piece
-//! (commP-verified) and as a CAR (every block verified) and checks the bytes.
+//! Starts a dev chain and a provider node, the `sealer` binary as a separate process, and a
+//! client that talks to the provider only over libp2p and HTTP on 127.0.0.1: it imports two
+//! generated files into UnixFS CARs, makes one online deal (the provider pulls the CAR over
+//! HTTP) and one offline deal (imported through the admin API). The sealer takes the
+//! published deals through the provider's sealer API (droplet's pull model), downloads and
+//! verifies each piece, computes commD and pre-commits and proves on the devnet. Once both
+//! deals are active on chain, the client retrieves each as a piece (commP-verified) and as a
+//! CAR (every block verified) and checks the bytes.
 
 use market_core::cid::PieceCidExt;
 use std::path::{Path, PathBuf};
@@ -44,6 +47,19 @@ struct Args {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
+    /// The sealer binary (default: `sealer` next to this one).
+    #[arg(long)]
+    sealer: Option<PathBuf>,
+}
+
+/// The sealer process, killed when the demo ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Prints each step with the time since the start.
@@ -90,8 +106,9 @@ async fn run(args: &Args, dir: &Path) -> Result<(), String> {
         start: Instant::now(),
     };
     let provider_dir = dir.join("provider");
-    node::init(&provider_dir, Some(NodeConfig::local_dev()))
-        .map_err(|e| market_core::report(&e))?;
+    let mut cfg = NodeConfig::local_dev();
+    cfg.sealing.mode = "pull".into();
+    let cfg = node::init(&provider_dir, Some(cfg)).map_err(|e| market_core::report(&e))?;
     let node = MarketNode::start(&provider_dir)
         .await
         .map_err(|e| market_core::report(&e))?;
@@ -111,6 +128,11 @@ async fn run(args: &Args, dir: &Path) -> Result<(), String> {
         .api_info()
         .parse()
         .map_err(|e| market_core::report(&e))?;
+    let sealer = start_sealer(args, dir, &provider_dir, &devnet.api_info(), &miner, &cfg)?;
+    report.step(format!(
+        "sealer process {} pulls deals from the provider's sealer API (VENUS_MARKET) and seals on the devnet",
+        sealer.0.id()
+    ));
     let c = client::open(&dir.join("client"), &api).await?;
     c.dev
         .fund(&c.address, TokenAmount::from_whole(100))
@@ -218,8 +240,10 @@ async fn run(args: &Args, dir: &Path) -> Result<(), String> {
     for (deal, (name, _, _)) in deals.iter().zip(&prepared) {
         let active = wait_active(&c, &peer, deal, deadline).await?;
         report.step(format!(
-            "{name} deal active on chain: deal id {}, sector start epoch {}",
-            active.0, active.1
+            "{name} deal active on chain: deal id {}, sector {}, sector start epoch {}",
+            active.0,
+            active.2.map_or_else(|| "?".into(), |s| s.to_string()),
+            active.1
         ));
     }
 
@@ -245,7 +269,57 @@ async fn run(args: &Args, dir: &Path) -> Result<(), String> {
         "  2 deals active (1 online over HTTP, 1 offline), 4 retrievals verified byte for byte"
     );
     node.stop();
+    drop(sealer);
     Ok(())
+}
+
+/// Runs the `sealer` binary against the provider's sealer API and the devnet's Lotus API,
+/// sending from the miner's owner (the worker key publishes deals).
+fn start_sealer(
+    args: &Args,
+    dir: &Path,
+    provider_dir: &Path,
+    chain_api: &str,
+    miner: &storage_market::types::Address,
+    cfg: &NodeConfig,
+) -> Result<Child, String> {
+    let bin = match &args.sealer {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| market_core::report(&e))?
+            .with_file_name("sealer"),
+    };
+    if !bin.exists() {
+        return Err(format!(
+            "{} not found: build every example first (cargo build --release -p examples)",
+            bin.display()
+        ));
+    }
+    let repo = node::Repo(provider_dir.to_path_buf());
+    let market_api = std::fs::read_to_string(repo.sealer_api_info())
+        .map_err(|e| format!("sealer API info: {e}"))?;
+    let owner = cfg.miners.first().ok_or("no miner")?.owner.clone();
+    let log = std::fs::File::create(dir.join("sealer.log")).map_err(|e| market_core::report(&e))?;
+    let child = std::process::Command::new(&bin)
+        .arg("--market-api")
+        .arg(market_api.trim())
+        .arg("--chain-api")
+        .arg(chain_api)
+        .arg("--miner")
+        .arg(miner.to_string())
+        .arg("--wallet")
+        .arg(provider_dir.join("keys"))
+        .arg("--sender")
+        .arg(owner)
+        .arg("--state")
+        .arg(dir.join("sealer"))
+        .arg("--idle-secs")
+        .arg("0.2")
+        .stdout(log.try_clone().map_err(|e| market_core::report(&e))?)
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", bin.display()))?;
+    Ok(Child(child))
 }
 
 async fn wait_active(
@@ -253,7 +327,7 @@ async fn wait_active(
     peer: &PeerAddr,
     deal: &ClientDeal,
     deadline: Instant,
-) -> Result<(u64, i64), String> {
+) -> Result<(u64, i64, Option<u64>), String> {
     let mut last = String::new();
     loop {
         let d = c
@@ -276,7 +350,11 @@ async fn wait_active(
                 .map_err(|e| market_core::report(&e))?
             && on_chain.state.sector_start_epoch.get() >= 0
         {
-            return Ok((id.0, on_chain.state.sector_start_epoch.get()));
+            return Ok((
+                id.0,
+                on_chain.state.sector_start_epoch.get(),
+                on_chain.sector.map(|s| s.0),
+            ));
         }
         if Instant::now() > deadline {
             return Err(format!(
