@@ -397,3 +397,36 @@ async fn a_piece_corrupted_at_fetch_is_refused_and_sealed_once_repaired() {
     let _sealer = env.sealer(&[]);
     env.wait_all("StorageDealActive").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_piece_with_no_unsealed_copy_is_unsealed_by_the_sealer_for_retrieval() {
+    let env = setup(1).await;
+    env.wait_all("StorageDealAwaitingPreCommit").await;
+    let _sealer = env.sealer(&[]);
+    env.wait_all("StorageDealActive").await;
+    let piece = env.pieces[0];
+    let stored = env.repo.join("pieces").join(piece.to_string());
+    let payload = std::fs::read(&stored).unwrap();
+    // The market loses its copy (a RemoveUnsealedCopy deal, a disk gone).
+    std::fs::remove_file(&stored).unwrap();
+    std::fs::remove_file(env.repo.join("pieces").join(format!("{piece}.meta.json"))).unwrap();
+
+    let url = env.http.join(&format!("piece/{piece}")).unwrap();
+    let body = reqwest::get(url.clone()).await.unwrap();
+    assert_eq!(body.status(), 200, "{}", env.sealer_log());
+    let body = body.bytes().await.unwrap();
+    assert_eq!(body.len(), 1016, "the unpadded piece");
+    assert_eq!(&body[..payload.len()], &payload[..]);
+    assert!(body[payload.len()..].iter().all(|b| *b == 0));
+    let log = env.sealer_log();
+    assert!(
+        log.contains("unsealed piece uploaded to the market"),
+        "{log}"
+    );
+    // The market keeps the copy the sealer uploaded (its commP checked on the way in).
+    assert!(stored.exists());
+    assert_eq!(
+        reqwest::get(url).await.unwrap().bytes().await.unwrap(),
+        body
+    );
+}

@@ -53,6 +53,9 @@ pub struct SealingSection {
     pub retry_interval_secs: u64,
     /// How long to keep asking before failing the deal (Boost: 6 hours).
     pub retry_for_hours: f64,
+    /// How long a retrieval waits for a pull sealer to unseal a piece the store has no copy
+    /// of (a `SectorsUnsealPiece` market event).
+    pub unseal_timeout_secs: u64,
 }
 
 impl Default for SealingSection {
@@ -62,6 +65,7 @@ impl Default for SealingSection {
             miner_api: None,
             retry_interval_secs: 300,
             retry_for_hours: 6.0,
+            unseal_timeout_secs: 3600,
         }
     }
 }

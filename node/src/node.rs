@@ -398,6 +398,16 @@ impl MarketNode {
                 miners.clone(),
             )
         });
+        if let Some(api) = &sealer_api {
+            // Pieces without an unsealed copy come back from a listening pull sealer.
+            unsealer = Some(Arc::new(sealing::unseal::PullUnsealer::new(
+                api.events().clone(),
+                pieces.clone(),
+                &http_url,
+                secret(dir)?,
+                Duration::from_secs(cfg.sealing.unseal_timeout_secs.max(1)),
+            )));
+        }
         let deps = ProviderDeps {
             chain: Arc::new(chain.clone()),
             wallet: parts.wallet.clone(),
@@ -419,7 +429,7 @@ impl MarketNode {
             .map_err(start_err("storage protocols"))?;
         let peer = host.addr();
 
-        let retrieval = RetrievalProvider::new(pieces.clone(), index, unsealer, worker);
+        let retrieval = RetrievalProvider::new(pieces.clone(), index.clone(), unsealer, worker);
         let service = retrieval_market::network::serve(&host, retrieval.clone())
             .map_err(start_err("retrieval protocols"))?;
         let mut p2p_addrs = peer.addrs.clone();
@@ -445,16 +455,21 @@ impl MarketNode {
             peer: peer.clone(),
             http_url: http_url.clone(),
             miners: miners.clone(),
-            sealer: sealer_api,
+            sealer: sealer_api.clone(),
         }))
         .merge(sealing::resource::router(
             sealing::resource::ResourceState {
                 secret: secret(dir)?,
                 pieces,
+                index,
             },
         ));
         let app = match sealer_routes {
             Some(routes) => app.merge(routes),
+            None => app,
+        };
+        let app = match sealer_api {
+            Some(api) => app.merge(sealing::api::ws_router(api, secret(dir)?)),
             None => app,
         };
         let server = tokio::spawn(async move {

@@ -18,6 +18,8 @@
 //! | `ActorSectorSize` | read | miner | bytes |
 //! | `ActorList` / `ActorExist` | read | – / miner | miners / bool |
 //! | `Version` | read | – | `{Version, APIVersion}` |
+//! | `ListenMarketEvent` | read | `{Miner}` | a channel of market events (WebSocket only; see [`events`](crate::events)) |
+//! | `ResponseMarketEvent` | read | `{Id, Payload, Error}` | null |
 //!
 //! Differences from droplet, on purpose: deal state is driven by the chain, so
 //! `UpdateDealStatus` sets the piece status and accepts only the deal's current state (or
@@ -75,8 +77,16 @@ pub fn permission(method: &str, version: ApiVersion) -> Option<&'static str> {
         | "UpdateDealStatus"
         | "ReleaseDeals"
         | "ReleaseDirectDeals" => jwt::WRITE,
-        "GetUnPackedDeals" | "GetDeals" | "GetDealInfo" | "PiecesGetPieceInfo"
-        | "ActorSectorSize" | "ActorList" | "ActorExist" | "Version" => jwt::READ,
+        "GetUnPackedDeals"
+        | "GetDeals"
+        | "GetDealInfo"
+        | "PiecesGetPieceInfo"
+        | "ActorSectorSize"
+        | "ActorList"
+        | "ActorExist"
+        | "Version"
+        | "ListenMarketEvent"
+        | "ResponseMarketEvent" => jwt::READ,
         _ => return None,
     })
 }
@@ -137,6 +147,7 @@ struct Inner {
     miners: Vec<Address>,
     /// One assignment at a time per process; the store's compare-and-set guards the rest.
     assigning: tokio::sync::Mutex<()>,
+    events: crate::events::MarketEvents,
 }
 
 /// Positional JSON-RPC params.
@@ -190,8 +201,14 @@ impl SealerApi {
                 index,
                 miners,
                 assigning: tokio::sync::Mutex::new(()),
+                events: crate::events::MarketEvents::default(),
             }),
         }
+    }
+
+    /// The market events hub: listening sealers and requests waiting for their answers.
+    pub fn events(&self) -> &crate::events::MarketEvents {
+        &self.inner.events
     }
 
     /// The piece store `/resource` serves from.
@@ -335,6 +352,14 @@ impl SealerApi {
                 let AddressJson(miner) = p.get(0)?;
                 Ok(Value::Bool(self.inner.miners.contains(&miner)))
             }
+            "ResponseMarketEvent" => {
+                p.count(method, 1)?;
+                self.inner.events.respond(p.get(0)?);
+                Ok(Value::Null)
+            }
+            "ListenMarketEvent" => Err(ApiError::Params(
+                "ListenMarketEvent returns a channel: call it over a WebSocket".into(),
+            )),
             "Version" => Ok(to_json(&MarketVersion {
                 version: concat!("fil-market-rs/", env!("CARGO_PKG_VERSION")).into(),
                 // droplet v2.15's API version (1.2.0 << 8 style: 0x020300 = 131840).
@@ -723,4 +748,142 @@ impl storage_market::sealer::Sealer for PullSealer {
     ) -> Result<storage_market::sealer::Handoff, storage_market::sealer::SealerError> {
         Ok(storage_market::sealer::Handoff::Queued)
     }
+}
+
+/// `GET /rpc/v0` and `/rpc/v1` upgraded to a WebSocket: every sealer method, and
+/// `ListenMarketEvent` as a go-jsonrpc channel (`xrpc.ch.val` frames, `xrpc.ch.close`).
+pub fn ws_router(api: SealerApi, secret: Vec<u8>) -> axum::Router {
+    let state = Arc::new((api, secret));
+    axum::Router::new()
+        .route(
+            "/rpc/v0",
+            axum::routing::get(
+                |s: axum::extract::State<Arc<(SealerApi, Vec<u8>)>>,
+                 q: axum::extract::Query<TokenQuery>,
+                 h: axum::http::HeaderMap,
+                 ws: axum::extract::ws::WebSocketUpgrade| {
+                    upgrade(s, q, h, ws, ApiVersion::V0)
+                },
+            ),
+        )
+        .route(
+            "/rpc/v1",
+            axum::routing::get(
+                |s: axum::extract::State<Arc<(SealerApi, Vec<u8>)>>,
+                 q: axum::extract::Query<TokenQuery>,
+                 h: axum::http::HeaderMap,
+                 ws: axum::extract::ws::WebSocketUpgrade| {
+                    upgrade(s, q, h, ws, ApiVersion::V1)
+                },
+            ),
+        )
+        .with_state(state)
+}
+
+#[derive(serde::Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// Largest WebSocket frame a sealer may send.
+const MAX_FRAME: usize = 1 << 20;
+
+async fn upgrade(
+    axum::extract::State(state): axum::extract::State<Arc<(SealerApi, Vec<u8>)>>,
+    axum::extract::Query(q): axum::extract::Query<TokenQuery>,
+    headers: axum::http::HeaderMap,
+    ws: axum::extract::ws::WebSocketUpgrade,
+    version: ApiVersion,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let token = crate::resource::request_token(&headers, q.token.as_deref());
+    let Some(perms) = token.and_then(|t| jwt::verify(&state.1, t)) else {
+        return axum::http::StatusCode::UNAUTHORIZED.into_response();
+    };
+    let api = state.0.clone();
+    ws.max_message_size(MAX_FRAME)
+        .on_upgrade(move |socket| serve_socket(api, perms, version, socket))
+}
+
+async fn serve_socket(
+    api: SealerApi,
+    perms: Vec<String>,
+    version: ApiVersion,
+    socket: axum::extract::ws::WebSocket,
+) {
+    use axum::extract::ws::Message as Ws;
+    use futures::{SinkExt, StreamExt};
+    let (mut sink, mut stream) = socket.split();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(64);
+    let writer = tokio::spawn(async move {
+        while let Some(text) = rx.recv().await {
+            if sink.send(Ws::Text(text.into())).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut channels = 0u64;
+    while let Some(Ok(frame)) = stream.next().await {
+        let text = match frame {
+            Ws::Text(t) => t.to_string(),
+            Ws::Close(_) => break,
+            _ => continue,
+        };
+        let Ok(req) = serde_json::from_str::<Value>(&text) else {
+            let _ = tx
+                .send(serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "parse error"}}).to_string())
+                .await;
+            continue;
+        };
+        let id = req["id"].clone();
+        let method = req["method"].as_str().unwrap_or_default().to_string();
+        let params = req["params"].clone();
+        if method == format!("{NAMESPACE}.ListenMarketEvent") {
+            let miner = params[0]["Miner"]
+                .as_str()
+                .and_then(|m| Address::from_str(m).ok());
+            let answer = match miner {
+                None => {
+                    serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32602, "message": "param 0: want {\"Miner\": \"f0…\"}"}})
+                }
+                Some(m) if !jwt::allows(&perms, jwt::READ) || api.served(m).is_err() => {
+                    serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": 1, "message": format!("cannot listen for {m}")}})
+                }
+                Some(m) => {
+                    channels += 1;
+                    let ch = channels;
+                    let mut events = api.events().listen(m);
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        while let Some(e) = events.recv().await {
+                            let frame = serde_json::json!({"jsonrpc": "2.0", "method": "xrpc.ch.val", "params": [ch, e]});
+                            if tx.send(frame.to_string()).await.is_err() {
+                                return;
+                            }
+                        }
+                        let close = serde_json::json!({"jsonrpc": "2.0", "method": "xrpc.ch.close", "params": [ch]});
+                        let _ = tx.send(close.to_string()).await;
+                    });
+                    serde_json::json!({"jsonrpc": "2.0", "id": id, "result": ch})
+                }
+            };
+            let _ = tx.send(answer.to_string()).await;
+            continue;
+        }
+        let (api, perms, tx) = (api.clone(), perms.clone(), tx.clone());
+        tokio::spawn(async move {
+            let answer = match dispatch(&api, &perms, &method, &params, version).await {
+                Some(Ok(r)) => serde_json::json!({"jsonrpc": "2.0", "id": id, "result": r}),
+                Some(Err((code, message))) => {
+                    serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+                }
+                None => {
+                    serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": format!("method '{method}' not found")}})
+                }
+            };
+            let _ = tx.send(answer.to_string()).await;
+        });
+    }
+    drop(tx);
+    writer.abort();
 }

@@ -122,6 +122,66 @@ impl MarketClient {
             .await?)
     }
 
+    /// `ListenMarketEvent` over a WebSocket: the market's requests for `miner`, starting with
+    /// `InitConnect`. The receiver closes when the connection drops (listen again then).
+    pub async fn listen_events(
+        &self,
+        miner: &Address,
+    ) -> Result<tokio::sync::mpsc::Receiver<crate::events::RequestEvent>, ClientError> {
+        let mut raw = self
+            .rpc
+            .subscribe(
+                "ListenMarketEvent",
+                (serde_json::json!({"Miner": miner.to_string()}),),
+            )
+            .await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            while let Some(v) = raw.recv().await {
+                match serde_json::from_value(v) {
+                    Ok(e) => {
+                        if tx.send(e).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "a market event that does not decode"),
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    /// `ResponseMarketEvent`: the answer to an event.
+    pub async fn respond_event(
+        &self,
+        response: &crate::events::ResponseEvent,
+    ) -> Result<(), ClientError> {
+        let _: Option<serde_json::Value> =
+            self.rpc.call("ResponseMarketEvent", (response,)).await?;
+        Ok(())
+    }
+
+    /// `PUT`s `body` to `dest` (an unseal request's `Dest`, a `/resource` URL carrying its
+    /// own token).
+    pub async fn upload(&self, dest: &str, body: Vec<u8>) -> Result<(), String> {
+        let resp = self
+            .http
+            .put(dest)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            let status = resp.status();
+            Err(format!(
+                "{status}: {}",
+                resp.text().await.unwrap_or_default().trim()
+            ))
+        }
+    }
+
     /// Streams a piece's payload from `/resource`, calling `sink` with each chunk; returns
     /// the byte count. At most `limit` bytes are accepted.
     pub async fn fetch_piece(

@@ -15,6 +15,7 @@
 pub mod api;
 pub mod assign;
 pub mod client;
+pub mod events;
 pub mod json;
 pub mod lotus_miner;
 pub mod resource;

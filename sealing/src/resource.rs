@@ -6,6 +6,11 @@
 //! in `Authorization: Bearer` or `?token=` (sophon-auth's two forms); without a valid one
 //! the answer is `401` with an empty body. Errors are droplet's: `400 resource is empty`,
 //! `404 resource <id> not found`, `405` for other methods.
+//!
+//! `PUT /resource?resource-id=<pieceCid>` (a `write` token) is where a sealer uploads a piece
+//! it unsealed for the market (the `Dest` of a `SectorsUnsealPiece` event): the body is
+//! stored only if it hashes to the piece CID at the deal's piece size (`&size=<padded>`, or
+//! the size the piece index knows).
 
 use std::sync::Arc;
 
@@ -23,8 +28,10 @@ use tokio_util::io::ReaderStream;
 pub struct ResourceState {
     /// The JWT secret tokens are checked against.
     pub secret: Vec<u8>,
-    /// Where pieces are read from.
+    /// Where pieces are read from (and unsealed pieces stored).
     pub pieces: Arc<dyn PieceStore>,
+    /// The piece index, for the size of a piece being uploaded.
+    pub index: Arc<dyn piecestore::PieceIndex>,
 }
 
 /// The `/resource` route.
@@ -49,6 +56,7 @@ struct ResourceQuery {
     #[serde(rename = "resource-id")]
     resource_id: Option<String>,
     token: Option<String>,
+    size: Option<u64>,
 }
 
 fn text(status: StatusCode, body: String) -> Response {
@@ -60,6 +68,7 @@ async fn resource(
     method: Method,
     headers: HeaderMap,
     Query(q): Query<ResourceQuery>,
+    body: Body,
 ) -> Response {
     let token = request_token(&headers, q.token.as_deref());
     let Some(perms) = token.and_then(|t| jwt::verify(&state.secret, t)) else {
@@ -67,6 +76,12 @@ async fn resource(
     };
     if !jwt::allows(&perms, jwt::READ) {
         return StatusCode::UNAUTHORIZED.into_response();
+    }
+    if method == Method::PUT {
+        if !jwt::allows(&perms, jwt::WRITE) {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        return upload(&state, &q, body).await;
     }
     if method != Method::GET && method != Method::HEAD {
         return text(
@@ -146,4 +161,57 @@ async fn resource(
             1 << 20,
         )))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// Stores an uploaded (unsealed) piece after checking its commP.
+async fn upload(state: &ResourceState, q: &ResourceQuery, body: Body) -> Response {
+    use futures::TryStreamExt;
+    let Some(id) = q
+        .resource_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    else {
+        return text(StatusCode::BAD_REQUEST, "resource is empty".into());
+    };
+    let not_found = || text(StatusCode::NOT_FOUND, format!("resource {id} not found"));
+    let Ok(piece) = commp::parse_cid(id).map(|c| market_core::cid::widen(&c)) else {
+        return not_found();
+    };
+    let size = match q.size {
+        Some(n) => n,
+        None => match state.index.piece(&piece).await {
+            Ok(Some(r)) => r.meta.padded_size.get(),
+            Ok(None) => return not_found(),
+            Err(e) => {
+                tracing::warn!(%piece, error = %market_core::report(&e), "resource: piece index");
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "piece index failed".into(),
+                );
+            }
+        },
+    };
+    let Ok(padded_size) = commp::PaddedPieceSize::new(size) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("size {size} is not a piece size"),
+        );
+    };
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let reader = tokio_util::io::StreamReader::new(stream);
+    let expect = piecestore::ExpectedPiece {
+        piece_cid: piece,
+        padded_size,
+    };
+    match state.pieces.put(Box::pin(reader), Some(expect)).await {
+        Ok(meta) => {
+            tracing::info!(%piece, bytes = meta.payload_size, "resource: piece uploaded by a sealer");
+            StatusCode::OK.into_response()
+        }
+        Err(e) => {
+            tracing::warn!(%piece, error = %market_core::report(&e), "resource: upload refused");
+            text(StatusCode::BAD_REQUEST, market_core::report(&e))
+        }
+    }
 }

@@ -204,3 +204,88 @@ impl Unsealer for LotusMinerUnsealer {
         Ok(Some(Box::pin(tokio_util::io::StreamReader::new(stream))))
     }
 }
+
+/// Unseals through a pull sealer: a `SectorsUnsealPiece` market event asks a listening
+/// sealer of the miner (damocles, the `sealer` example) to upload the piece to this market's
+/// `PUT /resource`, which stores it once its commP checks out; the range is then read from
+/// the piece store.
+#[derive(Clone)]
+pub struct PullUnsealer {
+    events: crate::events::MarketEvents,
+    pieces: std::sync::Arc<dyn piecestore::PieceStore>,
+    resource: Url,
+    secret: Vec<u8>,
+    timeout: std::time::Duration,
+}
+
+impl PullUnsealer {
+    /// Asks sealers listening on `events`; they upload to `base`'s `/resource` with a
+    /// write token signed with `secret`; waits up to `timeout` for each unseal.
+    pub fn new(
+        events: crate::events::MarketEvents,
+        pieces: std::sync::Arc<dyn piecestore::PieceStore>,
+        base: &Url,
+        secret: Vec<u8>,
+        timeout: std::time::Duration,
+    ) -> Self {
+        let mut resource = base.clone();
+        resource.set_path("/resource");
+        resource.set_query(None);
+        Self {
+            events,
+            pieces,
+            resource,
+            secret,
+            timeout,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Unsealer for PullUnsealer {
+    async fn unsealed(
+        &self,
+        piece: &Cid,
+        deal: &DealRecord,
+        range: ByteRange,
+    ) -> Result<Option<PieceReader>, UnsealError> {
+        if self
+            .pieces
+            .stat(piece)
+            .await
+            .map_err(unavailable)?
+            .is_none()
+        {
+            let miner = Address::from_str(&deal.miner).map_err(unavailable)?;
+            let token = market_core::jwt::sign(
+                &self.secret,
+                &[market_core::jwt::READ, market_core::jwt::WRITE],
+            );
+            let mut dest = self.resource.clone();
+            dest.query_pairs_mut()
+                .append_pair("resource-id", &piece.to_string())
+                .append_pair("size", &deal.length.to_string())
+                .append_pair("token", &token);
+            let request = crate::events::UnsealRequest {
+                piece_cid: *piece,
+                miner,
+                sid: deal.sector,
+                offset: deal.offset / PADDED_BLOCK as u64 * UNPADDED_BLOCK as u64,
+                size: deal.length / PADDED_BLOCK as u64 * UNPADDED_BLOCK as u64,
+                dest: dest.to_string(),
+            };
+            let payload = serde_json::to_value(&request).map_err(unavailable)?;
+            let state = self
+                .events
+                .request(miner, "SectorsUnsealPiece", &payload, self.timeout)
+                .await
+                .map_err(unavailable)?;
+            tracing::info!(%piece, sector = deal.sector, ?state, "a sealer unsealed a piece");
+        }
+        match self.pieces.get(piece, Some(range)).await {
+            Ok(r) => Ok(Some(r)),
+            Err(piecestore::PieceStoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(unavailable(market_core::report(&e))),
+        }
+    }
+}

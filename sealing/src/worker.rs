@@ -48,6 +48,9 @@ pub struct WorkerConfig {
     pub max_fee: TokenAmount,
     /// Where the sector counter and the sector in progress are kept.
     pub state_dir: PathBuf,
+    /// Keep each sealed piece's bytes under `state_dir/unsealed`, to answer the market's
+    /// unseal requests (as a sealer keeping unsealed copies does).
+    pub keep_unsealed: bool,
 }
 
 impl WorkerConfig {
@@ -64,7 +67,14 @@ impl WorkerConfig {
             confidence: 1,
             max_fee: TokenAmount::from_whole(1),
             state_dir,
+            keep_unsealed: true,
         }
+    }
+
+    /// Sets [`keep_unsealed`](Self::keep_unsealed).
+    pub fn with_keep_unsealed(mut self, keep: bool) -> Self {
+        self.keep_unsealed = keep;
+        self
     }
 
     /// Sets [`spec`](Self::spec).
@@ -323,8 +333,15 @@ impl SealWorker {
             })?;
             let mut hasher = CommP::new();
             let limit = size.unpadded().get();
+            let mut copy = Vec::new();
+            let keep = self.config.keep_unsealed;
             self.market
-                .fetch_piece(&d.piece_cid, limit, |chunk| hasher.update(chunk))
+                .fetch_piece(&d.piece_cid, limit, |chunk| {
+                    hasher.update(chunk);
+                    if keep {
+                        copy.extend_from_slice(chunk);
+                    }
+                })
                 .await?;
             let got = hasher
                 .finish_padded_to(size)
@@ -336,6 +353,13 @@ impl SealWorker {
                     expected: Box::new(d.piece_cid),
                     got: got.map_or_else(|e| e.to_string(), |c| c.to_string()),
                 });
+            }
+            if keep {
+                let dir = self.config.state_dir.join("unsealed");
+                std::fs::create_dir_all(&dir)?;
+                let tmp = dir.join(format!("{}.partial", d.piece_cid));
+                std::fs::write(&tmp, &copy)?;
+                std::fs::rename(&tmp, dir.join(d.piece_cid.to_string()))?;
             }
             tracing::info!(%sector, deal = d.deal_id, piece = %d.piece_cid, "piece fetched and verified");
         }
@@ -476,9 +500,85 @@ impl SealWorker {
     }
 
     /// Seals until `stop` resolves: a sector whenever the market has deals, else waits
-    /// `idle` before asking again. Errors are logged and the loop goes on.
+    /// `idle` before asking again, and answers the market's events meanwhile. Errors are
+    /// logged and the loop goes on.
     pub async fn run(&self, idle: Duration, stop: impl std::future::Future<Output = ()>) {
-        tokio::pin!(stop);
+        tokio::select! {
+            _ = stop => {}
+            _ = self.seal_loop(idle) => {}
+            _ = self.serve_events(idle) => {}
+        }
+    }
+
+    /// Answers the market's events for ever, listening again whenever the connection drops.
+    pub async fn serve_events(&self, retry: Duration) {
+        loop {
+            match self.market.listen_events(&self.config.miner).await {
+                Ok(mut events) => {
+                    while let Some(e) = events.recv().await {
+                        self.answer(e).await;
+                    }
+                    tracing::info!("market events: connection closed; listening again");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %market_core::report(&e), "market events: cannot listen")
+                }
+            }
+            tokio::time::sleep(retry.max(Duration::from_millis(100))).await;
+        }
+    }
+
+    async fn answer(&self, event: crate::events::RequestEvent) {
+        use base64::Engine;
+        use base64::engine::general_purpose::STANDARD as B64;
+        if event.method == "InitConnect" {
+            tracing::info!("market events: connected");
+            return;
+        }
+        let result = match event.method.as_str() {
+            "SectorsUnsealPiece" => self.unseal(&event).await,
+            other => Err(format!("{other} is not supported by this sealer")),
+        };
+        let response = crate::events::ResponseEvent {
+            id: event.id,
+            payload: B64
+                .encode(serde_json::json!(result.as_deref().unwrap_or("failed")).to_string()),
+            error: result.err().unwrap_or_default(),
+        };
+        if let Err(e) = self.market.respond_event(&response).await {
+            tracing::warn!(error = %market_core::report(&e), "market events: answering");
+        }
+    }
+
+    /// Uploads a kept piece, zero-padded to the unpadded piece size, to the request's `Dest`.
+    async fn unseal(&self, event: &crate::events::RequestEvent) -> Result<&'static str, String> {
+        use base64::Engine;
+        use base64::engine::general_purpose::STANDARD as B64;
+        let payload = B64
+            .decode(event.payload.as_bytes())
+            .map_err(|e| format!("payload: {e}"))?;
+        let req: crate::events::UnsealRequest =
+            serde_json::from_slice(&payload).map_err(|e| format!("payload: {e}"))?;
+        let path = self
+            .config
+            .state_dir
+            .join("unsealed")
+            .join(req.piece_cid.to_string());
+        let mut bytes = std::fs::read(&path)
+            .map_err(|e| format!("no unsealed copy of piece {}: {e}", req.piece_cid))?;
+        if bytes.len() as u64 > req.size {
+            return Err(format!(
+                "piece {} is larger than {} bytes",
+                req.piece_cid, req.size
+            ));
+        }
+        bytes.resize(req.size as usize, 0);
+        self.market.upload(&req.dest, bytes).await?;
+        tracing::info!(piece = %req.piece_cid, sector = req.sid, "unsealed piece uploaded to the market");
+        Ok("finished")
+    }
+
+    async fn seal_loop(&self, idle: Duration) {
         if let Err(e) = self.recover().await {
             tracing::error!(error = %market_core::report(&e), "recovering the sector in progress");
         }
@@ -494,10 +594,7 @@ impl SealWorker {
                     idle
                 }
             };
-            tokio::select! {
-                _ = &mut stop => return,
-                _ = tokio::time::sleep(wait) => {}
-            }
+            tokio::time::sleep(wait).await;
         }
     }
 }
