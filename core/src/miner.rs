@@ -17,6 +17,8 @@ pub mod method {
     pub const PRE_COMMIT_SECTOR_BATCH2: u64 = 28;
     /// `ProveCommitSectors3(ProveCommitSectors3Params)`.
     pub const PROVE_COMMIT_SECTORS3: u64 = 34;
+    /// `ProveReplicaUpdates3(ProveReplicaUpdates3Params)`: snap deals into a proven CC sector.
+    pub const PROVE_REPLICA_UPDATES3: u64 = 35;
 }
 
 /// `abi.RegisteredSealProof` → sector size in bytes, for every seal proof the network has
@@ -122,6 +124,41 @@ pub struct ProveCommitSectors3Params {
     /// The aggregate's proof type, `None` without one.
     pub aggregate_proof_type: Option<i64>,
     /// Abort the whole message if any sector fails to activate.
+    pub require_activation_success: bool,
+    /// Abort if any notification fails.
+    pub require_notification_success: bool,
+}
+
+/// New content for a proven committed-capacity sector (a snap deal).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
+pub struct SectorUpdateManifest {
+    /// The sector.
+    pub sector: SectorNumber,
+    /// Its deadline.
+    pub deadline: u64,
+    /// Its partition.
+    pub partition: u64,
+    /// The new commR.
+    pub new_sealed_cid: Cid,
+    /// All pieces of the new content, in order (they imply the new commD).
+    pub pieces: Vec<PieceActivationManifest>,
+}
+
+/// `ProveReplicaUpdates3` parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
+pub struct ProveReplicaUpdates3Params {
+    /// One manifest per sector updated.
+    pub sector_updates: Vec<SectorUpdateManifest>,
+    /// One proof per sector (or none with an aggregate).
+    pub sector_proofs: Vec<Proof>,
+    /// An aggregate proof (or empty).
+    #[serde(with = "serde_bytes")]
+    pub aggregate_proof: Vec<u8>,
+    /// `abi.RegisteredUpdateProof`.
+    pub update_proofs_type: i64,
+    /// The aggregate's proof type, `None` without one.
+    pub aggregate_proof_type: Option<i64>,
+    /// Abort if any sector fails.
     pub require_activation_success: bool,
     /// Abort if any notification fails.
     pub require_notification_success: bool,

@@ -777,6 +777,74 @@ impl DevChain {
             .map_err(|r| ChainError::MessageRejected(r.reason))
     }
 
+    /// Commits an empty (committed-capacity) sector `sector` for `miner`, pre-committed and
+    /// proven at once from its worker, so that deals can be snapped into it.
+    pub fn commit_cc_sector(
+        &self,
+        miner: &Address,
+        sector: SectorNumber,
+    ) -> Result<(), ChainError> {
+        self.precommit_sector(miner, sector, &[])?;
+        self.prove_commit_sector(miner, sector)
+    }
+
+    /// Snaps `deals` into the proven empty `sector` of `miner` (`ProveReplicaUpdates3` from
+    /// its worker, each piece notifying the market actor of its deal).
+    pub fn snap_deals(
+        &self,
+        miner: &Address,
+        sector: SectorNumber,
+        deals: &[DealId],
+    ) -> Result<(), ChainError> {
+        use market_core::miner::*;
+        let mut s = self.write();
+        let mid = s.resolve(miner).ok_or(ChainError::ActorNotFound(*miner))?;
+        let m = s
+            .miners
+            .get(&mid)
+            .cloned()
+            .ok_or(ChainError::ActorNotFound(*miner))?;
+        let worker = s
+            .resolve(&m.worker)
+            .ok_or(ChainError::ActorNotFound(m.worker))?;
+        let mut pieces = Vec::new();
+        for id in deals {
+            let d = s
+                .deals
+                .get(&id.0)
+                .ok_or_else(|| ChainError::MessageRejected(format!("deal {id} not found")))?;
+            pieces.push(PieceActivationManifest {
+                cid: d.proposal.piece_cid,
+                size: d.proposal.piece_size,
+                verified_allocation_key: None,
+                notify: vec![DataActivationNotification {
+                    address: deal::STORAGE_MARKET_ACTOR,
+                    payload: cbor::to_vec(id),
+                }],
+            });
+        }
+        // Largest first, so every piece sits aligned.
+        pieces.sort_by(|a, b| b.size.cmp(&a.size));
+        let params = ProveReplicaUpdates3Params {
+            sector_updates: vec![SectorUpdateManifest {
+                sector,
+                deadline: 0,
+                partition: 0,
+                new_sealed_cid: Cid::default(),
+                pieces,
+            }],
+            sector_proofs: vec![Proof(vec![1])],
+            aggregate_proof: vec![],
+            update_proofs_type: 3,
+            aggregate_proof_type: None,
+            require_activation_success: true,
+            require_notification_success: true,
+        };
+        s.prove_replica_updates(mid, worker, &params)
+            .map(|_| ())
+            .map_err(|r| ChainError::MessageRejected(r.reason))
+    }
+
     /// Terminates a deal early (a sector fault), burning the provider's collateral.
     pub fn slash_deal(&self, id: DealId) -> Result<(), ChainError> {
         let mut s = self.write();
@@ -928,6 +996,11 @@ impl State {
                 let p: miner::ProveCommitSectors3Params =
                     cbor::from_slice(&msg.params, 4 << 20).map_err(bad_params)?;
                 Ok(cbor::to_vec(&self.prove_commit(mid, from, &p)?))
+            }
+            method::PROVE_REPLICA_UPDATES3 => {
+                let p: miner::ProveReplicaUpdates3Params =
+                    cbor::from_slice(&msg.params, 4 << 20).map_err(bad_params)?;
+                Ok(cbor::to_vec(&self.prove_replica_updates(mid, from, &p)?))
             }
             other => Err(sectors::Refusal {
                 code: ExitCode(22), // USR_UNHANDLED_MESSAGE

@@ -294,6 +294,9 @@ impl SealWorker {
             .await?;
         let deals: Vec<&DealInfoIncludePath> = assigned.iter().filter(|d| !d.is_filler()).collect();
         if deals.is_empty() {
+            // Nothing was assigned to the number, so the next sector may use it.
+            state.next_sector = sector.0;
+            self.save(&state)?;
             return Ok(None);
         }
         let ids: Vec<u64> = deals.iter().map(|d| d.deal_id).collect();

@@ -17,7 +17,8 @@ use market_core::chain::{ExitCode, SectorOnChain, SectorStage};
 use market_core::deal;
 use market_core::miner::{
     BatchReturn, FailCode, PieceActivationManifest, ProveCommitSectors3Params,
-    SectorActivationManifest, SectorPreCommitInfo, seal_proof_sector_size,
+    ProveReplicaUpdates3Params, SectorActivationManifest, SectorPreCommitInfo,
+    SectorUpdateManifest, seal_proof_sector_size,
 };
 use market_core::types::{ChainEpoch, DealId, SectorNumber};
 
@@ -340,6 +341,125 @@ impl State {
         Ok(ret)
     }
 
+    /// `ProveReplicaUpdates3` from `sender` to miner `mid`: deals snapped into proven
+    /// committed-capacity sectors, each piece naming its deal in a notification to the
+    /// market actor.
+    pub(crate) fn prove_replica_updates(
+        &mut self,
+        mid: u64,
+        sender: u64,
+        params: &ProveReplicaUpdates3Params,
+    ) -> Result<BatchReturn, Refusal> {
+        if !self.may_seal(mid, sender) {
+            return Err(Refusal {
+                code: ExitCode::FORBIDDEN,
+                reason: format!("f0{sender} is not a worker or control address of f0{mid}"),
+            });
+        }
+        let count = params.sector_updates.len();
+        let proofs_ok = if params.aggregate_proof.is_empty() {
+            params.sector_proofs.len() == count
+                && params.sector_proofs.iter().all(|p| !p.0.is_empty())
+        } else {
+            params.sector_proofs.is_empty() && params.aggregate_proof_type.is_some()
+        };
+        if count == 0 || !proofs_ok {
+            return Err(illegal(
+                "one proof per updated sector, or an aggregate".into(),
+            ));
+        }
+        let mut ret = BatchReturn::default();
+        let mut updates = Vec::new();
+        for (i, update) in params.sector_updates.iter().enumerate() {
+            match self.check_update(mid, update) {
+                Ok(u) => updates.push(u),
+                Err(refusal) if params.require_activation_success => return Err(refusal),
+                Err(refusal) => {
+                    tracing::warn!(sector = %update.sector, reason = %refusal.reason, "devnet: sector not updated");
+                    ret.fail_codes.push(FailCode {
+                        idx: i as u32,
+                        code: refusal.code.0,
+                    });
+                }
+            }
+        }
+        let epoch = ChainEpoch::new(self.epoch);
+        for (update, commd, deals) in updates {
+            if let Some(record) = self.sectors.get_mut(&(mid, update.sector.0)) {
+                record.info.sealed_cid = update.new_sealed_cid;
+                record.info.unsealed_cid = Some(commd);
+            }
+            for id in deals {
+                if let Some(d) = self.deals.get_mut(&id.0) {
+                    d.state.sector_start_epoch = epoch;
+                    d.sector = Some(update.sector);
+                }
+            }
+            ret.success_count += 1;
+        }
+        Ok(ret)
+    }
+
+    /// Checks one snap: a proven sector with no data yet, pieces that fit, deals that can
+    /// still start and end before the sector does. Returns the new commD and the deals.
+    fn check_update(
+        &self,
+        mid: u64,
+        update: &SectorUpdateManifest,
+    ) -> Result<(SectorUpdateManifest, Cid, Vec<DealId>), Refusal> {
+        let n = update.sector;
+        let record = self
+            .sectors
+            .get(&(mid, n.0))
+            .filter(|s| s.stage == SectorStage::Proven)
+            .ok_or_else(|| Refusal {
+                code: ExitCode::NOT_FOUND,
+                reason: format!("sector {n} is not a proven sector"),
+            })?;
+        let holds_data = !record.info.deal_ids.is_empty()
+            || self
+                .deals
+                .values()
+                .any(|d| d.provider == mid && d.sector == Some(n));
+        if holds_data {
+            return Err(illegal(format!("sector {n} already holds data")));
+        }
+        if update.pieces.is_empty() {
+            return Err(illegal(format!("sector {n}: a snap needs pieces")));
+        }
+        let miner_size = self.miners.get(&mid).map(|m| m.sector_size).unwrap_or(0);
+        let pieces: Vec<(Cid, u64)> = update.pieces.iter().map(|p| (p.cid, p.size)).collect();
+        let commd = commd_of(miner_size, &pieces)
+            .map_err(|e| illegal(format!("sector {n}: pieces do not fit: {e}")))?;
+        let mut deals = Vec::new();
+        for piece in &update.pieces {
+            for id in self.notified_deals(piece) {
+                let d = self.deals.get(&id.0).ok_or_else(|| Refusal {
+                    code: ExitCode::NOT_FOUND,
+                    reason: format!("deal {id} not found"),
+                })?;
+                let why = if d.provider != mid {
+                    Some(format!("deal {id} is not for miner f0{mid}"))
+                } else if d.state.sector_start_epoch.get() >= 0 || deals.contains(&id) {
+                    Some(format!("deal {id} already activated"))
+                } else if d.proposal.start_epoch.get() < self.epoch {
+                    Some(format!("deal {id} start epoch has passed"))
+                } else if (d.proposal.piece_cid, d.proposal.piece_size) != (piece.cid, piece.size) {
+                    Some(format!("deal {id} is for another piece"))
+                } else if d.proposal.end_epoch > record.info.expiration {
+                    Some(format!("deal {id} ends after sector {n} expires"))
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    return Err(illegal(why));
+                }
+                deals.push(id);
+            }
+        }
+        Ok((update.clone(), commd, deals))
+    }
+
     /// A miner's sector.
     pub(crate) fn sector(&self, mid: u64, n: SectorNumber) -> Option<&SectorRecord> {
         self.sectors.get(&(mid, n.0))
@@ -540,6 +660,52 @@ mod tests {
                 .reason
                 .contains("already allocated")
         );
+    }
+
+    #[test]
+    fn deals_snap_into_a_proven_empty_sector() {
+        let mut s = state();
+        let (p1, p2) = (piece(1), piece(2));
+        s.precommit_batch(MINER, WORKER, vec![precommit(6, &[], None)])
+            .unwrap();
+        s.prove_commit(MINER, WORKER, &prove(6, &[])).unwrap();
+        let notify = |id: u64| market_core::miner::DataActivationNotification {
+            address: market_core::deal::STORAGE_MARKET_ACTOR,
+            payload: market_core::cbor::to_vec(&DealId(id)),
+        };
+        let snap = |pieces: Vec<(Cid, u64, u64)>| ProveReplicaUpdates3Params {
+            sector_updates: vec![SectorUpdateManifest {
+                sector: SectorNumber(6),
+                deadline: 0,
+                partition: 0,
+                new_sealed_cid: Cid::default(),
+                pieces: pieces
+                    .into_iter()
+                    .map(|(cid, size, id)| PieceActivationManifest {
+                        cid,
+                        size,
+                        verified_allocation_key: None,
+                        notify: vec![notify(id)],
+                    })
+                    .collect(),
+            }],
+            sector_proofs: vec![Proof(vec![1])],
+            aggregate_proof: vec![],
+            update_proofs_type: 3,
+            aggregate_proof_type: None,
+            require_activation_success: true,
+            require_notification_success: true,
+        };
+        let wrong = s.prove_replica_updates(MINER, WORKER, &snap(vec![(p2.0, p2.1, 1)]));
+        assert!(wrong.unwrap_err().reason.contains("another piece"));
+        let ret = s
+            .prove_replica_updates(MINER, WORKER, &snap(vec![(p1.0, p1.1, 1), (p2.0, p2.1, 2)]))
+            .unwrap();
+        assert_eq!(ret.success_count, 1);
+        assert_eq!(s.deals[&1].sector, Some(SectorNumber(6)));
+        assert_eq!(s.deals[&2].state.sector_start_epoch.get(), 100);
+        let again = s.prove_replica_updates(MINER, WORKER, &snap(vec![(p1.0, p1.1, 1)]));
+        assert!(again.unwrap_err().reason.contains("already holds data"));
     }
 
     #[test]
