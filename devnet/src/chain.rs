@@ -824,7 +824,7 @@ impl DevChain {
             });
         }
         // Largest first, so every piece sits aligned.
-        pieces.sort_by(|a, b| b.size.cmp(&a.size));
+        pieces.sort_by_key(|p| std::cmp::Reverse(p.size));
         let params = ProveReplicaUpdates3Params {
             sector_updates: vec![SectorUpdateManifest {
                 sector,
