@@ -216,6 +216,7 @@ async fn call(state: &AdminState, method: &str, params: &Value) -> Result<Value,
                             "Offline": d.is_offline,
                             "DealId": d.deal_id.map(|i| i.0),
                             "Sector": d.sector.map(|s| s.0),
+                            "Offset": d.sector_offset,
                         })
                     })
                     .collect(),

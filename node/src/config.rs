@@ -42,7 +42,7 @@ pub struct SealingSection {
     /// `pull`: damocles, venus-sealer or the `sealer` example take deals through this node's
     /// `VENUS_MARKET` API and fetch pieces from `/resource` (droplet's model; the default on
     /// a real chain). `lotus-miner`: the node pushes each piece to `miner_api` with
-    /// `SectorAddPieceToAny` (Boost's model). `dev`: the embedded devnet's sealer seals
+    /// `SectorAddPieceToAny` (Boost's model). `dev`: the devnet's sealer seals
     /// every deal alone in a sector (the default on the devnet). Empty picks the default.
     pub mode: String,
     /// lotus-miner's API (`TOKEN:/ip4/…/tcp/2345/http`, like `MINER_API_INFO`), for

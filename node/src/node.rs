@@ -277,8 +277,7 @@ impl MarketNode {
                 ("dev", Some(dev)) => (Arc::new(DevSealer::new(dev.clone())), None),
                 ("dev", None) => {
                     return Err(ConfigError::Invalid(
-                        "[sealing] mode = \"dev\" needs the embedded devnet (no [chain] api)"
-                            .into(),
+                        "[sealing] mode = \"dev\" needs a devnet (its Dev API seals)".into(),
                     )
                     .into());
                 }
