@@ -705,12 +705,7 @@ impl DevChain {
         deals: &[DealId],
     ) -> Result<(), ChainError> {
         let mut s = self.write();
-        let mid = s.resolve(miner).ok_or(ChainError::ActorNotFound(*miner))?;
-        let m = s
-            .miners
-            .get(&mid)
-            .cloned()
-            .ok_or(ChainError::ActorNotFound(*miner))?;
+        let (mid, worker, m) = s.miner_and_worker(miner)?;
         let pieces: Vec<(Cid, u64)> = deals
             .iter()
             .filter_map(|d| s.deals.get(&d.0))
@@ -736,9 +731,6 @@ impl DevChain {
             expiration: ChainEpoch::new(end + ChainEpoch::PER_DAY),
             unsealed_cid,
         };
-        let worker = s
-            .resolve(&m.worker)
-            .ok_or(ChainError::ActorNotFound(m.worker))?;
         s.precommit_batch(mid, worker, vec![info])
             .map_err(|r| ChainError::MessageRejected(r.reason))
     }
@@ -752,15 +744,7 @@ impl DevChain {
         sector: SectorNumber,
     ) -> Result<(), ChainError> {
         let mut s = self.write();
-        let mid = s.resolve(miner).ok_or(ChainError::ActorNotFound(*miner))?;
-        let m = s
-            .miners
-            .get(&mid)
-            .cloned()
-            .ok_or(ChainError::ActorNotFound(*miner))?;
-        let worker = s
-            .resolve(&m.worker)
-            .ok_or(ChainError::ActorNotFound(m.worker))?;
+        let (mid, worker, _) = s.miner_and_worker(miner)?;
         let params = market_core::miner::ProveCommitSectors3Params {
             sector_activations: vec![market_core::miner::SectorActivationManifest {
                 sector_number: sector,
@@ -798,15 +782,7 @@ impl DevChain {
     ) -> Result<(), ChainError> {
         use market_core::miner::*;
         let mut s = self.write();
-        let mid = s.resolve(miner).ok_or(ChainError::ActorNotFound(*miner))?;
-        let m = s
-            .miners
-            .get(&mid)
-            .cloned()
-            .ok_or(ChainError::ActorNotFound(*miner))?;
-        let worker = s
-            .resolve(&m.worker)
-            .ok_or(ChainError::ActorNotFound(m.worker))?;
+        let (mid, worker, _) = s.miner_and_worker(miner)?;
         let mut pieces = Vec::new();
         for id in deals {
             let d = s
@@ -869,6 +845,22 @@ impl DevChain {
 }
 
 impl State {
+    /// A miner's id, its worker's id and its info, for the dev sealer's own messages.
+    fn miner_and_worker(&self, miner: &Address) -> Result<(u64, u64, MinerInfo), ChainError> {
+        let mid = self
+            .resolve(miner)
+            .ok_or(ChainError::ActorNotFound(*miner))?;
+        let m = self
+            .miners
+            .get(&mid)
+            .cloned()
+            .ok_or(ChainError::ActorNotFound(*miner))?;
+        let worker = self
+            .resolve(&m.worker)
+            .ok_or(ChainError::ActorNotFound(m.worker))?;
+        Ok((mid, worker, m))
+    }
+
     fn ensure_account(&mut self, addr: Address) -> u64 {
         if let Some(id) = addr.id() {
             return id;

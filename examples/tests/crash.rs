@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use commp::PaddedPieceSize;
@@ -19,7 +18,7 @@ use piecestore::unixfs::ImportProfile;
 use serde_json::{Value, json};
 
 mod common;
-use common::{Daemon, free_port, spawn, wait_for};
+use common::{Daemon, spawn, wait_for};
 
 /// Starts the provider and waits for its `api` file.
 fn start(repo: &Path, log: &Path) -> Daemon {
@@ -51,54 +50,16 @@ async fn kill_9_at_each_deal_stage_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("prov");
     let log = dir.path().join("provider.log");
-    let out = Command::new(env!("CARGO_BIN_EXE_provider"))
-        .arg("--repo")
-        .arg(&repo)
-        .arg("init")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let ports = common::init_fast_provider(
+        &repo,
+        &[("sealing_period_ms = 2000", "sealing_period_ms = 700")],
     );
-    let (p2p, http_port, chain_port) = (free_port(), free_port(), free_port());
-    let cfg = std::fs::read_to_string(repo.join("config.toml")).unwrap();
-    let cfg = cfg
-        .replace("\"127.0.0.1:7777\"", &format!("\"127.0.0.1:{http_port}\""))
-        .replace(
-            "/ip4/0.0.0.0/tcp/58418",
-            &format!("/ip4/127.0.0.1/tcp/{p2p}"),
-        )
-        .replace(
-            "devnet_listen = \"127.0.0.1:0\"",
-            &format!("devnet_listen = \"127.0.0.1:{chain_port}\""),
-        )
-        .replace("block_time_ms = 1000", "block_time_ms = 100")
-        .replace("sealing_period_ms = 2000", "sealing_period_ms = 700")
-        .replace("short_deal_terms = false", "short_deal_terms = true")
-        .replace("confidence = 2", "confidence = 1")
-        .replace("period_secs = 3600", "period_secs = 0")
-        .replace(
-            "allow_private_transfers = false",
-            "allow_private_transfers = true",
-        )
-        .replace("expected_seal_hours = 24.0", "expected_seal_hours = 0.1");
-    assert!(cfg.contains(&format!("127.0.0.1:{chain_port}")), "{cfg}");
-    std::fs::write(repo.join("config.toml"), cfg).unwrap();
 
     let mut daemon = start(&repo, &log);
     let http = url::Url::parse(std::fs::read_to_string(repo.join("api")).unwrap().trim()).unwrap();
     let admin = std::fs::read_to_string(repo.join("token")).unwrap();
     let admin = admin.trim();
-    let api: lotus_api::ApiInfo = format!(
-        "{}:/ip4/127.0.0.1/tcp/{chain_port}/http",
-        std::fs::read_to_string(repo.join("devnet/token"))
-            .unwrap()
-            .trim()
-    )
-    .parse()
-    .unwrap();
+    let api: lotus_api::ApiInfo = common::devnet_api_info(&repo, ports.chain).parse().unwrap();
     let (peer, miner) = common::provider_peer(&http, admin).await;
 
     let c = client::open(&dir.path().join("client"), &api)

@@ -17,7 +17,7 @@ use sealing::json::SectorId;
 use serde_json::{Value, json};
 
 mod common;
-use common::{Daemon, free_port, spawn, wait_for};
+use common::{Daemon, spawn, wait_for};
 
 struct Env {
     dir: tempfile::TempDir,
@@ -35,51 +35,20 @@ struct Env {
 async fn setup(n: usize) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("prov");
-    let out = Command::new(env!("CARGO_BIN_EXE_provider"))
-        .arg("--repo")
-        .arg(&repo)
-        .arg("init")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let ports = common::init_fast_provider(
+        &repo,
+        &[
+            ("sector_size = 34359738368", "sector_size = 2048"),
+            ("mode = \"\"", "mode = \"pull\""),
+        ],
     );
-    let (p2p, http_port, chain_port) = (free_port(), free_port(), free_port());
     let cfg = std::fs::read_to_string(repo.join("config.toml")).unwrap();
-    let cfg = cfg
-        .replace("\"127.0.0.1:7777\"", &format!("\"127.0.0.1:{http_port}\""))
-        .replace(
-            "/ip4/0.0.0.0/tcp/58418",
-            &format!("/ip4/127.0.0.1/tcp/{p2p}"),
-        )
-        .replace(
-            "devnet_listen = \"127.0.0.1:0\"",
-            &format!("devnet_listen = \"127.0.0.1:{chain_port}\""),
-        )
-        .replace("block_time_ms = 1000", "block_time_ms = 100")
-        .replace("short_deal_terms = false", "short_deal_terms = true")
-        .replace("confidence = 2", "confidence = 1")
-        .replace("period_secs = 3600", "period_secs = 0")
-        .replace(
-            "allow_private_transfers = false",
-            "allow_private_transfers = true",
-        )
-        .replace("expected_seal_hours = 24.0", "expected_seal_hours = 0.1")
-        .replace("sector_size = 34359738368", "sector_size = 2048")
-        .replace("mode = \"\"", "mode = \"pull\"");
-    assert!(
-        cfg.contains("mode = \"pull\"") && cfg.contains("sector_size = 2048"),
-        "{cfg}"
-    );
     let owner = cfg
         .lines()
         .find_map(|l| l.strip_prefix("owner = \""))
         .unwrap()
         .trim_end_matches('"')
         .to_string();
-    std::fs::write(repo.join("config.toml"), cfg).unwrap();
 
     let provider = spawn(
         env!("CARGO_BIN_EXE_provider"),
@@ -92,12 +61,7 @@ async fn setup(n: usize) -> Env {
         .unwrap()
         .trim()
         .to_string();
-    let chain_api = format!(
-        "{}:/ip4/127.0.0.1/tcp/{chain_port}/http",
-        std::fs::read_to_string(repo.join("devnet/token"))
-            .unwrap()
-            .trim()
-    );
+    let chain_api = common::devnet_api_info(&repo, ports.chain);
     let (peer, miner) = common::provider_peer(&http, &admin).await;
 
     let api: lotus_api::ApiInfo = chain_api.parse().unwrap();

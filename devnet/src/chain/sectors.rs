@@ -84,7 +84,40 @@ pub(crate) fn commd_of(sector_size: u64, pieces: &[(Cid, u64)]) -> Result<Cid, S
         .map_err(|e| e.to_string())
 }
 
+/// Exactly one of per-sector proofs (one per sector, none empty) or an aggregate proof with
+/// its type: the miner actor's shape check (the proofs themselves are not verified here).
+fn check_proofs(
+    count: usize,
+    sector_proofs: &[market_core::miner::Proof],
+    aggregate: &[u8],
+    aggregate_type: Option<i64>,
+) -> Result<(), Refusal> {
+    let ok = if aggregate.is_empty() {
+        sector_proofs.len() == count && sector_proofs.iter().all(|p| !p.0.is_empty())
+    } else {
+        sector_proofs.is_empty() && aggregate_type.is_some()
+    };
+    if count == 0 || !ok {
+        return Err(illegal(
+            "exactly one of sector_proofs (one per sector) or aggregate_proof must be given".into(),
+        ));
+    }
+    Ok(())
+}
+
 impl State {
+    /// Refuses `sender` unless it may send sector messages for miner `mid`.
+    fn check_sealer(&self, mid: u64, sender: u64) -> Result<(), Refusal> {
+        if self.may_seal(mid, sender) {
+            Ok(())
+        } else {
+            Err(Refusal {
+                code: ExitCode::FORBIDDEN,
+                reason: format!("f0{sender} is not a worker or control address of f0{mid}"),
+            })
+        }
+    }
+
     /// Whether `sender` may send sector messages for miner `mid` (its worker or a control
     /// address; the owner too, as the actor allows).
     fn may_seal(&self, mid: u64, sender: u64) -> bool {
@@ -151,12 +184,7 @@ impl State {
         sender: u64,
         sectors: Vec<SectorPreCommitInfo>,
     ) -> Result<(), Refusal> {
-        if !self.may_seal(mid, sender) {
-            return Err(Refusal {
-                code: ExitCode::FORBIDDEN,
-                reason: format!("f0{sender} is not a worker or control address of f0{mid}"),
-            });
-        }
+        self.check_sealer(mid, sender)?;
         let miner_size = self.miners.get(&mid).map(|m| m.sector_size).unwrap_or(0);
         if sectors.is_empty() {
             return Err(illegal("no sectors to pre-commit".into()));
@@ -290,25 +318,13 @@ impl State {
         sender: u64,
         params: &ProveCommitSectors3Params,
     ) -> Result<BatchReturn, Refusal> {
-        if !self.may_seal(mid, sender) {
-            return Err(Refusal {
-                code: ExitCode::FORBIDDEN,
-                reason: format!("f0{sender} is not a worker or control address of f0{mid}"),
-            });
-        }
-        let count = params.sector_activations.len();
-        let proofs_ok = if params.aggregate_proof.is_empty() {
-            params.sector_proofs.len() == count
-                && params.sector_proofs.iter().all(|p| !p.0.is_empty())
-        } else {
-            params.sector_proofs.is_empty() && params.aggregate_proof_type.is_some()
-        };
-        if count == 0 || !proofs_ok {
-            return Err(illegal(
-                "exactly one of sector_proofs (one per sector) or aggregate_proof must be given"
-                    .into(),
-            ));
-        }
+        self.check_sealer(mid, sender)?;
+        check_proofs(
+            params.sector_activations.len(),
+            &params.sector_proofs,
+            &params.aggregate_proof,
+            params.aggregate_proof_type,
+        )?;
         let mut ret = BatchReturn::default();
         let mut activations = Vec::new();
         for (i, manifest) in params.sector_activations.iter().enumerate() {
@@ -350,24 +366,13 @@ impl State {
         sender: u64,
         params: &ProveReplicaUpdates3Params,
     ) -> Result<BatchReturn, Refusal> {
-        if !self.may_seal(mid, sender) {
-            return Err(Refusal {
-                code: ExitCode::FORBIDDEN,
-                reason: format!("f0{sender} is not a worker or control address of f0{mid}"),
-            });
-        }
-        let count = params.sector_updates.len();
-        let proofs_ok = if params.aggregate_proof.is_empty() {
-            params.sector_proofs.len() == count
-                && params.sector_proofs.iter().all(|p| !p.0.is_empty())
-        } else {
-            params.sector_proofs.is_empty() && params.aggregate_proof_type.is_some()
-        };
-        if count == 0 || !proofs_ok {
-            return Err(illegal(
-                "one proof per updated sector, or an aggregate".into(),
-            ));
-        }
+        self.check_sealer(mid, sender)?;
+        check_proofs(
+            params.sector_updates.len(),
+            &params.sector_proofs,
+            &params.aggregate_proof,
+            params.aggregate_proof_type,
+        )?;
         let mut ret = BatchReturn::default();
         let mut updates = Vec::new();
         for (i, update) in params.sector_updates.iter().enumerate() {

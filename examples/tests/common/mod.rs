@@ -86,3 +86,71 @@ pub(crate) async fn provider_peer(http: &url::Url, admin: &str) -> (PeerAddr, Ad
     .unwrap();
     (peer, info["Miners"][0].as_str().unwrap().parse().unwrap())
 }
+
+/// Ports a test provider listens on.
+pub(crate) struct Ports {
+    pub(crate) p2p: u16,
+    pub(crate) http: u16,
+    pub(crate) chain: u16,
+}
+
+/// `provider init` at `repo`, then its config rewritten for a fast local test (loopback
+/// ports, 100 ms blocks, short deal terms, immediate publishing, private transfers) with
+/// `extra` replacements applied after.
+pub(crate) fn init_fast_provider(repo: &Path, extra: &[(&str, &str)]) -> Ports {
+    let out = Command::new(env!("CARGO_BIN_EXE_provider"))
+        .arg("--repo")
+        .arg(repo)
+        .arg("init")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ports = Ports {
+        p2p: free_port(),
+        http: free_port(),
+        chain: free_port(),
+    };
+    let mut cfg = std::fs::read_to_string(repo.join("config.toml"))
+        .unwrap()
+        .replace(
+            "\"127.0.0.1:7777\"",
+            &format!("\"127.0.0.1:{}\"", ports.http),
+        )
+        .replace(
+            "/ip4/0.0.0.0/tcp/58418",
+            &format!("/ip4/127.0.0.1/tcp/{}", ports.p2p),
+        )
+        .replace(
+            "devnet_listen = \"127.0.0.1:0\"",
+            &format!("devnet_listen = \"127.0.0.1:{}\"", ports.chain),
+        )
+        .replace("block_time_ms = 1000", "block_time_ms = 100")
+        .replace("short_deal_terms = false", "short_deal_terms = true")
+        .replace("confidence = 2", "confidence = 1")
+        .replace("period_secs = 3600", "period_secs = 0")
+        .replace(
+            "allow_private_transfers = false",
+            "allow_private_transfers = true",
+        )
+        .replace("expected_seal_hours = 24.0", "expected_seal_hours = 0.1");
+    for (from, to) in extra {
+        assert!(cfg.contains(from), "{from} is not in the config");
+        cfg = cfg.replace(from, to);
+    }
+    std::fs::write(repo.join("config.toml"), cfg).unwrap();
+    ports
+}
+
+/// The embedded devnet's API info (`TOKEN:/ip4/127.0.0.1/tcp/PORT/http`).
+pub(crate) fn devnet_api_info(repo: &Path, port: u16) -> String {
+    format!(
+        "{}:/ip4/127.0.0.1/tcp/{port}/http",
+        std::fs::read_to_string(repo.join("devnet/token"))
+            .unwrap()
+            .trim()
+    )
+}
