@@ -394,3 +394,36 @@ async fn a_piece_with_no_unsealed_copy_is_unsealed_by_the_sealer_for_retrieval()
         body
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sealer_killed_before_its_precommit_releases_the_sector_on_restart() {
+    let env = setup(1).await;
+    env.wait_all("StorageDealAwaitingPreCommit").await;
+    // What a sealer killed between AssignUnPackedDeals and its pre-commit leaves behind.
+    let market = env.market("sealer");
+    let sid = SectorId {
+        miner: env.miner.id().unwrap(),
+        number: 50,
+    };
+    let taken = market.assign_unpacked_deals(sid, 2048, None).await.unwrap();
+    let id = taken.iter().find(|d| !d.is_filler()).unwrap().deal_id;
+    let state = env.dir.path().join("sealer");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(
+        state.join("sealer-state.json"),
+        json!({"next_sector": 51, "current": [50, [id]]}).to_string(),
+    )
+    .unwrap();
+
+    let _sealer = env.sealer(&[]);
+    let ds = env.wait_all("StorageDealActive").await;
+    assert_eq!(
+        ds[0]["Sector"], 51,
+        "sealed in the next sector, not the abandoned one"
+    );
+    let log = env.sealer_log();
+    assert!(
+        log.contains("aborting a sector left before its pre-commit"),
+        "{log}"
+    );
+}
