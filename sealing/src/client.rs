@@ -161,13 +161,20 @@ impl MarketClient {
         Ok(())
     }
 
-    /// `PUT`s `body` to `dest` (an unseal request's `Dest`, a `/resource` URL carrying its
-    /// own token).
-    pub async fn upload(&self, dest: &str, body: Vec<u8>) -> Result<(), String> {
+    /// `PUT`s `len` bytes read from `body` to `dest` (an unseal request's `Dest`, a
+    /// `/resource` URL carrying its own token), streaming.
+    pub async fn upload(
+        &self,
+        dest: &str,
+        body: impl tokio::io::AsyncRead + Send + 'static,
+        len: u64,
+    ) -> Result<(), String> {
+        let stream = tokio_util::io::ReaderStream::with_capacity(body, 1 << 20);
         let resp = self
             .http
             .put(dest)
-            .body(body)
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .body(reqwest::Body::wrap_stream(stream))
             .send()
             .await
             .map_err(|e| e.to_string())?;

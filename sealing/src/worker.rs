@@ -336,20 +336,35 @@ impl SealWorker {
             })?;
             let mut hasher = CommP::new();
             let limit = size.unpadded().get();
-            let mut copy = Vec::new();
-            let keep = self.config.keep_unsealed;
+            // The kept copy streams to disk next to its final name; written only if it hashes.
+            let dir = self.config.state_dir.join("unsealed");
+            let tmp = dir.join(format!("{}.partial", d.piece_cid));
+            let mut copy = if self.config.keep_unsealed {
+                std::fs::create_dir_all(&dir)?;
+                Some(std::io::BufWriter::new(std::fs::File::create(&tmp)?))
+            } else {
+                None
+            };
+            let mut write_error = None;
             self.market
                 .fetch_piece(&d.piece_cid, limit, |chunk| {
                     hasher.update(chunk);
-                    if keep {
-                        copy.extend_from_slice(chunk);
+                    if let Some(f) = copy.as_mut()
+                        && let Err(e) = std::io::Write::write_all(f, chunk)
+                    {
+                        write_error.get_or_insert(e);
                     }
                 })
                 .await?;
+            if let Some(e) = write_error {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e.into());
+            }
             let got = hasher
                 .finish_padded_to(size)
                 .map(|info| market_core::cid::widen(&info.cid_v1()));
             if got.as_ref().ok() != Some(&d.piece_cid) {
+                let _ = std::fs::remove_file(&tmp);
                 return Err(WorkerError::PieceMismatch {
                     sector,
                     deal: d.deal_id,
@@ -357,11 +372,9 @@ impl SealWorker {
                     got: got.map_or_else(|e| e.to_string(), |c| c.to_string()),
                 });
             }
-            if keep {
-                let dir = self.config.state_dir.join("unsealed");
-                std::fs::create_dir_all(&dir)?;
-                let tmp = dir.join(format!("{}.partial", d.piece_cid));
-                std::fs::write(&tmp, &copy)?;
+            if let Some(f) = copy {
+                let f = f.into_inner().map_err(|e| e.into_error())?;
+                f.sync_all()?;
                 std::fs::rename(&tmp, dir.join(d.piece_cid.to_string()))?;
             }
             tracing::info!(%sector, deal = d.deal_id, piece = %d.piece_cid, "piece fetched and verified");
@@ -567,16 +580,19 @@ impl SealWorker {
             .state_dir
             .join("unsealed")
             .join(req.piece_cid.to_string());
-        let mut bytes = std::fs::read(&path)
+        use tokio::io::AsyncReadExt;
+        let file = tokio::fs::File::open(&path)
+            .await
             .map_err(|e| format!("no unsealed copy of piece {}: {e}", req.piece_cid))?;
-        if bytes.len() as u64 > req.size {
+        let len = file.metadata().await.map_err(|e| e.to_string())?.len();
+        if len > req.size {
             return Err(format!(
                 "piece {} is larger than {} bytes",
                 req.piece_cid, req.size
             ));
         }
-        bytes.resize(req.size as usize, 0);
-        self.market.upload(&req.dest, bytes).await?;
+        let body = file.chain(tokio::io::repeat(0).take(req.size - len));
+        self.market.upload(&req.dest, body, req.size).await?;
         tracing::info!(piece = %req.piece_cid, sector = req.sid, "unsealed piece uploaded to the market");
         Ok("finished")
     }

@@ -1,6 +1,7 @@
 //! Any params of a sector message (`PreCommitSectorBatch2`, `ProveCommitSectors3`) sent to a
 //! miner are decoded with a size limit and either applied or refused with an exit code,
-//! never a panic. The first byte picks the method; the rest are the params.
+//! never a panic. The first byte picks the method; the rest are the params. Each input gets
+//! a fresh chain, so state (and memory) does not pile up across runs.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -9,24 +10,23 @@ use libfuzzer_sys::fuzz_target;
 use market_core::chain::{ChainNode, Message};
 use market_core::types::{Address, TokenAmount};
 
-fn world() -> &'static (tokio::runtime::Runtime, devnet::DevChain, Address, Address) {
-    static W: OnceLock<(tokio::runtime::Runtime, devnet::DevChain, Address, Address)> =
-        OnceLock::new();
-    W.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_current_thread()
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
-            .unwrap();
-        let chain = devnet::DevChain::new(devnet::DevChainConfig::default());
-        let key: Address = "f15ihq5ibzwki2b4ep2f46avlkrqzhpqgtga7pdrq".parse().unwrap();
-        chain.fund(&key, TokenAmount::from_whole(1_000_000_000));
-        let miner = chain.create_miner(&key, &key, 2048);
-        (rt, chain, key, miner)
+            .unwrap()
     })
 }
 
 fuzz_target!(|data: &[u8]| {
-    let (rt, chain, key, miner) = world();
+    let rt = runtime();
+    let chain = devnet::DevChain::new(devnet::DevChainConfig::default());
+    let key: Address = "f15ihq5ibzwki2b4ep2f46avlkrqzhpqgtga7pdrq".parse().unwrap();
+    chain.fund(&key, TokenAmount::from_whole(1_000_000_000));
+    let miner = chain.create_miner(&key, &key, 2048);
+    let (key, miner) = (&key, &miner);
     let Some((&pick, params)) = data.split_first() else {
         return;
     };
