@@ -105,6 +105,33 @@ fn check_proofs(
     Ok(())
 }
 
+/// Checks each item of a batch: the ones that pass, and the failures' exit codes; with
+/// `require_all`, the first failure refuses the whole message.
+fn check_batch<I, T>(
+    items: &[I],
+    require_all: bool,
+    sector: impl Fn(&I) -> SectorNumber,
+    mut check: impl FnMut(&I) -> Result<T, Refusal>,
+) -> Result<(Vec<T>, BatchReturn), Refusal> {
+    let mut ret = BatchReturn::default();
+    let mut passed = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match check(item) {
+            Ok(t) => passed.push(t),
+            Err(refusal) if require_all => return Err(refusal),
+            Err(refusal) => {
+                tracing::warn!(sector = %sector(item), reason = %refusal.reason, "devnet: sector left out of a batch");
+                ret.fail_codes.push(FailCode {
+                    idx: i as u32,
+                    code: refusal.code.0,
+                });
+            }
+        }
+    }
+    ret.success_count = passed.len() as u64;
+    Ok((passed, ret))
+}
+
 impl State {
     /// Refuses `sender` unless it may send sector messages for miner `mid`.
     fn check_sealer(&self, mid: u64, sender: u64) -> Result<(), Refusal> {
@@ -325,21 +352,12 @@ impl State {
             &params.aggregate_proof,
             params.aggregate_proof_type,
         )?;
-        let mut ret = BatchReturn::default();
-        let mut activations = Vec::new();
-        for (i, manifest) in params.sector_activations.iter().enumerate() {
-            match self.check_activation(mid, manifest) {
-                Ok(deals) => activations.push((manifest.sector_number, deals)),
-                Err(refusal) if params.require_activation_success => return Err(refusal),
-                Err(refusal) => {
-                    tracing::warn!(sector = %manifest.sector_number, reason = %refusal.reason, "devnet: sector not activated");
-                    ret.fail_codes.push(FailCode {
-                        idx: i as u32,
-                        code: refusal.code.0,
-                    });
-                }
-            }
-        }
+        let (activations, ret) = check_batch(
+            &params.sector_activations,
+            params.require_activation_success,
+            |m| m.sector_number,
+            |m| Ok((m.sector_number, self.check_activation(mid, m)?)),
+        )?;
         let epoch = ChainEpoch::new(self.epoch);
         for (sector, deals) in activations {
             if let Some(record) = self.sectors.get_mut(&(mid, sector.0)) {
@@ -352,7 +370,6 @@ impl State {
                     d.sector = Some(sector);
                 }
             }
-            ret.success_count += 1;
         }
         Ok(ret)
     }
@@ -373,21 +390,12 @@ impl State {
             &params.aggregate_proof,
             params.aggregate_proof_type,
         )?;
-        let mut ret = BatchReturn::default();
-        let mut updates = Vec::new();
-        for (i, update) in params.sector_updates.iter().enumerate() {
-            match self.check_update(mid, update) {
-                Ok(u) => updates.push(u),
-                Err(refusal) if params.require_activation_success => return Err(refusal),
-                Err(refusal) => {
-                    tracing::warn!(sector = %update.sector, reason = %refusal.reason, "devnet: sector not updated");
-                    ret.fail_codes.push(FailCode {
-                        idx: i as u32,
-                        code: refusal.code.0,
-                    });
-                }
-            }
-        }
+        let (updates, ret) = check_batch(
+            &params.sector_updates,
+            params.require_activation_success,
+            |u| u.sector,
+            |u| self.check_update(mid, u),
+        )?;
         let epoch = ChainEpoch::new(self.epoch);
         for (update, commd, deals) in updates {
             if let Some(record) = self.sectors.get_mut(&(mid, update.sector.0)) {
@@ -400,7 +408,6 @@ impl State {
                     d.sector = Some(update.sector);
                 }
             }
-            ret.success_count += 1;
         }
         Ok(ret)
     }
