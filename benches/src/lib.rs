@@ -45,3 +45,62 @@ pub fn peak_rss_mib() -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb / 1024)
 }
+
+/// The median time (ns) criterion recorded for `group/id/param` in this run, read from its
+/// `estimates.json` under `target/criterion` (or `CRITERION_HOME`); `None` if absent.
+pub fn median_ns(group: &str, id: &str, param: &str) -> Option<f64> {
+    let home = match std::env::var_os("CRITERION_HOME") {
+        Some(h) => std::path::PathBuf::from(h),
+        None => target_dir()?.join("criterion"),
+    };
+    let path = home
+        .join(group)
+        .join(id)
+        .join(param)
+        .join("new/estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["median"]["point_estimate"].as_f64()
+}
+
+/// The cargo target directory this benchmark binary was built in.
+fn target_dir() -> Option<std::path::PathBuf> {
+    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
+        return Some(t.into());
+    }
+    // target/<profile>/deps/<bench binary>
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.parent()?.parent()?.parent()?.to_path_buf())
+}
+
+/// Builds the Go peer program `benches/go/<name>` (modules from the Go module proxy, pinned
+/// by its go.mod and go.sum) into the target directory and returns the binary's path.
+pub fn go_peer(name: &str) -> std::io::Result<std::path::PathBuf> {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("go")
+        .join(name);
+    let out = target_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("go-peers")
+        .join(name);
+    let status = std::process::Command::new("go")
+        .arg("build")
+        .arg("-o")
+        .arg(&out)
+        .arg(".")
+        .current_dir(&src)
+        .status()
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("running `go build` in {}: {e}", src.display()),
+            )
+        })?;
+    if !status.success() {
+        return Err(std::io::Error::other(format!(
+            "`go build` in {} failed ({status})",
+            src.display()
+        )));
+    }
+    Ok(out)
+}

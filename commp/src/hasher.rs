@@ -9,6 +9,7 @@
 
 use std::io;
 
+use crate::parallel::{CHUNK_HEIGHT, CHUNK_PAYLOAD, Pipeline, available_threads};
 use crate::sha256::{Backend, node_of};
 use crate::zero::{MAX_LEVEL, ZERO_LEVELS};
 use crate::{Commitment, PaddedPieceSize, PieceInfo, SizeError, fr32};
@@ -22,6 +23,29 @@ pub const MIN_PAYLOAD: u64 = 65;
 const BATCH_BLOCKS: usize = 2048;
 const BATCH_LEAVES: usize = BATCH_BLOCKS * 4;
 const BATCH_HEIGHT: usize = BATCH_LEAVES.trailing_zeros() as usize;
+/// Stack slot of a worker's subtree root.
+const CHUNK_SLOT: usize = CHUNK_HEIGHT - BATCH_HEIGHT;
+const _: () = assert!(CHUNK_PAYLOAD.is_multiple_of(BATCH_BLOCKS * fr32::UNPADDED_BLOCK));
+
+/// Payload bytes whose fr32 image is a subtree of height `h` (at least two levels).
+const fn subtree_payload(h: usize) -> u64 {
+    (1u64 << h) / 4 * fr32::UNPADDED_BLOCK as u64
+}
+
+/// Merges the root of a full subtree of height `BATCH_HEIGHT + slot` into `stack`, like a
+/// binary counter: every slot below `slot` is empty when such a subtree can end here.
+fn push_root(stack: &mut [Option<[u8; 32]>], slot: usize, mut node: [u8; 32]) {
+    for entry in &mut stack[slot..] {
+        match entry.take() {
+            Some(left) => node = node_of(&left, &node),
+            None => {
+                *entry = Some(node);
+                return;
+            }
+        }
+    }
+    unreachable!("more than 2^63 bytes of leaves");
+}
 
 /// What to do with payloads shorter than [`MIN_PAYLOAD`] bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -89,10 +113,16 @@ pub enum CommPError {
 /// assert_eq!(short.finish()?.padded_size.get(), 128);
 /// # Ok::<(), commp::CommPError>(())
 /// ```
-#[derive(Clone)]
+///
+/// A hasher uses every core by default ([`with_threads`](Self::with_threads)): payloads
+/// longer than one 2 MiB subtree are cut into subtrees hashed on worker threads, with the
+/// same commitment as one thread.
 pub struct CommP {
     backend: Backend,
     short_payload: ShortPayload,
+    /// Threads to hash on; above one, `update` feeds `parallel` instead of the batch.
+    threads: usize,
+    parallel: Option<Box<Pipeline>>,
     /// Leaves of the current batch; `blocks · 4` of them are filled.
     leaves: Box<[[u8; 32]]>,
     /// Destination of every other level while a batch is reduced.
@@ -108,6 +138,31 @@ pub struct CommP {
     stack: [Option<[u8; 32]>; MAX_LEVEL - BATCH_HEIGHT + 1],
 }
 
+impl Clone for CommP {
+    /// An independent hasher at the same point of the stream. Subtrees still in flight are
+    /// hashed again by the copy's own workers.
+    fn clone(&self) -> Self {
+        let mut copy = Self {
+            backend: self.backend,
+            short_payload: self.short_payload,
+            threads: self.threads,
+            parallel: None,
+            leaves: self.leaves.clone(),
+            scratch: self.scratch.clone(),
+            blocks: self.blocks,
+            tail: self.tail,
+            tail_len: self.tail_len,
+            total: self.total,
+            stack: self.stack,
+        };
+        if let Some(p) = &self.parallel {
+            let forked = p.fork(&mut |root| push_root(&mut copy.stack, CHUNK_SLOT, root));
+            copy.parallel = Some(Box::new(forked));
+        }
+        copy
+    }
+}
+
 impl Default for CommP {
     fn default() -> Self {
         Self::new()
@@ -119,17 +174,26 @@ impl std::fmt::Debug for CommP {
         f.debug_struct("CommP")
             .field("backend", &self.backend)
             .field("short_payload", &self.short_payload)
+            .field("threads", &self.threads)
             .field("payload_bytes", &self.total)
             .finish_non_exhaustive()
     }
 }
 
 impl CommP {
-    /// A hasher with the fastest backend of this CPU and [`ShortPayload::Reject`].
+    /// A hasher with the fastest backend of this CPU, [`ShortPayload::Reject`] and every
+    /// core this process may use.
     pub fn new() -> Self {
+        Self::serial(Backend::detect()).with_threads(0)
+    }
+
+    /// A one-thread hasher on `backend` (which the caller has checked).
+    pub(crate) fn serial(backend: Backend) -> Self {
         Self {
-            backend: Backend::detect(),
+            backend,
             short_payload: ShortPayload::default(),
+            threads: 1,
+            parallel: None,
             leaves: vec![[0u8; 32]; BATCH_LEAVES].into_boxed_slice(),
             scratch: vec![[0u8; 32]; BATCH_LEAVES / 2].into_boxed_slice(),
             blocks: 0,
@@ -155,6 +219,25 @@ impl CommP {
         Ok(self)
     }
 
+    /// Hashes on `threads` threads (0: every core this process may use; 1: the caller's
+    /// thread only). The commitment does not depend on it; it is ignored once hashing has
+    /// begun. Worker threads start only once a payload exceeds one subtree, each holding one
+    /// 2 MiB subtree at a time.
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        if self.total == 0 && self.parallel.is_none() {
+            self.threads = match threads {
+                0 => available_threads(),
+                n => n,
+            };
+        }
+        self
+    }
+
+    /// The thread count in use.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
     /// The backend in use.
     pub fn backend(&self) -> Backend {
         self.backend
@@ -166,8 +249,93 @@ impl CommP {
     }
 
     /// Adds payload bytes. Any chunking of the same bytes gives the same commitment.
-    pub fn update(&mut self, mut data: &[u8]) {
+    pub fn update(&mut self, data: &[u8]) {
         self.total += data.len() as u64;
+        if self.threads > 1 {
+            let mut pipeline = self
+                .parallel
+                .take()
+                .unwrap_or_else(|| Box::new(Pipeline::new(self.threads, self.backend)));
+            pipeline.update(data, &mut |root| self.push_root_at(CHUNK_SLOT, root));
+            self.parallel = Some(pipeline);
+        } else {
+            self.absorb(data);
+        }
+    }
+
+    /// Adds `len` zero bytes of payload without hashing the whole subtrees they fill: their
+    /// roots come from the zero-subtree table, so a sparse piece of any size costs the
+    /// hashing of its data. Fails, adding nothing, past the largest piece (2^63 bytes).
+    pub fn update_zeros(&mut self, len: u64) -> Result<(), SizeError> {
+        let total = self
+            .total
+            .checked_add(len)
+            .filter(|&t| t <= PaddedPieceSize::MAX.unpadded().get())
+            .ok_or(SizeError::PayloadTooLarge(self.total.saturating_add(len)))?;
+        let zeros = [0u8; 1 << 16];
+        let mut left = len;
+        // Whole subtrees are pushed only at this height and above, where the stack alone
+        // holds the state (in parallel mode, the pipeline keeps the levels below).
+        let min_height = if self.threads > 1 {
+            CHUNK_HEIGHT
+        } else {
+            BATCH_HEIGHT
+        };
+        while left > 0 {
+            if self.zero_aligned() {
+                let leaves = self.total / fr32::UNPADDED_BLOCK as u64 * 4;
+                let height = (min_height..=MAX_LEVEL)
+                    .rev()
+                    .find(|&h| leaves.is_multiple_of(1 << h) && subtree_payload(h) <= left);
+                if let Some(h) = height {
+                    if let Some(p) = self.parallel.as_mut() {
+                        let rest = p.drain(&mut |root| {
+                            push_root(&mut self.stack, CHUNK_SLOT, root);
+                        });
+                        debug_assert!(rest.is_empty());
+                    }
+                    self.push_root_at(h - BATCH_HEIGHT, ZERO_LEVELS[h]);
+                    self.total += subtree_payload(h);
+                    left -= subtree_payload(h);
+                    continue;
+                }
+            }
+            // Up to the next aligned subtree (or the end), the zeros are hashed.
+            let boundary = subtree_payload(min_height);
+            let to_next = boundary - self.total % boundary;
+            let n = left.min(to_next).min(zeros.len() as u64) as usize;
+            self.update(&zeros[..n]);
+            left -= n as u64;
+        }
+        debug_assert_eq!(self.total, total);
+        Ok(())
+    }
+
+    /// True when the payload so far ends exactly on a subtree the stack can take a root
+    /// after: no partial batch, block or (in parallel mode) partial subtree. Subtrees still
+    /// in flight are drained before a root is pushed.
+    fn zero_aligned(&self) -> bool {
+        self.blocks == 0
+            && self.tail_len == 0
+            && self
+                .parallel
+                .as_ref()
+                .is_none_or(|p| p.partial().is_empty())
+    }
+
+    /// Root of the subtree hashed from exactly [`CHUNK_PAYLOAD`] bytes (a worker's job); the
+    /// hasher is empty again afterwards.
+    pub(crate) fn subtree_root(&mut self, payload: &[u8]) -> [u8; 32] {
+        debug_assert_eq!(payload.len(), CHUNK_PAYLOAD);
+        self.absorb(payload);
+        self.total = 0;
+        self.stack[CHUNK_SLOT]
+            .take()
+            .expect("a full subtree leaves exactly its root")
+    }
+
+    /// Takes payload bytes into the batch (the one-thread path).
+    fn absorb(&mut self, mut data: &[u8]) {
         if self.tail_len > 0 {
             let take = (fr32::UNPADDED_BLOCK - self.tail_len).min(data.len());
             self.tail[self.tail_len..self.tail_len + take].copy_from_slice(&data[..take]);
@@ -198,24 +366,15 @@ impl CommP {
             data = rest;
             if self.blocks == BATCH_BLOCKS {
                 let root = self.reduce_batch(BATCH_HEIGHT);
-                self.push_root(root);
+                self.push_root_at(0, root);
                 self.blocks = 0;
             }
         }
     }
 
-    /// Merges a full batch root into the stack.
-    fn push_root(&mut self, mut node: [u8; 32]) {
-        for slot in self.stack.iter_mut() {
-            match slot.take() {
-                Some(left) => node = node_of(&left, &node),
-                None => {
-                    *slot = Some(node);
-                    return;
-                }
-            }
-        }
-        unreachable!("more than 2^63 bytes of leaves");
+    /// Merges the root of a full subtree of height `BATCH_HEIGHT + slot` into the stack.
+    fn push_root_at(&mut self, slot: usize, node: [u8; 32]) {
+        push_root(&mut self.stack, slot, node);
     }
 
     /// Reduces the filled leaves of the batch to the root of the subtree of height `height`
@@ -271,6 +430,10 @@ impl CommP {
             Some(requested) => requested,
             None => required,
         };
+        if let Some(mut pipeline) = self.parallel.take() {
+            let rest = pipeline.drain(&mut |root| self.push_root_at(CHUNK_SLOT, root));
+            self.absorb(&rest);
+        }
         if self.tail_len > 0 {
             let mut block = [0u8; fr32::UNPADDED_BLOCK];
             block[..self.tail_len].copy_from_slice(&self.tail[..self.tail_len]);

@@ -36,6 +36,7 @@ pub mod commd;
 mod commitment;
 pub mod fr32;
 mod hasher;
+mod parallel;
 mod sha256;
 pub mod size;
 mod zero;

@@ -35,6 +35,9 @@ struct Args {
     /// Hashing backend; `auto` picks the fastest this CPU supports.
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     backend: BackendArg,
+    /// Threads to hash on; 0 (the default) uses every core. Any count gives the same commP.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
     /// Never show a progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -65,7 +68,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let target = args.padded_size.map(PaddedPieceSize::new).transpose()?;
-    let mut hasher = CommP::new();
+    let mut hasher = CommP::new().with_threads(args.threads);
     hasher = match args.backend {
         BackendArg::Auto => hasher,
         BackendArg::Portable => hasher.with_backend(Backend::Portable)?,
@@ -75,7 +78,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.allow_short {
         hasher = hasher.with_short_payload(ShortPayload::ZeroPad);
     }
-    tracing::debug!(backend = ?hasher.backend(), "hashing");
+    tracing::debug!(backend = ?hasher.backend(), threads = hasher.threads(), "hashing");
 
     let (mut input, len): (Box<dyn Read>, Option<u64>) = match &args.file {
         Some(path) if path.as_os_str() != "-" => {
@@ -107,6 +110,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    let threads = hasher.threads();
     let piece = match target {
         Some(size) => hasher.finish_padded_to(size)?,
         None => hasher.finish()?,
@@ -118,8 +122,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     println!("payload size:  {} bytes", piece.payload_size);
     println!("padded size:   {} bytes", piece.padded_size.get());
     eprintln!(
-        "hashed {} bytes in {:.3} s ({:.1} MB/s)",
+        "hashed {} bytes on {} thread(s) in {:.3} s ({:.1} MB/s)",
         piece.payload_size,
+        threads,
         elapsed.as_secs_f64(),
         piece.payload_size as f64 / elapsed.as_secs_f64() / 1e6
     );
