@@ -42,7 +42,14 @@ pub struct DbTaskError(#[source] pub tokio::task::JoinError);
 #[derive(Clone)]
 pub struct Db {
     conn: Arc<Mutex<Connection>>,
+    /// Writes waiting for the next group commit.
+    queue: Arc<Mutex<Vec<Job>>>,
 }
+
+/// A queued write: runs inside the group's transaction and returns what reports its result
+/// once the group's commit has (or has not) reached the disk.
+type Job = Box<dyn FnOnce(Result<&mut Connection, &rusqlite::Error>) -> Reply + Send>;
+type Reply = Box<dyn FnOnce(Option<&rusqlite::Error>) + Send>;
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -55,7 +62,88 @@ impl Db {
     pub fn new(conn: Connection) -> Self {
         Self {
             conn: Arc::new(Mutex::new(conn)),
+            queue: Arc::new(Mutex::new(Vec::new())),
         }
+    }
+
+    /// Runs the write `f` in a transaction shared with every write queued meanwhile (group
+    /// commit), and returns only once that transaction is on disk, so the result can be
+    /// acknowledged. Each write runs in its own savepoint: one that fails is rolled back
+    /// alone and gets its error; if the commit itself fails, every write of the group gets
+    /// that error and none of them is applied. Concurrent writers share one fsync instead
+    /// of paying one each.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbTaskError> + From<rusqlite::Error> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, E>>();
+        let job: Job = Box::new(move |conn| -> Reply {
+            let conn = match conn {
+                Ok(conn) => conn,
+                Err(e) => {
+                    let _ = tx.send(Err(E::from(copy_error(e))));
+                    return Box::new(|_| {});
+                }
+            };
+            let result = match conn.savepoint() {
+                Ok(sp) => match f(&sp) {
+                    Ok(v) => sp.commit().map(|()| v).map_err(E::from),
+                    // Dropping the savepoint rolls this write back, and only this one.
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(E::from(e)),
+            };
+            Box::new(move |commit: Option<&rusqlite::Error>| {
+                let out = match (commit, result) {
+                    (Some(e), Ok(_)) => Err(E::from(copy_error(e))),
+                    (_, r) => r,
+                };
+                let _ = tx.send(out);
+            })
+        });
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(job);
+        let (conn, queue) = (self.conn.clone(), self.queue.clone());
+        // Whoever holds the connection next commits everything queued so far, this write
+        // included unless an earlier holder already took it.
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            let jobs = std::mem::take(&mut *queue.lock().unwrap_or_else(|p| p.into_inner()));
+            if jobs.is_empty() {
+                return;
+            }
+            if !guard.is_autocommit() {
+                // A holder that panicked mid-group left its transaction open.
+                let _ = guard.execute_batch("ROLLBACK");
+            }
+            if let Err(e) = guard.execute_batch("BEGIN IMMEDIATE") {
+                for job in jobs {
+                    job(Err(&e))(None);
+                }
+                return;
+            }
+            let replies: Vec<Reply> = jobs.into_iter().map(|job| job(Ok(&mut guard))).collect();
+            let commit = guard.execute_batch("COMMIT").err();
+            if commit.is_some() {
+                let _ = guard.execute_batch("ROLLBACK");
+            }
+            for reply in replies {
+                reply(commit.as_ref());
+            }
+        })
+        .await
+        .map_err(|e| E::from(DbTaskError(e)))?;
+        // The holder that ran this write answered before its task ended, or panicked.
+        rx.await.unwrap_or_else(|_| {
+            Err(E::from(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                Some("the group commit that held this write failed".into()),
+            )))
+        })
     }
 
     /// Runs `f` on the connection in a blocking task. A panic in an earlier query does not
@@ -73,5 +161,18 @@ impl Db {
         })
         .await
         .map_err(|e| E::from(DbTaskError(e)))?
+    }
+}
+
+/// The same error for each write of a group whose commit failed.
+fn copy_error(e: &rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, msg) => {
+            rusqlite::Error::SqliteFailure(*code, msg.clone())
+        }
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
+            Some(other.to_string()),
+        ),
     }
 }

@@ -1,7 +1,8 @@
 //! Deal proposals accepted per second by one provider: over libp2p on loopback (the product
 //! path: encode, noise/yamux stream, decode, validate with chain lookups and signature check,
-//! SQLite insert with a synchronous commit, response), beside the same acceptance called
-//! in process (no network) and a bare SQLite insert of the deal row.
+//! SQLite insert with a synchronous commit, response), one client at a time and 64 clients at
+//! once (their inserts share group commits), beside the same acceptance called in process (no
+//! network) and a bare SQLite insert of the deal row.
 
 #[path = "../tests/harness/mod.rs"]
 mod harness;
@@ -16,6 +17,9 @@ use storage_market::state::StorageDealStatus;
 use storage_market::store::{DealStore, ProviderDeal, SqliteDealStore};
 use storage_market::types::{DealLabel, TokenAmount};
 use storage_market::wallet::KeyType;
+
+/// Concurrent clients of `libp2p_64_clients`.
+const CLIENTS: usize = 64;
 
 fn proposals(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -98,6 +102,49 @@ fn proposals(c: &mut Criterion) {
                 }
                 start.elapsed()
             })
+        })
+    });
+    // 64 clients, each its own libp2p host with its own connection, proposing at once; the
+    // provider's inserts meet in group commits.
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            storage_market::network::MarketNetwork::start(
+                libp2p::identity::Keypair::generate_ed25519(),
+                Default::default(),
+            )
+            .unwrap()
+        })
+        .collect();
+    g.bench_function("libp2p_64_clients", |b| {
+        b.iter_custom(|iters| {
+            // At least one proposal per client, so every client is timed.
+            let batch = make(iters.max(CLIENTS as u64));
+            let mut shares: Vec<Vec<DealParams>> = vec![Vec::new(); CLIENTS];
+            for (i, p) in batch.into_iter().enumerate() {
+                shares[i % CLIENTS].push(p);
+            }
+            let elapsed = rt.block_on(async {
+                let start = Instant::now();
+                let tasks: Vec<_> = clients
+                    .iter()
+                    .zip(shares)
+                    .map(|(net, share)| {
+                        let (net, peer) = (net.clone(), env.peer.clone());
+                        tokio::spawn(async move {
+                            for params in share {
+                                let (_, r) = net.propose(&peer, params).await.unwrap();
+                                assert!(r.accepted, "{}", r.message);
+                            }
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.unwrap();
+                }
+                start.elapsed()
+            });
+            // Scaled to the `iters` criterion asked for.
+            elapsed.mul_f64(iters as f64 / iters.max(CLIENTS as u64) as f64)
         })
     });
     g.bench_function("in_process", |b| {

@@ -313,8 +313,6 @@ struct Inner {
     deps: ProviderDeps,
     miners: HashSet<Address>,
     publisher: Publisher,
-    /// Serialises the uniqueness check and insert of new deals.
-    accept_lock: tokio::sync::Mutex<()>,
     /// Serialises provider-collateral reservation, so two deals cannot both count the same
     /// escrow as theirs.
     funds_lock: tokio::sync::Mutex<()>,
@@ -345,7 +343,6 @@ impl Provider {
             config,
             deps,
             publisher,
-            accept_lock: tokio::sync::Mutex::new(()),
             funds_lock: tokio::sync::Mutex::new(()),
             running: Mutex::new(HashSet::new()),
             tasks: Mutex::new(vec![publish_task.abort_handle()]),
@@ -709,7 +706,7 @@ impl Provider {
             })
             .map_err(|e| Rejection::Internal(e.to_string()))?;
         let deal = ProviderDeal::new(&params, protocol, state);
-        let _guard = self.inner.accept_lock.lock().await;
+        // The store's insert is atomic, so concurrent proposals need no lock here.
         match self
             .inner
             .deps

@@ -256,7 +256,8 @@ fn parse_cid(s: Option<String>) -> Result<Option<Cid>, StoreError> {
 #[async_trait::async_trait]
 pub trait DealStore: Send + Sync {
     /// Inserts a new provider deal; fails with [`StoreError::Duplicate`] if its proposal CID
-    /// or UUID is already known.
+    /// or UUID is already known. The check and the insert are atomic: of two concurrent
+    /// inserts of one deal, exactly one succeeds.
     async fn insert_provider_deal(&self, deal: ProviderDeal) -> Result<(), StoreError>;
     /// Writes every mutable field of `deal` (state, message, message CIDs, deal id, sector,
     /// piece path).
@@ -456,7 +457,9 @@ impl SqliteDealStore {
 #[async_trait::async_trait]
 impl DealStore for SqliteDealStore {
     async fn insert_provider_deal(&self, deal: ProviderDeal) -> Result<(), StoreError> {
-        self.with(move |c| {
+        // Group commit: concurrent proposals share one transaction and one fsync; each is
+        // on disk before its acceptance goes out.
+        self.db.write(move |c| {
             let exists: Option<String> = c
                 .query_row(
                     "SELECT proposal_cid FROM provider_deals WHERE proposal_cid = ?1 OR deal_uuid = ?2",

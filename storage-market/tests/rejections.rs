@@ -326,6 +326,35 @@ async fn duplicates_and_blocklist_and_datacap() {
     assert!(res.message.contains("same uuid"), "{}", res.message);
     assert_eq!(env.provider.deals().await.unwrap().len(), 1);
 
+    // One new proposal sent eight times at once (no lock serialises acceptance; the store's
+    // insert is atomic): exactly one is accepted, the others are told it is a duplicate.
+    let mut fresh = params_for(&env, &case).await;
+    fresh.client_deal_proposal.proposal.label = DealLabel::String("concurrent".into());
+    fresh.client_deal_proposal.client_signature = env
+        .keys
+        .sign_sync(
+            &env.client_addr,
+            &fresh.client_deal_proposal.proposal.to_cbor(),
+        )
+        .unwrap();
+    let sends: Vec<_> = (0..8)
+        .map(|_| {
+            let (provider, p) = (env.provider.clone(), fresh.clone());
+            tokio::spawn(async move { provider.propose(p, Protocol::DealV121).await })
+        })
+        .collect();
+    let mut accepted = 0;
+    for s in sends {
+        let r = s.await.unwrap();
+        if r.accepted {
+            accepted += 1;
+        } else {
+            assert!(r.message.contains("identical to deal"), "{}", r.message);
+        }
+    }
+    assert_eq!(accepted, 1);
+    assert_eq!(env.provider.deals().await.unwrap().len(), 2);
+
     // Blocklisted piece.
     let piece = params.client_deal_proposal.proposal.piece_cid;
     let blocked = Env::start(
