@@ -93,6 +93,9 @@ impl NetworkLimits {
     }
 }
 
+/// Re-sends of a proposal whose stream broke before the answer.
+const PROPOSE_RETRIES: u32 = 3;
+
 /// `/fil/storage/mk/1.1.1`.
 #[derive(Debug)]
 pub struct DealV111Codec;
@@ -425,14 +428,28 @@ impl MarketNetwork {
         peer: &PeerAddr,
         params: DealParams,
     ) -> Result<(Protocol, DealResponse), NetworkError> {
-        rpc::request::<DealCodec>(
-            &self.host,
-            peer,
-            &[Protocol::DealV121, Protocol::DealV120],
-            &self.limits,
-            |_| params,
-        )
-        .await
+        // A stream that breaks before the answer is tried again: providers built on
+        // libp2p-stream drop inbound streams that arrive in a burst (its per-protocol queue
+        // holds one), and re-sending the same signed deal is safe (ours accepts an identical
+        // re-send; Boost answers that it already has it).
+        let mut attempt = 0;
+        loop {
+            let result = rpc::request::<DealCodec>(
+                &self.host,
+                peer,
+                &[Protocol::DealV121, Protocol::DealV120],
+                &self.limits,
+                |_| params.clone(),
+            )
+            .await;
+            match result {
+                Err(NetworkError::Io { .. }) if attempt < PROPOSE_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Proposes a go-fil-markets deal (`/fil/storage/mk/1.1.1`).

@@ -502,11 +502,30 @@ impl Provider {
     /// Handles a Boost 1.2.x proposal. The deal is in the database before this returns
     /// `accepted: true`.
     pub async fn propose(&self, params: DealParams, protocol: Protocol) -> DealResponse {
+        let (uuid, pcid) = (params.deal_uuid, params.client_deal_proposal.cid());
         match self.accept(params, protocol).await {
             Ok(_) => DealResponse {
                 accepted: true,
                 message: String::new(),
             },
+            // The same deal sent again (a client retrying after a broken stream) is accepted
+            // again, not made twice: re-sending is safe whatever happened to the first try.
+            Err(Rejection::DuplicateProposal(_))
+                if self
+                    .inner
+                    .deps
+                    .store
+                    .provider_deal(&pcid)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some_and(|d| d.deal_uuid == uuid) =>
+            {
+                DealResponse {
+                    accepted: true,
+                    message: String::new(),
+                }
+            }
             Err(
                 r @ (Rejection::DuplicateProposal(_)
                 | Rejection::DuplicateUuid(_)
