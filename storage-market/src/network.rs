@@ -443,7 +443,15 @@ impl MarketNetwork {
             )
             .await;
             match result {
-                Err(NetworkError::Io { .. }) if attempt < PROPOSE_RETRIES => {
+                // A dropped stream shows as a broken write or as an answer that ends
+                // before its first complete item.
+                Err(
+                    NetworkError::Io { .. }
+                    | NetworkError::Decode {
+                        source: DecodeError::Truncated,
+                        ..
+                    },
+                ) if attempt < PROPOSE_RETRIES => {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
                 }
