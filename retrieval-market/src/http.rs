@@ -38,8 +38,11 @@ use crate::range::parse_ranges;
 pub const IMMUTABLE: &str = "public, max-age=29030400, immutable";
 /// booster-http's constant `Last-Modified`.
 const EPOCH_DATE: &str = "Thu, 01 Jan 1970 00:00:00 GMT";
-/// Read size when streaming pieces.
-const CHUNK: usize = 1 << 20;
+/// Read size when streaming pieces: tokio's largest single file read (2 MiB). Against 1 MiB
+/// it halves the per-chunk costs (a blocking-pool round trip, a body frame): in the
+/// retrieval bench `/piece` of 1 GiB took 780 ms at 1 MiB, 609-673 ms at 2 MiB and 684 ms at
+/// 4 MiB (runs of one day).
+const CHUNK: usize = 2 << 20;
 
 /// HTTP server settings.
 #[derive(Debug, Clone)]
