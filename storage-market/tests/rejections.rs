@@ -289,6 +289,16 @@ async fn each_rejection_carries_its_reason() {
     }
 }
 
+/// Gives the proposal a new label (so a new proposal CID) and signs it again as the client.
+fn relabel(env: &Env, params: &mut DealParams, label: &str) {
+    let cdp = &mut params.client_deal_proposal;
+    cdp.proposal.label = DealLabel::String(label.into());
+    cdp.client_signature = env
+        .keys
+        .sign_sync(&env.client_addr, &cdp.proposal.to_cbor())
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicates_and_blocklist_and_datacap() {
     let env = Env::start(|_| {}, false).await;
@@ -314,14 +324,7 @@ async fn duplicates_and_blocklist_and_datacap() {
     // Same UUID, different proposal.
     let mut other = params_for(&env, &case).await;
     other.deal_uuid = params.deal_uuid;
-    other.client_deal_proposal.proposal.label = DealLabel::String("other".into());
-    other.client_deal_proposal.client_signature = env
-        .keys
-        .sign_sync(
-            &env.client_addr,
-            &other.client_deal_proposal.proposal.to_cbor(),
-        )
-        .unwrap();
+    relabel(&env, &mut other, "other");
     let res = env.provider.propose(other, Protocol::DealV121).await;
     assert!(res.message.contains("same uuid"), "{}", res.message);
     assert_eq!(env.provider.deals().await.unwrap().len(), 1);
@@ -330,14 +333,7 @@ async fn duplicates_and_blocklist_and_datacap() {
     // insert is atomic): every send is accepted (a re-send of the same deal is idempotent)
     // and exactly one deal exists.
     let mut fresh = params_for(&env, &case).await;
-    fresh.client_deal_proposal.proposal.label = DealLabel::String("concurrent".into());
-    fresh.client_deal_proposal.client_signature = env
-        .keys
-        .sign_sync(
-            &env.client_addr,
-            &fresh.client_deal_proposal.proposal.to_cbor(),
-        )
-        .unwrap();
+    relabel(&env, &mut fresh, "concurrent");
     let sends: Vec<_> = (0..8)
         .map(|_| {
             let (provider, p) = (env.provider.clone(), fresh.clone());
