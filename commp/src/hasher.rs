@@ -28,7 +28,7 @@ const CHUNK_SLOT: usize = CHUNK_HEIGHT - BATCH_HEIGHT;
 const _: () = assert!(CHUNK_PAYLOAD.is_multiple_of(BATCH_BLOCKS * fr32::UNPADDED_BLOCK));
 
 /// Payload bytes whose fr32 image is a subtree of height `h` (at least two levels).
-const fn subtree_payload(h: usize) -> u64 {
+pub(crate) const fn subtree_payload(h: usize) -> u64 {
     (1u64 << h) / 4 * fr32::UNPADDED_BLOCK as u64
 }
 

@@ -14,13 +14,14 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
+use crate::CommP;
+use crate::hasher::subtree_payload;
 use crate::sha256::Backend;
-use crate::{CommP, fr32};
 
 /// Height of the subtree one job hashes: 2^16 leaves, 2 MiB padded.
 pub(crate) const CHUNK_HEIGHT: usize = 16;
 /// Payload bytes of one job: 2^16 leaves are 2^14 fr32 blocks of 127 bytes.
-pub(crate) const CHUNK_PAYLOAD: usize = (1 << CHUNK_HEIGHT) / 4 * fr32::UNPADDED_BLOCK;
+pub(crate) const CHUNK_PAYLOAD: usize = subtree_payload(CHUNK_HEIGHT) as usize;
 
 /// The number of cores this process may use (the default thread count).
 pub(crate) fn available_threads() -> usize {
