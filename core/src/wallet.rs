@@ -3,8 +3,9 @@
 //! secp256k1 signs blake2b-256 of the message and appends the recovery id (65 bytes); the
 //! signer's `f1` address is recovered from the signature. BLS signs the raw message (96 bytes)
 //! and verifies against the public key inside the `f3` address. Verification is written on
-//! `k256` and `bls-signatures` directly because `fvm_shared`'s helpers need its `crypto`
-//! feature, which pulls in the proofs stack.
+//! `secp256k1` (libsecp256k1, what Lotus's go-crypto wraps, so the same signatures pass:
+//! recovery takes high-S signatures too) and `bls-signatures` directly because `fvm_shared`'s
+//! helpers need its `crypto` feature, which pulls in the proofs stack.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -79,10 +80,14 @@ impl PrivateKey {
     pub fn generate(kind: KeyType) -> Self {
         let mut rng = rand::rngs::OsRng;
         match kind {
-            KeyType::Secp256k1 => {
-                let sk = k256::ecdsa::SigningKey::random(&mut rng);
-                Self::from_bytes(kind, &sk.to_bytes()).expect("fresh secp256k1 key is valid")
-            }
+            KeyType::Secp256k1 => loop {
+                // Below the group order with overwhelming probability; retried otherwise.
+                let mut bytes = [0u8; 32];
+                rand::RngCore::fill_bytes(&mut rng, &mut bytes);
+                if let Ok(key) = Self::from_bytes(kind, &bytes) {
+                    break key;
+                }
+            },
             KeyType::Bls => {
                 use bls_signatures::Serialize as _;
                 let sk = bls_signatures::PrivateKey::generate(&mut rng);
@@ -98,10 +103,10 @@ impl PrivateKey {
             .map_err(|_| WalletError::InvalidKey(format!("{} bytes, expected 32", bytes.len())))?;
         let address = match kind {
             KeyType::Secp256k1 => {
-                let sk = k256::ecdsa::SigningKey::from_slice(&arr)
+                let sk = secp256k1::SecretKey::from_byte_array(arr)
                     .map_err(|e| WalletError::InvalidKey(e.to_string()))?;
-                let pk = sk.verifying_key().to_encoded_point(false);
-                Address::new_secp256k1(pk.as_bytes())
+                let pk = secp256k1::PublicKey::from_secret_key_global(&sk);
+                Address::new_secp256k1(&pk.serialize_uncompressed())
                     .map_err(|e| WalletError::InvalidKey(e.to_string()))?
             }
             KeyType::Bls => {
@@ -133,13 +138,14 @@ impl PrivateKey {
     pub fn sign(&self, msg: &[u8]) -> Signature {
         match self.kind {
             KeyType::Secp256k1 => {
-                let sk = k256::ecdsa::SigningKey::from_slice(&self.bytes)
+                let sk = secp256k1::SecretKey::from_byte_array(self.bytes)
                     .expect("validated at construction");
-                let (sig, recid) = sk
-                    .sign_prehash_recoverable(&blake2b_256(msg))
-                    .expect("32-byte prehash always signs");
-                let mut out = sig.to_bytes().to_vec();
-                out.push(recid.to_byte());
+                let digest = secp256k1::Message::from_digest(blake2b_256(msg));
+                let (recid, rs) = secp256k1::SECP256K1
+                    .sign_ecdsa_recoverable(digest, &sk)
+                    .serialize_compact();
+                let mut out = rs.to_vec();
+                out.push(i32::from(recid) as u8);
                 Signature::new(SignatureType::Secp256k1, out)
             }
             KeyType::Bls => {
@@ -197,13 +203,16 @@ pub fn verify(sig: &Signature, signer: &Address, msg: &[u8]) -> Result<(), Walle
                     b.len()
                 )));
             }
-            let rs = k256::ecdsa::Signature::from_slice(&b[..64])
+            let recid = secp256k1::ecdsa::RecoveryId::try_from(i32::from(b[64]))
+                .map_err(|_| WalletError::BadSignature("invalid recovery id".into()))?;
+            let rs = secp256k1::ecdsa::RecoverableSignature::from_compact(&b[..64], recid)
                 .map_err(|e| WalletError::BadSignature(e.to_string()))?;
-            let recid = k256::ecdsa::RecoveryId::from_byte(b[64])
-                .ok_or_else(|| WalletError::BadSignature("invalid recovery id".into()))?;
-            let vk = k256::ecdsa::VerifyingKey::recover_from_prehash(&blake2b_256(msg), &rs, recid)
+            // A recovered key verifies the signature by construction: no second check needed.
+            let digest = secp256k1::Message::from_digest(blake2b_256(msg));
+            let pk = secp256k1::SECP256K1
+                .recover_ecdsa(digest, &rs)
                 .map_err(|e| WalletError::BadSignature(e.to_string()))?;
-            let recovered = Address::new_secp256k1(vk.to_encoded_point(false).as_bytes())
+            let recovered = Address::new_secp256k1(&pk.serialize_uncompressed())
                 .map_err(|e| WalletError::BadSignature(e.to_string()))?;
             if &recovered != signer {
                 return Err(WalletError::BadSignature(format!(
@@ -411,6 +420,38 @@ mod tests {
         assert!(verify(&junk, &bls.address(), b"m").is_err());
         let short = Signature::new(SignatureType::Secp256k1, vec![1; 10]);
         assert!(verify(&short, &secp.address(), b"m").is_err());
+    }
+
+    /// RFC 6979 signatures are deterministic: this one was also produced by `k256` (the
+    /// previous implementation) from the same key and message.
+    const VECTOR_SIG: &str = "a1511a60639a797dce802e738aa72ab805dd261950a57d431ac461d5fb91d8ea\
+                              6687c1ba4e3d766bdb5937df8d0e1f7ecae811271ada55ac8ffb1ff1a0e1b27c00";
+    const VECTOR_MSG: &[u8] = b"fil-market-rs wallet vector";
+
+    #[test]
+    fn secp256k1_signature_vector() {
+        let key = PrivateKey::from_bytes(KeyType::Secp256k1, &[7u8; 32]).unwrap();
+        let sig = key.sign(VECTOR_MSG);
+        assert_eq!(hex::encode(sig.bytes()), VECTOR_SIG);
+        verify(&sig, &key.address(), VECTOR_MSG).unwrap();
+    }
+
+    #[test]
+    fn high_s_secp256k1_signatures_verify_as_in_lotus() {
+        // The same signature with s replaced by n - s and the recovery parity flipped: Lotus
+        // (libsecp256k1's recovery) accepts it, so a provider must too.
+        let key = PrivateKey::from_bytes(KeyType::Secp256k1, &[7u8; 32]).unwrap();
+        let high = "a1511a60639a797dce802e738aa72ab805dd261950a57d431ac461d5fb91d8ea\
+                    99783e45b1c2899424a6c82072f1e07fefc6cbbf946e4a8f2fd73e9b2f548ec501";
+        let sig = Signature::new(SignatureType::Secp256k1, hex::decode(high).unwrap());
+        verify(&sig, &key.address(), VECTOR_MSG).unwrap();
+        let mut bad_recid = sig.bytes().to_vec();
+        bad_recid[64] = 4;
+        let bad = Signature::new(SignatureType::Secp256k1, bad_recid);
+        assert!(matches!(
+            verify(&bad, &key.address(), VECTOR_MSG),
+            Err(WalletError::BadSignature(_))
+        ));
     }
 
     #[test]
