@@ -6,6 +6,10 @@
 //! take raw streams ([`Host::accept`], [`Host::open`]); those that exchange one CBOR item
 //! each way use [`crate::rpc`] on top.
 
+mod streams;
+
+pub use streams::{IncomingStreams, OpenError};
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +48,9 @@ pub struct HostConfig {
     pub idle_connection_timeout: Duration,
     /// The identify agent version.
     pub agent_version: String,
+    /// Inbound streams queued per protocol before its handler takes them; past that a new
+    /// stream is reset (with a warning).
+    pub inbound_queue: usize,
 }
 
 impl Default for HostConfig {
@@ -52,6 +59,7 @@ impl Default for HostConfig {
             listen: Vec::new(),
             idle_connection_timeout: Duration::from_secs(60),
             agent_version: concat!("fil-market-rs/", env!("CARGO_PKG_VERSION")).to_string(),
+            inbound_queue: 1024,
         }
     }
 }
@@ -110,7 +118,7 @@ pub enum HostError {
         peer: PeerId,
         /// Why.
         #[source]
-        source: libp2p_stream::OpenStreamError,
+        source: OpenError,
     },
     /// Another handler already serves this protocol on this host.
     #[error("{0} is already served on this host")]
@@ -125,7 +133,7 @@ pub enum HostError {
 struct Behaviour {
     identify: identify::Behaviour,
     ping: ping::Behaviour,
-    streams: libp2p_stream::Behaviour,
+    streams: streams::Behaviour,
 }
 
 type ConnectReply = oneshot::Sender<Result<(), HostError>>;
@@ -151,7 +159,7 @@ pub struct Host {
     /// Peers with at least one connection, kept by the swarm task, so that a request to a
     /// connected peer needs no round trip to it.
     connected: Arc<std::sync::RwLock<HashSet<PeerId>>>,
-    control: libp2p_stream::Control,
+    streams: Arc<streams::Shared>,
     commands: mpsc::Sender<Command>,
     task: Arc<AbortOnDrop>,
 }
@@ -191,7 +199,7 @@ fn build(
                 identify::Config::new("ipfs/0.1.0".into(), key.public()).with_agent_version(agent),
             ),
             ping: ping::Behaviour::default(),
-            streams: libp2p_stream::Behaviour::new(),
+            streams: streams::Behaviour::new(config.inbound_queue),
         })
         .map_err(|e| HostError::Transport(e.to_string().into()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_connection_timeout))
@@ -234,7 +242,7 @@ impl Host {
 
     fn spawn(swarm: libp2p::Swarm<Behaviour>, listen_addrs: Vec<Multiaddr>) -> Self {
         let peer_id = *swarm.local_peer_id();
-        let control = swarm.behaviour().streams.new_control();
+        let streams = swarm.behaviour().streams.shared();
         let (commands, rx) = mpsc::channel(64);
         let connected = Arc::new(std::sync::RwLock::new(HashSet::new()));
         let task = tokio::spawn(run(swarm, rx, connected.clone()));
@@ -242,7 +250,7 @@ impl Host {
             peer_id,
             listen_addrs: listen_addrs.into(),
             connected,
-            control,
+            streams,
             commands,
             task: Arc::new(AbortOnDrop(task)),
         }
@@ -292,18 +300,34 @@ impl Host {
             .map(|(_, s)| s)
     }
 
-    /// Connects to `peer` and opens a stream on the first of `protocols` it supports.
+    /// Connects to `peer` and opens a stream on the first of `protocols` it supports, all
+    /// offered in one negotiation.
     pub async fn open_any(
         &self,
         peer: &PeerAddr,
         protocols: &[StreamProtocol],
     ) -> Result<(StreamProtocol, Stream), HostError> {
-        self.connect(peer).await?;
-        let mut control = self.control.clone();
-        for protocol in protocols {
-            match control.open_stream(peer.peer_id, protocol.clone()).await {
-                Ok(stream) => return Ok((protocol.clone(), stream)),
-                Err(libp2p_stream::OpenStreamError::UnsupportedProtocol(_)) => continue,
+        let offered: Arc<[StreamProtocol]> = protocols.into();
+        let mut reconnected = false;
+        loop {
+            self.connect(peer).await?;
+            match self.streams.open(peer.peer_id, offered.clone()).await {
+                Ok(open) => return Ok(open),
+                // The connection closed since it was found up: dial again, once.
+                Err(OpenError::NotConnected) if !reconnected => {
+                    reconnected = true;
+                    self.forget(&peer.peer_id);
+                }
+                Err(OpenError::UnsupportedProtocol) => {
+                    return Err(HostError::UnsupportedProtocol {
+                        peer: peer.peer_id,
+                        protocols: protocols
+                            .iter()
+                            .map(|p| p.as_ref())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    });
+                }
                 Err(source) => {
                     return Err(HostError::Stream {
                         peer: peer.peer_id,
@@ -312,29 +336,24 @@ impl Host {
                 }
             }
         }
-        Err(HostError::UnsupportedProtocol {
-            peer: peer.peer_id,
-            protocols: protocols
-                .iter()
-                .map(|p| p.as_ref())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
+    }
+
+    /// Drops `peer` from the connected set, so the next [`connect`](Self::connect) asks the
+    /// swarm (which dials unless a connection is up).
+    fn forget(&self, peer: &PeerId) {
+        self.connected
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(peer);
     }
 
     /// Takes the inbound streams of `protocol`. One handler per protocol and host; dropping
-    /// the returned streams stops serving it.
-    ///
-    /// Drain it promptly: libp2p-stream drops an inbound stream when the previous one has
-    /// not been taken yet, so a handler should spawn per stream and do nothing else.
-    pub fn accept(
-        &self,
-        protocol: StreamProtocol,
-    ) -> Result<libp2p_stream::IncomingStreams, HostError> {
-        self.control
-            .clone()
+    /// the returned streams stops serving it. Up to [`HostConfig::inbound_queue`] streams
+    /// wait for the handler; a handler should still spawn per stream and do nothing else.
+    pub fn accept(&self, protocol: StreamProtocol) -> Result<IncomingStreams, HostError> {
+        self.streams
             .accept(protocol.clone())
-            .map_err(|_| HostError::AlreadyServed(protocol))
+            .ok_or(HostError::AlreadyServed(protocol))
     }
 
     /// Stops the swarm; open streams break.
@@ -358,6 +377,12 @@ async fn run(
                 let Some(Command::Connect(peer, reply)) = cmd else { return };
                 if swarm.is_connected(&peer.peer_id) {
                     let _ = reply.send(Ok(()));
+                    continue;
+                }
+                // Concurrent requests for a peer being dialled wait for that one dial (a
+                // second dial would be refused by the swarm's peer condition).
+                if let Some(waiting) = connecting.get_mut(&peer.peer_id) {
+                    waiting.push(reply);
                     continue;
                 }
                 let opts = DialOpts::peer_id(peer.peer_id).addresses(peer.addrs).build();

@@ -189,7 +189,7 @@ where
         let mut incoming = host.accept(C::protocol_id(version))?;
         let (handler, permits, limits) = (handler.clone(), permits.clone(), limits.clone());
         tasks.push(tokio::spawn(async move {
-            // Only spawn here: a slow accept loop makes libp2p-stream drop streams.
+            // Only spawn here: a slow accept loop fills the host's inbound queue.
             while let Some((peer, stream)) = incoming.next().await {
                 let (handler, permits, limits) = (handler.clone(), permits.clone(), limits.clone());
                 tokio::spawn(async move {

@@ -35,7 +35,7 @@ pub async fn open(
 
 /// Incoming transfer streams of a [`Host`], as an [`axum::serve::Listener`].
 pub struct P2pListener {
-    incoming: libp2p_stream::IncomingStreams,
+    incoming: market_core::host::IncomingStreams,
     peer_id: PeerId,
 }
 

@@ -429,8 +429,8 @@ impl MarketNetwork {
         params: DealParams,
     ) -> Result<(Protocol, DealResponse), NetworkError> {
         // A stream that breaks before the answer is tried again: providers built on
-        // libp2p-stream drop inbound streams that arrive in a burst (its per-protocol queue
-        // holds one), and re-sending the same signed deal is safe (ours accepts an identical
+        // libp2p-stream (and Go providers under load) reset inbound streams that arrive in a
+        // burst, and re-sending the same signed deal is safe (ours accepts an identical
         // re-send; Boost answers that it already has it).
         let mut attempt = 0;
         loop {
