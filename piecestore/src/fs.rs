@@ -3,19 +3,61 @@
 use std::io::{ErrorKind, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use commp::PaddedPieceSize;
 use market_core::Cid;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::store::{
     ByteRange, ExpectedPiece, PieceMeta, PieceReader, PieceStore, StagedPiece, check_piece_cid,
+    check_read_at,
 };
 use crate::{CommPFollower, PieceStoreError};
 
 const PARTIAL: &str = "partial";
 const META: &str = "meta.json";
 const WRITE_CHUNK: usize = 1 << 20;
+/// Open payload files kept for [`PieceStore::read_at`]: a CAR retrieval reads hundreds of
+/// blocks of one piece, and an open per block cost more than the read.
+const OPEN_HANDLES: usize = 32;
+
+/// Recently read payload files with their lengths, most recent last.
+#[derive(Debug, Default)]
+struct Handles {
+    open: Vec<(Cid, Arc<std::fs::File>, u64)>,
+    /// Bumped by every [`forget`](Self::forget), so that a file opened before a delete or a
+    /// replacement is not cached after it.
+    generation: u64,
+}
+
+impl Handles {
+    fn get(&mut self, piece: &Cid) -> Option<(Arc<std::fs::File>, u64)> {
+        let i = self.open.iter().position(|(c, _, _)| c == piece)?;
+        let entry = self.open.remove(i);
+        let found = (entry.1.clone(), entry.2);
+        self.open.push(entry);
+        Some(found)
+    }
+
+    /// Caches a file opened while [`generation`](Self::generation) was `seen`.
+    fn insert(&mut self, seen: u64, piece: Cid, file: Arc<std::fs::File>, len: u64) {
+        if seen != self.generation {
+            return;
+        }
+        self.open.retain(|(c, _, _)| *c != piece);
+        if self.open.len() >= OPEN_HANDLES {
+            self.open.remove(0);
+        }
+        self.open.push((piece, file, len));
+    }
+
+    fn forget(&mut self, piece: &Cid) {
+        self.generation += 1;
+        self.open.retain(|(c, _, _)| c != piece);
+    }
+}
 
 /// One file per piece in a directory: `<piece-cid>` holds the payload and
 /// `<piece-cid>.meta.json` its sizes.
@@ -28,6 +70,7 @@ const WRITE_CHUNK: usize = 1 << 20;
 #[derive(Debug, Clone)]
 pub struct FsPieceStore {
     dir: PathBuf,
+    handles: Arc<Mutex<Handles>>,
 }
 
 impl FsPieceStore {
@@ -46,7 +89,36 @@ impl FsPieceStore {
                 std::fs::remove_file(&path)?;
             }
         }
-        Ok(Self { dir })
+        Ok(Self {
+            dir,
+            handles: Arc::default(),
+        })
+    }
+
+    fn lock_handles(&self) -> std::sync::MutexGuard<'_, Handles> {
+        self.handles.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The open payload file of `piece` and its length (blocking).
+    fn handle(&self, piece: &Cid) -> Result<(Arc<std::fs::File>, u64), PieceStoreError> {
+        let seen = {
+            let mut handles = self.lock_handles();
+            if let Some(found) = handles.get(piece) {
+                return Ok(found);
+            }
+            handles.generation
+        };
+        let file = match std::fs::File::open(self.data_path(piece)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(PieceStoreError::NotFound(Box::new(*piece)));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let len = file.metadata()?.len();
+        let file = Arc::new(file);
+        self.lock_handles().insert(seen, *piece, file.clone(), len);
+        Ok((file, len))
     }
 
     /// The directory pieces live in.
@@ -86,6 +158,7 @@ impl FsPieceStore {
         std::fs::File::open(&meta_tmp)?.sync_all()?;
         std::fs::rename(&meta_tmp, self.meta_path(&meta.piece_cid))?;
         std::fs::rename(tmp, self.data_path(&meta.piece_cid))?;
+        self.lock_handles().forget(&meta.piece_cid);
         std::fs::File::open(&self.dir)?.sync_all()?;
         Ok(())
     }
@@ -273,6 +346,36 @@ impl PieceStore for FsPieceStore {
         tokio::task::spawn_blocking(move || this.read_meta(&piece)).await?
     }
 
+    async fn read_at(&self, piece: &Cid, range: ByteRange) -> Result<Bytes, PieceStoreError> {
+        check_piece_cid(piece)?;
+        check_read_at(range)?;
+        let (this, piece) = (self.clone(), *piece);
+        tokio::task::spawn_blocking(move || {
+            let (file, len) = this.handle(&piece)?;
+            if range.end > len {
+                return Err(PieceStoreError::RangeNotSatisfiable {
+                    start: range.start,
+                    end: range.end,
+                    len,
+                });
+            }
+            let want = range.len() as usize;
+            let mut data = Vec::with_capacity(want);
+            while data.len() < want {
+                let at = range.start + data.len() as u64;
+                match rustix::io::pread(&*file, rustix::buffer::spare_capacity(&mut data), at) {
+                    Ok(0) => return Err(std::io::Error::from(ErrorKind::UnexpectedEof).into()),
+                    Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => return Err(std::io::Error::from(e).into()),
+                }
+            }
+            // The spare capacity may have been larger than the range.
+            data.truncate(want);
+            Ok(Bytes::from(data))
+        })
+        .await?
+    }
+
     async fn delete(&self, piece: &Cid) -> Result<bool, PieceStoreError> {
         check_piece_cid(piece)?;
         let existed = match tokio::fs::remove_file(self.data_path(piece)).await {
@@ -280,6 +383,7 @@ impl PieceStore for FsPieceStore {
             Err(e) if e.kind() == ErrorKind::NotFound => false,
             Err(e) => return Err(e.into()),
         };
+        self.lock_handles().forget(piece);
         match tokio::fs::remove_file(self.meta_path(piece)).await {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {}

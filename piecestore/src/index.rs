@@ -1,6 +1,7 @@
 //! The piece index: which deals hold a piece, which pieces hold a payload root, and where
 //! each block of a piece is.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 
@@ -125,6 +126,18 @@ pub trait PieceIndex: Send + Sync {
     async fn pieces_for_root(&self, root: &Cid) -> Result<Vec<Cid>, PieceStoreError>;
     /// Where a block is: (piece, payload offset of its data, size), matched on the multihash.
     async fn find_block(&self, cid: &Cid) -> Result<Vec<(Cid, u64, u64)>, PieceStoreError>;
+    /// [`find_block`](Self::find_block) for each of `cids`, in order, in one call (the
+    /// children of a DAG node); the default asks one at a time.
+    async fn find_blocks(
+        &self,
+        cids: &[Cid],
+    ) -> Result<Vec<Vec<(Cid, u64, u64)>>, PieceStoreError> {
+        let mut out = Vec::with_capacity(cids.len());
+        for cid in cids {
+            out.push(self.find_block(cid).await?);
+        }
+        Ok(out)
+    }
     /// Every block of `piece`: (multihash bytes, data offset, size), in payload order.
     async fn blocks(&self, piece: &Cid) -> Result<Vec<(Vec<u8>, u64, u64)>, PieceStoreError>;
     /// Forgets `piece` and its blocks, roots and deals.
@@ -470,23 +483,43 @@ impl PieceIndex for SqlitePieceIndex {
     /// size)` of the block data. Matching on the multihash alone finds a block whatever codec
     /// the asker's CID carries, as Boost's index does.
     async fn find_block(&self, cid: &Cid) -> Result<Vec<(Cid, u64, u64)>, PieceStoreError> {
-        let mh = cid.hash().to_bytes();
+        Ok(self
+            .find_blocks(std::slice::from_ref(cid))
+            .await?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// All lookups in one database call, each piece CID parsed once.
+    async fn find_blocks(
+        &self,
+        cids: &[Cid],
+    ) -> Result<Vec<Vec<(Cid, u64, u64)>>, PieceStoreError> {
+        let hashes: Vec<Vec<u8>> = cids.iter().map(|c| c.hash().to_bytes()).collect();
         self.with(move |c| {
             let mut st = c.prepare_cached(
                 "SELECT piece_cid, offset, size FROM blocks WHERE multihash = ?1 ORDER BY piece_cid",
             )?;
-            let rows = st.query_map([&mh], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })?;
-            rows.map(|r| {
-                let (p, o, s) = r?;
-                Ok((parse_cid(&p)?, o as u64, s as u64))
-            })
-            .collect()
+            let mut pieces: HashMap<String, Cid> = HashMap::new();
+            let mut out = Vec::with_capacity(hashes.len());
+            for mh in &hashes {
+                let mut found = Vec::new();
+                let mut rows = st.query([mh])?;
+                while let Some(r) = rows.next()? {
+                    let text: String = r.get(0)?;
+                    let piece = match pieces.get(&text) {
+                        Some(p) => *p,
+                        None => {
+                            let p = parse_cid(&text)?;
+                            pieces.insert(text, p);
+                            p
+                        }
+                    };
+                    found.push((piece, r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64));
+                }
+                out.push(found);
+            }
+            Ok(out)
         })
         .await
     }

@@ -38,7 +38,8 @@ pub use index::{
     index_payload,
 };
 pub use store::{
-    ByteRange, ExpectedPiece, PieceMeta, PieceReader, PieceStore, StagedPiece, check_piece_cid,
+    ByteRange, ExpectedPiece, MAX_READ_AT, PieceMeta, PieceReader, PieceStore, StagedPiece,
+    check_piece_cid, check_read_at,
 };
 
 pub use commp::PaddedPieceSize;

@@ -3,9 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
+use bytes::Bytes;
 use commp::{FIL_COMMITMENT_UNSEALED, PaddedPieceSize, SHA2_256_TRUNC254_PADDED};
 use market_core::Cid;
-use tokio::io::AsyncRead;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::PieceStoreError;
 
@@ -58,6 +59,21 @@ impl ByteRange {
     }
 }
 
+/// Largest range [`PieceStore::read_at`] reads into one buffer (a CAR section is at most
+/// [`crate::MAX_SECTION`]).
+pub const MAX_READ_AT: u64 = 64 << 20;
+
+/// Refuses a [`PieceStore::read_at`] range that is reversed or larger than [`MAX_READ_AT`].
+pub fn check_read_at(range: ByteRange) -> Result<(), PieceStoreError> {
+    if range.start > range.end || range.len() > MAX_READ_AT {
+        return Err(PieceStoreError::InvalidSize(format!(
+            "read_at of {}..{} (at most {MAX_READ_AT} bytes at once)",
+            range.start, range.end
+        )));
+    }
+    Ok(())
+}
+
 /// Refuses anything but a v1 piece CID. Stores name files after piece CIDs, so this also keeps
 /// a peer-supplied CID from naming any other file.
 pub fn check_piece_cid(cid: &Cid) -> Result<(), PieceStoreError> {
@@ -107,6 +123,23 @@ pub trait PieceStore: Send + Sync {
         piece: &Cid,
         range: Option<ByteRange>,
     ) -> Result<PieceReader, PieceStoreError>;
+
+    /// Exactly the bytes of `range` of the payload, in one buffer: for blocks and other small
+    /// ranges read many at a time (CAR retrieval), where a stream per read costs more than
+    /// the read. At most [`MAX_READ_AT`] bytes. The default reads [`get`](Self::get);
+    /// stores override it with positional reads on cached handles.
+    async fn read_at(&self, piece: &Cid, range: ByteRange) -> Result<Bytes, PieceStoreError> {
+        check_read_at(range)?;
+        let mut r = self.get(piece, Some(range)).await?;
+        let mut data = Vec::with_capacity(range.len() as usize);
+        r.read_to_end(&mut data).await?;
+        if data.len() as u64 != range.len() {
+            return Err(PieceStoreError::Io(
+                std::io::ErrorKind::UnexpectedEof.into(),
+            ));
+        }
+        Ok(Bytes::from(data))
+    }
 
     /// What is stored under `piece`, if anything.
     async fn stat(&self, piece: &Cid) -> Result<Option<PieceMeta>, PieceStoreError>;

@@ -96,6 +96,26 @@ async fn put_verifies_commp_and_serves_ranges() {
         matches!(err, PieceStoreError::RangeNotSatisfiable { .. }),
         "{err}"
     );
+    // Positional reads: exact bytes, refused past the end, reversed or too large.
+    for (start, end) in [(0, 1), (1_000_000, 1_000_100), (0, bytes.len() as u64)] {
+        let got = store
+            .read_at(&meta.piece_cid, ByteRange::new(start, end))
+            .await
+            .unwrap();
+        assert_eq!(got, bytes[start as usize..end as usize]);
+    }
+    let past_end = ByteRange::new(10, bytes.len() as u64 + 1);
+    let err = store.read_at(&meta.piece_cid, past_end).await.unwrap_err();
+    assert!(
+        matches!(err, PieceStoreError::RangeNotSatisfiable { .. }),
+        "{err}"
+    );
+    let reversed = ByteRange { start: 10, end: 5 };
+    let too_large = ByteRange::new(0, piecestore::MAX_READ_AT + 1);
+    for bad in [reversed, too_large] {
+        let err = store.read_at(&meta.piece_cid, bad).await.unwrap_err();
+        assert!(matches!(err, PieceStoreError::InvalidSize(_)), "{err}");
+    }
     assert!(store.path_of(&meta.piece_cid).is_some());
     assert_eq!(
         store.locator(&meta.piece_cid),
@@ -109,7 +129,15 @@ async fn put_verifies_commp_and_serves_ranges() {
     // Survives reopening.
     let store = FsPieceStore::open(dir.path()).unwrap();
     assert_eq!(store.stat(&meta.piece_cid).await.unwrap(), Some(meta));
+    let head = ByteRange::new(0, 100);
+    assert_eq!(
+        store.read_at(&meta.piece_cid, head).await.unwrap(),
+        bytes[..100]
+    );
     assert!(store.delete(&meta.piece_cid).await.unwrap());
+    // The cached handle went with the file.
+    let err = store.read_at(&meta.piece_cid, head).await.unwrap_err();
+    assert!(matches!(err, PieceStoreError::NotFound(_)), "{err}");
     assert!(!store.delete(&meta.piece_cid).await.unwrap());
     assert!(!store.has(&meta.piece_cid).await.unwrap());
     assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
@@ -330,6 +358,19 @@ async fn the_index_finds_deals_roots_and_blocks() {
             .unwrap(),
         vec![meta.piece_cid]
     );
+    // Many lookups at once answer in the order asked, a missing block with nothing.
+    let mut asked: Vec<_> = entries.iter().step_by(501).map(|e| e.cid).collect();
+    asked.insert(3, support::raw_cid(b"not stored"));
+    let found = index.find_blocks(&asked).await.unwrap();
+    assert_eq!(found.len(), asked.len());
+    assert!(found[3].is_empty());
+    for (cid, found) in asked.iter().zip(&found).filter(|(_, f)| !f.is_empty()) {
+        let e = entries.iter().find(|e| e.cid == *cid).unwrap();
+        assert_eq!(found, &vec![(meta.piece_cid, e.offset, e.size)]);
+        let range = ByteRange::new(e.offset, e.offset + e.size);
+        let got = store.read_at(&meta.piece_cid, range).await.unwrap();
+        assert_eq!(got, car[e.offset as usize..(e.offset + e.size) as usize]);
+    }
     for e in entries.iter().step_by(997) {
         let found = index.find_block(&e.cid).await.unwrap();
         assert_eq!(found, vec![(meta.piece_cid, e.offset, e.size)]);
