@@ -264,28 +264,79 @@ fn negotiate(accept: Option<&str>, dups: &mut bool) -> Result<Option<Format>, Ga
 #[derive(Debug, Clone)]
 pub struct Resolved {
     /// Blocks from the root down to (not including) the target.
-    pub path_blocks: Vec<(Cid, Vec<u8>)>,
+    pub path_blocks: Vec<(Cid, Bytes)>,
     /// The target.
     pub target: Cid,
     /// Its bytes.
-    pub block: Vec<u8>,
+    pub block: Bytes,
 }
 
-/// The bytes of `cid`: `known` when the walk already holds them, else from the provider
-/// (identity CIDs carry their own).
-async fn load(
-    provider: &RetrievalProvider,
-    cid: &Cid,
-    known: Option<Vec<u8>>,
-) -> Result<Vec<u8>, GatewayError> {
-    if let Some(d) = known {
-        return Ok(d);
-    }
+/// Blocks a walk reads ahead at most, in one index lookup and parallel reads.
+const LOOKAHEAD: usize = 32;
+/// Bytes a walk holds read ahead at most (beyond the one block it needs).
+const LOOKAHEAD_BYTES: u64 = 8 << 20;
+
+/// The bytes of `cid` from the provider (identity CIDs carry their own).
+async fn load(provider: &RetrievalProvider, cid: &Cid) -> Result<Bytes, GatewayError> {
     provider
         .block(cid)
         .await
         .map_err(|e| GatewayError::Internal(e.to_string()))?
         .ok_or_else(|| GatewayError::NotFound(format!("block {cid} not found")))
+}
+
+/// A block the walk will send: its CID, and its bytes once read.
+trait Pending {
+    fn slot(&mut self) -> (&Cid, &mut Option<Bytes>);
+}
+
+impl Pending for (Cid, Option<Bytes>) {
+    fn slot(&mut self) -> (&Cid, &mut Option<Bytes>) {
+        (&self.0, &mut self.1)
+    }
+}
+
+impl Pending for (Cid, u64, Option<Bytes>) {
+    fn slot(&mut self) -> (&Cid, &mut Option<Bytes>) {
+        (&self.0, &mut self.2)
+    }
+}
+
+/// Takes the next block off a depth-first `stack` (its top is the end) with its bytes. When
+/// they are not read yet, reads them together with the unread blocks that follow it (up to
+/// [`LOOKAHEAD`] entries and [`LOOKAHEAD_BYTES`]), so a wide node costs one index lookup per
+/// batch instead of one per child.
+async fn next_block<T: Pending>(
+    provider: &RetrievalProvider,
+    stack: &mut Vec<T>,
+) -> Result<Option<(T, Bytes)>, GatewayError> {
+    let Some(mut entry) = stack.pop() else {
+        return Ok(None);
+    };
+    if entry.slot().1.is_none() {
+        let from = stack.len().saturating_sub(LOOKAHEAD - 1);
+        let ahead: Vec<usize> = (from..stack.len())
+            .rev()
+            .filter(|&i| stack[i].slot().1.is_none())
+            .collect();
+        let mut cids = vec![*entry.slot().0];
+        cids.extend(ahead.iter().map(|&i| *stack[i].slot().0));
+        let mut read = provider
+            .blocks(&cids, LOOKAHEAD_BYTES)
+            .await
+            .map_err(|e| GatewayError::Internal(e.to_string()))?
+            .into_iter();
+        *entry.slot().1 = read.next().flatten();
+        // A block read ahead that is missing fails the walk only when it is reached.
+        for (&i, data) in ahead.iter().zip(read) {
+            *stack[i].slot().1 = data;
+        }
+    }
+    let (cid, slot) = entry.slot();
+    let data = slot
+        .take()
+        .ok_or_else(|| GatewayError::NotFound(format!("block {cid} not found")))?;
+    Ok(Some((entry, data)))
 }
 
 /// A DAG-PB block and its UnixFS data.
@@ -303,7 +354,7 @@ pub async fn resolve(
     path: &[String],
 ) -> Result<Resolved, GatewayError> {
     let mut cid = *root;
-    let mut block = load(provider, &cid, None).await?;
+    let mut block = load(provider, &cid).await?;
     let mut path_blocks = Vec::new();
     for seg in path {
         if cid.codec() != DAG_PB {
@@ -332,7 +383,7 @@ pub async fn resolve(
             .ok_or_else(|| GatewayError::NotFound(format!("no {seg:?} under {cid}")))?;
         let next = link.cid;
         path_blocks.push((cid, block));
-        block = load(provider, &next, None).await?;
+        block = load(provider, &next).await?;
         cid = next;
     }
     Ok(Resolved {
@@ -365,19 +416,20 @@ impl CarSink {
             seen: (!dups).then(HashSet::new),
             blocks: 0,
         };
-        sink.send(header).await?;
+        sink.send(Bytes::from(header)).await?;
         Ok(sink)
     }
 
-    async fn send(&self, bytes: Vec<u8>) -> Result<(), GatewayError> {
+    async fn send(&self, bytes: Bytes) -> Result<(), GatewayError> {
         self.tx
-            .send(Ok(Bytes::from(bytes)))
+            .send(Ok(bytes))
             .await
             .map_err(|_| GatewayError::Internal("client went away".into()))
     }
 
-    /// Appends a block (identity blocks are carried by their CIDs and skipped).
-    pub async fn block(&mut self, cid: &Cid, data: &[u8]) -> Result<(), GatewayError> {
+    /// Appends a block (identity blocks are carried by their CIDs and skipped). The bytes go
+    /// to the body as they are, after their section head: no copy.
+    pub async fn block(&mut self, cid: &Cid, data: &Bytes) -> Result<(), GatewayError> {
         if cid.hash().code() == IDENTITY {
             return Ok(());
         }
@@ -386,10 +438,10 @@ impl CarSink {
         {
             return Ok(());
         }
-        let mut section = piecestore::section_head(&cid.to_bytes(), data.len());
-        section.extend_from_slice(data);
+        let head = piecestore::section_head(&cid.to_bytes(), data.len());
         self.blocks += 1;
-        self.send(section).await
+        self.send(Bytes::from(head)).await?;
+        self.send(data.clone()).await
     }
 
     /// Ends the body abnormally, so the client sees a broken response rather than a short
@@ -428,8 +480,7 @@ pub async fn walk(
         DagScope::Block => sink.block(&target, &block).await,
         DagScope::All => {
             let mut stack = vec![(target, Some(block))];
-            while let Some((cid, known)) = stack.pop() {
-                let data = load(provider, &cid, known).await?;
+            while let Some(((cid, _), data)) = next_block(provider, &mut stack).await? {
                 sink.block(&cid, &data).await?;
                 let links =
                     block_links(&cid, &data).map_err(|e| GatewayError::Internal(e.to_string()))?;
@@ -455,13 +506,12 @@ pub async fn walk(
 async fn walk_file(
     provider: &RetrievalProvider,
     target: Cid,
-    block: Vec<u8>,
+    block: Bytes,
     range: Option<(u64, u64)>,
     sink: &mut CarSink,
 ) -> Result<(), GatewayError> {
     let mut stack = vec![(target, 0u64, Some(block))];
-    while let Some((cid, start, known)) = stack.pop() {
-        let data = load(provider, &cid, known).await?;
+    while let Some(((cid, start, _), data)) = next_block(provider, &mut stack).await? {
         sink.block(&cid, &data).await?;
         if cid.codec() != DAG_PB {
             continue;

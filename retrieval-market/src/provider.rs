@@ -2,20 +2,31 @@
 
 use std::sync::{Arc, RwLock};
 
+use bytes::Bytes;
 use market_core::Cid;
 
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use market_core::types::{Address, TokenAmount};
 use piecestore::unixfs::IDENTITY;
 use piecestore::{
     ByteRange, PaddedPieceSize, PieceIndex, PieceReader, PieceStore, PieceStoreError,
 };
 use tokio::io::AsyncReadExt;
+use tokio_util::io::ReaderStream;
 
 use crate::RetrievalError;
 use crate::types::{
     Query, QueryItemStatus, QueryResponse, QueryStatus, TransportProtocol, TransportsResponse,
 };
 use crate::unseal::Unsealer;
+
+/// `start..end` cut into ranges of at most `chunk` bytes.
+fn chunk_ranges(start: u64, end: u64, chunk: u64) -> impl Iterator<Item = ByteRange> {
+    (start..end)
+        .step_by(chunk as usize)
+        .map(move |s| ByteRange::new(s, end.min(s + chunk)))
+}
 
 /// Retrieval terms (go-fil-markets defaults: free, 1 MiB payment interval and increase).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,41 +216,125 @@ impl RetrievalProvider {
         Err(RetrievalError::NoUnsealedCopy(Box::new(piece.piece_cid)))
     }
 
+    /// `range` of the unpadded piece as a stream of chunks of at most `chunk` bytes. A stored
+    /// piece is read with positional reads, the next chunk read while the last one is being
+    /// sent, and its zero padding costs no reads; a piece the store lacks streams from the
+    /// unsealer.
+    pub async fn piece_chunks(
+        &self,
+        piece: &ServablePiece,
+        range: ByteRange,
+        chunk: usize,
+    ) -> Result<BoxStream<'static, Result<Bytes, RetrievalError>>, RetrievalError> {
+        let chunk = (chunk as u64).clamp(1, piecestore::MAX_READ_AT);
+        if !piece.local || range.end > piece.unpadded_size() || range.start > range.end {
+            let reader = self.read_piece(piece, range).await?;
+            return Ok(ReaderStream::with_capacity(reader, chunk as usize)
+                .map(|r| r.map_err(|e| RetrievalError::from(PieceStoreError::Io(e))))
+                .boxed());
+        }
+        let data_end = range.end.min(piece.payload_size);
+        let reads = chunk_ranges(range.start, data_end, chunk).map({
+            let (store, cid) = (self.inner.pieces.clone(), piece.piece_cid);
+            move |r| {
+                let store = store.clone();
+                async move { Ok(store.read_at(&cid, r).await?) }
+            }
+        });
+        let zero = Bytes::from(vec![0u8; chunk as usize]);
+        let zeros = chunk_ranges(data_end.max(range.start), range.end, chunk)
+            .map(move |r| Ok(zero.slice(..r.len() as usize)));
+        Ok(futures::stream::iter(reads)
+            .buffered(2)
+            .chain(futures::stream::iter(zeros))
+            .boxed())
+    }
+
     /// A block's bytes by CID (matched on the multihash), from any piece that holds it.
     /// Identity CIDs carry their bytes.
-    pub async fn block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, RetrievalError> {
-        if cid.hash().code() == IDENTITY {
-            return Ok(Some(cid.hash().digest().to_vec()));
+    pub async fn block(&self, cid: &Cid) -> Result<Option<Bytes>, RetrievalError> {
+        Ok(self
+            .blocks(std::slice::from_ref(cid), 0)
+            .await?
+            .pop()
+            .flatten())
+    }
+
+    /// The bytes of a prefix of `cids`: one index lookup for all of them, then parallel
+    /// reads of as many as fit in `budget` bytes (at least one), so a DAG walk reads ahead
+    /// without a round trip per block and with bounded memory. `None` for a block no piece
+    /// holds.
+    pub async fn blocks(
+        &self,
+        cids: &[Cid],
+        budget: u64,
+    ) -> Result<Vec<Option<Bytes>>, RetrievalError> {
+        let wanted: Vec<Cid> = cids
+            .iter()
+            .filter(|c| c.hash().code() != IDENTITY)
+            .copied()
+            .collect();
+        let mut found = self.inner.index.find_blocks(&wanted).await?.into_iter();
+        let mut spent = 0u64;
+        let mut reads = Vec::new();
+        for (i, cid) in cids.iter().enumerate() {
+            if cid.hash().code() == IDENTITY {
+                reads.push(futures::future::Either::Left(std::future::ready(Ok(Some(
+                    Bytes::copy_from_slice(cid.hash().digest()),
+                )))));
+                continue;
+            }
+            let places = found.next().unwrap_or_default();
+            let size = places.first().map_or(0, |p| p.2);
+            if i > 0 && spent + size > budget {
+                break;
+            }
+            spent += size;
+            reads.push(futures::future::Either::Right(self.read_block(places)));
         }
-        for (piece_cid, offset, size) in self.inner.index.find_block(cid).await? {
+        futures::future::try_join_all(reads).await
+    }
+
+    /// The first readable copy among `places` (piece, offset, size).
+    async fn read_block(
+        &self,
+        places: Vec<(Cid, u64, u64)>,
+    ) -> Result<Option<Bytes>, RetrievalError> {
+        for (piece_cid, offset, size) in places {
             if size > piecestore::MAX_SECTION {
                 continue;
             }
             let range = ByteRange::new(offset, offset + size);
             // Blocks lie inside the payload, so a stored piece is read directly; only a piece
             // the store lacks is sized and sent to the unsealer.
-            let reader = match self.inner.pieces.get(&piece_cid, Some(range)).await {
-                Ok(r) => Ok(r),
+            let read = match self.inner.pieces.read_at(&piece_cid, range).await {
+                Ok(data) => Ok(data),
                 Err(PieceStoreError::NotFound(_)) => match self.piece(&piece_cid).await? {
-                    Some(piece) => self.read_piece(&piece, range).await,
+                    Some(piece) => self.unsealed_block(&piece, range).await,
                     None => continue,
                 },
                 Err(e) => Err(e.into()),
             };
-            let mut r = match reader {
-                Ok(r) => r,
+            match read {
+                Ok(data) if data.len() as u64 == size => return Ok(Some(data)),
+                Ok(_) => {}
                 Err(e) => {
                     tracing::debug!(piece = %piece_cid, error = %e, "block unreadable from this piece");
-                    continue;
                 }
-            };
-            let mut data = Vec::with_capacity(size as usize);
-            r.read_to_end(&mut data).await?;
-            if data.len() as u64 == size {
-                return Ok(Some(data));
             }
         }
         Ok(None)
+    }
+
+    async fn unsealed_block(
+        &self,
+        piece: &ServablePiece,
+        range: ByteRange,
+    ) -> Result<Bytes, RetrievalError> {
+        let mut r = self.read_piece(piece, range).await?;
+        let mut data = Vec::with_capacity(range.len() as usize);
+        r.read_to_end(&mut data).await?;
+        Ok(Bytes::from(data))
     }
 
     /// The answer to a query that could not be understood.

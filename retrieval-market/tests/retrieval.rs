@@ -52,12 +52,16 @@ struct Fixture {
 
 impl Fixture {
     async fn new(size: usize) -> Self {
+        Self::with_profile(size, PROFILE).await
+    }
+
+    async fn with_profile(size: usize, profile: ImportProfile) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let file = pattern(size, 0x9e37_79b9);
         let src = dir.path().join("file.bin");
         std::fs::write(&src, &file).unwrap();
         let mut car = Vec::new();
-        let report = import_file(&src, PROFILE, &mut car, &mut |_| {}).unwrap();
+        let report = import_file(&src, profile, &mut car, &mut |_| {}).unwrap();
         let root = report.root;
         let store = Arc::new(FsPieceStore::open(dir.path().join("pieces")).unwrap());
         let meta = store
@@ -205,6 +209,45 @@ async fn piece_whole_ranged_and_verified() {
     assert_eq!(std::fs::read(&dest).unwrap(), expected);
 }
 
+/// The chunked piece stream: every range (payload, padding, across both, empty) gives exactly
+/// its bytes, in chunks no larger than asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn piece_chunks_cover_payload_and_padding() {
+    use futures::StreamExt;
+    let fx = Fixture::new(30_000).await;
+    let provider = fx.provider();
+    let piece = provider.piece(&fx.meta.piece_cid).await.unwrap().unwrap();
+    let expected = fx.piece_bytes();
+    let (car, end) = (fx.car.len() as u64, expected.len() as u64);
+    for (start, stop) in [
+        (0, end),
+        (0, car),
+        (1, car - 1),
+        (car - 2_500, (car + end) / 2),
+        (car, end),
+        (car + 7, end - 3),
+        (500, 500),
+    ] {
+        let mut chunks = provider
+            .piece_chunks(&piece, ByteRange::new(start, stop), 1_000)
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        while let Some(c) = chunks.next().await {
+            let c = c.unwrap();
+            assert!(!c.is_empty() && c.len() <= 1_000, "{}", c.len());
+            got.extend_from_slice(&c);
+        }
+        assert_eq!(
+            got,
+            expected[start as usize..stop as usize],
+            "{start}..{stop}"
+        );
+    }
+    let past = ByteRange::new(0, end + 1);
+    assert!(provider.piece_chunks(&piece, past, 1_000).await.is_err());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_piece_requests() {
     let fx = Fixture::new(50_000).await;
@@ -319,6 +362,27 @@ async fn car_by_root_at_every_scope() {
     let block = r.bytes().await.unwrap();
     let root = fx.root;
     piecestore::unixfs::verify_block(&root, &block).unwrap();
+}
+
+/// Blocks of 1 MiB: the walk reads ahead fewer blocks than it has links (its byte budget),
+/// and the CAR still holds every block once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn car_of_large_blocks_is_complete_and_in_order() {
+    let profile = ImportProfile {
+        chunk_size: 1 << 20,
+        max_links: 174,
+        ..ImportProfile::KUBO
+    };
+    let fx = Fixture::with_profile(20 << 20, profile).await;
+    let url = serve(fx.provider(), HttpConfig::default()).await;
+    let client = RetrievalClient::new(None).unwrap();
+    let car = fx.path("all.car");
+    let got = client
+        .fetch_car(&url, &fx.root, DagScope::All, &car, &mut no_progress())
+        .await
+        .unwrap();
+    assert_eq!(got.blocks, 21, "the root and 20 leaves");
+    assert_eq!(std::fs::read(&car).unwrap(), fx.car);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
