@@ -39,7 +39,7 @@ pub use index::{
 };
 pub use store::{
     ByteRange, ExpectedPiece, MAX_READ_AT, PieceMeta, PieceReader, PieceStore, StagedPiece,
-    check_piece_cid, check_read_at,
+    check_piece_cid, check_read_at, read_exactly,
 };
 
 pub use commp::PaddedPieceSize;

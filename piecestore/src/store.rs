@@ -74,6 +74,18 @@ pub fn check_read_at(range: ByteRange) -> Result<(), PieceStoreError> {
     Ok(())
 }
 
+/// Exactly `len` bytes of `reader` in one buffer; fewer is an `UnexpectedEof` error.
+pub async fn read_exactly(mut reader: PieceReader, len: u64) -> Result<Bytes, PieceStoreError> {
+    let mut data = Vec::with_capacity(len as usize);
+    (&mut reader).take(len).read_to_end(&mut data).await?;
+    if data.len() as u64 != len {
+        return Err(PieceStoreError::Io(
+            std::io::ErrorKind::UnexpectedEof.into(),
+        ));
+    }
+    Ok(Bytes::from(data))
+}
+
 /// Refuses anything but a v1 piece CID. Stores name files after piece CIDs, so this also keeps
 /// a peer-supplied CID from naming any other file.
 pub fn check_piece_cid(cid: &Cid) -> Result<(), PieceStoreError> {
@@ -130,15 +142,7 @@ pub trait PieceStore: Send + Sync {
     /// stores override it with positional reads on cached handles.
     async fn read_at(&self, piece: &Cid, range: ByteRange) -> Result<Bytes, PieceStoreError> {
         check_read_at(range)?;
-        let mut r = self.get(piece, Some(range)).await?;
-        let mut data = Vec::with_capacity(range.len() as usize);
-        r.read_to_end(&mut data).await?;
-        if data.len() as u64 != range.len() {
-            return Err(PieceStoreError::Io(
-                std::io::ErrorKind::UnexpectedEof.into(),
-            ));
-        }
-        Ok(Bytes::from(data))
+        read_exactly(self.get(piece, Some(range)).await?, range.len()).await
     }
 
     /// What is stored under `piece`, if anything.

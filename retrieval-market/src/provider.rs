@@ -331,10 +331,8 @@ impl RetrievalProvider {
         piece: &ServablePiece,
         range: ByteRange,
     ) -> Result<Bytes, RetrievalError> {
-        let mut r = self.read_piece(piece, range).await?;
-        let mut data = Vec::with_capacity(range.len() as usize);
-        r.read_to_end(&mut data).await?;
-        Ok(Bytes::from(data))
+        let reader = self.read_piece(piece, range).await?;
+        Ok(piecestore::read_exactly(reader, range.len()).await?)
     }
 
     /// The answer to a query that could not be understood.
