@@ -173,7 +173,7 @@ fn perms(
     };
     match token {
         None => Ok(vec![jwt::READ.to_string()]),
-        Some(t) => jwt::verify(&state.secret, &t).ok_or("invalid token"),
+        Some(t) => jwt::verify(&state.secret, &t).map_err(|_| "invalid token"),
     }
 }
 
@@ -550,14 +550,15 @@ async fn dispatch(state: &ApiState, method: &str, values: &[Value]) -> Result<Va
             p.count(1)?;
             let t: String = p.get(0)?;
             let perms = jwt::verify(&state.secret, &t)
-                .ok_or_else(|| RpcErr::node("JWT Verification failed"))?;
+                .map_err(|e| RpcErr::node(format!("JWT Verification failed: {e}")))?;
             to(perms)
         }
         "Filecoin.AuthNew" => {
             p.count(1)?;
             let perms: Vec<String> = p.get(0)?;
             let perms: Vec<&str> = perms.iter().map(String::as_str).collect();
-            to(B64.encode(jwt::sign(&state.secret, &perms)))
+            to(B64
+                .encode(jwt::sign(&state.secret, &perms).map_err(|e| RpcErr::node(e.to_string()))?))
         }
         // sophon-messager's pair, signing with the devnet's wallet as the messager would have
         // sophon-gateway sign.

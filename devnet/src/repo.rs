@@ -132,7 +132,8 @@ pub fn init(dir: &Path, config: &DevnetConfig) -> Result<(), DevnetError> {
     KeyStore::open(dir.join("keys"))?;
     let secret: [u8; 32] = rand::random();
     write_private(&dir.join("jwt.secret"), hex::encode(secret).as_bytes())?;
-    write_private(&dir.join("token"), jwt::sign(&secret, jwt::ALL).as_bytes())?;
+    let token = jwt::sign(&secret, jwt::ALL).map_err(|e| DevnetError::Config(e.to_string()))?;
+    write_private(&dir.join("token"), token.as_bytes())?;
     let text = toml::to_string_pretty(config).map_err(|e| DevnetError::Config(e.to_string()))?;
     std::fs::write(toml_path, text)?;
     Ok(())

@@ -42,7 +42,7 @@ fn token(dir: &std::path::Path, perms: &[&str]) -> String {
             .trim(),
     )
     .unwrap();
-    jwt::sign(&secret, perms)
+    jwt::sign(&secret, perms).unwrap()
 }
 
 fn local(d: &Devnet, token: Option<String>, keys: &KeyStore) -> LotusChain {

@@ -153,11 +153,9 @@ pub fn init(dir: &Path, config: Option<NodeConfig>) -> Result<NodeConfig, NodeEr
     )?;
     let secret: [u8; 32] = rand::random();
     write_private(&dir.join("jwt.secret"), hex::encode(secret).as_bytes())?;
-    write_private(&repo.admin_token(), jwt::sign(&secret, jwt::ALL).as_bytes())?;
-    write_private(
-        &repo.read_token(),
-        jwt::sign(&secret, &[jwt::READ]).as_bytes(),
-    )?;
+    let sign = |perms: &[&str]| jwt::sign(&secret, perms).map_err(start_err("API tokens"));
+    write_private(&repo.admin_token(), sign(jwt::ALL)?.as_bytes())?;
+    write_private(&repo.read_token(), sign(&[jwt::READ])?.as_bytes())?;
     config.save(&repo.config())?;
     Ok(config)
 }
@@ -190,8 +188,11 @@ fn parse_addr(s: &str) -> Result<Address, NodeError> {
 
 fn secret(repo: &Path) -> Result<Vec<u8>, NodeError> {
     let hex_secret = std::fs::read_to_string(repo.join("jwt.secret"))?;
-    hex::decode(hex_secret.trim())
-        .map_err(|e| ConfigError::Invalid(format!("jwt.secret: {e}")).into())
+    match hex::decode(hex_secret.trim()) {
+        Ok(s) if s.len() >= 16 => Ok(s),
+        Ok(_) => Err(ConfigError::Invalid("jwt.secret: shorter than 16 bytes".into()).into()),
+        Err(e) => Err(ConfigError::Invalid(format!("jwt.secret: {e}")).into()),
+    }
 }
 
 impl MarketNode {
@@ -382,7 +383,8 @@ impl MarketNode {
             && let Some(ma) = url_to_multiaddr(&http_url)
         {
             // What a sealer operator gives damocles: a read+write token and the API address.
-            let token = jwt::sign(&secret(dir)?, &[jwt::READ, jwt::WRITE]);
+            let token = jwt::sign(&secret(dir)?, &[jwt::READ, jwt::WRITE])
+                .map_err(start_err("sealer token"))?;
             write_private(&repo.sealer_api_info(), format!("{token}:{ma}").as_bytes())?;
         }
         let store: Arc<dyn DealStore> = Arc::new(

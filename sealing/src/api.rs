@@ -797,7 +797,7 @@ async fn upgrade(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let token = crate::resource::request_token(&headers, q.token.as_deref());
-    let Some(perms) = token.and_then(|t| jwt::verify(&state.1, t)) else {
+    let Some(perms) = token.and_then(|t| jwt::verify(&state.1, t).ok()) else {
         return axum::http::StatusCode::UNAUTHORIZED.into_response();
     };
     let api = state.0.clone();

@@ -71,7 +71,7 @@ async fn resource(
     body: Body,
 ) -> Response {
     let token = request_token(&headers, q.token.as_deref());
-    let Some(perms) = token.and_then(|t| jwt::verify(&state.secret, t)) else {
+    let Some(perms) = token.and_then(|t| jwt::verify(&state.secret, t).ok()) else {
         return StatusCode::UNAUTHORIZED.into_response();
     };
     if !jwt::allows(&perms, jwt::READ) {

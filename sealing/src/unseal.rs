@@ -257,10 +257,13 @@ impl Unsealer for PullUnsealer {
             .is_none()
         {
             let miner = Address::from_str(&deal.miner).map_err(unavailable)?;
-            let token = market_core::jwt::sign(
+            // The token rides in a URL the sealer may log: it lives as long as the wait.
+            let token = market_core::jwt::sign_expiring(
                 &self.secret,
                 &[market_core::jwt::READ, market_core::jwt::WRITE],
-            );
+                self.timeout + std::time::Duration::from_secs(60),
+            )
+            .map_err(unavailable)?;
             let mut dest = self.resource.clone();
             dest.query_pairs_mut()
                 .append_pair("resource-id", &piece.to_string())
