@@ -9,7 +9,8 @@
 //! - [`cbor`]: DAG-CBOR with the size and depth limits peer input needs.
 //! - [`chain`]: the [`ChainNode`](chain::ChainNode) trait, what a market needs of a node;
 //!   [`message`]: the chain's signed messages and their CIDs.
-//! - [`jwt`]: Lotus-style HS256 API tokens and their permissions.
+//! - [`jwt`]: Lotus-style HS256 API tokens and their permissions; [`jsonrpc`]: the
+//!   JSON-RPC 2.0 envelope the API servers read and answer.
 //! - [`wallet`] (feature `wallet`): the [`Wallet`](wallet::Wallet) trait and a local keystore.
 //! - [`db`] (feature `sqlite`): opening and migrating SQLite databases.
 //! - [`report`]: an error and its sources as one line, for people.
@@ -24,6 +25,7 @@ pub mod db;
 pub mod deal;
 #[cfg(feature = "host")]
 pub mod host;
+pub mod jsonrpc;
 pub mod jwt;
 pub mod message;
 pub mod miner;

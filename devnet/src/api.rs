@@ -21,6 +21,7 @@ use commp::PaddedPieceSize;
 use futures::{SinkExt, StreamExt};
 use lotus_api::json::*;
 use market_core::chain::{ChainError, ChainNode, Message, SectorStage};
+use market_core::jsonrpc::{self, Call, Fault};
 use market_core::jwt;
 use market_core::message::{SignedMessage, UnsignedMessage};
 use market_core::types::{ChainEpoch, DealId, SectorNumber, TokenAmount};
@@ -193,85 +194,76 @@ async fn http_call(
     if body.len() > MAX_REQUEST_BYTES {
         return (StatusCode::PAYLOAD_TOO_LARGE, "request too large").into_response();
     }
-    let answer = call(&state, &held, &body).await;
-    axum::Json(answer.unwrap_or(Value::Null)).into_response()
-}
-
-/// Answers one JSON-RPC request body from a caller holding `held` permissions, as the HTTP
-/// route does (`None` for a notification). Malformed input gets a JSON-RPC error, never a
-/// panic; the fuzz target in `devnet/fuzz` drives this.
-pub async fn call(state: &ApiState, held: &[String], body: &[u8]) -> Option<Value> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(req) => handle(state, held, req, None).await,
-        Err(e) => Some(error_frame(
-            Value::Null,
-            RpcErr {
-                code: -32700,
-                message: format!("parse error: {e}"),
-            },
-        )),
+    match call(&state, &held, &body).await {
+        Some(answer) => axum::Json(answer).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
     }
 }
 
-fn error_frame(id: Value, e: RpcErr) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "error": {"code": e.code, "message": e.message}})
+/// Answers one JSON-RPC request body (a call or a batch) from a caller holding `held`
+/// permissions, as the HTTP route does (`None` when only notifications came). Malformed
+/// input gets a JSON-RPC error, never a panic; the fuzz target in `devnet/fuzz` drives this.
+pub async fn call(state: &ApiState, held: &[String], body: &[u8]) -> Option<Value> {
+    let limits = jsonrpc::Limits::default();
+    jsonrpc::answer(body, &limits, |c: Call| async move {
+        run(state, held, &c, None)
+            .await
+            .unwrap_or(Ok(Value::Null))
+            .map_err(Fault::from)
+    })
+    .await
 }
 
-/// Answers one request; `None` for a notification. `out` is the WebSocket's outgoing queue,
-/// needed by channel methods.
-async fn handle(
+impl From<RpcErr> for Fault {
+    fn from(e: RpcErr) -> Self {
+        Fault::new(e.code, e.message)
+    }
+}
+
+/// Runs one call; `None` when the call answered itself (a channel method, whose answer must
+/// reach the client before its first value). `out` is the WebSocket's outgoing queue.
+async fn run(
     state: &ApiState,
     held: &[String],
-    req: Value,
+    call: &Call,
     out: Option<(&mpsc::Sender<String>, &AtomicU64)>,
-) -> Option<Value> {
-    let id = req.get("id").cloned();
-    let method = req
-        .get("method")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let params = match req.get("params") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(a)) => a.clone(),
-        Some(_) => {
-            return id.map(|id| error_frame(id, RpcErr::params("params must be an array")));
-        }
-    };
+) -> Option<Result<Value, RpcErr>> {
+    let method = call.method.as_str();
     if method == "xrpc.cancel" {
-        return None;
+        return Some(Ok(Value::Null));
     }
-    let result = match permission(&method) {
-        None => Err(RpcErr {
-            code: -32601,
-            message: format!("method '{method}' not found"),
-        }),
+    Some(match permission(method) {
+        None => Err(Fault::not_found(method).into()),
         Some(need) if !jwt::allows(held, need) => Err(RpcErr::node(format!(
             "missing permission to invoke '{}' (need '{need}')",
             method.trim_start_matches("Filecoin.")
         ))),
         Some(_) if method == "Filecoin.ChainNotify" => match out {
             Some((tx, next)) => {
-                // The answer (the channel id) must reach the client before any value.
                 let ch = next.fetch_add(1, Ordering::SeqCst) + 1;
-                let answer = json!({"jsonrpc": "2.0", "id": id.clone().unwrap_or(Value::Null), "result": ch});
+                let id = call.id.clone().unwrap_or(Value::Null);
+                let answer = jsonrpc::reply(id, Ok(ch.into()));
                 if tx.send(answer.to_string()).await.is_ok() {
                     notify(state, tx.clone(), ch);
                 }
                 return None;
             }
             None => Err(RpcErr {
-                code: -32601,
+                code: jsonrpc::METHOD_NOT_FOUND,
                 message: "not supported in this mode (no out channel support)".into(),
             }),
         },
-        Some(_) => dispatch(state, &method, &params).await,
-    };
-    let id = id?;
-    Some(match result {
-        Ok(v) => json!({"jsonrpc": "2.0", "id": id, "result": v}),
-        Err(e) => error_frame(id, e),
+        Some(_) => dispatch(state, method, &call.params).await,
     })
+}
+
+impl From<Fault> for RpcErr {
+    fn from(f: Fault) -> Self {
+        Self {
+            code: f.code,
+            message: f.message,
+        }
+    }
 }
 
 struct Params<'a> {
@@ -645,10 +637,7 @@ async fn dispatch(state: &ApiState, method: &str, values: &[Value]) -> Result<Va
         }
         "Dev.SectorsPreCommit" => to(chain.seal_precommit_all()),
         "Dev.SectorsProve" => to(chain.seal_prove_all()),
-        other => Err(RpcErr {
-            code: -32601,
-            message: format!("method '{other}' not found"),
-        }),
+        other => Err(Fault::not_found(other).into()),
     }
 }
 
@@ -772,15 +761,21 @@ async fn serve_socket(state: ApiState, held: Vec<String>, socket: WebSocket) {
         let (state, held, tx, channels) =
             (state.clone(), held.clone(), tx.clone(), channels.clone());
         tokio::spawn(async move {
-            let answer = match serde_json::from_str::<Value>(&text) {
-                Ok(req) => handle(&state, &held, req, Some((&tx, &channels))).await,
-                Err(e) => Some(error_frame(
+            let call = match serde_json::from_str::<Value>(&text) {
+                Ok(req) => jsonrpc::call_of(req),
+                Err(e) => Err((
                     Value::Null,
-                    RpcErr {
-                        code: -32700,
-                        message: format!("parse error: {e}"),
-                    },
+                    Fault::new(jsonrpc::PARSE_ERROR, format!("parse error: {e}")),
                 )),
+            };
+            let answer = match call {
+                Err((id, fault)) => Some(jsonrpc::reply(id, Err(fault))),
+                Ok(call) => match run(&state, &held, &call, Some((&tx, &channels))).await {
+                    Some(result) => call
+                        .id
+                        .map(|id| jsonrpc::reply(id, result.map_err(Fault::from))),
+                    None => None,
+                },
             };
             if let Some(a) = answer {
                 let _ = tx.send(a.to_string()).await;

@@ -27,6 +27,7 @@ use storage_market::provider::{AskParams, DealRef, Provider};
 use storage_market::types::{Address, DealUuid, TokenAmount};
 use url::Url;
 
+use market_core::jsonrpc::{self, Call, Fault};
 use market_core::jwt;
 use sealing::ApiVersion;
 
@@ -96,49 +97,55 @@ async fn handle(
     body: String,
 ) -> Response {
     let token = sealing::resource::request_token(&headers, q.token.as_deref());
-    let Some(perms) = token.and_then(|t| jwt::verify(&state.secret, t).ok()) else {
-        return StatusCode::UNAUTHORIZED.into_response();
+    let perms = match token.map(|t| jwt::verify(&state.secret, t)) {
+        Some(Ok(perms)) => perms,
+        Some(Err(e)) => return (StatusCode::UNAUTHORIZED, format!("{e}\n")).into_response(),
+        None => return (StatusCode::UNAUTHORIZED, "no token\n").into_response(),
     };
-    let Ok(req) = serde_json::from_str::<Value>(&body) else {
-        return axum::Json(json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "parse error"}})).into_response();
-    };
-    let id = req.get("id").cloned().unwrap_or(Value::Null);
-    let method = req
-        .get("method")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let params = req.get("params").cloned().unwrap_or(json!([]));
-    let sealer_call = match &state.sealer {
-        Some(api) => sealing::api::dispatch(api, &perms, method, &params, version).await,
-        None => None,
-    };
-    let result = match permission(method) {
-        _ if sealer_call.is_some() => sealer_call.unwrap_or(Ok(Value::Null)),
-        None => Err((-32601, format!("method {method} not found"))),
-        Some(p) if !jwt::allows(&perms, p) => {
-            Err((-32000, format!("{method} needs the {p} permission")))
-        }
-        Some(_) => call(state, method, &params).await.map_err(|e| (1, e)),
-    };
-    axum::Json(match result {
-        Ok(r) => json!({"jsonrpc": "2.0", "id": id, "result": r}),
-        Err((code, message)) => {
-            json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
-        }
-    })
-    .into_response()
+    let limits = jsonrpc::Limits::default();
+    let dispatch = |c: Call| dispatch(state, &perms, version, c);
+    match jsonrpc::answer(body.as_bytes(), &limits, dispatch).await {
+        Some(answer) => axum::Json(answer).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    }
 }
 
-fn param(params: &Value, i: usize) -> Result<&str, String> {
+/// One call: the sealer API's namespace first, then the market's own methods.
+async fn dispatch(
+    state: &AdminState,
+    perms: &[String],
+    version: ApiVersion,
+    call: Call,
+) -> Result<Value, Fault> {
+    let method = call.method.as_str();
+    if let Some(api) = &state.sealer
+        && let Some(result) =
+            sealing::api::dispatch(api, perms, method, &call.params, version).await
+    {
+        return result;
+    }
+    match permission(method) {
+        None => Err(Fault::not_found(method)),
+        Some(p) if !jwt::allows(perms, p) => Err(Fault::server(format!(
+            "missing permission to invoke '{method}' (need '{p}')"
+        ))),
+        Some(_) => call_method(state, method, &call.params)
+            .await
+            .map_err(Fault::server),
+    }
+}
+
+fn param(params: &[Value], i: usize) -> Result<&str, String> {
     params
         .get(i)
         .and_then(Value::as_str)
         .ok_or_else(|| format!("parameter {i} must be a string"))
 }
 
-fn miner(state: &AdminState, params: &Value) -> Result<Address, String> {
+fn miner(state: &AdminState, params: &[Value]) -> Result<Address, String> {
     match params.get(0).and_then(Value::as_str) {
-        Some(s) => Address::from_str(s).map_err(|e| market_core::report(&e)),
+        Some(s) => Address::from_str(s)
+            .map_err(|e| format!("{}: {}", jsonrpc::clip(s), market_core::report(&e))),
         None => state.miners.first().copied().ok_or("no miner".into()),
     }
 }
@@ -158,7 +165,7 @@ fn ask_json(ask: &storage_market::message::SignedStorageAsk) -> Value {
     })
 }
 
-async fn call(state: &AdminState, method: &str, params: &Value) -> Result<Value, String> {
+async fn call_method(state: &AdminState, method: &str, params: &[Value]) -> Result<Value, String> {
     let p = &state.provider;
     match method {
         "Market.Info" => Ok(json!({
@@ -226,7 +233,9 @@ async fn call(state: &AdminState, method: &str, params: &Value) -> Result<Value,
             let r = param(params, 0)?;
             let deal = match storage_market::Cid::from_str(r) {
                 Ok(c) => DealRef::ProposalCid(c),
-                Err(_) => DealRef::Uuid(DealUuid::from_str(r).map_err(|e| format!("{r}: {e}"))?),
+                Err(_) => DealRef::Uuid(
+                    DealUuid::from_str(r).map_err(|e| format!("{}: {e}", jsonrpc::clip(r)))?,
+                ),
             };
             let path = std::path::PathBuf::from(param(params, 1)?);
             p.import_data(deal, &path)
@@ -253,7 +262,7 @@ async fn call(state: &AdminState, method: &str, params: &Value) -> Result<Value,
                     .collect(),
             ))
         }
-        _ => Err(format!("method {method} not found")),
+        _ => Err(format!("method '{}' not found", jsonrpc::clip(method))),
     }
 }
 

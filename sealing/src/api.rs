@@ -35,6 +35,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use lotus_api::json::{AddressJson, CidJson, DealProposalJson};
 use market_core::Cid;
 use market_core::chain::{ChainError, ChainNode};
+use market_core::jsonrpc::{self, Fault};
 use market_core::jwt;
 use market_core::types::{Address, DealId, SectorNumber};
 use piecestore::{PieceIndex, PieceStore, PieceStoreError};
@@ -127,8 +128,8 @@ impl ApiError {
     /// The JSON-RPC error code: −32602 for bad params (go-jsonrpc), 1 for the rest.
     pub fn code(&self) -> i64 {
         match self {
-            ApiError::Params(_) => -32602,
-            _ => 1,
+            ApiError::Params(_) => jsonrpc::INVALID_PARAMS,
+            _ => jsonrpc::SERVER_ERROR,
         }
     }
 }
@@ -366,7 +367,8 @@ impl SealerApi {
                 api_version: 131840,
             })),
             other => Err(ApiError::Params(format!(
-                "method '{NAMESPACE}.{other}' not found"
+                "method '{NAMESPACE}.{}' not found",
+                jsonrpc::clip(other)
             ))),
         }
     }
@@ -709,28 +711,22 @@ pub async fn dispatch(
     api: &SealerApi,
     perms: &[String],
     method: &str,
-    params: &Value,
+    params: &[Value],
     version: ApiVersion,
-) -> Option<Result<Value, (i64, String)>> {
+) -> Option<Result<Value, Fault>> {
     let name = method.strip_prefix(NAMESPACE)?.strip_prefix('.')?;
     let Some(needed) = permission(name, version) else {
-        return Some(Err((-32601, format!("method '{method}' not found"))));
+        return Some(Err(Fault::not_found(method)));
     };
     if !jwt::allows(perms, needed) {
-        return Some(Err((
-            1,
-            format!("missing permission to invoke '{name}'  (need '{needed}')"),
-        )));
+        return Some(Err(Fault::server(format!(
+            "missing permission to invoke '{name}'  (need '{needed}')"
+        ))));
     }
-    let params = match params {
-        Value::Array(a) => a.as_slice(),
-        Value::Null => &[],
-        _ => return Some(Err((-32602, "params must be an array".into()))),
-    };
     Some(
         api.call(name, params, version)
             .await
-            .map_err(|e| (e.code(), e.to_string())),
+            .map_err(|e| Fault::new(e.code(), e.to_string())),
     )
 }
 
@@ -829,25 +825,31 @@ async fn serve_socket(
             Ws::Close(_) => break,
             _ => continue,
         };
-        let Ok(req) = serde_json::from_str::<Value>(&text) else {
-            let _ = tx
-                .send(serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "parse error"}}).to_string())
-                .await;
-            continue;
+        let call = match serde_json::from_str::<Value>(&text) {
+            Err(e) => Err((
+                Value::Null,
+                Fault::new(jsonrpc::PARSE_ERROR, format!("parse error: {e}")),
+            )),
+            Ok(req) => jsonrpc::call_of(req),
         };
-        let id = req["id"].clone();
-        let method = req["method"].as_str().unwrap_or_default().to_string();
-        let params = req["params"].clone();
-        if method == format!("{NAMESPACE}.ListenMarketEvent") {
-            let miner = params[0]["Miner"]
-                .as_str()
+        let call = match call {
+            Ok(call) => call,
+            Err((id, fault)) => {
+                let _ = tx.send(jsonrpc::reply(id, Err(fault)).to_string()).await;
+                continue;
+            }
+        };
+        let id = call.id.clone().unwrap_or(Value::Null);
+        if call.method == format!("{NAMESPACE}.ListenMarketEvent") {
+            let miner = call
+                .params
+                .first()
+                .and_then(|p| p["Miner"].as_str())
                 .and_then(|m| Address::from_str(m).ok());
             let answer = match miner {
-                None => {
-                    serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32602, "message": "param 0: want {\"Miner\": \"f0…\"}"}})
-                }
+                None => jsonrpc::reply(id, Err(Fault::params(r#"param 0: want {"Miner": "f0…"}"#))),
                 Some(m) if !jwt::allows(&perms, jwt::READ) || api.served(m).is_err() => {
-                    serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": 1, "message": format!("cannot listen for {m}")}})
+                    jsonrpc::reply(id, Err(Fault::server(format!("cannot listen for {m}"))))
                 }
                 Some(m) => {
                     channels += 1;
@@ -864,7 +866,7 @@ async fn serve_socket(
                         let close = serde_json::json!({"jsonrpc": "2.0", "method": "xrpc.ch.close", "params": [ch]});
                         let _ = tx.send(close.to_string()).await;
                     });
-                    serde_json::json!({"jsonrpc": "2.0", "id": id, "result": ch})
+                    jsonrpc::reply(id, Ok(ch.into()))
                 }
             };
             let _ = tx.send(answer.to_string()).await;
@@ -872,16 +874,12 @@ async fn serve_socket(
         }
         let (api, perms, tx) = (api.clone(), perms.clone(), tx.clone());
         tokio::spawn(async move {
-            let answer = match dispatch(&api, &perms, &method, &params, version).await {
-                Some(Ok(r)) => serde_json::json!({"jsonrpc": "2.0", "id": id, "result": r}),
-                Some(Err((code, message))) => {
-                    serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
-                }
-                None => {
-                    serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": format!("method '{method}' not found")}})
-                }
-            };
-            let _ = tx.send(answer.to_string()).await;
+            let result = dispatch(&api, &perms, &call.method, &call.params, version)
+                .await
+                .unwrap_or_else(|| Err(Fault::not_found(&call.method)));
+            if call.id.is_some() {
+                let _ = tx.send(jsonrpc::reply(id, result).to_string()).await;
+            }
         });
     }
     drop(tx);

@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let method = req["method"].as_str().unwrap_or_default().to_string();
-    let params = req["params"].clone();
+    let params = req["params"].as_array().cloned().unwrap_or_default();
     let version = if req["v0"].as_bool() == Some(true) {
         ApiVersion::V0
     } else {
