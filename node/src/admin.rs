@@ -143,7 +143,7 @@ fn param(params: &[Value], i: usize) -> Result<&str, String> {
 }
 
 fn miner(state: &AdminState, params: &[Value]) -> Result<Address, String> {
-    match params.get(0).and_then(Value::as_str) {
+    match params.first().and_then(Value::as_str) {
         Some(s) => Address::from_str(s)
             .map_err(|e| format!("{}: {}", jsonrpc::clip(s), market_core::report(&e))),
         None => state.miners.first().copied().ok_or("no miner".into()),
