@@ -164,6 +164,41 @@ pub struct AskParams {
     pub duration: i64,
 }
 
+impl AskParams {
+    /// Whether a miner with sectors of `sector_size` bytes can offer these terms: the bounds
+    /// in order, no piece larger than a sector (as `lotus-miner storage-deals set-ask`
+    /// checks), a positive validity.
+    pub fn check(&self, sector_size: u64) -> Result<(), String> {
+        if self.min_piece_size > self.max_piece_size {
+            return Err(format!(
+                "min piece size {} above max piece size {}",
+                self.min_piece_size.get(),
+                self.max_piece_size.get()
+            ));
+        }
+        if self.max_piece_size.get() > sector_size {
+            return Err(format!(
+                "max piece size {} exceeds the miner's sector size {sector_size}",
+                self.max_piece_size.get()
+            ));
+        }
+        if self.duration <= 0 {
+            return Err("duration must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// These terms with the piece sizes capped at a sector of `sector_size` bytes: the
+    /// default ask means "up to a sector", whatever the sector size.
+    pub fn within_sector(mut self, sector_size: u64) -> Self {
+        if let Ok(sector) = PaddedPieceSize::new(sector_size) {
+            self.max_piece_size = self.max_piece_size.min(sector);
+            self.min_piece_size = self.min_piece_size.min(self.max_piece_size);
+        }
+        self
+    }
+}
+
 impl Default for AskParams {
     /// Boost's defaults: 50 000 000 / 5 000 000 attoFIL per GiB per epoch, 256 B to 32 GiB,
     /// valid 1 000 000 epochs.
@@ -353,7 +388,9 @@ impl Provider {
         };
         for miner in me.inner.config.miners.clone() {
             if me.inner.deps.store.ask(&miner).await?.is_none() {
-                me.set_ask(&miner, me.inner.config.default_ask).await?;
+                let sector_size = me.chain().miner_info(&miner).await?.sector_size;
+                let ask = me.inner.config.default_ask.within_sector(sector_size);
+                me.set_ask(&miner, ask).await?;
             }
         }
         for deal in me.inner.deps.store.unfinished_provider_deals().await? {
@@ -410,16 +447,10 @@ impl Provider {
         if !self.inner.miners.contains(miner) {
             return Err(ProviderError::UnknownMiner(*miner));
         }
-        if params.min_piece_size > params.max_piece_size {
-            return Err(ProviderError::InvalidAsk(
-                "min piece size above max piece size".into(),
-            ));
-        }
-        if params.duration <= 0 {
-            return Err(ProviderError::InvalidAsk(
-                "duration must be positive".into(),
-            ));
-        }
+        let sector_size = self.chain().miner_info(miner).await?.sector_size;
+        params
+            .check(sector_size)
+            .map_err(ProviderError::InvalidAsk)?;
         let head = self.chain().head().await?;
         let seq_no = self
             .inner
@@ -1674,4 +1705,44 @@ fn deal_scoped_uuid(proposal_cid: &Cid, purpose: &[u8]) -> uuid::Uuid {
     let mut b = [0u8; 16];
     b.copy_from_slice(&h[..16]);
     uuid::Builder::from_custom_bytes(b).into_uuid()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn size(n: u64) -> PaddedPieceSize {
+        PaddedPieceSize::new(n).unwrap()
+    }
+
+    #[test]
+    fn asks_fit_the_sector() {
+        let ask = AskParams::default();
+        assert_eq!(ask.check(32 << 30), Ok(()));
+        // What a probe sent: 2^62 bytes on a 32 GiB sector.
+        let huge = AskParams {
+            max_piece_size: size(1 << 62),
+            ..ask
+        };
+        assert!(huge.check(32 << 30).unwrap_err().contains("sector size"));
+        let inverted = AskParams {
+            min_piece_size: size(1 << 20),
+            max_piece_size: size(1 << 10),
+            ..ask
+        };
+        assert!(inverted.check(32 << 30).unwrap_err().contains("above"));
+        let expired = AskParams { duration: 0, ..ask };
+        assert!(expired.check(32 << 30).is_err());
+        let small = ask.within_sector(2048);
+        assert_eq!(
+            (small.min_piece_size, small.max_piece_size),
+            (size(256), size(2048))
+        );
+        assert_eq!(small.check(2048), Ok(()));
+        let tiny = ask.within_sector(128);
+        assert_eq!(
+            (tiny.min_piece_size, tiny.max_piece_size),
+            (size(128), size(128))
+        );
+    }
 }
