@@ -59,6 +59,37 @@ impl Handles {
     }
 }
 
+/// A `.partial` file being written, removed when dropped: on an error, and also when the
+/// write is cancelled (a client that goes away mid-import). Once committed it has been
+/// renamed and there is nothing left to remove.
+#[derive(Debug)]
+struct Partial(PathBuf);
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        match std::fs::remove_file(&self.0) {
+            Ok(()) => tracing::debug!(path = %self.0.display(), "removed partial piece file"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %self.0.display(), error = %e, "cannot remove partial piece file")
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Partial {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Partial {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
 /// One file per piece in a directory: `<piece-cid>` holds the payload and
 /// `<piece-cid>.meta.json` its sizes.
 ///
@@ -142,8 +173,8 @@ impl FsPieceStore {
         self.dir.join(format!("{piece}.{META}"))
     }
 
-    fn temp_path(&self) -> PathBuf {
-        self.dir.join(format!("{}.{PARTIAL}", uuid::Uuid::new_v4()))
+    fn temp_path(&self) -> Partial {
+        Partial(self.dir.join(format!("{}.{PARTIAL}", uuid::Uuid::new_v4())))
     }
 
     /// Writes the metadata, then moves `tmp` (already fsynced) into place.
@@ -216,6 +247,17 @@ impl PieceStore for FsPieceStore {
                 if n == 0 {
                     break;
                 }
+                // Refuse as soon as the bytes cannot fit: a huge or endless source must not
+                // be copied in full before the refusal.
+                if let Some(e) = &expect {
+                    let room = u64::from(e.padded_size.unpadded());
+                    if total + n as u64 > room {
+                        return Err(PieceStoreError::InvalidSize(format!(
+                            "more than {room} bytes, the payload limit of a {}-byte piece",
+                            e.padded_size.get()
+                        )));
+                    }
+                }
                 let chunk = buf.freeze();
                 let (f, c) = (file.clone(), chunk.clone());
                 let at = total;
@@ -242,14 +284,12 @@ impl PieceStore for FsPieceStore {
                 });
             }
             let this = self.clone();
-            let tmp2 = tmp.clone();
+            let tmp2 = tmp.to_path_buf();
             tokio::task::spawn_blocking(move || this.commit(&tmp2, &meta)).await??;
             Ok(meta)
         }
         .await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&tmp).await;
-        }
+        drop(tmp);
         result
     }
 
@@ -270,13 +310,11 @@ impl PieceStore for FsPieceStore {
                 )));
             }
             file.sync_all().await?;
-            let (this, tmp2) = (self.clone(), tmp.clone());
+            let (this, tmp2) = (self.clone(), tmp.to_path_buf());
             tokio::task::spawn_blocking(move || this.commit(&tmp2, &meta)).await?
         }
         .await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&tmp).await;
-        }
+        drop(tmp);
         result
     }
 
@@ -302,11 +340,7 @@ impl PieceStore for FsPieceStore {
                 std::fs::File::open(&tmp)?.sync_all()?;
                 std::fs::remove_file(src)?;
             }
-            let res = this.commit(&tmp, &meta);
-            if res.is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
-            res
+            this.commit(&tmp, &meta)
         })
         .await?
     }

@@ -451,3 +451,33 @@ async fn the_follower_finds_car_blocks_in_the_hashing_pass() {
         }
     }
 }
+
+/// An endless source for a small piece is refused once it overflows the piece, not read
+/// to its (never reached) end; a put that is cancelled mid-way leaves no `.partial` file.
+#[tokio::test]
+async fn endless_and_cancelled_puts_leave_nothing() {
+    use futures::FutureExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsPieceStore::open(dir.path()).unwrap();
+    let small = PaddedPieceSize::new(4 << 20).unwrap();
+    let expect = ExpectedPiece {
+        piece_cid: commp::commp(&payload(1000)).unwrap().piece_cid(),
+        padded_size: small,
+    };
+    let endless: PieceReader = Box::pin(tokio::io::repeat(0));
+    let err = store.put(endless, Some(expect)).await.unwrap_err();
+    assert!(matches!(err, PieceStoreError::InvalidSize(_)), "{err}");
+    assert!(leftovers(dir.path()).is_empty());
+
+    // A source that delivers a first chunk and then stalls: the put is dropped while it
+    // waits, as when the client of an import goes away.
+    let (mut tx, rx) = tokio::io::duplex(1 << 20);
+    use tokio::io::AsyncWriteExt;
+    tx.write_all(&payload(64 << 10)).await.unwrap();
+    let mut put = Box::pin(store.put(Box::pin(rx), Some(expect)));
+    assert!((&mut put).now_or_never().is_none());
+    assert_eq!(leftovers(dir.path()).len(), 1, "the write has begun");
+    drop(put);
+    assert!(leftovers(dir.path()).is_empty());
+    drop(tx);
+}

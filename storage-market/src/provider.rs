@@ -283,6 +283,16 @@ pub enum ProviderError {
     /// An event the deal's state does not allow (a bug or a corrupt record).
     #[error(transparent)]
     Transition(#[from] crate::state::InvalidTransition),
+    /// The import source is not a regular file (a pipe, a device, a directory): its size
+    /// cannot be known before reading and reading it may never end.
+    #[error("{0} is not a regular file")]
+    NotAFile(std::path::PathBuf),
+    /// Another import of the same deal is running.
+    #[error("an import of deal {0} is already running")]
+    ImportRunning(Cid),
+    /// A background task panicked.
+    #[error("import task failed: {0}")]
+    Task(String),
 }
 
 /// Why a pipeline step did not complete.
@@ -353,8 +363,70 @@ struct Inner {
     funds_lock: tokio::sync::Mutex<()>,
     /// Deals with a running driver task.
     running: Mutex<HashSet<Cid>>,
+    /// Deals with an import running.
+    importing: Mutex<HashSet<Cid>>,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
     updates: broadcast::Sender<DealUpdate>,
+}
+
+/// Why an import source was refused before reading it.
+enum SourceRefusal {
+    NotAFile,
+    TooLarge { len: u64, room: u64 },
+}
+
+impl SourceRefusal {
+    fn at(self, path: &Path) -> ProviderError {
+        match self {
+            SourceRefusal::NotAFile => ProviderError::NotAFile(path.to_path_buf()),
+            SourceRefusal::TooLarge { len, room } => ProviderError::DataTooLarge(format!(
+                "{} holds {len} bytes, more than the {room} the piece can carry",
+                path.display()
+            )),
+        }
+    }
+}
+
+/// Whether a file of `meta` can be the payload of a piece of `size`.
+fn check_import_source(
+    meta: &std::fs::Metadata,
+    size: PaddedPieceSize,
+) -> Result<(), SourceRefusal> {
+    if !meta.is_file() {
+        return Err(SourceRefusal::NotAFile);
+    }
+    let room = u64::from(size.unpadded());
+    if meta.len() > room {
+        return Err(SourceRefusal::TooLarge {
+            len: meta.len(),
+            room,
+        });
+    }
+    Ok(())
+}
+
+/// Marks a deal as being imported for as long as it lives.
+struct ImportGuard<'a> {
+    set: &'a Mutex<HashSet<Cid>>,
+    deal: Cid,
+}
+
+impl<'a> ImportGuard<'a> {
+    fn take(set: &'a Mutex<HashSet<Cid>>, deal: Cid) -> Result<Self, ProviderError> {
+        if !set.lock().unwrap_or_else(|p| p.into_inner()).insert(deal) {
+            return Err(ProviderError::ImportRunning(deal));
+        }
+        Ok(Self { set, deal })
+    }
+}
+
+impl Drop for ImportGuard<'_> {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.deal);
+    }
 }
 
 /// The storage provider. Cheap to clone.
@@ -380,6 +452,7 @@ impl Provider {
             publisher,
             funds_lock: tokio::sync::Mutex::new(()),
             running: Mutex::new(HashSet::new()),
+            importing: Mutex::new(HashSet::new()),
             tasks: Mutex::new(vec![publish_task.abort_handle()]),
             updates,
         };
@@ -984,7 +1057,18 @@ impl Provider {
     /// proposal's piece size, as Boost does), compares it with the proposal, stores the piece,
     /// and lets the deal continue. A mismatch leaves the deal waiting so the right file can
     /// still be imported.
+    ///
+    /// Only regular files are read, and one that cannot fit the piece is refused before a
+    /// byte is read. Once started, the import runs to its end even when the caller goes away,
+    /// so no half-written piece or index stays behind.
     pub async fn import_data(&self, r: DealRef, path: &Path) -> Result<(), ProviderError> {
+        let (me, path) = (self.clone(), path.to_path_buf());
+        tokio::spawn(async move { me.import_now(r, &path).await })
+            .await
+            .map_err(|e| ProviderError::Task(e.to_string()))?
+    }
+
+    async fn import_now(&self, r: DealRef, path: &Path) -> Result<(), ProviderError> {
         let mut deal = self
             .deal(r)
             .await?
@@ -992,6 +1076,7 @@ impl Provider {
         if deal.state != StorageDealStatus::WaitingForData {
             return Err(ProviderError::NotWaitingForData(deal.state));
         }
+        let _one = ImportGuard::take(&self.inner.importing, deal.proposal_cid)?;
         let p = &deal.proposal.proposal;
         let size = p
             .padded_piece_size()
@@ -1000,7 +1085,13 @@ impl Provider {
             path: path.to_path_buf(),
             source,
         };
+        // Look before opening: opening a named pipe blocks until someone writes to it.
+        let meta = tokio::fs::metadata(path).await.map_err(io)?;
+        check_import_source(&meta, size).map_err(|e| e.at(path))?;
         let mut file = tokio::fs::File::open(path).await.map_err(io)?;
+        // The path may have been swapped since: what was opened is what counts.
+        let opened = file.metadata().await.map_err(io)?;
+        check_import_source(&opened, size).map_err(|e| e.at(path))?;
         let expected = ExpectedPiece {
             piece_cid: p.piece_cid,
             padded_size: size,

@@ -146,3 +146,64 @@ async fn an_active_deal_survives_a_chain_node_outage() {
     assert!(expired.deal_id.is_some());
     sealer.abort();
 }
+
+/// What a hostile or mistaken operator can hand `ImportData`: each is refused before a byte
+/// is copied, nothing is left in the piece store, and the deal keeps waiting for the right
+/// file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_import_sources_are_refused_without_reading_them() {
+    use storage_market::provider::ProviderError;
+    let env = Env::start(|_| {}, true).await;
+    let (right, piece_cid, size) = env.data_file("right.car", 3000, 3);
+    let spec = env.offline_spec(piece_cid, size, DealProtocol::V12).await;
+    let deal = env.client.propose_deal(&env.peer, &spec).await.unwrap();
+    let r = DealRef::ProposalCid(deal.proposal_cid);
+
+    // A sparse 1 GiB file for a 4 KiB piece.
+    let sparse = env.dir.path().join("sparse.bin");
+    std::fs::File::create(&sparse)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let fifo = env.dir.path().join("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let cases: [(&std::path::Path, fn(&ProviderError) -> bool); 4] = [
+        (&sparse, |e| matches!(e, ProviderError::DataTooLarge(_))),
+        ("/dev/zero".as_ref(), |e| {
+            matches!(e, ProviderError::NotAFile(_))
+        }),
+        // Opening a pipe nobody writes to would block forever.
+        (&fifo, |e| matches!(e, ProviderError::NotAFile(_))),
+        (env.dir.path(), |e| matches!(e, ProviderError::NotAFile(_))),
+    ];
+    for (path, want) in cases {
+        let err = tokio::time::timeout(T, env.provider.import_data(r, path))
+            .await
+            .unwrap_or_else(|_| panic!("importing {} hung", path.display()))
+            .unwrap_err();
+        assert!(want(&err), "{}: {err}", path.display());
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(env.dir.path().join("pieces"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(
+        env.provider.deal(r).await.unwrap().unwrap().state,
+        S::WaitingForData
+    );
+
+    // A caller that goes away after the import started (one poll, then dropped) does not
+    // stop it half-way: it runs to its end and the deal goes on to Active.
+    use futures::FutureExt;
+    assert!(env.provider.import_data(r, &right).now_or_never().is_none());
+    let sealer = env.sealer.run(Duration::from_millis(30));
+    wait_for_state(&env.provider, r, S::Active, T)
+        .await
+        .unwrap();
+    drop(sealer);
+}
