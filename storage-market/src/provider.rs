@@ -289,7 +289,7 @@ pub enum ProviderError {
     NotAFile(std::path::PathBuf),
     /// Another import of the same deal is running.
     #[error("an import of deal {0} is already running")]
-    ImportRunning(Cid),
+    ImportRunning(Box<Cid>),
     /// A background task panicked.
     #[error("import task failed: {0}")]
     Task(String),
@@ -414,7 +414,7 @@ struct ImportGuard<'a> {
 impl<'a> ImportGuard<'a> {
     fn take(set: &'a Mutex<HashSet<Cid>>, deal: Cid) -> Result<Self, ProviderError> {
         if !set.lock().unwrap_or_else(|p| p.into_inner()).insert(deal) {
-            return Err(ProviderError::ImportRunning(deal));
+            return Err(ProviderError::ImportRunning(Box::new(deal)));
         }
         Ok(Self { set, deal })
     }
