@@ -171,7 +171,8 @@ async fn hostile_import_sources_are_refused_without_reading_them() {
         .status()
         .unwrap();
     assert!(made.success());
-    let cases: [(&std::path::Path, fn(&ProviderError) -> bool); 4] = [
+    type Expect = fn(&ProviderError) -> bool;
+    let cases: [(&std::path::Path, Expect); 4] = [
         (&sparse, |e| matches!(e, ProviderError::DataTooLarge(_))),
         ("/dev/zero".as_ref(), |e| {
             matches!(e, ProviderError::NotAFile(_))
