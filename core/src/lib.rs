@@ -14,6 +14,8 @@
 //! - [`wallet`] (feature `wallet`): the [`Wallet`](wallet::Wallet) trait and a local keystore.
 //! - [`db`] (feature `sqlite`): opening and migrating SQLite databases.
 //! - [`report`]: an error and its sources as one line, for people.
+//! - [`http`] (feature `http`): serving HTTP with header and body timeouts and a
+//!   connection limit.
 //! - [`host`] and [`rpc`] (feature `host`): one libp2p host per node, and the
 //!   one-CBOR-item-each-way protocol shape on it.
 
@@ -25,6 +27,8 @@ pub mod db;
 pub mod deal;
 #[cfg(feature = "host")]
 pub mod host;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod jsonrpc;
 pub mod jwt;
 pub mod message;

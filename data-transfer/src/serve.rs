@@ -67,11 +67,10 @@ impl CarServer {
     pub fn serve_libp2p(&self, host: &Host) -> Result<tokio::task::JoinHandle<()>, TransferError> {
         let listener = P2pListener::new(host)?;
         let router = self.router();
-        Ok(tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                tracing::warn!(error = %e, "libp2p CAR server stopped");
-            }
-        }))
+        let limits = market_core::http::ServerLimits::default();
+        Ok(tokio::spawn(market_core::http::serve(
+            listener, router, limits,
+        )))
     }
 
     fn lookup(&self, headers: &HeaderMap) -> Option<PathBuf> {

@@ -182,11 +182,8 @@ impl Devnet {
             TokenAmount::from_whole(config.faucet_cap_fil),
             block_time.as_secs().max(1),
         ));
-        let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "devnet API stopped");
-            }
-        });
+        let limits = market_core::http::ServerLimits::default();
+        let server = tokio::spawn(market_core::http::serve(listener, app, limits));
         chain.start_clock(block_time);
         let sealing = DevSealer::new(chain.clone())
             .run(Duration::from_millis(config.sealing_period_ms.max(1)));

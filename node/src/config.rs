@@ -140,17 +140,39 @@ pub struct HttpSection {
     pub serve_pieces: bool,
     /// Serve `/ipfs/` (trustless gateway).
     pub serve_cars: bool,
+    /// Seconds a connection may take to send a request head (idle keep-alive included)
+    /// before it is closed: what keeps slowloris clients from holding connections.
+    pub header_timeout_secs: u64,
+    /// Seconds a request body may pause.
+    pub body_idle_timeout_secs: u64,
+    /// Connections held at once; more wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for HttpSection {
     fn default() -> Self {
+        let limits = market_core::http::ServerLimits::default();
         Self {
             listen: "127.0.0.1:7777".into(),
             public_url: None,
             max_concurrent: 64,
             serve_pieces: true,
             serve_cars: true,
+            header_timeout_secs: limits.header_read_timeout.as_secs(),
+            body_idle_timeout_secs: limits.body_idle_timeout.as_secs(),
+            max_connections: limits.max_connections,
         }
+    }
+}
+
+impl HttpSection {
+    /// The listener limits these settings give.
+    pub fn server_limits(&self) -> market_core::http::ServerLimits {
+        use std::time::Duration;
+        market_core::http::ServerLimits::default()
+            .with_header_read_timeout(Duration::from_secs(self.header_timeout_secs.max(1)))
+            .with_body_idle_timeout(Duration::from_secs(self.body_idle_timeout_secs.max(1)))
+            .with_max_connections(self.max_connections.max(1))
     }
 }
 

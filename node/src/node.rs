@@ -473,11 +473,8 @@ impl MarketNode {
             Some(api) => app.merge(sealing::api::ws_router(api, secret(dir)?)),
             None => app,
         };
-        let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "HTTP server stopped");
-            }
-        });
+        let limits = cfg.http.server_limits();
+        let server = tokio::spawn(market_core::http::serve(listener, app, limits));
         tracing::info!(peer = %peer.peer_id, http = %http_url, miners = ?miners, "market node started");
         Ok(Self {
             provider,
