@@ -71,8 +71,13 @@ pub struct RpcLimits {
     pub max_message_size: usize,
     /// Time allowed for a whole exchange.
     pub timeout: Duration,
-    /// Inbound exchanges handled at once across peers; further streams wait for a slot.
+    /// Time a peer has to send its whole request once the stream is open. A stream that
+    /// takes longer is closed; until then it holds a reading slot, not a handler's.
+    pub request_timeout: Duration,
+    /// Inbound exchanges handled at once across peers; further requests wait for a slot.
     pub max_concurrent: usize,
+    /// Inbound requests being read at once across peers; further streams wait.
+    pub max_reading: usize,
 }
 
 impl Default for RpcLimits {
@@ -80,7 +85,9 @@ impl Default for RpcLimits {
         Self {
             max_message_size: 256 * 1024,
             timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(10),
             max_concurrent: 100,
+            max_reading: 1024,
         }
     }
 }
@@ -101,6 +108,12 @@ impl RpcLimits {
     /// Handles at most `n` inbound exchanges at once.
     pub fn with_max_concurrent(mut self, n: usize) -> Self {
         self.max_concurrent = n;
+        self
+    }
+
+    /// Closes inbound streams whose request has not fully arrived after `timeout`.
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
         self
     }
 }
@@ -183,21 +196,21 @@ where
     F: Future<Output = Option<C::Response>> + Send + 'static,
 {
     let handler = Arc::new(handler);
-    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent.max(1)));
+    let slots = Arc::new(Slots {
+        reading: tokio::sync::Semaphore::new(limits.max_reading.max(1)),
+        handling: tokio::sync::Semaphore::new(limits.max_concurrent.max(1)),
+    });
     let mut tasks = Vec::new();
     for &version in versions {
         let mut incoming = host.accept(C::protocol_id(version))?;
-        let (handler, permits, limits) = (handler.clone(), permits.clone(), limits.clone());
+        let (handler, slots, limits) = (handler.clone(), slots.clone(), limits.clone());
         tasks.push(tokio::spawn(async move {
             // Only spawn here: a slow accept loop fills the host's inbound queue.
             while let Some((peer, stream)) = incoming.next().await {
-                let (handler, permits, limits) = (handler.clone(), permits.clone(), limits.clone());
+                let (handler, slots, limits) = (handler.clone(), slots.clone(), limits.clone());
                 tokio::spawn(async move {
-                    let Ok(_permit) = permits.acquire_owned().await else {
-                        return;
-                    };
                     let timeout = limits.timeout;
-                    let work = answer::<C, H, F>(peer, version, stream, &limits, &*handler);
+                    let work = answer::<C, H, F>(peer, version, stream, &limits, &slots, &*handler);
                     match tokio::time::timeout(timeout, work).await {
                         Ok(Ok(())) => tracing::debug!(%peer, ?version, "answered"),
                         Ok(Err(e)) => {
@@ -212,11 +225,19 @@ where
     Ok(Service { tasks })
 }
 
+/// The two stages of an inbound exchange and how many streams may be in each: a peer that
+/// trickles its request holds a reading slot only, so slow peers cannot starve handlers.
+struct Slots {
+    reading: tokio::sync::Semaphore,
+    handling: tokio::sync::Semaphore,
+}
+
 async fn answer<C, H, F>(
     peer: PeerId,
     version: C::Protocol,
     mut stream: libp2p::Stream,
     limits: &RpcLimits,
+    slots: &Slots,
     handler: &H,
 ) -> std::io::Result<()>
 where
@@ -226,7 +247,16 @@ where
 {
     let limit = limits.max_message_size;
     let request = if C::has_request(version) {
-        match cbor::read_item(&mut stream, limit).await {
+        let Ok(_reading) = slots.reading.acquire().await else {
+            return Ok(());
+        };
+        let read = cbor::read_item(&mut stream, limit);
+        let Ok(read) = tokio::time::timeout(limits.request_timeout, read).await else {
+            tracing::debug!(%peer, ?version, "request did not arrive in time");
+            // Closed, not reset: the peer sees the stream end.
+            return stream.close().await;
+        };
+        match read {
             Ok(bytes) => C::decode_request(version, &bytes, limit),
             Err(e) => match e.downcast::<DecodeError>() {
                 Ok(decode) => Err(decode),
@@ -236,6 +266,9 @@ where
         }
     } else {
         C::decode_request(version, &[], limit)
+    };
+    let Ok(_handling) = slots.handling.acquire().await else {
+        return Ok(());
     };
     if let Err(e) = &request {
         tracing::warn!(%peer, ?version, error = %e, "malformed request");
