@@ -75,45 +75,49 @@ pub fn router(state: ApiState) -> axum::Router {
         .with_state(state)
 }
 
-/// The permission each method needs (Lotus's `//perm:` tags); `None` for unknown methods.
+/// Every method served and the permission it needs (Lotus's `//perm:` tags).
+pub const METHODS: &[(&str, &str)] = &[
+    ("Filecoin.Version", jwt::READ),
+    ("Filecoin.ChainHead", jwt::READ),
+    ("Filecoin.ChainNotify", jwt::READ),
+    ("Filecoin.ChainGetMessage", jwt::READ),
+    ("Filecoin.StateMinerInfo", jwt::READ),
+    ("Filecoin.StateMarketBalance", jwt::READ),
+    ("Filecoin.StateDealProviderCollateralBounds", jwt::READ),
+    ("Filecoin.StateVerifiedClientStatus", jwt::READ),
+    ("Filecoin.StateAccountKey", jwt::READ),
+    ("Filecoin.StateLookupID", jwt::READ),
+    ("Filecoin.StateCall", jwt::READ),
+    ("Filecoin.StateWaitMsg", jwt::READ),
+    ("Filecoin.StateSearchMsg", jwt::READ),
+    ("Filecoin.StateMarketStorageDeal", jwt::READ),
+    ("Filecoin.StateSectorPreCommitInfo", jwt::READ),
+    ("Filecoin.StateSectorGetInfo", jwt::READ),
+    ("Filecoin.StateNetworkVersion", jwt::READ),
+    ("Filecoin.StateNetworkName", jwt::READ),
+    ("Filecoin.WalletBalance", jwt::READ),
+    ("Filecoin.GasEstimateMessageGas", jwt::READ),
+    ("Filecoin.MpoolGetNonce", jwt::READ),
+    ("Filecoin.AuthVerify", jwt::READ),
+    ("Filecoin.MpoolPush", jwt::WRITE),
+    ("Filecoin.WalletHas", jwt::WRITE),
+    ("Dev.Fund", jwt::WRITE),
+    ("Message.PushMessageWithId", jwt::WRITE),
+    ("Message.GetMessageByUid", jwt::READ),
+    ("Filecoin.MpoolPushMessage", jwt::SIGN),
+    ("Filecoin.WalletSign", jwt::SIGN),
+    ("Filecoin.AuthNew", jwt::ADMIN),
+    ("Dev.CreateMiner", jwt::ADMIN),
+    ("Dev.AddVerifiedClient", jwt::ADMIN),
+    ("Dev.SlashDeal", jwt::ADMIN),
+    ("Dev.SectorAddPiece", jwt::ADMIN),
+    ("Dev.SectorsPreCommit", jwt::ADMIN),
+    ("Dev.SectorsProve", jwt::ADMIN),
+];
+
+/// The permission `method` needs; `None` for unknown methods.
 pub fn permission(method: &str) -> Option<&'static str> {
-    Some(match method {
-        "Filecoin.Version"
-        | "Filecoin.ChainHead"
-        | "Filecoin.ChainNotify"
-        | "Filecoin.ChainGetMessage"
-        | "Filecoin.StateMinerInfo"
-        | "Filecoin.StateMarketBalance"
-        | "Filecoin.StateDealProviderCollateralBounds"
-        | "Filecoin.StateVerifiedClientStatus"
-        | "Filecoin.StateAccountKey"
-        | "Filecoin.StateLookupID"
-        | "Filecoin.StateCall"
-        | "Filecoin.StateWaitMsg"
-        | "Filecoin.StateSearchMsg"
-        | "Filecoin.StateMarketStorageDeal"
-        | "Filecoin.StateSectorPreCommitInfo"
-        | "Filecoin.StateSectorGetInfo"
-        | "Filecoin.StateNetworkVersion"
-        | "Filecoin.StateNetworkName"
-        | "Filecoin.WalletBalance"
-        | "Filecoin.GasEstimateMessageGas"
-        | "Filecoin.MpoolGetNonce"
-        | "Filecoin.AuthVerify" => jwt::READ,
-        "Filecoin.MpoolPush" | "Filecoin.WalletHas" | "Dev.Fund" | "Message.PushMessageWithId" => {
-            jwt::WRITE
-        }
-        "Message.GetMessageByUid" => jwt::READ,
-        "Filecoin.MpoolPushMessage" | "Filecoin.WalletSign" => jwt::SIGN,
-        "Filecoin.AuthNew"
-        | "Dev.CreateMiner"
-        | "Dev.AddVerifiedClient"
-        | "Dev.SlashDeal"
-        | "Dev.SectorAddPiece"
-        | "Dev.SectorsPreCommit"
-        | "Dev.SectorsProve" => jwt::ADMIN,
-        _ => return None,
-    })
+    METHODS.iter().find(|(m, _)| *m == method).map(|(_, p)| *p)
 }
 
 /// A JSON-RPC error as go-jsonrpc sends it.

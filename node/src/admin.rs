@@ -58,12 +58,18 @@ pub fn router(state: AdminState) -> axum::Router {
         .with_state(Arc::new(state))
 }
 
+/// Every `Market.*` method and the permission it needs.
+pub const METHODS: &[(&str, &str)] = &[
+    ("Market.Info", jwt::READ),
+    ("Market.GetAsk", jwt::READ),
+    ("Market.ListDeals", jwt::READ),
+    ("Market.ListPieces", jwt::READ),
+    ("Market.SetAsk", jwt::ADMIN),
+    ("Market.ImportData", jwt::ADMIN),
+];
+
 fn permission(method: &str) -> Option<&'static str> {
-    Some(match method {
-        "Market.Info" | "Market.GetAsk" | "Market.ListDeals" | "Market.ListPieces" => jwt::READ,
-        "Market.SetAsk" | "Market.ImportData" => jwt::ADMIN,
-        _ => return None,
-    })
+    METHODS.iter().find(|(m, _)| *m == method).map(|(_, p)| *p)
 }
 
 #[derive(serde::Deserialize)]

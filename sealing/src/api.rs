@@ -70,27 +70,30 @@ pub fn permission(method: &str, version: ApiVersion) -> Option<&'static str> {
     if v1_only && version == ApiVersion::V0 {
         return None;
     }
-    Some(match method {
-        "AssignUnPackedDeals"
-        | "AssignDeals"
-        | "MarkDealsAsPacking"
-        | "UpdateDealOnPacking"
-        | "UpdateDealStatus"
-        | "ReleaseDeals"
-        | "ReleaseDirectDeals" => jwt::WRITE,
-        "GetUnPackedDeals"
-        | "GetDeals"
-        | "GetDealInfo"
-        | "PiecesGetPieceInfo"
-        | "ActorSectorSize"
-        | "ActorList"
-        | "ActorExist"
-        | "Version"
-        | "ListenMarketEvent"
-        | "ResponseMarketEvent" => jwt::READ,
-        _ => return None,
-    })
+    METHODS.iter().find(|(m, _)| *m == method).map(|(_, p)| *p)
 }
+
+/// Every sealer method (without the `VENUS_MARKET.` namespace) and the permission it needs;
+/// `ReleaseDeals`, `AssignDeals` and `ReleaseDirectDeals` are on `/rpc/v1` only.
+pub const METHODS: &[(&str, &str)] = &[
+    ("AssignUnPackedDeals", jwt::WRITE),
+    ("AssignDeals", jwt::WRITE),
+    ("MarkDealsAsPacking", jwt::WRITE),
+    ("UpdateDealOnPacking", jwt::WRITE),
+    ("UpdateDealStatus", jwt::WRITE),
+    ("ReleaseDeals", jwt::WRITE),
+    ("ReleaseDirectDeals", jwt::WRITE),
+    ("GetUnPackedDeals", jwt::READ),
+    ("GetDeals", jwt::READ),
+    ("GetDealInfo", jwt::READ),
+    ("PiecesGetPieceInfo", jwt::READ),
+    ("ActorSectorSize", jwt::READ),
+    ("ActorList", jwt::READ),
+    ("ActorExist", jwt::READ),
+    ("Version", jwt::READ),
+    ("ListenMarketEvent", jwt::READ),
+    ("ResponseMarketEvent", jwt::READ),
+];
 
 /// Why a sealer API call failed; the text is what the sealer sees.
 #[derive(Debug, thiserror::Error)]
