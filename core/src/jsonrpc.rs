@@ -6,10 +6,11 @@
 //! What the method does is the server's business: [`answer`] parses a body, hands every
 //! valid call to a dispatch function in order and builds the reply.
 
-use std::borrow::Cow;
 use std::future::Future;
 
 use serde_json::{Value, json};
+
+pub use crate::report::{MAX_ECHO, clip};
 
 /// The body is not JSON.
 pub const PARSE_ERROR: i64 = -32700;
@@ -21,9 +22,6 @@ pub const METHOD_NOT_FOUND: i64 = -32601;
 pub const INVALID_PARAMS: i64 = -32602;
 /// What go-jsonrpc sends for an error the method returned.
 pub const SERVER_ERROR: i64 = 1;
-
-/// Longest piece of caller input quoted back in an error message.
-pub const MAX_ECHO: usize = 96;
 
 /// An error answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,14 +82,6 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self { max_batch: 100 }
-    }
-}
-
-/// `text` as it may be quoted back: at most [`MAX_ECHO`] characters, the rest counted.
-pub fn clip(text: &str) -> Cow<'_, str> {
-    match text.char_indices().nth(MAX_ECHO) {
-        None => Cow::Borrowed(text),
-        Some((end, _)) => Cow::Owned(format!("{}… ({} bytes)", &text[..end], text.len())),
     }
 }
 

@@ -42,6 +42,6 @@ pub mod types;
 pub mod wallet;
 
 pub use crate::cid::Cid;
-pub use crate::report::report;
+pub use crate::report::{clip, report};
 #[cfg(feature = "host")]
 pub use libp2p;

@@ -17,6 +17,20 @@ pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// Longest piece of outside input quoted back in an error message.
+pub const MAX_ECHO: usize = 96;
+
+/// `text` (something a peer or a caller sent) as it may be quoted back in an error: at
+/// most [`MAX_ECHO`] characters, the rest counted, so a 10 KB CID is not echoed whole.
+pub fn clip(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(MAX_ECHO) {
+        None => std::borrow::Cow::Borrowed(text),
+        Some((end, _)) => {
+            std::borrow::Cow::Owned(format!("{}… ({} bytes)", &text[..end], text.len()))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[derive(Debug, thiserror::Error)]

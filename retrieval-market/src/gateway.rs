@@ -51,7 +51,8 @@ impl FromStr for DagScope {
             "entity" => Ok(Self::Entity),
             "block" => Ok(Self::Block),
             _ => Err(GatewayError::BadRequest(format!(
-                "dag-scope must be all, entity or block, not {s:?}"
+                "dag-scope must be all, entity or block, not {:?}",
+                market_core::clip(s)
             ))),
         }
     }
@@ -69,7 +70,8 @@ pub struct EntityBytes {
 impl FromStr for EntityBytes {
     type Err = GatewayError;
     fn from_str(s: &str) -> Result<Self, GatewayError> {
-        let bad = || GatewayError::BadRequest(format!("invalid entity-bytes {s:?}"));
+        let bad =
+            || GatewayError::BadRequest(format!("invalid entity-bytes {:?}", market_core::clip(s)));
         let (a, b) = s.split_once(':').ok_or_else(bad)?;
         let from = a.parse().map_err(|_| bad())?;
         let to = if b == "*" {
@@ -176,8 +178,12 @@ pub fn parse_request(
     let root_str = segments
         .next()
         .ok_or_else(|| GatewayError::BadRequest("no CID in the path".into()))?;
-    let root = Cid::from_str(root_str)
-        .map_err(|e| GatewayError::BadRequest(format!("invalid CID {root_str:?}: {e}")))?;
+    let root = Cid::from_str(root_str).map_err(|e| {
+        GatewayError::BadRequest(format!(
+            "invalid CID {:?}: {e}",
+            market_core::clip(root_str)
+        ))
+    })?;
     let path = segments
         .map(percent_decode)
         .collect::<Result<Vec<_>, _>>()?;
@@ -376,11 +382,9 @@ pub async fn resolve(
                 )));
             }
         }
-        let link = node
-            .links
-            .iter()
-            .find(|l| &l.name == seg)
-            .ok_or_else(|| GatewayError::NotFound(format!("no {seg:?} under {cid}")))?;
+        let link = node.links.iter().find(|l| &l.name == seg).ok_or_else(|| {
+            GatewayError::NotFound(format!("no {:?} under {cid}", market_core::clip(seg)))
+        })?;
         let next = link.cid;
         path_blocks.push((cid, block));
         block = load(provider, &next).await?;

@@ -145,13 +145,19 @@ fn header_value(s: &str) -> HeaderValue {
 
 /// A v1 piece CID, or the v1 CID of a v2 piece CID.
 fn piece_cid(s: &str) -> Result<Cid, String> {
-    let cid = Cid::from_str(s).map_err(|e| format!("invalid piece CID {s:?}: {e}"))?;
+    let cid = Cid::from_str(s)
+        .map_err(|e| format!("invalid piece CID {:?}: {e}", market_core::clip(s)))?;
     if piecestore::check_piece_cid(&cid).is_ok() {
         return Ok(cid);
     }
     PieceCidV2::from_cid(&cid)
         .map(|v2| market_core::cid::widen(&v2.to_v1()))
-        .map_err(|_| format!("{s} is not a piece CID (v1 baga… or v2 bafkzcib…)"))
+        .map_err(|_| {
+            format!(
+                "{} is not a piece CID (v1 baga… or v2 bafkzcib…)",
+                market_core::clip(s)
+            )
+        })
 }
 
 fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {

@@ -279,6 +279,11 @@ async fn malformed_piece_requests() {
     assert_eq!(s, 416);
     let (s, _) = status(format!("piece/{piece}"), Some("lines=1-2")).await;
     assert_eq!(s, 416);
+    // A 10 KB "CID" gets its refusal without being echoed back whole.
+    let long = format!("baga{}", "q".repeat(10_000));
+    let (s, body) = status(format!("piece/{long}"), None).await;
+    assert_eq!(s, 400);
+    assert!(body.len() < 400, "{} bytes echoed", body.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -411,6 +416,17 @@ async fn malformed_gateway_requests() {
     let (s, body) = get(format!("ipfs/{}/no/such/path", fx.root), car).await;
     assert_eq!(s, 404, "{body}");
     assert!(body.contains("not a directory"));
+    let long = format!("bafy{}", "q".repeat(10_000));
+    let (s, body) = get(format!("ipfs/{long}"), car).await;
+    assert_eq!(s, 400);
+    assert!(body.len() < 400, "{} bytes echoed", body.len());
+    let (s, body) = get(
+        format!("ipfs/{}?dag-scope={}", fx.root, "x".repeat(10_000)),
+        car,
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(body.len() < 400, "{} bytes echoed", body.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
