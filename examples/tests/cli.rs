@@ -83,7 +83,7 @@ fn provider_and_client_binaries_work_together() {
         "Market.SetAsk",
         serde_json::json!([miner, "1", "1", 256, 1024]),
     ));
-    assert!(denied.unwrap_err().contains("admin permission"));
+    assert!(denied.unwrap_err().contains("need 'admin'"));
     let unauth = rt.block_on(market_node::admin::call_remote(
         &url,
         "nope",
