@@ -148,12 +148,17 @@ fn param(params: &[Value], i: usize) -> Result<&str, String> {
         .ok_or_else(|| format!("parameter {i} must be a string"))
 }
 
+/// The miner named by param 0 (the first miner when it is null), which must be one of ours.
 fn miner(state: &AdminState, params: &[Value]) -> Result<Address, String> {
-    match params.first().and_then(Value::as_str) {
+    let m = match params.first().and_then(Value::as_str) {
         Some(s) => Address::from_str(s)
-            .map_err(|e| format!("{}: {}", jsonrpc::clip(s), market_core::report(&e))),
-        None => state.miners.first().copied().ok_or("no miner".into()),
+            .map_err(|e| format!("{}: {}", jsonrpc::clip(s), market_core::report(&e)))?,
+        None => return state.miners.first().copied().ok_or("no miner".into()),
+    };
+    if !state.miners.contains(&m) {
+        return Err(format!("miner {m} is not served by this node"));
     }
+    Ok(m)
 }
 
 fn ask_json(ask: &storage_market::message::SignedStorageAsk) -> Value {

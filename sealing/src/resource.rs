@@ -93,7 +93,12 @@ async fn resource(
         None | Some("") => return text(StatusCode::BAD_REQUEST, "resource is empty".into()),
         Some(id) => id.to_owned(),
     };
-    let not_found = || text(StatusCode::NOT_FOUND, format!("resource {id} not found"));
+    let not_found = || {
+        text(
+            StatusCode::NOT_FOUND,
+            format!("resource {} not found", market_core::clip(&id)),
+        )
+    };
     let Ok(piece) = commp::parse_cid(&id).map(|c| market_core::cid::widen(&c)) else {
         return not_found();
     };
@@ -174,7 +179,12 @@ async fn upload(state: &ResourceState, q: &ResourceQuery, body: Body) -> Respons
     else {
         return text(StatusCode::BAD_REQUEST, "resource is empty".into());
     };
-    let not_found = || text(StatusCode::NOT_FOUND, format!("resource {id} not found"));
+    let not_found = || {
+        text(
+            StatusCode::NOT_FOUND,
+            format!("resource {} not found", market_core::clip(id)),
+        )
+    };
     let Ok(piece) = commp::parse_cid(id).map(|c| market_core::cid::widen(&c)) else {
         return not_found();
     };
