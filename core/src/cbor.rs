@@ -44,9 +44,30 @@ pub enum DecodeError {
 /// Returns the length of the first complete CBOR item in `buf`, `Ok(None)` if `buf` holds only
 /// a prefix of one, or an error if the bytes cannot start a valid DAG-CBOR item.
 pub fn item_len(buf: &[u8]) -> Result<Option<usize>, DecodeError> {
+    Ok(match scan(buf)? {
+        Scan::Complete(n) => Some(n),
+        Scan::AtLeast(_) => None,
+    })
+}
+
+/// How far a buffer goes towards one item.
+enum Scan {
+    /// The item ends here.
+    Complete(usize),
+    /// Only a prefix: the item has at least this many bytes (what its headers declare so
+    /// far, one byte per item still expected), so a reader can refuse one that cannot fit
+    /// its limit without buffering up to the limit first.
+    AtLeast(usize),
+}
+
+fn scan(buf: &[u8]) -> Result<Scan, DecodeError> {
     // Each entry counts the items still expected inside an open array, map or tag.
     let mut pending: Vec<u64> = vec![1];
     let mut pos = 0usize;
+    let at_least = |pending: &[u64], end: usize| {
+        let rest = pending.iter().fold(0u64, |a, &n| a.saturating_add(n));
+        Scan::AtLeast(end.saturating_add(usize::try_from(rest).unwrap_or(usize::MAX)))
+    };
     while let Some(top) = pending.last_mut() {
         if *top == 0 {
             pending.pop();
@@ -54,7 +75,7 @@ pub fn item_len(buf: &[u8]) -> Result<Option<usize>, DecodeError> {
         }
         *top -= 1;
         let Some(&initial) = buf.get(pos) else {
-            return Ok(None);
+            return Ok(at_least(&pending, pos + 1));
         };
         let major = initial >> 5;
         let info = initial & 0x1f;
@@ -64,7 +85,7 @@ pub fn item_len(buf: &[u8]) -> Result<Option<usize>, DecodeError> {
             24..=27 => {
                 let n = 1usize << (info - 24);
                 let Some(bytes) = buf.get(pos..pos + n) else {
-                    return Ok(None);
+                    return Ok(at_least(&pending, pos + n));
                 };
                 pos += n;
                 bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
@@ -83,7 +104,7 @@ pub fn item_len(buf: &[u8]) -> Result<Option<usize>, DecodeError> {
                     return Err(DecodeError::Truncated);
                 };
                 if buf.len().saturating_sub(pos) < len {
-                    return Ok(None);
+                    return Ok(at_least(&pending, pos.saturating_add(len)));
                 }
                 pos += len;
                 0
@@ -105,7 +126,7 @@ pub fn item_len(buf: &[u8]) -> Result<Option<usize>, DecodeError> {
             pending.push(children);
         }
     }
-    Ok(Some(pos))
+    Ok(Scan::Complete(pos))
 }
 
 /// Encodes `value` as DAG-CBOR (map keys in canonical length-first order).
@@ -141,10 +162,16 @@ where
     let mut buf = Vec::with_capacity(256);
     let mut chunk = [0u8; 4096];
     loop {
-        match item_len(&buf).map_err(invalid_data)? {
-            Some(n) if n == buf.len() => return Ok(buf),
-            Some(n) => return Err(invalid_data(DecodeError::TrailingBytes(buf.len() - n))),
-            None => {}
+        match scan(&buf).map_err(invalid_data)? {
+            Scan::Complete(n) if n == buf.len() => return Ok(buf),
+            Scan::Complete(n) => {
+                return Err(invalid_data(DecodeError::TrailingBytes(buf.len() - n)));
+            }
+            // Refused from its headers: a declared 1 GiB string is not buffered first.
+            Scan::AtLeast(n) if n > limit => {
+                return Err(invalid_data(DecodeError::TooLarge { len: n, limit }));
+            }
+            Scan::AtLeast(_) => {}
         }
         // Read no further than the limit allows (plus one byte to detect overflow).
         let room = (limit + 1).saturating_sub(buf.len()).min(chunk.len());
@@ -220,5 +247,57 @@ mod tests {
         assert_eq!(got, item);
         let mut big = futures::io::Cursor::new(vec![0x5a, 0, 0, 1, 0]);
         assert!(futures::executor::block_on(read_item(&mut big, 16)).is_err());
+    }
+
+    /// A reader that hands out `prefix`, then never ends: what a peer that declares a huge
+    /// item and stalls looks like.
+    struct Stalls(Vec<u8>);
+
+    impl futures::AsyncRead for Stalls {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            out: &mut [u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            if self.0.is_empty() {
+                return std::task::Poll::Pending;
+            }
+            let n = out.len().min(self.0.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0.drain(..n);
+            std::task::Poll::Ready(Ok(n))
+        }
+    }
+
+    #[test]
+    fn items_declared_too_large_are_refused_from_their_headers() {
+        use futures::FutureExt;
+        let too_large = |prefix: Vec<u8>| {
+            let mut r = Stalls(prefix);
+            // Ready at once, without the declared bytes ever arriving.
+            match read_item(&mut r, 1024).now_or_never() {
+                Some(Err(e)) => matches!(
+                    e.downcast::<DecodeError>(),
+                    Ok(DecodeError::TooLarge { .. })
+                ),
+                _ => false,
+            }
+        };
+        // A 1 GiB byte string, a 2 KiB text string inside a map, an array of 2^32 items.
+        assert!(too_large(vec![0x5a, 0x40, 0, 0, 0]));
+        assert!(too_large(vec![0xa1, 0x61, b'k', 0x79, 0x08, 0x00]));
+        assert!(too_large(vec![0x9a, 0xff, 0xff, 0xff, 0xff]));
+        // What fits its limit is waited for.
+        assert!(!too_large(vec![0x59, 0x02, 0x00]));
+        for (bytes, at_least) in [
+            (vec![0x82, 0x01], 3),
+            (vec![0x59, 0x01], 3),
+            (vec![0x43, 0x01], 4),
+        ] {
+            assert!(
+                matches!(scan(&bytes), Ok(Scan::AtLeast(n)) if n == at_least),
+                "{bytes:?}"
+            );
+        }
     }
 }
