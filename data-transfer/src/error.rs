@@ -106,3 +106,20 @@ pub enum TransferError {
     #[error(transparent)]
     DbTask(#[from] market_core::db::DbTaskError),
 }
+
+impl TransferError {
+    /// Whether the staging disk (or the database beside it) is full: worth waiting for
+    /// space rather than failing the transfer.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            TransferError::Io(e) => e.kind() == std::io::ErrorKind::StorageFull,
+            TransferError::Piece(piecestore::PieceStoreError::Io(e)) => {
+                e.kind() == std::io::ErrorKind::StorageFull
+            }
+            TransferError::Db(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DiskFull
+            }
+            _ => false,
+        }
+    }
+}

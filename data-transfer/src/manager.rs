@@ -79,6 +79,10 @@ pub struct TransferConfig {
     pub checkpoint_bytes: u64,
     /// Upper bound on one transfer (Boost: 24 h).
     pub max_duration: Duration,
+    /// How long a transfer waits for space when the staging disk is full before it fails
+    /// (1 h); it retries the write every [`RetryPolicy::min_backoff`] and resumes where the
+    /// durable bytes end.
+    pub disk_full_timeout: Duration,
     /// Which addresses may be fetched from.
     pub policy: AddressPolicy,
 }
@@ -138,6 +142,12 @@ impl TransferConfig {
         self
     }
 
+    /// Sets [`disk_full_timeout`](Self::disk_full_timeout).
+    pub fn with_disk_full_timeout(mut self, timeout: Duration) -> Self {
+        self.disk_full_timeout = timeout;
+        self
+    }
+
     /// Sets [`max_duration`](Self::max_duration).
     pub fn with_max_duration(mut self, max_duration: Duration) -> Self {
         self.max_duration = max_duration;
@@ -165,6 +175,7 @@ impl TransferConfig {
             multi_connection_threshold: 10 << 20,
             checkpoint_bytes: 32 << 20,
             max_duration: Duration::from_secs(24 * 3600),
+            disk_full_timeout: Duration::from_secs(3600),
             policy: AddressPolicy::default(),
         }
     }
@@ -627,6 +638,7 @@ impl TransferManager {
         let policy = self.inner.config.retry;
         let mut delay = policy.min_backoff;
         let mut attempts = 0;
+        let mut full_since: Option<tokio::time::Instant> = None;
         loop {
             let chunk = shared.lock_chunks()[index];
             // Resume from what is written (page cache), which may be ahead of what is durable.
@@ -638,7 +650,29 @@ impl TransferManager {
                 .attempt(rec, fetcher, shared, index, chunk, written)
                 .await
             {
-                Ok(()) => continue,
+                Ok(()) => {
+                    full_since = None;
+                    continue;
+                }
+                Err(Attempt::Fatal(e)) if e.is_disk_full() => {
+                    // Wait for space instead of failing the deal; nothing written is lost.
+                    let first = full_since.is_none();
+                    let since = *full_since.get_or_insert_with(tokio::time::Instant::now);
+                    if since.elapsed() >= self.inner.config.disk_full_timeout {
+                        return Err(e);
+                    }
+                    if first {
+                        tracing::warn!(id = %rec.request.id, error = %e, "staging disk full: waiting for space");
+                    }
+                    let received = shared.live.load(Ordering::Relaxed);
+                    let why = format!("waiting for disk space: {e}");
+                    self.emit(rec, TransferState::Running, received, &why);
+                    tokio::select! {
+                        _ = tokio::time::sleep(policy.min_backoff) => {}
+                        _ = cancel.cancelled() => return Err(TransferError::Cancelled),
+                    }
+                    continue;
+                }
                 Err(Attempt::Fatal(e)) => return Err(e),
                 Err(Attempt::Retry(why)) => why,
             };

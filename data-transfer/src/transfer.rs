@@ -182,6 +182,6 @@ pub struct TransferEvent {
     pub received: u64,
     /// Bytes expected.
     pub total: u64,
-    /// The failure, when `state` is `Failed`.
+    /// The failure, when `state` is `Failed`; what it waits for (disk space), when `Running`.
     pub error: String,
 }
