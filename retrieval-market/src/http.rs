@@ -124,11 +124,20 @@ fn permit(state: &AppState) -> Option<OwnedSemaphorePermit> {
     state.permits.clone().try_acquire_owned().ok()
 }
 
+/// Seconds a refused client is asked to wait: retrievals of a few MiB finish in well under
+/// one, so a client that honours it gets in on its next try.
+const RETRY_AFTER_SECS: &str = "1";
+
 fn busy() -> Response {
-    plain(
+    let mut r = plain(
         StatusCode::TOO_MANY_REQUESTS,
         "too many retrievals in progress; retry later",
-    )
+    );
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(RETRY_AFTER_SECS),
+    );
+    r
 }
 
 async fn info() -> Response {

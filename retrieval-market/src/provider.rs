@@ -1,5 +1,6 @@
 //! The provider side: query answers, and reading piece bytes and blocks.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
@@ -79,6 +80,40 @@ struct Inner {
     payment_address: Address,
     ask: RwLock<RetrievalAsk>,
     transports: RwLock<Vec<TransportProtocol>>,
+    /// `/piece` streams being read, to share [`Inner::read_budget`] among.
+    active: Arc<AtomicUsize>,
+    read_budget: u64,
+}
+
+/// Bytes of piece data all `/piece` retrievals together aim to hold in memory (read, not
+/// yet sent). Each stream reads chunks of `budget / (3 × streams)` (two read ahead, one being
+/// sent), between [`MIN_CHUNK`] and the chunk size asked for: one client gets 4 MiB reads, a
+/// hundred get 0.85 MiB ones, and nobody waits for memory another (perhaps slow) client holds.
+pub const DEFAULT_READ_BUDGET: u64 = 256 << 20;
+
+/// Smallest read of a `/piece` stream under load.
+pub const MIN_CHUNK: u64 = 256 << 10;
+
+/// Counts a `/piece` stream as active for as long as it lives.
+struct ActiveStream(Arc<AtomicUsize>);
+
+impl ActiveStream {
+    fn enter(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count.clone())
+    }
+
+    /// The next read's size: this stream's share of `budget`, within `[MIN_CHUNK, max]`.
+    fn chunk(&self, budget: u64, max: u64) -> u64 {
+        let streams = self.0.load(Ordering::Relaxed).max(1) as u64;
+        (budget / (3 * streams)).clamp(MIN_CHUNK.min(max), max)
+    }
+}
+
+impl Drop for ActiveStream {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A retrieval provider over a piece store and its index. Cheap to clone.
@@ -104,8 +139,19 @@ impl RetrievalProvider {
                 payment_address,
                 ask: RwLock::new(RetrievalAsk::default()),
                 transports: RwLock::new(Vec::new()),
+                active: Arc::default(),
+                read_budget: DEFAULT_READ_BUDGET,
             }),
         }
+    }
+
+    /// This provider with `bytes` as the memory `/piece` reads share (default
+    /// [`DEFAULT_READ_BUDGET`]). Call before cloning.
+    pub fn with_read_budget(mut self, bytes: u64) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.read_budget = bytes;
+        }
+        self
     }
 
     /// Current retrieval terms.
@@ -234,7 +280,17 @@ impl RetrievalProvider {
                 .boxed());
         }
         let data_end = range.end.min(piece.payload_size);
-        let reads = chunk_ranges(range.start, data_end, chunk).map({
+        // Chunk sizes are chosen read by read, as streams come and go.
+        let active = ActiveStream::enter(&self.inner.active);
+        let budget = self.inner.read_budget;
+        let ranges = futures::stream::unfold((range.start, active), move |(pos, active)| {
+            let next = (pos < data_end).then(|| {
+                let end = data_end.min(pos + active.chunk(budget, chunk));
+                (ByteRange::new(pos, end), (end, active))
+            });
+            std::future::ready(next)
+        });
+        let reads = ranges.map({
             let (store, cid) = (self.inner.pieces.clone(), piece.piece_cid);
             move |r| {
                 let store = store.clone();
@@ -244,7 +300,7 @@ impl RetrievalProvider {
         let zero = Bytes::from(vec![0u8; chunk as usize]);
         let zeros = chunk_ranges(data_end.max(range.start), range.end, chunk)
             .map(move |r| Ok(zero.slice(..r.len() as usize)));
-        Ok(futures::stream::iter(reads)
+        Ok(reads
             .buffered(2)
             .chain(futures::stream::iter(zeros))
             .boxed())
@@ -391,5 +447,37 @@ impl RetrievalProvider {
             }
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_share_the_read_budget() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let max = 4 << 20;
+        let first = ActiveStream::enter(&count);
+        assert_eq!(
+            first.chunk(DEFAULT_READ_BUDGET, max),
+            max,
+            "alone: full chunks"
+        );
+        let more: Vec<_> = (0..99).map(|_| ActiveStream::enter(&count)).collect();
+        let shared = first.chunk(DEFAULT_READ_BUDGET, max);
+        assert!(
+            shared * 3 * 100 <= DEFAULT_READ_BUDGET && shared >= MIN_CHUNK,
+            "{shared}"
+        );
+        let crowd: Vec<_> = (0..10_000).map(|_| ActiveStream::enter(&count)).collect();
+        assert_eq!(
+            first.chunk(DEFAULT_READ_BUDGET, max),
+            MIN_CHUNK,
+            "never below the floor"
+        );
+        drop((more, crowd));
+        assert_eq!(count.load(Ordering::Relaxed), 1);
+        assert_eq!(first.chunk(DEFAULT_READ_BUDGET, max), max);
     }
 }

@@ -440,6 +440,7 @@ async fn concurrency_limit_answers_429() {
     assert_eq!(first.status(), 200);
     let second = http.get(piece_url.clone()).send().await.unwrap();
     assert_eq!(second.status(), 429);
+    assert_eq!(second.headers()["retry-after"], "1");
     assert_eq!(
         first.bytes().await.unwrap().len() as u64,
         fx.meta.padded_size.unpadded().get()
