@@ -17,7 +17,7 @@ use sealing::json::SectorId;
 use serde_json::{Value, json};
 
 mod common;
-use common::{Daemon, spawn, wait_for};
+use common::{Daemon, spawn};
 
 struct Env {
     dir: tempfile::TempDir,
@@ -33,33 +33,20 @@ struct Env {
 
 /// A provider with 2 KiB sectors in pull mode and `n` online deals of 1 KiB pieces made to it.
 async fn setup(n: usize) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("prov");
-    let ports = common::init_fast_provider(
-        &repo,
-        &[
-            ("sector_size = 34359738368", "sector_size = 2048"),
-            ("mode = \"\"", "mode = \"pull\""),
-        ],
-    );
+    let common::PullProvider {
+        dir,
+        repo,
+        ports,
+        http,
+        admin,
+        daemon: provider,
+    } = common::PullProvider::start();
     let cfg = std::fs::read_to_string(repo.join("config.toml")).unwrap();
     let owner = cfg
         .lines()
         .find_map(|l| l.strip_prefix("owner = \""))
         .unwrap()
         .trim_end_matches('"')
-        .to_string();
-
-    let provider = spawn(
-        env!("CARGO_BIN_EXE_provider"),
-        &["--repo", repo.to_str().unwrap(), "run"],
-        &dir.path().join("provider.log"),
-    );
-    let http = url::Url::parse(&wait_for(&repo.join("api"))).unwrap();
-    wait_for(&repo.join("sealer-api-info"));
-    let admin = std::fs::read_to_string(repo.join("token"))
-        .unwrap()
-        .trim()
         .to_string();
     let chain_api = common::devnet_api_info(&repo, ports.chain);
     let (peer, miner) = common::provider_peer(&http, &admin).await;

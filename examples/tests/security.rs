@@ -14,7 +14,6 @@ use market_core::jwt;
 use serde_json::{Value, json};
 
 mod common;
-use common::{spawn, wait_for};
 
 /// The token kinds of the table.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -154,22 +153,8 @@ fn expected(kind: Kind, need: &str, anonymous_read: bool) -> Outcome {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_method_against_every_token() {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("prov");
-    let ports = common::init_fast_provider(
-        &repo,
-        &[
-            ("sector_size = 34359738368", "sector_size = 2048"),
-            ("mode = \"\"", "mode = \"pull\""),
-        ],
-    );
-    let _provider = spawn(
-        env!("CARGO_BIN_EXE_provider"),
-        &["--repo", repo.to_str().unwrap(), "run"],
-        &dir.path().join("provider.log"),
-    );
-    let base = url::Url::parse(&wait_for(&repo.join("api"))).unwrap();
-    wait_for(&repo.join("sealer-api-info"));
+    let provider = common::PullProvider::start();
+    let (repo, ports, base) = (&provider.repo, &provider.ports, &provider.http);
     let market_secret = secret(&repo.join("jwt.secret"));
     let chain_secret = secret(&repo.join("devnet/jwt.secret"));
     let market_v0 = base.join("rpc/v0").unwrap().to_string();

@@ -81,7 +81,7 @@ async fn handle_v0(
     State(state): State<Arc<AdminState>>,
     Query(q): Query<TokenQuery>,
     headers: HeaderMap,
-    body: String,
+    body: axum::body::Body,
 ) -> Response {
     handle(&state, ApiVersion::V0, q, headers, body).await
 }
@@ -90,17 +90,20 @@ async fn handle_v1(
     State(state): State<Arc<AdminState>>,
     Query(q): Query<TokenQuery>,
     headers: HeaderMap,
-    body: String,
+    body: axum::body::Body,
 ) -> Response {
     handle(&state, ApiVersion::V1, q, headers, body).await
 }
+
+/// Largest JSON-RPC request body.
+pub const MAX_REQUEST_BYTES: usize = 2 << 20;
 
 async fn handle(
     state: &AdminState,
     version: ApiVersion,
     q: TokenQuery,
     headers: HeaderMap,
-    body: String,
+    body: axum::body::Body,
 ) -> Response {
     let token = sealing::resource::request_token(&headers, q.token.as_deref());
     let perms = match token.map(|t| jwt::verify(&state.secret, t)) {
@@ -108,9 +111,24 @@ async fn handle(
         Some(Err(e)) => return (StatusCode::UNAUTHORIZED, format!("{e}\n")).into_response(),
         None => return (StatusCode::UNAUTHORIZED, "no token\n").into_response(),
     };
+    // Refused from its header, before a byte of it is read.
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        let why = format!("request body over {MAX_REQUEST_BYTES} bytes, or broken off\n");
+        (StatusCode::PAYLOAD_TOO_LARGE, why).into_response()
+    };
+    if declared.is_some_and(|n| n > MAX_REQUEST_BYTES as u64) {
+        return too_large();
+    }
+    let Ok(body) = axum::body::to_bytes(body, MAX_REQUEST_BYTES).await else {
+        return too_large();
+    };
     let limits = jsonrpc::Limits::default();
     let dispatch = |c: Call| dispatch(state, &perms, version, c);
-    match jsonrpc::answer(body.as_bytes(), &limits, dispatch).await {
+    match jsonrpc::answer(&body, &limits, dispatch).await {
         Some(answer) => axum::Json(answer).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
     }

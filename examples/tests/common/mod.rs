@@ -154,3 +154,52 @@ pub(crate) fn devnet_api_info(repo: &Path, port: u16) -> String {
             .trim()
     )
 }
+
+/// A running `provider` binary in pull mode with 2 KiB sectors, in its own temporary
+/// directory (killed with the value).
+pub(crate) struct PullProvider {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) repo: std::path::PathBuf,
+    pub(crate) ports: Ports,
+    /// Its HTTP base URL (admin API, sealer API, retrieval).
+    pub(crate) http: url::Url,
+    /// Its admin token.
+    pub(crate) admin: String,
+    pub(crate) daemon: Daemon,
+}
+
+impl PullProvider {
+    /// Inits, configures and starts the provider; returns once its sealer API is up.
+    pub(crate) fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("prov");
+        let ports = init_fast_provider(
+            &repo,
+            &[
+                ("sector_size = 34359738368", "sector_size = 2048"),
+                ("mode = \"\"", "mode = \"pull\""),
+            ],
+        );
+        let daemon = spawn(
+            env!("CARGO_BIN_EXE_provider"),
+            &["--repo", repo.to_str().unwrap(), "run"],
+            &dir.path().join("provider.log"),
+        );
+        let http = url::Url::parse(&wait_for(&repo.join("api"))).unwrap();
+        wait_for(&repo.join("sealer-api-info"));
+        let admin = read_token(&repo.join("token"));
+        Self {
+            dir,
+            repo,
+            ports,
+            http,
+            admin,
+            daemon,
+        }
+    }
+}
+
+/// A token file's contents, trimmed.
+pub(crate) fn read_token(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap().trim().to_string()
+}
