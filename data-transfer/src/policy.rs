@@ -89,8 +89,10 @@ impl AddressPolicy {
 }
 
 /// Public unicast: not loopback, private, shared (CGNAT), link-local, unspecified, multicast,
-/// broadcast, documentation, benchmarking or reserved; IPv6 also not unique-local, and
-/// IPv4-mapped addresses are judged as IPv4.
+/// broadcast, documentation, benchmarking or reserved; IPv6 also not unique-local, and an IPv4
+/// address carried inside an IPv6 one (mapped `::ffff:a.b.c.d`, compatible `::a.b.c.d`, NAT64
+/// `64:ff9b::/96`, 6to4 `2002::/16`) is judged as that IPv4 address, so none of them reaches a
+/// private network by another spelling. Teredo and local-use NAT64 are never public.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => is_public_v4(a),
@@ -117,14 +119,24 @@ fn is_public_v4(a: Ipv4Addr) -> bool {
 }
 
 fn is_public_v6(a: Ipv6Addr) -> bool {
-    let s0 = a.segments()[0];
+    let s = a.segments();
+    let o = a.octets();
+    let embedded = |i: usize| Ipv4Addr::new(o[i], o[i + 1], o[i + 2], o[i + 3]);
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return is_public_v4(embedded(12));
+    }
+    if s[0] == 0x2002 {
+        return is_public_v4(embedded(2));
+    }
     !(a.is_loopback()
         || a.is_unspecified()
         || a.is_multicast()
-        || (s0 & 0xfe00) == 0xfc00
-        || (s0 & 0xffc0) == 0xfe80
-        || s0 == 0x2001 && a.segments()[1] == 0x0db8
-        || a.to_ipv4().is_some_and(|v4| !is_public_v4(v4)) && s0 == 0)
+        || (s[0] & 0xfe00) == 0xfc00
+        || (s[0] & 0xffc0) == 0xfe80
+        || s[0] == 0x2001 && s[1] == 0x0db8
+        || s[0] == 0x2001 && s[1] == 0
+        || s[..3] == [0x64, 0xff9b, 1]
+        || s[..6] == [0; 6] && !is_public_v4(embedded(12)))
 }
 
 /// A DNS resolver for reqwest that drops addresses the policy forbids.
