@@ -245,6 +245,7 @@ impl ClientNode {
             transfer: t.transfer,
             fast_retrieval: true,
             protocol: DealProtocol::V12,
+            deal_uuid: None,
         })
     }
 

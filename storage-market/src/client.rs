@@ -106,6 +106,11 @@ pub struct DealSpec {
     pub fast_retrieval: bool,
     /// Protocol generation.
     pub protocol: DealProtocol,
+    /// The deal's UUID (Boost 1.2.x); `None` picks a fresh one. Set it to retry a proposal
+    /// whose answer was lost (the provider restarted, the stream broke): the provider accepts
+    /// the same deal under the same UUID again, where a new UUID would be refused as a
+    /// duplicate of the first, which it may already hold.
+    pub deal_uuid: Option<DealUuid>,
 }
 
 /// The per-epoch price of a piece under an ask (price is per GiB per epoch).
@@ -292,7 +297,7 @@ impl Client {
     ) -> Result<ClientDeal, ClientError> {
         let cdp = self.sign_proposal(spec).await?;
         let proposal_cid = cdp.cid();
-        let deal_uuid = DealUuid::new_v4();
+        let deal_uuid = spec.deal_uuid.unwrap_or_else(DealUuid::new_v4);
         let offline = spec.transfer.is_none();
         let (protocol, state, message) = if spec.protocol != DealProtocol::V111 {
             let params = DealParams {

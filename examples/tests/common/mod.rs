@@ -30,6 +30,11 @@ impl Drop for Daemon {
 
 /// Runs `bin args…` with stdout and stderr appended to `log`.
 pub(crate) fn spawn(bin: &str, args: &[&str], log: &Path) -> Daemon {
+    spawn_logging(bin, args, log, "info")
+}
+
+/// [`spawn`] with `RUST_LOG=rust_log`.
+pub(crate) fn spawn_logging(bin: &str, args: &[&str], log: &Path, rust_log: &str) -> Daemon {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -38,7 +43,7 @@ pub(crate) fn spawn(bin: &str, args: &[&str], log: &Path) -> Daemon {
     Daemon(
         Command::new(bin)
             .args(args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", rust_log)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()

@@ -345,6 +345,7 @@ impl Env {
             transfer: None,
             fast_retrieval: true,
             protocol,
+            deal_uuid: None,
         }
     }
 
