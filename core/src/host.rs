@@ -1,5 +1,6 @@
-//! One libp2p host per node: one identity, one swarm (TCP, noise, yamux, identify, ping),
-//! on which every protocol mounts its stream handlers.
+//! One libp2p host per node: one identity, one swarm (TCP, noise, yamux, identify, ping,
+//! connection limits and a handshake timeout), on which every protocol mounts its stream
+//! handlers.
 //!
 //! The storage deal protocols, the retrieval query and the HTTP-over-libp2p transfers all
 //! run on the same [`Host`], so a provider answers everything under one peer id. Protocols
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use libp2p::connection_limits::{self, ConnectionLimits};
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
@@ -51,6 +53,17 @@ pub struct HostConfig {
     /// Inbound streams queued per protocol before its handler takes them; past that a new
     /// stream is reset (with a warning).
     pub inbound_queue: usize,
+    /// Time a connection has to finish its handshake (TCP to noise to yamux); a peer that
+    /// connects and stalls is dropped after it.
+    pub handshake_timeout: Duration,
+    /// Inbound connections still in their handshake at once; past that new ones are closed
+    /// at once. High, so that a slowloris flood does not lock out real peers before the
+    /// handshake timeout frees its slots, but bounded.
+    pub max_pending_incoming: u32,
+    /// Established inbound connections at once.
+    pub max_established_incoming: u32,
+    /// Established connections with one peer (a peer id cannot take every slot).
+    pub max_established_per_peer: u32,
 }
 
 impl Default for HostConfig {
@@ -60,6 +73,10 @@ impl Default for HostConfig {
             idle_connection_timeout: Duration::from_secs(60),
             agent_version: concat!("fil-market-rs/", env!("CARGO_PKG_VERSION")).to_string(),
             inbound_queue: 1024,
+            handshake_timeout: Duration::from_secs(10),
+            max_pending_incoming: 2048,
+            max_established_incoming: 4096,
+            max_established_per_peer: 16,
         }
     }
 }
@@ -131,6 +148,7 @@ pub enum HostError {
 #[derive(NetworkBehaviour)]
 #[behaviour(prelude = "libp2p::swarm::derive_prelude")]
 struct Behaviour {
+    limits: connection_limits::Behaviour,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
     streams: streams::Behaviour,
@@ -195,6 +213,12 @@ fn build(
         .with_dns()
         .map_err(|e| HostError::Transport(boxed(e)))?
         .with_behaviour(|key| Behaviour {
+            limits: connection_limits::Behaviour::new(
+                ConnectionLimits::default()
+                    .with_max_pending_incoming(Some(config.max_pending_incoming))
+                    .with_max_established_incoming(Some(config.max_established_incoming))
+                    .with_max_established_per_peer(Some(config.max_established_per_peer)),
+            ),
             identify: identify::Behaviour::new(
                 identify::Config::new("ipfs/0.1.0".into(), key.public()).with_agent_version(agent),
             ),
@@ -203,6 +227,7 @@ fn build(
         })
         .map_err(|e| HostError::Transport(e.to_string().into()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_connection_timeout))
+        .with_connection_timeout(config.handshake_timeout)
         .build())
 }
 

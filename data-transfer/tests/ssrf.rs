@@ -162,5 +162,9 @@ async fn urls_to_private_networks_are_refused_and_never_connected() {
 
     // Nothing ever reached the server.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(seen.load(Ordering::SeqCst), 0, "a refused URL was connected to");
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        0,
+        "a refused URL was connected to"
+    );
 }

@@ -77,6 +77,14 @@ impl Default for SealingSection {
 pub struct Libp2pSection {
     /// Listen multiaddrs.
     pub listen: Vec<String>,
+    /// Seconds a new connection has to finish its handshake before it is dropped.
+    pub handshake_timeout_secs: u64,
+    /// Inbound connections in their handshake at once (new ones past it are closed).
+    pub max_pending_connections: u32,
+    /// Established inbound connections at once.
+    pub max_connections: u32,
+    /// Connections with one peer at once.
+    pub max_connections_per_peer: u32,
 }
 
 impl NodeConfig {
@@ -118,8 +126,13 @@ impl NodeConfig {
 
 impl Default for Libp2pSection {
     fn default() -> Self {
+        let host = market_core::host::HostConfig::default();
         Self {
             listen: vec!["/ip4/0.0.0.0/tcp/58418".into()],
+            handshake_timeout_secs: host.handshake_timeout.as_secs(),
+            max_pending_connections: host.max_pending_incoming,
+            max_connections: host.max_established_incoming,
+            max_connections_per_peer: host.max_established_per_peer,
         }
     }
 }

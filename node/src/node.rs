@@ -369,7 +369,13 @@ impl MarketNode {
             .map(|s| Multiaddr::from_str(s).map_err(|e| ConfigError::Invalid(format!("{s}: {e}"))))
             .collect::<Result<Vec<_>, _>>()?;
         let limits = NetworkLimits::default();
-        let host = Host::start(key, limits.host_config().with_listen(listen))
+        let mut host_config = limits.host_config().with_listen(listen);
+        host_config.handshake_timeout =
+            std::time::Duration::from_secs(cfg.libp2p.handshake_timeout_secs.max(1));
+        host_config.max_pending_incoming = cfg.libp2p.max_pending_connections;
+        host_config.max_established_incoming = cfg.libp2p.max_connections;
+        host_config.max_established_per_peer = cfg.libp2p.max_connections_per_peer;
+        let host = Host::start(key, host_config)
             .await
             .map_err(start_err("libp2p"))?;
         let pieces: Arc<dyn PieceStore> = Arc::new(
