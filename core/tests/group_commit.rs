@@ -86,3 +86,46 @@ async fn reads_and_writes_interleave() {
         .unwrap();
     assert_eq!(v, "a");
 }
+
+/// Another connection (a second process, an operator's `sqlite3`) holding the write lock
+/// makes a write wait for it (SQLite busy is retried), not fail; both writes are kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_waits_out_another_connections_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let db = Db::new(open_migrated(&path, MIGRATIONS).unwrap());
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let other_path = path.clone();
+    let holder = std::thread::spawn(move || {
+        let c = rusqlite::Connection::open(&other_path).unwrap();
+        c.execute_batch("BEGIN IMMEDIATE; INSERT INTO t (k, v) VALUES (1, 'other');")
+            .unwrap();
+        locked_tx.send(()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        c.execute_batch("COMMIT").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    let r: Result<i64, E> = db
+        .write(|c| {
+            c.execute("INSERT INTO t (k, v) VALUES (2, 'ours')", [])?;
+            Ok(2)
+        })
+        .await;
+    assert_eq!(
+        r.unwrap(),
+        2,
+        "the write failed on the other connection's lock"
+    );
+    holder.join().unwrap();
+    let rows: Vec<(i64, String)> = db
+        .call(|c| {
+            let mut st = c.prepare("SELECT k, v FROM t ORDER BY k")?;
+            let rows = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, E>(rows)
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows, vec![(1, "other".into()), (2, "ours".into())]);
+}
