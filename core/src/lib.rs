@@ -37,6 +37,8 @@ pub mod multicodec;
 pub mod report;
 #[cfg(feature = "host")]
 pub mod rpc;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod types;
 #[cfg(feature = "wallet")]
 pub mod wallet;

@@ -440,39 +440,13 @@ proptest::proptest! {
     }
 }
 
-/// A tmpfs mounted under `dir`, unmounted on drop; mounting needs root (as CI runs).
-struct SmallFs(std::path::PathBuf);
-
-impl SmallFs {
-    fn mount(dir: &std::path::Path, size: &str) -> Self {
-        std::fs::create_dir_all(dir).unwrap();
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "this test fills a small tmpfs and needs root to mount it: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Self(dir.to_path_buf())
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 /// The staging disk fills up mid-transfer: the transfer waits, says why, and completes with
 /// the right commP once space is freed; nothing received is lost or corrupted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_staging_disk_makes_the_transfer_wait_not_fail() {
     let dir = tempfile::tempdir().unwrap();
     let staging = dir.path().join("staging");
-    let _fs = SmallFs::mount(&staging, "8m");
+    let _fs = market_core::testing::SmallFs::mount(&staging, "8m");
     // Ballast leaves about 3 MiB for a 4 MiB transfer.
     let ballast = staging.join("ballast");
     std::fs::write(&ballast, vec![1u8; 5 << 20]).unwrap();

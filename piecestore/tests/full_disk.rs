@@ -2,42 +2,11 @@
 //! nothing behind (so the space comes back at once), and the next put that fits succeeds.
 //! The small filesystem is a real tmpfs the test mounts, which needs root (as CI runs).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use market_core::cid::PieceCidExt;
+use market_core::testing::SmallFs;
 use piecestore::{ExpectedPiece, FsPieceStore, PaddedPieceSize, PieceStore, PieceStoreError};
-
-/// A tmpfs of `size` mounted under a temporary directory, unmounted on drop.
-struct SmallFs {
-    mnt: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl SmallFs {
-    fn mount(size: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mnt = dir.path().join("mnt");
-        std::fs::create_dir(&mnt).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&mnt)
-            .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "this test mounts a small tmpfs to fill it and needs root: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Self { mnt, _dir: dir }
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.mnt).status();
-    }
-}
 
 fn used_files(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
@@ -54,8 +23,9 @@ fn payload(len: usize, seed: u8) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_fails_the_put_cleanly_and_space_comes_back() {
-    let fs = SmallFs::mount("3m");
-    let store = FsPieceStore::open(&fs.mnt).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fs = SmallFs::mount(&dir.path().join("mnt"), "3m");
+    let store = FsPieceStore::open(&fs.path()).unwrap();
     let big = payload(4 << 20, 1);
     let info = commp::commp(&big).unwrap();
     let expect = ExpectedPiece {
@@ -71,7 +41,11 @@ async fn a_full_disk_fails_the_put_cleanly_and_space_comes_back() {
         other => panic!("want a no-space error, got {other}"),
     }
     assert!(err.to_string().contains("No space left"), "{err}");
-    assert!(used_files(&fs.mnt).is_empty(), "{:?}", used_files(&fs.mnt));
+    assert!(
+        used_files(&fs.path()).is_empty(),
+        "{:?}",
+        used_files(&fs.path())
+    );
 
     // The space is back: a piece that fits goes in, whole and readable.
     let small = payload(1 << 20, 2);
