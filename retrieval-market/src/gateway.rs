@@ -11,7 +11,7 @@ use piecestore::dagpb::{DAG_PB, PbNode, RAW, UnixFsData, UnixFsKind};
 use piecestore::unixfs::{IDENTITY, block_links, decode_node, decode_unixfs};
 use tokio::sync::mpsc;
 
-use crate::provider::RetrievalProvider;
+use crate::provider::{ReadShare, RetrievalProvider};
 
 /// `application/vnd.ipld.car`.
 pub const CAR_MEDIA_TYPE: &str = "application/vnd.ipld.car";
@@ -279,7 +279,8 @@ pub struct Resolved {
 
 /// Blocks a walk reads ahead at most, in one index lookup and parallel reads.
 const LOOKAHEAD: usize = 32;
-/// Bytes a walk holds read ahead at most (beyond the one block it needs).
+/// Bytes a walk holds read ahead at most (beyond the one block it needs); under load its
+/// share of the provider's read budget, which it shares with `/piece` streams.
 const LOOKAHEAD_BYTES: u64 = 8 << 20;
 
 /// The bytes of `cid` from the provider (identity CIDs carry their own).
@@ -310,10 +311,11 @@ impl Pending for (Cid, u64, Option<Bytes>) {
 
 /// Takes the next block off a depth-first `stack` (its top is the end) with its bytes. When
 /// they are not read yet, reads them together with the unread blocks that follow it (up to
-/// [`LOOKAHEAD`] entries and [`LOOKAHEAD_BYTES`]), so a wide node costs one index lookup per
-/// batch instead of one per child.
+/// [`LOOKAHEAD`] entries and the walk's `share` of [`LOOKAHEAD_BYTES`]), so a wide node costs
+/// one index lookup per batch instead of one per child.
 async fn next_block<T: Pending>(
     provider: &RetrievalProvider,
+    share: &ReadShare,
     stack: &mut Vec<T>,
 ) -> Result<Option<(T, Bytes)>, GatewayError> {
     let Some(mut entry) = stack.pop() else {
@@ -328,7 +330,7 @@ async fn next_block<T: Pending>(
         let mut cids = vec![*entry.slot().0];
         cids.extend(ahead.iter().map(|&i| *stack[i].slot().0));
         let mut read = provider
-            .blocks(&cids, LOOKAHEAD_BYTES)
+            .blocks(&cids, share.bytes(LOOKAHEAD_BYTES))
             .await
             .map_err(|e| GatewayError::Internal(e.to_string()))?
             .into_iter();
@@ -480,11 +482,12 @@ pub async fn walk(
         sink.block(cid, block).await?;
     }
     let Resolved { target, block, .. } = resolved;
+    let share = provider.read_share();
     match scope {
         DagScope::Block => sink.block(&target, &block).await,
         DagScope::All => {
             let mut stack = vec![(target, Some(block))];
-            while let Some(((cid, _), data)) = next_block(provider, &mut stack).await? {
+            while let Some(((cid, _), data)) = next_block(provider, &share, &mut stack).await? {
                 sink.block(&cid, &data).await?;
                 let links =
                     block_links(&cid, &data).map_err(|e| GatewayError::Internal(e.to_string()))?;
@@ -500,7 +503,7 @@ pub async fn walk(
                 },
                 None => None,
             };
-            walk_file(provider, target, block, range, sink).await
+            walk_file(provider, &share, target, block, range, sink).await
         }
     }
 }
@@ -509,13 +512,14 @@ pub async fn walk(
 /// file, just the target block.
 async fn walk_file(
     provider: &RetrievalProvider,
+    share: &ReadShare,
     target: Cid,
     block: Bytes,
     range: Option<(u64, u64)>,
     sink: &mut CarSink,
 ) -> Result<(), GatewayError> {
     let mut stack = vec![(target, 0u64, Some(block))];
-    while let Some(((cid, start, _), data)) = next_block(provider, &mut stack).await? {
+    while let Some(((cid, start, _), data)) = next_block(provider, share, &mut stack).await? {
         sink.block(&cid, &data).await?;
         if cid.codec() != DAG_PB {
             continue;

@@ -27,5 +27,5 @@ pub mod unseal;
 
 pub use client::RetrievalClient;
 pub use error::RetrievalError;
-pub use provider::{RetrievalAsk, RetrievalProvider};
+pub use provider::{ReadShare, RetrievalAsk, RetrievalProvider};
 pub use unseal::{UnsealError, Unsealer};

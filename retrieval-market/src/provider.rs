@@ -80,7 +80,7 @@ struct Inner {
     payment_address: Address,
     ask: RwLock<RetrievalAsk>,
     transports: RwLock<Vec<TransportProtocol>>,
-    /// `/piece` streams being read, to share [`Inner::read_budget`] among.
+    /// `/piece` streams and gateway walks reading, to share [`Inner::read_budget`] among.
     active: Arc<AtomicUsize>,
     read_budget: u64,
 }
@@ -94,7 +94,7 @@ pub const DEFAULT_READ_BUDGET: u64 = 256 << 20;
 /// Smallest read of a `/piece` stream under load.
 pub const MIN_CHUNK: u64 = 256 << 10;
 
-/// Counts a `/piece` stream as active for as long as it lives.
+/// Counts a `/piece` stream or gateway walk as active for as long as it lives.
 struct ActiveStream(Arc<AtomicUsize>);
 
 impl ActiveStream {
@@ -113,6 +113,22 @@ impl ActiveStream {
 impl Drop for ActiveStream {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One retrieval's share of the provider's read budget, held while it reads: a gateway walk
+/// sizes its look-ahead from it as `/piece` streams size their chunks, so that many walks at
+/// once hold no more than the budget (beyond one block each).
+pub struct ReadShare {
+    active: ActiveStream,
+    budget: u64,
+}
+
+impl ReadShare {
+    /// Bytes this retrieval may hold read ahead now: its share of the budget, within
+    /// `[MIN_CHUNK, max]`.
+    pub fn bytes(&self, max: u64) -> u64 {
+        self.active.chunk(self.budget, max)
     }
 }
 
@@ -152,6 +168,14 @@ impl RetrievalProvider {
             inner.read_budget = bytes;
         }
         self
+    }
+
+    /// Counts a retrieval among those sharing the read budget until the share is dropped.
+    pub fn read_share(&self) -> ReadShare {
+        ReadShare {
+            active: ActiveStream::enter(&self.inner.active),
+            budget: self.inner.read_budget,
+        }
     }
 
     /// Current retrieval terms.

@@ -388,6 +388,30 @@ async fn car_of_large_blocks_is_complete_and_in_order() {
         .unwrap();
     assert_eq!(got.blocks, 21, "the root and 20 leaves");
     assert_eq!(std::fs::read(&car).unwrap(), fx.car);
+
+    // Under a tight read budget shared with other retrievals the walk reads ahead less
+    // (one 1 MiB block at a time) and the CAR is still whole and in order.
+    let tight = fx.provider().with_read_budget(3 << 20);
+    let others: Vec<_> = (0..4).map(|_| tight.read_share()).collect();
+    assert_eq!(
+        others[0].bytes(8 << 20),
+        retrieval_market::provider::MIN_CHUNK,
+        "four retrievals split 3 MiB down to the floor, and so does a fifth"
+    );
+    let url = serve(tight.clone(), HttpConfig::default()).await;
+    let car = fx.path("tight.car");
+    let got = client
+        .fetch_car(&url, &fx.root, DagScope::All, &car, &mut no_progress())
+        .await
+        .unwrap();
+    assert_eq!(got.blocks, 21);
+    assert_eq!(std::fs::read(&car).unwrap(), fx.car);
+    drop(others);
+    assert_eq!(
+        tight.read_share().bytes(8 << 20),
+        1 << 20,
+        "alone: a third of 3 MiB"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
