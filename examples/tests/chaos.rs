@@ -318,8 +318,14 @@ async fn deals_survive_kill_9_of_devnet_provider_and_sealer() {
     let started = Instant::now();
     let mut plans = Vec::new();
     for i in 0..k.deals {
+        // The extremes always (a payload under commP's 65-byte minimum once aborted every
+        // sector it was packed in), the rest between.
         let span = (k.max_bytes as f64 / 8.0).ln();
-        let bytes = (8.0 * (rng.r#gen::<f64>() * span).exp()) as u64;
+        let bytes = match i {
+            0 => 8,
+            1 => k.max_bytes,
+            _ => (8.0 * (rng.r#gen::<f64>() * span).exp()) as u64,
+        };
         let file = d.join(format!("d{i}.bin"));
         client::generate_file(&file, bytes, k.seed ^ (i as u64 + 1)).unwrap();
         let car = d.join(format!("d{i}.car"));

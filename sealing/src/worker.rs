@@ -334,7 +334,10 @@ impl SealWorker {
                 sector,
                 reason: format!("deal {}: {e}", d.deal_id),
             })?;
-            let mut hasher = CommP::new();
+            // The sector holds the piece zero-padded to its size whatever the payload's
+            // length, so a payload under 65 bytes hashes as the proofs and the client hash it
+            // (FRC-0069) instead of being refused, which aborted its sector every time.
+            let mut hasher = CommP::new().with_short_payload(commp::ShortPayload::ZeroPad);
             let limit = size.unpadded().get();
             // The kept copy streams to disk next to its final name; written only if it hashes.
             let dir = self.config.state_dir.join("unsealed");
