@@ -9,7 +9,7 @@
 //! variables, with `cargo test --release -p examples --test chaos -- --nocapture`):
 //! `CHAOS_DEALS` (10), `CHAOS_KILLS` (8), `CHAOS_MAX_BYTES` (3 MiB: file sizes are log-uniform
 //! from 8 bytes to this), `CHAOS_SECTOR` (8 MiB; 536870912 for pieces up to 256 MiB), `CHAOS_GAP_MS` (900: the
-//! longest pause between kills) and `CHAOS_SEED` (random; printed so a failure can be
+//! longest pause between kills, and between proposals) and `CHAOS_SEED` (random; printed so a failure can be
 //! replayed).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,7 +35,7 @@ struct Knobs {
     kills: usize,
     max_bytes: u64,
     sector: u64,
-    /// Longest pause between two kills, ms.
+    /// Longest pause between two kills, and between two proposals, ms.
     gap_ms: u64,
     seed: u64,
 }
@@ -338,10 +338,13 @@ async fn deals_survive_kill_9_of_devnet_provider_and_sealer() {
 
     // The client proposes and imports while the daemons are killed under it, retrying what
     // fails (a retried proposal keeps its UUID, so it cannot become a second deal).
+    let mut client_rng = rand::rngs::StdRng::seed_from_u64(k.seed ^ 0x5eed);
     let client_work = async {
         let mut made = Vec::new();
         let mut retries = 0;
         for (i, (online, bytes, car, p)) in plans.iter().enumerate() {
+            // Clients arrive over the whole run, so kills land among deals in every stage.
+            tokio::time::sleep(Duration::from_millis(client_rng.gen_range(0..k.gap_ms))).await;
             let transfer = online.then(|| {
                 let token = format!("t{i}");
                 server.add(token.clone(), car.clone());
