@@ -5,30 +5,16 @@
 
 use std::time::Duration;
 
+use libp2p::Multiaddr;
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
-use libp2p::{Multiaddr, StreamProtocol};
 use market_core::host::{Host, HostConfig};
-use market_core::rpc::{self, Codec, RpcLimits};
+use market_core::rpc::{self, RpcLimits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Generous bound on anything that should happen "now": only a hang trips it.
-const HANG: Duration = Duration::from_secs(30);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct V1;
-
-struct Double;
-
-impl Codec for Double {
-    type Protocol = V1;
-    type Request = u64;
-    type Response = u64;
-    fn protocol_id(_: V1) -> StreamProtocol {
-        StreamProtocol::new("/fil-market-rs/test/double/1")
-    }
-}
+mod common;
+use common::{Double, HANG, V1};
 
 async fn server(config: HostConfig) -> (Host, rpc::Service, std::net::SocketAddr) {
     let config = config.with_listen(["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);

@@ -5,25 +5,12 @@
 use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
-use libp2p::{StreamProtocol, identity::Keypair};
+use libp2p::identity::Keypair;
 use market_core::host::{Host, HostConfig};
 use market_core::rpc::{self, Codec, RpcLimits};
 
-const HANG: Duration = Duration::from_secs(30);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct V1;
-
-struct Double;
-
-impl Codec for Double {
-    type Protocol = V1;
-    type Request = u64;
-    type Response = u64;
-    fn protocol_id(_: V1) -> StreamProtocol {
-        StreamProtocol::new("/fil-market-rs/test/double/1")
-    }
-}
+mod common;
+use common::{Double, HANG, V1};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_streams_do_not_starve_the_handlers() {

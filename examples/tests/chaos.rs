@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use commp::PaddedPieceSize;
 use market_core::chain::ChainNode;
 use market_core::cid::PieceCidExt;
-use market_core::types::{DealId, TokenAmount};
+use market_core::types::DealId;
 use market_node::client::{self, DealTerms};
 use piecestore::unixfs::ImportProfile;
 use rand::{Rng, SeedableRng};
@@ -301,17 +301,8 @@ async fn deals_survive_kill_9_of_devnet_provider_and_sealer() {
 
     // The client: funds, and the data of every deal (online ones are fetched from us).
     let api: lotus_api::ApiInfo = chain_api.parse().unwrap();
-    let c = client::open(&d.join("client"), &api).await.unwrap();
-    c.dev
-        .fund(&c.address, TokenAmount::from_whole(1000))
-        .await
-        .unwrap();
-    c.add_funds(TokenAmount::from_whole(200)).await.unwrap();
-    let server = data_transfer::CarServer::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let car_base = format!("http://{}", listener.local_addr().unwrap());
-    let router = server.router();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let c = common::funded_client(&d.join("client"), &api, 1000, 200).await;
+    let (server, car_base) = common::car_server().await;
 
     // What each deal will be: log-uniform sizes (as many tiny deals as large ones), every
     // other one online.
@@ -346,14 +337,11 @@ async fn deals_survive_kill_9_of_devnet_provider_and_sealer() {
             // Clients arrive over the whole run, so kills land among deals in every stage.
             tokio::time::sleep(Duration::from_millis(client_rng.gen_range(0..k.gap_ms))).await;
             let transfer = online.then(|| {
-                let token = format!("t{i}");
-                server.add(token.clone(), car.clone());
-                client::http_transfer(
-                    &format!("{car_base}/{token}.car"),
-                    vec![(
-                        "Authorization".into(),
-                        data_transfer::CarServer::auth_header(&token),
-                    )],
+                common::online_transfer(
+                    &server,
+                    &car_base,
+                    &format!("t{i}"),
+                    car,
                     p.import.car_size,
                 )
             });

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use commp::PaddedPieceSize;
 use market_core::chain::ChainNode;
 use market_core::cid::PieceCidExt;
-use market_core::types::{DealId, TokenAmount};
+use market_core::types::DealId;
 use market_node::client::{self, DealTerms};
 use piecestore::unixfs::ImportProfile;
 use serde_json::{Value, json};
@@ -62,21 +62,10 @@ async fn kill_9_at_each_deal_stage_loses_nothing() {
     let api: lotus_api::ApiInfo = common::devnet_api_info(&repo, ports.chain).parse().unwrap();
     let (peer, miner) = common::provider_peer(&http, admin).await;
 
-    let c = client::open(&dir.path().join("client"), &api)
-        .await
-        .unwrap();
-    c.dev
-        .fund(&c.address, TokenAmount::from_whole(100))
-        .await
-        .unwrap();
-    c.add_funds(TokenAmount::from_whole(20)).await.unwrap();
+    let c = common::funded_client(&dir.path().join("client"), &api, 100, 20).await;
 
     // Four deals: offline ones wait for their data; online ones fetch it from us.
-    let server = data_transfer::CarServer::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let car_base = format!("http://{}", listener.local_addr().unwrap());
-    let router = server.router();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let (server, car_base) = common::car_server().await;
     let mut made: Vec<(String, bool, PathBuf)> = Vec::new();
     for (i, online) in [false, true, false, true].into_iter().enumerate() {
         let file = dir.path().join(format!("d{i}.bin"));
@@ -84,14 +73,11 @@ async fn kill_9_at_each_deal_stage_loses_nothing() {
         let car = dir.path().join(format!("d{i}.car"));
         let p = client::prepare(&file, &car, ImportProfile::LOTUS, &mut |_| {}).unwrap();
         let transfer = online.then(|| {
-            let token = format!("t{i}");
-            server.add(token.clone(), car.clone());
-            client::http_transfer(
-                &format!("{car_base}/{token}.car"),
-                vec![(
-                    "Authorization".into(),
-                    data_transfer::CarServer::auth_header(&token),
-                )],
+            common::online_transfer(
+                &server,
+                &car_base,
+                &format!("t{i}"),
+                &car,
                 p.import.car_size,
             )
         });

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use market_core::chain::ChainNode;
 use market_core::cid::PieceCidExt;
-use market_core::types::{DealId, TokenAmount};
+use market_core::types::DealId;
 use market_node::client::{self, DealTerms};
 use piecestore::unixfs::ImportProfile;
 use serde_json::json;
@@ -81,14 +81,7 @@ async fn provider_and_client_on_a_standalone_devnet() {
 
     // A client through FULLNODE_API_INFO's form.
     let api: lotus_api::ApiInfo = api_info.parse().unwrap();
-    let c = client::open(&dir.path().join("client"), &api)
-        .await
-        .unwrap();
-    c.dev
-        .fund(&c.address, TokenAmount::from_whole(50))
-        .await
-        .unwrap();
-    c.add_funds(TokenAmount::from_whole(5)).await.unwrap();
+    let c = common::funded_client(&dir.path().join("client"), &api, 50, 5).await;
     let file = dir.path().join("d.bin");
     client::generate_file(&file, 100_000, 3).unwrap();
     let car = dir.path().join("d.car");

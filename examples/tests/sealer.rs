@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use commp::PaddedPieceSize;
 use market_core::cid::PieceCidExt;
-use market_core::types::{Address, TokenAmount};
+use market_core::types::Address;
 use market_node::client::{self, DealTerms};
 use piecestore::unixfs::ImportProfile;
 use sealing::client::MarketClient;
@@ -52,19 +52,8 @@ async fn setup(n: usize) -> Env {
     let (peer, miner) = common::provider_peer(&http, &admin).await;
 
     let api: lotus_api::ApiInfo = chain_api.parse().unwrap();
-    let c = client::open(&dir.path().join("client"), &api)
-        .await
-        .unwrap();
-    c.dev
-        .fund(&c.address, TokenAmount::from_whole(100))
-        .await
-        .unwrap();
-    c.add_funds(TokenAmount::from_whole(20)).await.unwrap();
-    let server = data_transfer::CarServer::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let car_base = format!("http://{}", listener.local_addr().unwrap());
-    let router = server.router();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let c = common::funded_client(&dir.path().join("client"), &api, 100, 20).await;
+    let (server, car_base) = common::car_server().await;
     let mut pieces = Vec::new();
     for i in 0..n {
         let file = dir.path().join(format!("d{i}.bin"));
@@ -76,14 +65,11 @@ async fn setup(n: usize) -> Env {
             1024,
             "the test wants 1 KiB pieces"
         );
-        let token = format!("t{i}");
-        server.add(token.clone(), car.clone());
-        let transfer = client::http_transfer(
-            &format!("{car_base}/{token}.car"),
-            vec![(
-                "Authorization".into(),
-                data_transfer::CarServer::auth_header(&token),
-            )],
+        let transfer = common::online_transfer(
+            &server,
+            &car_base,
+            &format!("t{i}"),
+            &car,
             p.import.car_size,
         );
         let spec = c

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use market_core::cid::PieceCidExt;
-use market_core::types::TokenAmount;
 use market_node::client::{self, DealTerms};
 use piecestore::unixfs::ImportProfile;
 use serde_json::{Value, json};
@@ -76,19 +75,8 @@ async fn secrets_never_reach_the_logs() {
     let api: lotus_api::ApiInfo = common::devnet_api_info(&repo, ports.chain).parse().unwrap();
 
     // An online deal whose data sits behind a secret.
-    let c = client::open(&dir.path().join("client"), &api)
-        .await
-        .unwrap();
-    c.dev
-        .fund(&c.address, TokenAmount::from_whole(50))
-        .await
-        .unwrap();
-    c.add_funds(TokenAmount::from_whole(5)).await.unwrap();
-    let server = data_transfer::CarServer::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let car_base = format!("http://{}", listener.local_addr().unwrap());
-    let router = server.router();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let c = common::funded_client(&dir.path().join("client"), &api, 50, 5).await;
+    let (server, car_base) = common::car_server().await;
     let file = dir.path().join("d.bin");
     client::generate_file(&file, 300_000, 9).unwrap();
     let car = dir.path().join("d.car");

@@ -208,3 +208,52 @@ impl PullProvider {
 pub(crate) fn read_token(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap().trim().to_string()
 }
+
+/// A client at `dir` on the chain at `api`, with `wallet` FIL from the faucet and `escrow`
+/// of it in the market actor.
+pub(crate) async fn funded_client(
+    dir: &Path,
+    api: &lotus_api::ApiInfo,
+    wallet: u64,
+    escrow: u64,
+) -> client::ClientNode {
+    use market_core::types::TokenAmount;
+    let c = client::open(dir, api).await.unwrap();
+    c.dev
+        .fund(&c.address, TokenAmount::from_whole(wallet))
+        .await
+        .unwrap();
+    c.add_funds(TokenAmount::from_whole(escrow)).await.unwrap();
+    c
+}
+
+/// A CAR server on loopback, as a client serves its online deals' data: the server (add a
+/// token per CAR) and its base URL.
+pub(crate) async fn car_server() -> (data_transfer::CarServer, String) {
+    let server = data_transfer::CarServer::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = server.router();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (server, base)
+}
+
+/// Serves `car` under `token` and returns the deal transfer that fetches it with that
+/// token's `Authorization` header.
+pub(crate) fn online_transfer(
+    server: &data_transfer::CarServer,
+    base: &str,
+    token: &str,
+    car: &Path,
+    size: u64,
+) -> storage_market::message::Transfer {
+    server.add(token, car);
+    client::http_transfer(
+        &format!("{base}/{token}.car"),
+        vec![(
+            "Authorization".into(),
+            data_transfer::CarServer::auth_header(token),
+        )],
+        size,
+    )
+}
