@@ -14,7 +14,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use commp::PaddedPieceSize;
@@ -207,17 +206,7 @@ async fn deals_survive_kill_9_of_devnet_provider_and_sealer() {
     // The devnet, on its own like a lotus daemon.
     let chain_repo = d.join("devnet");
     let listen = format!("127.0.0.1:{}", free_port());
-    let out = Command::new(env!("CARGO_BIN_EXE_devnet"))
-        .args(["--repo", chain_repo.to_str().unwrap(), "init"])
-        .args(["--listen", &listen, "--block-time-ms", "100"])
-        .args(["--sealing-period-ms", "500", "--short-deal-terms"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::init_fast_devnet(&chain_repo, &listen);
     let mut devnet = Proc {
         name: "devnet",
         bin: env!("CARGO_BIN_EXE_devnet"),
@@ -264,13 +253,7 @@ async fn deals_survive_kill_9_of_devnet_provider_and_sealer() {
     let http = url::Url::parse(&wait_for(&repo.join("api"))).unwrap();
     let admin = common::read_token(&repo.join("token"));
     let (peer, miner) = common::provider_peer(&http, &admin).await;
-    let cfg = std::fs::read_to_string(repo.join("config.toml")).unwrap();
-    let owner = cfg
-        .lines()
-        .find_map(|l| l.strip_prefix("owner = \""))
-        .unwrap()
-        .trim_end_matches('"')
-        .to_string();
+    let owner = common::owner_of(&repo);
 
     // The sealer, as damocles would be.
     let mut sealer = Proc {

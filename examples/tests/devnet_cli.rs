@@ -24,24 +24,7 @@ async fn provider_and_client_on_a_standalone_devnet() {
     let chain_s = chain_repo.to_str().unwrap();
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let out = Command::new(devnet)
-        .args([
-            "--repo",
-            chain_s,
-            "init",
-            "--listen",
-            &listen,
-            "--block-time-ms",
-            "100",
-        ])
-        .args(["--sealing-period-ms", "500", "--short-deal-terms"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::init_fast_devnet(&chain_repo, &listen);
     let log = dir.path().join("devnet.log");
     let mut chain_daemon = spawn(devnet, &["--repo", chain_s, "run"], &log);
     let api_info = wait_for(&chain_repo.join("api-info"));

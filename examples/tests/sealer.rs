@@ -41,13 +41,7 @@ async fn setup(n: usize) -> Env {
         admin,
         daemon: provider,
     } = common::PullProvider::start();
-    let cfg = std::fs::read_to_string(repo.join("config.toml")).unwrap();
-    let owner = cfg
-        .lines()
-        .find_map(|l| l.strip_prefix("owner = \""))
-        .unwrap()
-        .trim_end_matches('"')
-        .to_string();
+    let owner = common::owner_of(&repo);
     let chain_api = common::devnet_api_info(&repo, ports.chain);
     let (peer, miner) = common::provider_peer(&http, &admin).await;
 

@@ -257,3 +257,29 @@ pub(crate) fn online_transfer(
         size,
     )
 }
+
+/// The owner key address in a provider repo's config.
+pub(crate) fn owner_of(repo: &Path) -> String {
+    let cfg = std::fs::read_to_string(repo.join("config.toml")).unwrap();
+    cfg.lines()
+        .find_map(|l| l.strip_prefix("owner = \""))
+        .expect("an owner in the config")
+        .trim_end_matches('"')
+        .to_string()
+}
+
+/// `devnet init` at `repo` for a fast local test: listening on `listen`, 100 ms blocks,
+/// sealing every 500 ms, short deal terms.
+pub(crate) fn init_fast_devnet(repo: &Path, listen: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_devnet"))
+        .args(["--repo", repo.to_str().unwrap(), "init"])
+        .args(["--listen", listen, "--block-time-ms", "100"])
+        .args(["--sealing-period-ms", "500", "--short-deal-terms"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
