@@ -130,7 +130,7 @@ async fn urls_to_private_networks_are_refused_and_never_connected() {
     // when resolved for the connection, every time: the names that resolve to loopback here
     // stand for a rebinding name whose second answer is private.
     for (i, host) in ["localhost", "LOCALHOST", "Localhost"].iter().enumerate() {
-        let id = TransferId::new(&format!("dns{i}")).unwrap();
+        let id = TransferId::new(format!("dns{i}")).unwrap();
         strict
             .start(TransferRequest {
                 id: id.clone(),

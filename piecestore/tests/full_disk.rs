@@ -25,7 +25,7 @@ fn payload(len: usize, seed: u8) -> Vec<u8> {
 async fn a_full_disk_fails_the_put_cleanly_and_space_comes_back() {
     let dir = tempfile::tempdir().unwrap();
     let fs = SmallFs::mount(&dir.path().join("mnt"), "3m");
-    let store = FsPieceStore::open(&fs.path()).unwrap();
+    let store = FsPieceStore::open(fs.path()).unwrap();
     let big = payload(4 << 20, 1);
     let info = commp::commp(&big).unwrap();
     let expect = ExpectedPiece {
@@ -42,9 +42,9 @@ async fn a_full_disk_fails_the_put_cleanly_and_space_comes_back() {
     }
     assert!(err.to_string().contains("No space left"), "{err}");
     assert!(
-        used_files(&fs.path()).is_empty(),
+        used_files(fs.path()).is_empty(),
         "{:?}",
-        used_files(&fs.path())
+        used_files(fs.path())
     );
 
     // The space is back: a piece that fits goes in, whole and readable.
