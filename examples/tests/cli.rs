@@ -231,3 +231,50 @@ fn provider_and_client_binaries_work_together() {
     let sent = std::fs::read(&car).unwrap();
     assert_eq!(&got[..sent.len()], &sent[..]);
 }
+
+/// `--log-format json`: every line the devnet logs on stderr is one JSON object with a
+/// timestamp, a level and the event's fields; text stays the default.
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let devnet = env!("CARGO_BIN_EXE_devnet");
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("devnet");
+    let listen = format!("127.0.0.1:{}", common::free_port());
+    common::init_fast_devnet(&repo, &listen);
+    let mut lines = Vec::new();
+    for (i, flag) in [&["--log-format", "json"][..], &[]].iter().enumerate() {
+        let _ = std::fs::remove_file(repo.join("api-info"));
+        let err = dir.path().join(format!("{i}.log"));
+        let mut d = Daemon(
+            Command::new(devnet)
+                .args(*flag)
+                .args(["--repo", repo.to_str().unwrap(), "run"])
+                .env("RUST_LOG", "info")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::fs::File::create(&err).unwrap())
+                .spawn()
+                .unwrap(),
+        );
+        wait_for(&repo.join("api-info"));
+        // Give it a few blocks to log.
+        std::thread::sleep(Duration::from_millis(500));
+        d.kill9();
+        lines.push(std::fs::read_to_string(&err).unwrap());
+    }
+    let json: Vec<&str> = lines[0].lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!json.is_empty(), "the devnet logged nothing");
+    for l in &json {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(v["timestamp"].is_string(), "{l}");
+        assert!(v["level"].is_string(), "{l}");
+        assert!(v["fields"].is_object(), "{l}");
+    }
+    assert!(
+        lines[1]
+            .lines()
+            .any(|l| l.contains(" INFO ") && !l.starts_with('{')),
+        "text is the default form: {}",
+        lines[1]
+    );
+}

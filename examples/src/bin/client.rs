@@ -35,6 +35,8 @@ use storage_market::types::{Address, TokenAmount};
 #[derive(Parser)]
 #[command(about = "fil-market-rs client")]
 struct Args {
+    #[command(flatten)]
+    log: examples::cli::LogArgs,
     /// Repo directory (wallet and deal database).
     #[arg(long, default_value = "~/.fil-market-client")]
     repo: String,
@@ -237,8 +239,8 @@ enum FundsCmd {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> ExitCode {
-    examples::cli::init_tracing("warn");
     let args = Args::parse();
+    examples::cli::init_tracing("warn", args.log.log_format);
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

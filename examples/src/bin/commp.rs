@@ -22,6 +22,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
+    #[command(flatten)]
+    log: examples::cli::LogArgs,
     /// File to hash; standard input when absent or "-".
     file: Option<PathBuf>,
     /// Pad the piece up to this padded size (bytes, a power of two) instead of the
@@ -56,8 +58,9 @@ const PROGRESS_THRESHOLD: u64 = 64 << 20;
 const READ_CHUNK: usize = 4 << 20;
 
 fn main() -> ExitCode {
-    examples::cli::init_tracing("error");
-    match run(Args::parse()) {
+    let args = Args::parse();
+    examples::cli::init_tracing("error", args.log.log_format);
+    match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("commp: {e}");

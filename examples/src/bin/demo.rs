@@ -35,6 +35,8 @@ use storage_market::types::TokenAmount;
 #[derive(Parser)]
 #[command(about = "End-to-end demo: dev chain, provider, client, two deals, retrieval")]
 struct Args {
+    #[command(flatten)]
+    log: examples::cli::LogArgs,
     /// Work directory (a temporary one, removed at the end, if not given).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -76,8 +78,8 @@ impl Report {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> ExitCode {
-    examples::cli::init_tracing("warn");
     let args = Args::parse();
+    examples::cli::init_tracing("warn", args.log.log_format);
     let tmp;
     let dir = match &args.dir {
         Some(d) => d.clone(),

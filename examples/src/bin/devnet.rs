@@ -21,6 +21,8 @@ use examples::cli::expand_home;
 #[derive(Parser)]
 #[command(about = "fil-market-rs devnet: a Filecoin development chain with the Lotus API")]
 struct Args {
+    #[command(flatten)]
+    log: examples::cli::LogArgs,
     /// Repo directory.
     #[arg(long, default_value = "~/.devnet")]
     repo: String,
@@ -64,8 +66,8 @@ enum Cmd {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> ExitCode {
-    examples::cli::init_tracing("info");
     let args = Args::parse();
+    examples::cli::init_tracing("info", args.log.log_format);
     match run(&args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

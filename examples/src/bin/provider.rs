@@ -28,6 +28,8 @@ struct Args {
     /// Repo directory.
     #[arg(long, default_value = "~/.fil-market")]
     repo: String,
+    #[command(flatten)]
+    log: examples::cli::LogArgs,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -91,8 +93,8 @@ enum ListCmd {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> ExitCode {
-    examples::cli::init_tracing("info");
     let args = Args::parse();
+    examples::cli::init_tracing("info", args.log.log_format);
     let repo = expand_home(&args.repo);
     match run(&repo, args.cmd).await {
         Ok(()) => ExitCode::SUCCESS,

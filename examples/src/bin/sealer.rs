@@ -31,6 +31,8 @@ use sealing::worker::{SealWorker, WorkerConfig};
 #[derive(Parser)]
 #[command(about = "fil-market-rs sealer: takes deals from a market's sealer API and seals them")]
 struct Args {
+    #[command(flatten)]
+    log: examples::cli::LogArgs,
     /// The market's sealer API: `TOKEN:/ip4/…/tcp/PORT/http` or a URL.
     #[arg(long, env = "MARKET_API_INFO")]
     market_api: String,
@@ -65,8 +67,9 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    examples::cli::init_tracing("info");
-    match run(Args::parse()).await {
+    let args = Args::parse();
+    examples::cli::init_tracing("info", args.log.log_format);
+    match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sealer: {e}");
