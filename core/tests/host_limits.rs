@@ -104,13 +104,30 @@ async fn past_the_pending_limit_connections_are_closed_at_once() {
         // Let the listener account each connection before the next.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Poll every connection until 30 have been closed (a hang bound only), then once more
+    // to see that no other one is.
+    let mut open: Vec<bool> = vec![true; conns.len()];
+    let deadline = tokio::time::Instant::now() + HANG;
     let mut closed = 0;
-    for s in &mut conns {
-        if tokio::time::timeout(Duration::from_millis(500), until_closed(s))
-            .await
-            .is_ok()
-        {
-            closed += 1;
+    for round in 0.. {
+        for (s, o) in conns.iter_mut().zip(open.iter_mut()).filter(|(_, o)| **o) {
+            if tokio::time::timeout(Duration::from_millis(20), until_closed(s))
+                .await
+                .is_ok()
+            {
+                *o = false;
+                closed += 1;
+            }
+        }
+        if closed >= 30 && round > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {closed} closed"
+        );
+        if closed >= 30 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
     assert_eq!(closed, 30, "50 connections against a pending limit of 20");
