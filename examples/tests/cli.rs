@@ -203,6 +203,40 @@ fn provider_and_client_binaries_work_together() {
     }
     assert!(ok(run(provider, &["--repo", repo_s, "pieces", "list"])).contains(&piece));
     assert!(ok(c(&["storage", "deals", "list"])).contains(&uuid));
+    // The same lists as JSON, and filtered by state.
+    let json = |out: String| -> Vec<serde_json::Value> {
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    let active = json(ok(run(
+        provider,
+        &[
+            "--repo", repo_s, "deals", "list", "--state", "Active", "--json",
+        ],
+    )));
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0]["DealUuid"], uuid.as_str());
+    let none = json(ok(run(
+        provider,
+        &[
+            "--repo",
+            repo_s,
+            "deals",
+            "list",
+            "--state",
+            "Transferring",
+            "--json",
+        ],
+    )));
+    assert!(none.is_empty(), "{none:?}");
+    let pieces = json(ok(run(
+        provider,
+        &["--repo", repo_s, "pieces", "list", "--json"],
+    )));
+    assert_eq!(pieces[0]["PieceCid"], piece.as_str());
+    let mine = json(ok(c(&["storage", "deals", "list", "--json"])));
+    assert_eq!(mine[0]["DealUuid"], uuid.as_str());
+    assert_eq!(mine[0]["PieceCid"], piece.as_str());
+    assert_eq!(mine[0]["Offline"], true);
 
     let out = dir.path().join("out.bin");
     ok(c(&[

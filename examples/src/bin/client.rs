@@ -222,7 +222,11 @@ enum DealsCmd {
         verified: bool,
     },
     /// Lists this client's deals.
-    List,
+    List {
+        /// One JSON array instead of a line each.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -338,16 +342,39 @@ async fn run(args: Args) -> Result<(), String> {
         }
         Cmd::Storage {
             cmd: StorageCmd::Deals {
-                cmd: DealsCmd::List,
+                cmd: DealsCmd::List { json },
             },
         } => {
             let c = node(&args).await?;
-            for d in c
+            let deals = c
                 .storage
                 .deals()
                 .await
-                .map_err(|e| market_core::report(&e))?
-            {
+                .map_err(|e| market_core::report(&e))?;
+            if *json {
+                let list: Vec<serde_json::Value> = deals
+                    .iter()
+                    .map(|d| {
+                        serde_json::json!({
+                            "DealUuid": d.deal_uuid.to_string(),
+                            "ProposalCid": d.proposal_cid.to_string(),
+                            "Offline": d.is_offline,
+                            "State": d.state.to_string(),
+                            "Checkpoint": d.checkpoint,
+                            "PieceCid": d.proposal.proposal.piece_cid.to_string(),
+                            "PieceSize": d.proposal.proposal.piece_size,
+                            "DealId": d.deal_id.map(|i| i.0),
+                            "Message": d.message,
+                        })
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&list).unwrap_or_default()
+                );
+                return Ok(());
+            }
+            for d in deals {
                 println!(
                     "{}  {}  {:<12} piece {}  deal {}  {}",
                     d.deal_uuid,

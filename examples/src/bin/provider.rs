@@ -67,12 +67,12 @@ enum Cmd {
     /// Deals.
     Deals {
         #[command(subcommand)]
-        cmd: ListCmd,
+        cmd: DealsCmd,
     },
     /// Pieces in the piece store.
     Pieces {
         #[command(subcommand)]
-        cmd: ListCmd,
+        cmd: PiecesCmd,
     },
     /// Supplies the data of an offline deal.
     ImportData {
@@ -86,9 +86,26 @@ enum Cmd {
 }
 
 #[derive(Subcommand)]
-enum ListCmd {
+enum DealsCmd {
     /// Lists them.
-    List,
+    List {
+        /// Only those whose state contains this (for example `Active`, `Transferring`).
+        #[arg(long)]
+        state: Option<String>,
+        /// One JSON array (what the admin API returns) instead of a line each.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PiecesCmd {
+    /// Lists them.
+    List {
+        /// One JSON array (what the admin API returns) instead of a line each.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -180,9 +197,25 @@ async fn run(repo: &Path, cmd: Cmd) -> Result<(), String> {
             print(&rpc(repo, "Market.SetAsk", params).await?);
             Ok(())
         }
-        Cmd::Deals { cmd: ListCmd::List } => {
+        Cmd::Deals {
+            cmd: DealsCmd::List { state, json },
+        } => {
             let deals = rpc(repo, "Market.ListDeals", json!([])).await?;
-            for d in deals.as_array().into_iter().flatten() {
+            let deals: Vec<&Value> = deals
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|d| {
+                    state
+                        .as_deref()
+                        .is_none_or(|s| d["State"].as_str().unwrap_or_default().contains(s))
+                })
+                .collect();
+            if json {
+                print(&json!(deals));
+                return Ok(());
+            }
+            for d in deals {
                 println!(
                     "{}  {:<22} {:>10} B  deal {:<6} {}",
                     d["DealUuid"].as_str().unwrap_or_default(),
@@ -194,8 +227,14 @@ async fn run(repo: &Path, cmd: Cmd) -> Result<(), String> {
             }
             Ok(())
         }
-        Cmd::Pieces { cmd: ListCmd::List } => {
+        Cmd::Pieces {
+            cmd: PiecesCmd::List { json },
+        } => {
             let pieces = rpc(repo, "Market.ListPieces", json!([])).await?;
+            if json {
+                print(&pieces);
+                return Ok(());
+            }
             for p in pieces.as_array().into_iter().flatten() {
                 println!(
                     "{}  payload {:>12} B  piece {:>12} B",
