@@ -23,10 +23,10 @@ use market_core::types::DealId;
 use market_node::client::{self, DealTerms};
 use piecestore::unixfs::ImportProfile;
 use rand::{Rng, SeedableRng};
-use serde_json::{Value, json};
+use serde_json::json;
 
 mod common;
-use common::{Daemon, free_port, spawn, wait_for};
+use common::{Daemon, free_port, list_deals, spawn, wait_for};
 
 /// The run's size, from the environment.
 struct Knobs {
@@ -93,13 +93,10 @@ impl Proc {
     }
 
     fn log_tail(&self, lines: usize) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let mut tail: Vec<&str> = log.lines().rev().take(lines).collect();
-        tail.reverse();
         format!(
             "--- {} log (last {lines} lines)\n{}",
             self.name,
-            tail.join("\n")
+            common::log_tail(&self.log, lines)
         )
     }
 }
@@ -111,13 +108,6 @@ struct Made {
     online: bool,
     car: PathBuf,
     bytes: u64,
-}
-
-async fn list_deals(http: &url::Url, admin: &str) -> Option<Vec<Value>> {
-    match market_node::admin::call_remote(http, admin, "Market.ListDeals", json!([])).await {
-        Ok(Value::Array(a)) => Some(a),
-        _ => None,
-    }
 }
 
 /// Files under `dir` (recursively), for the leak checks.
@@ -165,8 +155,10 @@ async fn import(http: &url::Url, admin: &str, m: &Made) -> usize {
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut failures = 0;
     loop {
-        if let Some(ds) = list_deals(http, admin).await
-            && let Some(d) = ds.iter().find(|d| d["DealUuid"] == m.uuid.as_str())
+        if let Some(d) = list_deals(http, admin)
+            .await
+            .iter()
+            .find(|d| d["DealUuid"] == m.uuid.as_str())
             && d["State"] != "StorageDealWaitingForData"
         {
             return failures;
@@ -366,15 +358,15 @@ async fn deals_survive_kill_9_of_devnet_provider_and_sealer() {
         let mut killed_in: Vec<String> = Vec::new();
         for _ in 0..k.kills {
             tokio::time::sleep(Duration::from_millis(rng.gen_range(50..k.gap_ms))).await;
-            let states: BTreeMap<String, usize> = list_deals(&http, &admin)
-                .await
-                .unwrap_or_default()
-                .iter()
-                .fold(BTreeMap::new(), |mut m, d| {
-                    *m.entry(d["State"].as_str().unwrap_or("?").to_string())
-                        .or_default() += 1;
-                    m
-                });
+            let states: BTreeMap<String, usize> =
+                list_deals(&http, &admin)
+                    .await
+                    .iter()
+                    .fold(BTreeMap::new(), |mut m, d| {
+                        *m.entry(d["State"].as_str().unwrap_or("?").to_string())
+                            .or_default() += 1;
+                        m
+                    });
             let victim = match rng.gen_range(0..3) {
                 0 => &mut devnet,
                 1 => &mut provider,
@@ -395,24 +387,21 @@ async fn deals_survive_kill_9_of_devnet_provider_and_sealer() {
     );
 
     // Every deal reaches Active.
-    let deadline = Instant::now() + Duration::from_secs(180 + (total_bytes >> 20) / 2);
-    let finished = loop {
-        let ds = list_deals(&http, &admin).await.unwrap_or_default();
-        if ds.len() == made.len() && ds.iter().all(|d| d["State"] == "StorageDealActive") {
-            break ds;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "deals did not all reach Active after kills {killed_in:#?}:\n{:#?}\n{}\n{}\n{}",
-            ds.iter()
-                .map(|d| (d["State"].clone(), d["Message"].clone()))
-                .collect::<Vec<_>>(),
-            provider.log_tail(40),
-            sealer.log_tail(20),
-            devnet.log_tail(10),
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let finished = common::wait_all_active(
+        &http,
+        &admin,
+        made.len(),
+        Duration::from_secs(180 + (total_bytes >> 20) / 2),
+        || {
+            format!(
+                "after kills {killed_in:#?}\n{}\n{}\n{}",
+                provider.log_tail(40),
+                sealer.log_tail(20),
+                devnet.log_tail(10)
+            )
+        },
+    )
+    .await;
     let took = started.elapsed();
 
     // Exactly once: one distinct on-chain deal per proposal, each active, not slashed, of the

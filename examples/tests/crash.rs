@@ -18,7 +18,7 @@ use piecestore::unixfs::ImportProfile;
 use serde_json::{Value, json};
 
 mod common;
-use common::{Daemon, spawn, wait_for};
+use common::{Daemon, list_deals, spawn, wait_for};
 
 /// Starts the provider and waits for its `api` file.
 fn start(repo: &Path, log: &Path) -> Daemon {
@@ -30,13 +30,6 @@ fn start(repo: &Path, log: &Path) -> Daemon {
     );
     wait_for(&repo.join("api"));
     d
-}
-
-async fn deals(http: &url::Url, token: &str) -> Vec<Value> {
-    match market_node::admin::call_remote(http, token, "Market.ListDeals", json!([])).await {
-        Ok(Value::Array(a)) => a,
-        _ => Vec::new(),
-    }
 }
 
 fn states(ds: &[Value]) -> Vec<String> {
@@ -125,7 +118,7 @@ async fn kill_9_at_each_deal_stage_loses_nothing() {
     for (round, stage) in stages.iter().enumerate() {
         let deadline = Instant::now() + Duration::from_secs(45);
         let hit = loop {
-            let ds = deals(&http, admin).await;
+            let ds = list_deals(&http, admin).await;
             let st = states(&ds);
             if let Some(s) = st.iter().find(|s| stage.contains(&s.as_str())) {
                 break Some(s.clone());
@@ -135,7 +128,7 @@ async fn kill_9_at_each_deal_stage_loses_nothing() {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
-        let before = deals(&http, admin).await;
+        let before = list_deals(&http, admin).await;
         for d in &before {
             if d["State"] == "StorageDealActive" {
                 active_ids.insert(
@@ -168,34 +161,20 @@ async fn kill_9_at_each_deal_stage_loses_nothing() {
     }
 
     // Every deal completes.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let finished = loop {
-        let ds = deals(&http, admin).await;
-        if ds.len() == made.len() && states(&ds).iter().all(|s| s == "StorageDealActive") {
-            break ds;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "deals did not all reach Active after kills in {killed_in:?}: {:?}\n{}",
-            ds.iter()
-                .map(|d| (d["State"].clone(), d["Message"].clone()))
-                .collect::<Vec<_>>(),
-            std::fs::read_to_string(&log)
-                .unwrap_or_default()
-                .lines()
-                .rev()
-                .take(40)
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let finished =
+        common::wait_all_active(&http, admin, made.len(), Duration::from_secs(120), || {
+            format!(
+                "after kills in {killed_in:?}\n{}",
+                common::log_tail(&log, 40)
+            )
+        })
+        .await;
     // One more kill with everything Active.
     daemon.kill9();
     let epoch_before = c.chain.head().await.ok();
     let _daemon = start(&repo, &log);
     let after = loop {
-        let ds = deals(&http, admin).await;
+        let ds = list_deals(&http, admin).await;
         if ds.len() == made.len() {
             break ds;
         }

@@ -100,17 +100,7 @@ async fn setup(n: usize) -> Env {
 
 impl Env {
     async fn deals(&self) -> Vec<Value> {
-        match market_node::admin::call_remote(
-            &self.http,
-            &self.admin,
-            "Market.ListDeals",
-            json!([]),
-        )
-        .await
-        {
-            Ok(Value::Array(a)) => a,
-            _ => Vec::new(),
-        }
+        common::list_deals(&self.http, &self.admin).await
     }
 
     /// Waits until every deal is in `state` (90 s at most).

@@ -103,16 +103,11 @@ pub(crate) struct Ports {
 /// ports, 100 ms blocks, short deal terms, immediate publishing, private transfers) with
 /// `extra` replacements applied after.
 pub(crate) fn init_fast_provider(repo: &Path, extra: &[(&str, &str)]) -> Ports {
-    let out = Command::new(env!("CARGO_BIN_EXE_provider"))
-        .arg("--repo")
-        .arg(repo)
-        .arg("init")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(env!("CARGO_BIN_EXE_provider"))
+            .arg("--repo")
+            .arg(repo)
+            .arg("init"),
     );
     let ports = Ports {
         p2p: free_port(),
@@ -271,15 +266,66 @@ pub(crate) fn owner_of(repo: &Path) -> String {
 /// `devnet init` at `repo` for a fast local test: listening on `listen`, 100 ms blocks,
 /// sealing every 500 ms, short deal terms.
 pub(crate) fn init_fast_devnet(repo: &Path, listen: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_devnet"))
-        .args(["--repo", repo.to_str().unwrap(), "init"])
-        .args(["--listen", listen, "--block-time-ms", "100"])
-        .args(["--sealing-period-ms", "500", "--short-deal-terms"])
-        .output()
-        .unwrap();
+    run_ok(
+        Command::new(env!("CARGO_BIN_EXE_devnet"))
+            .args(["--repo", repo.to_str().unwrap(), "init"])
+            .args(["--listen", listen, "--block-time-ms", "100"])
+            .args(["--sealing-period-ms", "500", "--short-deal-terms"]),
+    );
+}
+
+/// Runs `cmd` to its end; fails with its stderr unless it succeeded.
+pub(crate) fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out
+}
+
+/// The provider's deals from its admin API; none while it is down or restarting.
+pub(crate) async fn list_deals(http: &url::Url, admin: &str) -> Vec<serde_json::Value> {
+    match market_node::admin::call_remote(http, admin, "Market.ListDeals", serde_json::json!([]))
+        .await
+    {
+        Ok(serde_json::Value::Array(a)) => a,
+        _ => Vec::new(),
+    }
+}
+
+/// The last `lines` lines of the log at `path`.
+pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
+    let log = std::fs::read_to_string(path).unwrap_or_default();
+    let mut tail: Vec<&str> = log.lines().rev().take(lines).collect();
+    tail.reverse();
+    tail.join("\n")
+}
+
+/// Polls until the provider lists `n` deals, all Active; past `within` it fails with every
+/// deal's state and message and `context()` (what was done to it, log tails).
+pub(crate) async fn wait_all_active(
+    http: &url::Url,
+    admin: &str,
+    n: usize,
+    within: Duration,
+    context: impl Fn() -> String,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let ds = list_deals(http, admin).await;
+        if ds.len() == n && ds.iter().all(|d| d["State"] == "StorageDealActive") {
+            return ds;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deals did not all reach Active: {:#?}\n{}",
+            ds.iter()
+                .map(|d| (d["State"].clone(), d["Message"].clone()))
+                .collect::<Vec<_>>(),
+            context()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
