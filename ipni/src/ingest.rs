@@ -1,0 +1,253 @@
+//! Ingest confirmation: after an announcement, ask the indexer whether it has processed the
+//! ad (`GET /sync/status/ad/{cid}` on its ingest API), or, where it has no such endpoint,
+//! whether a find for one advertised multihash names us. Checks back off from 5 s to 10 min,
+//! so a piece that is slow to index does not hammer the indexer, and a find is never sent
+//! before the status endpoint has been tried (early finds poison an indexer's negative cache).
+
+use std::time::Duration;
+
+use base64::Engine;
+use cid::Cid;
+use serde::Deserialize;
+use url::Url;
+
+use crate::IpniError;
+
+/// Longest wait between two ingest checks of an ad.
+pub const MAX_CHECK_DELAY: Duration = Duration::from_secs(600);
+/// Largest answer read from an indexer.
+pub const MAX_ANSWER_LEN: usize = 1 << 20;
+
+/// What the indexer says about an ad.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AdState {
+    /// It processed the ad.
+    Indexed,
+    /// Not yet.
+    Pending,
+    /// It has no status endpoint.
+    Unsupported,
+}
+
+/// One provider record of a find answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProviderRecord {
+    /// The provider's peer id.
+    pub provider: String,
+    /// Its retrieval multiaddrs.
+    pub addrs: Vec<String>,
+    /// The ad's context id.
+    pub context_id: Vec<u8>,
+    /// The ad's metadata.
+    pub metadata: Vec<u8>,
+}
+
+/// The wait before check `attempts + 1` of an ad: 5 s doubling, at most [`MAX_CHECK_DELAY`].
+pub fn check_delay(attempts: u32) -> Duration {
+    Duration::from_secs(5u64 << attempts.min(16)).min(MAX_CHECK_DELAY)
+}
+
+/// The indexer's ingest API root for an announce URL: the URL without its last segment
+/// (`http://host:3001/announce` → `http://host:3001/`, `…/ingest/announce` → `…/ingest/`).
+pub fn ingest_base(announce: &Url) -> Url {
+    let mut u = announce.clone();
+    if let Ok(mut segs) = u.path_segments_mut() {
+        segs.pop();
+        segs.push("");
+    }
+    u
+}
+
+/// Asks `ingest` (an ingest API root) about `ad`.
+pub async fn ad_state(
+    http: &reqwest::Client,
+    ingest: &Url,
+    ad: &Cid,
+) -> Result<AdState, IpniError> {
+    let url = ingest
+        .join(&format!("sync/status/ad/{ad}"))
+        .map_err(|e| indexer_err(ingest, e.to_string()))?;
+    let resp = http
+        .get(url.clone())
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| indexer_err(&url, e.to_string()))?;
+    match resp.status().as_u16() {
+        200 => {}
+        404 | 405 | 501 => return Ok(AdState::Unsupported),
+        s => return Err(indexer_err(&url, format!("status {s}"))),
+    }
+    let body = read_limited(resp, MAX_ANSWER_LEN)
+        .await
+        .map_err(|e| indexer_err(&url, e))?;
+    parse_ad_state(&body).map_err(|e| indexer_err(&url, e.to_string()))
+}
+
+/// Parses the answer of `/sync/status/ad/{cid}`: `{"Ad": "…", "Indexed": bool}`.
+pub fn parse_ad_state(body: &[u8]) -> Result<AdState, IpniError> {
+    #[derive(Deserialize)]
+    struct Answer {
+        #[serde(rename = "Indexed")]
+        indexed: bool,
+    }
+    if body.len() > MAX_ANSWER_LEN {
+        return Err(IpniError::Invalid(format!(
+            "answer of {} bytes",
+            body.len()
+        )));
+    }
+    let a: Answer = serde_json::from_slice(body).map_err(|e| IpniError::Decode(e.to_string()))?;
+    Ok(if a.indexed {
+        AdState::Indexed
+    } else {
+        AdState::Pending
+    })
+}
+
+/// Finds the providers of `multihash` at `find` (a find API root); none when it answers 404.
+pub async fn find(
+    http: &reqwest::Client,
+    find: &Url,
+    multihash: &[u8],
+) -> Result<Vec<ProviderRecord>, IpniError> {
+    let mh = market_core::cid::Multihash::from_bytes(multihash)
+        .map_err(|e| IpniError::Invalid(format!("multihash: {e}")))?;
+    let cid = market_core::Cid::new_v1(0x55, mh);
+    let url = find
+        .join(&format!("cid/{cid}"))
+        .map_err(|e| indexer_err(find, e.to_string()))?;
+    let resp = http
+        .get(url.clone())
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| indexer_err(&url, e.to_string()))?;
+    match resp.status().as_u16() {
+        200 => {}
+        404 => return Ok(Vec::new()),
+        s => return Err(indexer_err(&url, format!("status {s}"))),
+    }
+    let body = read_limited(resp, MAX_ANSWER_LEN)
+        .await
+        .map_err(|e| indexer_err(&url, e))?;
+    parse_find(&body).map_err(|e| indexer_err(&url, e.to_string()))
+}
+
+/// Parses a find answer (`{"MultihashResults": [{"Multihash", "ProviderResults": [...]}]}`)
+/// into its provider records, of every multihash.
+pub fn parse_find(body: &[u8]) -> Result<Vec<ProviderRecord>, IpniError> {
+    #[derive(Deserialize)]
+    struct Answer {
+        #[serde(rename = "MultihashResults", default)]
+        results: Vec<MhResult>,
+    }
+    #[derive(Deserialize)]
+    struct MhResult {
+        #[serde(rename = "ProviderResults", default)]
+        providers: Vec<Record>,
+    }
+    #[derive(Deserialize)]
+    struct Record {
+        #[serde(rename = "ContextID", default)]
+        context_id: Option<String>,
+        #[serde(rename = "Metadata", default)]
+        metadata: Option<String>,
+        #[serde(rename = "Provider")]
+        provider: Option<AddrInfo>,
+    }
+    #[derive(Deserialize)]
+    struct AddrInfo {
+        #[serde(rename = "ID")]
+        id: String,
+        #[serde(rename = "Addrs", default)]
+        addrs: Option<Vec<String>>,
+    }
+    if body.len() > MAX_ANSWER_LEN {
+        return Err(IpniError::Invalid(format!(
+            "answer of {} bytes",
+            body.len()
+        )));
+    }
+    let a: Answer = serde_json::from_slice(body).map_err(|e| IpniError::Decode(e.to_string()))?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let bytes = |s: Option<String>| -> Result<Vec<u8>, IpniError> {
+        s.map(|s| b64.decode(s))
+            .transpose()
+            .map(Option::unwrap_or_default)
+            .map_err(|e| IpniError::Decode(format!("base64: {e}")))
+    };
+    let mut out = Vec::new();
+    for r in a.results {
+        for p in r.providers {
+            let Some(info) = p.provider else { continue };
+            out.push(ProviderRecord {
+                provider: info.id,
+                addrs: info.addrs.unwrap_or_default(),
+                context_id: bytes(p.context_id)?,
+                metadata: bytes(p.metadata)?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) async fn read_limited(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if out.len() + chunk.len() > limit {
+            return Err(format!("answer over {limit} bytes"));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+fn indexer_err(url: &Url, message: String) -> IpniError {
+    IpniError::Indexer {
+        url: url.to_string(),
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bases_and_answers() {
+        let u: Url = "http://127.0.0.1:3001/announce".parse().unwrap();
+        assert_eq!(ingest_base(&u).as_str(), "http://127.0.0.1:3001/");
+        let u: Url = "https://cid.contact/ingest/announce".parse().unwrap();
+        assert_eq!(ingest_base(&u).as_str(), "https://cid.contact/ingest/");
+        assert_eq!(
+            parse_ad_state(br#"{"Ad":"x","Indexed":true}"#).unwrap(),
+            AdState::Indexed
+        );
+        assert_eq!(
+            parse_ad_state(br#"{"Ad":"x","Indexed":false}"#).unwrap(),
+            AdState::Pending
+        );
+        assert!(parse_ad_state(b"[").is_err());
+        let recs = parse_find(
+            br#"{"MultihashResults":[{"Multihash":"EiA=","ProviderResults":[
+            {"ContextID":"AQI=","Metadata":"oBIA","Provider":{"ID":"12D3Koo","Addrs":["/ip4/1.2.3.4/tcp/80/http"]}}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(recs[0].provider, "12D3Koo");
+        assert_eq!(recs[0].context_id, [1, 2]);
+        assert_eq!(recs[0].metadata, [0xa0, 0x12, 0]);
+        assert!(
+            parse_find(br#"{"MultihashResults":[{"ProviderResults":[{"ContextID":"!!"}]}]}"#)
+                .is_ok()
+        );
+        assert!(parse_find(br#"{"MultihashResults":[{"ProviderResults":[{"ContextID":"!!","Provider":{"ID":"x"}}]}]}"#).is_err());
+        assert_eq!(check_delay(0), Duration::from_secs(5));
+        assert_eq!(check_delay(30), MAX_CHECK_DELAY);
+    }
+}

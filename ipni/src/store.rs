@@ -1,0 +1,521 @@
+//! The ad store: every block served to indexers (ads and entry chunks), each provider's chain
+//! head, which contexts are live, and per ad when it was announced and when an indexer
+//! confirmed it. An ad, its chunks and the new head are written in one transaction that is
+//! on disk before anything is announced, so a restart serves the chain it announced.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use cid::Cid;
+use libp2p::identity::Keypair;
+use market_core::db::{Db, open_in_memory_migrated, open_migrated};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::IpniError;
+use crate::schema::{Advertisement, Block};
+use crate::sign::sign_ad;
+
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE blocks (
+        cid   TEXT PRIMARY KEY,
+        data  BLOB NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE heads (
+        provider    TEXT PRIMARY KEY,
+        head        TEXT NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );
+    CREATE TABLE ads (
+        seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+        cid             TEXT NOT NULL UNIQUE,
+        provider        TEXT NOT NULL,
+        context_id      BLOB NOT NULL,
+        piece_cid       TEXT,
+        is_rm           INTEGER NOT NULL,
+        entries         INTEGER NOT NULL,
+        sample          BLOB,
+        created_at      INTEGER NOT NULL,
+        announced_at    INTEGER,
+        indexed_at      INTEGER,
+        check_attempts  INTEGER NOT NULL DEFAULT 0,
+        next_check_at   INTEGER,
+        check_error     TEXT,
+        warned          INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX ads_by_piece ON ads(piece_cid);
+    CREATE INDEX ads_unconfirmed ON ads(next_check_at) WHERE indexed_at IS NULL;
+    CREATE TABLE contexts (
+        provider    TEXT NOT NULL,
+        context_id  BLOB NOT NULL,
+        live        INTEGER NOT NULL,
+        ad          TEXT NOT NULL,
+        PRIMARY KEY (provider, context_id)
+    );
+    CREATE TABLE announces (
+        provider    TEXT NOT NULL,
+        indexer     TEXT NOT NULL,
+        head        TEXT,
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        next_at     INTEGER NOT NULL DEFAULT 0,
+        error       TEXT,
+        PRIMARY KEY (provider, indexer)
+    );
+"];
+
+/// An ad to append to a provider's chain (the store links it to the head and signs it).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct AdDraft {
+    /// Multiaddrs (text) of the content.
+    pub addresses: Vec<String>,
+    /// The context id.
+    pub context_id: Vec<u8>,
+    /// Encoded metadata ([`crate::metadata::encode`]).
+    pub metadata: Vec<u8>,
+    /// The first entry chunk, or [`crate::schema::no_entries`].
+    pub entries: Cid,
+    /// The chunks to store with the ad.
+    pub chunks: Vec<Block>,
+    /// Multihashes advertised (for the record).
+    pub entry_count: u64,
+    /// One advertised multihash, to confirm ingestion by a find when the indexer has no
+    /// status endpoint.
+    pub sample: Option<Vec<u8>>,
+    /// Whether it removes the context.
+    pub is_rm: bool,
+    /// The piece it is about, for status queries.
+    pub piece: Option<String>,
+}
+
+/// Where an ad stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AdStatus {
+    /// The ad.
+    pub ad: Cid,
+    /// Its provider (peer id text).
+    pub provider: String,
+    /// The piece it is about.
+    pub piece: Option<String>,
+    /// Whether it removes its context.
+    pub is_rm: bool,
+    /// Multihashes advertised.
+    pub entries: u64,
+    /// Unix milliseconds of its creation.
+    pub created_at: i64,
+    /// Unix milliseconds of the first announcement of a head at or after it.
+    pub announced_at: Option<i64>,
+    /// Unix milliseconds when an indexer confirmed it.
+    pub indexed_at: Option<i64>,
+    /// Why the last ingest check failed, if it did.
+    pub check_error: Option<String>,
+}
+
+/// An announcement to make: `head` of `provider` to `indexer`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueAnnounce {
+    /// The provider (peer id text).
+    pub provider: String,
+    /// The announce URL.
+    pub indexer: String,
+    /// The head to announce.
+    pub head: Cid,
+    /// Failed attempts so far.
+    pub attempts: u32,
+}
+
+/// An ad whose ingestion is to be checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueCheck {
+    /// The ad.
+    pub ad: Cid,
+    /// Its provider.
+    pub provider: String,
+    /// One of its multihashes.
+    pub sample: Option<Vec<u8>>,
+    /// Whether it is a removal.
+    pub is_rm: bool,
+    /// Checks so far.
+    pub attempts: u32,
+    /// When it was announced (unix ms).
+    pub announced_at: i64,
+}
+
+/// The SQLite ad store (one file, shared by every provider of the node).
+#[derive(Clone, Debug)]
+pub struct AdStore {
+    db: Db,
+}
+
+impl AdStore {
+    /// Opens (creating or migrating) the store at `path`.
+    pub fn open(path: &Path) -> Result<Self, IpniError> {
+        Ok(Self {
+            db: Db::new(open_migrated(path, MIGRATIONS)?),
+        })
+    }
+
+    /// A store in memory (tests).
+    pub fn open_in_memory() -> Result<Self, IpniError> {
+        Ok(Self {
+            db: Db::new(open_in_memory_migrated(MIGRATIONS)?),
+        })
+    }
+
+    /// Appends `draft` to the chain of `key`'s provider, unless it changes nothing (the
+    /// context is already live for a put, or not live for a removal). Returns the new ad.
+    pub async fn append(
+        &self,
+        key: &Keypair,
+        draft: AdDraft,
+        now_ms: i64,
+    ) -> Result<Option<Block>, IpniError> {
+        let key = key.clone();
+        self.db.write(move |c| append(c, &key, draft, now_ms)).await
+    }
+
+    /// A stored block (ad or entry chunk).
+    pub async fn block(&self, cid: Cid) -> Result<Option<Vec<u8>>, IpniError> {
+        self.db
+            .call(move |c| {
+                c.query_row(
+                    "SELECT data FROM blocks WHERE cid = ?1",
+                    [cid.to_string()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(IpniError::from)
+            })
+            .await
+    }
+
+    /// The newest ad of `provider`.
+    pub async fn head(&self, provider: &str) -> Result<Option<Cid>, IpniError> {
+        let provider = provider.to_string();
+        self.db.call(move |c| head(c, &provider)).await
+    }
+
+    /// Whether `context_id` of `provider` is live (announced and not removed).
+    pub async fn is_live(&self, provider: &str, context_id: &[u8]) -> Result<bool, IpniError> {
+        let (provider, ctx) = (provider.to_string(), context_id.to_vec());
+        self.db
+            .call(move |c| {
+                Ok(c.query_row(
+                    "SELECT live FROM contexts WHERE provider = ?1 AND context_id = ?2",
+                    params![provider, ctx],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()?
+                    == Some(1))
+            })
+            .await
+    }
+
+    /// Announcements due at `now_ms`: providers whose head each indexer has not taken yet.
+    pub async fn due_announces(
+        &self,
+        indexers: Vec<String>,
+        now_ms: i64,
+    ) -> Result<Vec<DueAnnounce>, IpniError> {
+        self.db
+            .call(move |c| {
+                let mut out = Vec::new();
+                let mut heads = c.prepare("SELECT provider, head FROM heads")?;
+                let heads = heads
+                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                for (provider, head) in heads {
+                    for indexer in &indexers {
+                        let row: Option<(Option<String>, u32, i64)> = c
+                            .query_row(
+                                "SELECT head, attempts, next_at FROM announces
+                                 WHERE provider = ?1 AND indexer = ?2",
+                                params![provider, indexer],
+                                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                            )
+                            .optional()?;
+                        let (done, attempts, next_at) = row.unwrap_or((None, 0, 0));
+                        if done.as_deref() != Some(head.as_str()) && next_at <= now_ms {
+                            out.push(DueAnnounce {
+                                provider: provider.clone(),
+                                indexer: indexer.clone(),
+                                head: parse_cid(&head)?,
+                                attempts,
+                            });
+                        }
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// Records the outcome of announcing `due`: on success the indexer has the head and
+    /// every ad of the chain up to it counts as announced (first ingest check at
+    /// `first_check_at_ms`); on failure the next attempt waits until `retry_at_ms`.
+    pub async fn record_announce(
+        &self,
+        due: DueAnnounce,
+        result: Result<(), String>,
+        now_ms: i64,
+        retry_at_ms: i64,
+        first_check_at_ms: i64,
+    ) -> Result<(), IpniError> {
+        self.db
+            .write(move |c| {
+                let head = due.head.to_string();
+                match result {
+                    Ok(()) => {
+                        c.execute(
+                            "INSERT INTO announces (provider, indexer, head, attempts, next_at, error)
+                             VALUES (?1, ?2, ?3, 0, 0, NULL)
+                             ON CONFLICT (provider, indexer) DO UPDATE
+                             SET head = ?3, attempts = 0, next_at = 0, error = NULL",
+                            params![due.provider, due.indexer, head],
+                        )?;
+                        c.execute(
+                            "UPDATE ads SET announced_at = ?3, next_check_at = ?4
+                             WHERE provider = ?1 AND announced_at IS NULL
+                               AND seq <= (SELECT seq FROM ads WHERE cid = ?2)",
+                            params![due.provider, head, now_ms, first_check_at_ms],
+                        )?;
+                    }
+                    Err(e) => {
+                        c.execute(
+                            "INSERT INTO announces (provider, indexer, head, attempts, next_at, error)
+                             VALUES (?1, ?2, NULL, 1, ?3, ?4)
+                             ON CONFLICT (provider, indexer) DO UPDATE
+                             SET attempts = attempts + 1, next_at = ?3, error = ?4",
+                            params![due.provider, due.indexer, retry_at_ms, e],
+                        )?;
+                    }
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Announced ads not yet confirmed whose next check is due, oldest first.
+    pub async fn due_checks(&self, now_ms: i64, limit: usize) -> Result<Vec<DueCheck>, IpniError> {
+        self.db
+            .call(move |c| {
+                let mut q = c.prepare(
+                    "SELECT cid, provider, sample, is_rm, check_attempts, announced_at FROM ads
+                     WHERE indexed_at IS NULL AND announced_at IS NOT NULL AND next_check_at <= ?1
+                     ORDER BY seq LIMIT ?2",
+                )?;
+                let rows = q
+                    .query_map(params![now_ms, limit as i64], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, Option<Vec<u8>>>(2)?,
+                            r.get::<_, bool>(3)?,
+                            r.get::<_, u32>(4)?,
+                            r.get::<_, i64>(5)?,
+                        ))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                rows.into_iter()
+                    .map(|(ad, provider, sample, is_rm, attempts, announced_at)| {
+                        Ok(DueCheck {
+                            ad: parse_cid(&ad)?,
+                            provider,
+                            sample,
+                            is_rm,
+                            attempts,
+                            announced_at,
+                        })
+                    })
+                    .collect()
+            })
+            .await
+    }
+
+    /// Records an ingest check: confirmed, or not yet (next check at `next_at_ms`, with the
+    /// error if the indexer could not answer).
+    pub async fn record_check(
+        &self,
+        ad: Cid,
+        indexed: bool,
+        error: Option<String>,
+        now_ms: i64,
+        next_at_ms: i64,
+    ) -> Result<(), IpniError> {
+        self.db
+            .write(move |c| {
+                if indexed {
+                    c.execute(
+                        "UPDATE ads SET indexed_at = ?2, check_error = NULL,
+                         check_attempts = check_attempts + 1 WHERE cid = ?1",
+                        params![ad.to_string(), now_ms],
+                    )?;
+                } else {
+                    c.execute(
+                        "UPDATE ads SET check_attempts = check_attempts + 1, next_check_at = ?2,
+                         check_error = ?3 WHERE cid = ?1",
+                        params![ad.to_string(), next_at_ms, error],
+                    )?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Announced ads still unconfirmed since before `before_ms` that were not warned about
+    /// yet; they are marked warned.
+    pub async fn take_overdue(&self, before_ms: i64) -> Result<Vec<AdStatus>, IpniError> {
+        self.db
+            .write(move |c| {
+                let out = statuses(
+                    c,
+                    "WHERE indexed_at IS NULL AND announced_at IS NOT NULL AND announced_at < ?1
+                     AND warned = 0",
+                    params![before_ms],
+                )?;
+                c.execute(
+                    "UPDATE ads SET warned = 1 WHERE indexed_at IS NULL
+                     AND announced_at IS NOT NULL AND announced_at < ?1",
+                    params![before_ms],
+                )?;
+                Ok(out)
+            })
+            .await
+    }
+
+    /// The ads about `piece`, oldest first.
+    pub async fn piece_ads(&self, piece: &str) -> Result<Vec<AdStatus>, IpniError> {
+        let piece = piece.to_string();
+        self.db
+            .call(move |c| statuses(c, "WHERE piece_cid = ?1", params![piece]))
+            .await
+    }
+
+    /// The last announce error per (provider, indexer), for status pages.
+    pub async fn announce_errors(&self) -> Result<Vec<(String, String, String)>, IpniError> {
+        self.db
+            .call(|c| {
+                let mut q = c.prepare(
+                    "SELECT provider, indexer, error FROM announces WHERE error IS NOT NULL",
+                )?;
+                let rows = q
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+            .await
+    }
+}
+
+fn parse_cid(s: &str) -> Result<Cid, IpniError> {
+    Cid::from_str(s).map_err(|e| IpniError::Decode(format!("stored cid {s}: {e}")))
+}
+
+fn head(c: &Connection, provider: &str) -> Result<Option<Cid>, IpniError> {
+    let s: Option<String> = c
+        .query_row(
+            "SELECT head FROM heads WHERE provider = ?1",
+            [provider],
+            |r| r.get(0),
+        )
+        .optional()?;
+    s.as_deref().map(parse_cid).transpose()
+}
+
+fn append(
+    c: &Connection,
+    key: &Keypair,
+    draft: AdDraft,
+    now_ms: i64,
+) -> Result<Option<Block>, IpniError> {
+    let provider = key.public().to_peer_id().to_string();
+    let live: Option<i64> = c
+        .query_row(
+            "SELECT live FROM contexts WHERE provider = ?1 AND context_id = ?2",
+            params![provider, draft.context_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let live = live == Some(1);
+    if live != draft.is_rm {
+        // A put of a live context, or a removal of one that is not: nothing changes.
+        return Ok(None);
+    }
+    let prev = head(c, &provider)?;
+    let mut ad = Advertisement::new(
+        prev,
+        provider.clone(),
+        draft.addresses,
+        draft.entries,
+        draft.context_id.clone(),
+        draft.metadata,
+        draft.is_rm,
+    );
+    let block = sign_ad(&mut ad, key)?;
+    let mut put = c.prepare_cached("INSERT OR IGNORE INTO blocks (cid, data) VALUES (?1, ?2)")?;
+    for chunk in &draft.chunks {
+        put.execute(params![chunk.cid.to_string(), chunk.data])?;
+    }
+    put.execute(params![block.cid.to_string(), block.data])?;
+    let cid = block.cid.to_string();
+    c.execute(
+        "INSERT INTO ads (cid, provider, context_id, piece_cid, is_rm, entries, sample, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            cid,
+            provider,
+            draft.context_id,
+            draft.piece,
+            draft.is_rm,
+            draft.entry_count as i64,
+            draft.sample,
+            now_ms
+        ],
+    )?;
+    c.execute(
+        "INSERT INTO contexts (provider, context_id, live, ad) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (provider, context_id) DO UPDATE SET live = ?3, ad = ?4",
+        params![provider, draft.context_id, !draft.is_rm, cid],
+    )?;
+    c.execute(
+        "INSERT INTO heads (provider, head, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (provider) DO UPDATE SET head = ?2, updated_at = ?3",
+        params![provider, cid, now_ms],
+    )?;
+    Ok(Some(block))
+}
+
+fn statuses(
+    c: &Connection,
+    filter: &str,
+    p: impl rusqlite::Params,
+) -> Result<Vec<AdStatus>, IpniError> {
+    let mut q = c.prepare(&format!(
+        "SELECT cid, provider, piece_cid, is_rm, entries, created_at, announced_at, indexed_at,
+                check_error FROM ads {filter} ORDER BY seq"
+    ))?;
+    let rows = q
+        .query_map(p, |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                AdStatus {
+                    ad: Cid::default(),
+                    provider: r.get(1)?,
+                    piece: r.get(2)?,
+                    is_rm: r.get(3)?,
+                    entries: r.get::<_, i64>(4)? as u64,
+                    created_at: r.get(5)?,
+                    announced_at: r.get(6)?,
+                    indexed_at: r.get(7)?,
+                    check_error: r.get(8)?,
+                },
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(cid, mut s)| {
+            s.ad = parse_cid(&cid)?;
+            Ok(s)
+        })
+        .collect()
+}
