@@ -20,6 +20,8 @@ pub mod publisher;
 pub mod schema;
 pub mod sign;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::IpniError;
 pub use provider::{IpniConfig, IpniProvider};

@@ -211,6 +211,21 @@ impl AdStore {
             .await
     }
 
+    /// The context ids of `provider` that are live.
+    pub async fn live_contexts(&self, provider: &str) -> Result<Vec<Vec<u8>>, IpniError> {
+        let provider = provider.to_string();
+        self.db
+            .call(move |c| {
+                let mut q =
+                    c.prepare("SELECT context_id FROM contexts WHERE provider = ?1 AND live = 1")?;
+                let rows = q
+                    .query_map([provider], |r| r.get(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+            .await
+    }
+
     /// Announcements due at `now_ms`: providers whose head each indexer has not taken yet.
     pub async fn due_announces(
         &self,

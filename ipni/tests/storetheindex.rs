@@ -4,8 +4,6 @@
 //! metadata and context id, and forgets the piece after our removal ad. A restarted
 //! publisher serves the same chain.
 
-mod common;
-
 use std::time::Duration;
 
 use cid::Cid;
@@ -14,6 +12,7 @@ use market_ipni::context::piece_context_id;
 use market_ipni::ingest;
 use market_ipni::metadata::{self, Transport};
 use market_ipni::store::AdStore;
+use market_ipni::testing::{Indexer, free_port};
 use market_ipni::{IpniConfig, IpniProvider};
 use sha2::{Digest, Sha256};
 
@@ -41,12 +40,7 @@ async fn serve(
     })
 }
 
-async fn wait_confirmed(
-    provider: &IpniProvider,
-    piece: &Cid,
-    ads: usize,
-    indexer: &common::Indexer,
-) {
+async fn wait_confirmed(provider: &IpniProvider, piece: &Cid, ads: usize, indexer: &Indexer) {
     for _ in 0..1200 {
         let s = provider.piece_ads(piece).await.unwrap();
         if s.len() == ads && s.iter().all(|a| a.indexed_at.is_some()) {
@@ -63,7 +57,7 @@ async fn wait_confirmed(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storetheindex_ingests_finds_and_forgets_a_piece() {
-    let indexer = common::Indexer::start().await;
+    let indexer = Indexer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -184,7 +178,7 @@ async fn an_unreachable_indexer_is_backed_off_and_its_error_kept() {
     let port = listener.local_addr().unwrap().port();
     let http: libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}/http").parse().unwrap();
     // Nothing listens there yet.
-    let ingest_port = common::free_port();
+    let ingest_port = free_port();
     let announce: url::Url = format!("http://127.0.0.1:{ingest_port}/announce")
         .parse()
         .unwrap();

@@ -48,6 +48,8 @@ pub struct AdminState {
     pub miners: Vec<Address>,
     /// The sealer API, when sealers pull deals from this node.
     pub sealer: Option<sealing::SealerApi>,
+    /// The IPNI provider.
+    pub ipni: market_ipni::IpniProvider,
 }
 
 /// The `/rpc/v0` route.
@@ -64,6 +66,7 @@ pub const METHODS: &[(&str, &str)] = &[
     ("Market.GetAsk", jwt::READ),
     ("Market.ListDeals", jwt::READ),
     ("Market.ListPieces", jwt::READ),
+    ("Market.PieceIpni", jwt::READ),
     ("Market.SetAsk", jwt::ADMIN),
     ("Market.ImportData", jwt::ADMIN),
 ];
@@ -194,6 +197,35 @@ fn ask_json(ask: &storage_market::message::SignedStorageAsk) -> Value {
     })
 }
 
+/// One ad's record as the API shows it.
+fn ad_json(a: &market_ipni::store::AdStatus) -> Value {
+    json!({
+        "Ad": a.ad.to_string(),
+        "Provider": a.provider,
+        "Removal": a.is_rm,
+        "Entries": a.entries,
+        "CreatedAt": a.created_at,
+        "AnnouncedAt": a.announced_at,
+        "IndexedAt": a.indexed_at,
+        "CheckError": a.check_error,
+    })
+}
+
+/// The newest ad of a piece (`null` when it was never advertised).
+async fn ipni_summary(
+    ipni: &market_ipni::IpniProvider,
+    piece: &storage_market::Cid,
+) -> Result<Value, String> {
+    let Some(narrow) = market_core::cid::narrow(piece) else {
+        return Ok(Value::Null);
+    };
+    let ads = ipni
+        .piece_ads(&narrow)
+        .await
+        .map_err(|e| market_core::report(&e))?;
+    Ok(ads.last().map_or(Value::Null, ad_json))
+}
+
 async fn call_method(state: &AdminState, method: &str, params: &[Value]) -> Result<Value, String> {
     let p = &state.provider;
     match method {
@@ -237,26 +269,42 @@ async fn call_method(state: &AdminState, method: &str, params: &[Value]) -> Resu
         }
         "Market.ListDeals" => {
             let deals = p.deals().await.map_err(|e| market_core::report(&e))?;
-            Ok(Value::Array(
-                deals
-                    .iter()
-                    .map(|d| {
-                        json!({
-                            "ProposalCid": d.proposal_cid.to_string(),
-                            "DealUuid": d.deal_uuid.to_string(),
-                            "State": d.state.to_string(),
-                            "Message": d.message,
-                            "PieceCid": d.proposal.proposal.piece_cid.to_string(),
-                            "PieceSize": d.proposal.proposal.piece_size,
-                            "Client": d.proposal.proposal.client.to_string(),
-                            "Offline": d.is_offline,
-                            "DealId": d.deal_id.map(|i| i.0),
-                            "Sector": d.sector.map(|s| s.0),
-                            "Offset": d.sector_offset,
-                        })
+            let mut items: Vec<Value> = deals
+                .iter()
+                .map(|d| {
+                    json!({
+                        "ProposalCid": d.proposal_cid.to_string(),
+                        "DealUuid": d.deal_uuid.to_string(),
+                        "State": d.state.to_string(),
+                        "Message": d.message,
+                        "PieceCid": d.proposal.proposal.piece_cid.to_string(),
+                        "PieceSize": d.proposal.proposal.piece_size,
+                        "Client": d.proposal.proposal.client.to_string(),
+                        "Offline": d.is_offline,
+                        "DealId": d.deal_id.map(|i| i.0),
+                        "Sector": d.sector.map(|s| s.0),
+                        "Offset": d.sector_offset,
+                        "SkipIpni": d.skip_ipni,
                     })
-                    .collect(),
-            ))
+                })
+                .collect();
+            for (item, d) in items.iter_mut().zip(&deals) {
+                item["Ipni"] = ipni_summary(&state.ipni, &d.proposal.proposal.piece_cid).await?;
+            }
+            Ok(Value::Array(items))
+        }
+        "Market.PieceIpni" => {
+            let piece = storage_market::Cid::from_str(param(params, 0)?)
+                .map_err(|e| format!("piece cid: {e}"))?;
+            let Some(narrow) = market_core::cid::narrow(&piece) else {
+                return Ok(Value::Array(Vec::new()));
+            };
+            let ads = state
+                .ipni
+                .piece_ads(&narrow)
+                .await
+                .map_err(|e| market_core::report(&e))?;
+            Ok(Value::Array(ads.iter().map(ad_json).collect()))
         }
         "Market.ImportData" => {
             let r = param(params, 0)?;
@@ -278,18 +326,16 @@ async fn call_method(state: &AdminState, method: &str, params: &[Value]) -> Resu
                 .list()
                 .await
                 .map_err(|e| market_core::report(&e))?;
-            Ok(Value::Array(
-                pieces
-                    .iter()
-                    .map(|m| {
-                        json!({
-                            "PieceCid": m.piece_cid.to_string(),
-                            "PayloadSize": m.payload_size,
-                            "PieceSize": m.padded_size.get(),
-                        })
-                    })
-                    .collect(),
-            ))
+            let mut items = Vec::with_capacity(pieces.len());
+            for m in &pieces {
+                items.push(json!({
+                    "PieceCid": m.piece_cid.to_string(),
+                    "PayloadSize": m.payload_size,
+                    "PieceSize": m.padded_size.get(),
+                    "Ipni": ipni_summary(&state.ipni, &m.piece_cid).await?,
+                }));
+            }
+            Ok(Value::Array(items))
         }
         _ => Err(format!("method '{}' not found", jsonrpc::clip(method))),
     }

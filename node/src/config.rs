@@ -32,6 +32,46 @@ pub struct NodeConfig {
     pub filters: FilterSection,
     /// How published deals reach sealers.
     pub sealing: SealingSection,
+    /// Announcing stored pieces to IPNI indexers.
+    pub ipni: IpniSection,
+}
+
+/// `[ipni]`: advertising stored pieces to network indexers, so retrieval clients and checkers
+/// (lassie, Spark) find them. Ads are published at `<http>/ipni/v1/ad/` whatever the
+/// announce list; with no indexer to announce to, nobody fetches them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct IpniSection {
+    /// Advertise pieces at all (deals asking `SkipIPNIAnnounce` never are).
+    pub enabled: bool,
+    /// Indexers' announce URLs, e.g. `https://cid.contact/ingest/announce`.
+    pub announce_urls: Vec<String>,
+    /// The first indexer's find API, for ingest checks when it has no ad status endpoint
+    /// (default: the announce URL's origin).
+    pub find_url: Option<String>,
+    /// Confirm with the first indexer that each ad was ingested.
+    pub check_ingest: bool,
+    /// Warn about an ad still not indexed this many minutes after its announcement.
+    pub unindexed_warn_minutes: u64,
+    /// The gossipsub topic named in the signed head.
+    pub topic: String,
+    /// Seconds between two looks at the deals for pieces to announce or remove.
+    pub reconcile_secs: u64,
+}
+
+impl Default for IpniSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            announce_urls: Vec::new(),
+            find_url: None,
+            check_ingest: true,
+            unindexed_warn_minutes: 60,
+            topic: "/indexer/ingest/mainnet".into(),
+            reconcile_secs: 10,
+        }
+    }
 }
 
 /// `[sealing]`: how published deals reach sealers.

@@ -7,6 +7,8 @@
 //!   (retrieval, the admin API).
 //! - [`admin`]: the JSON-RPC admin API at `/rpc/v0`, guarded by [`jwt`] tokens with Lotus's
 //!   permission names.
+//! - IPNI: stored pieces are advertised to the indexers of `[ipni]` (`ipni.rs` decides which
+//!   from the deals; the `market-ipni` crate publishes, announces and confirms).
 //! - [`client`]: the client side: a repo with a wallet and a deal database, data
 //!   preparation, deal proposals and retrieval.
 
@@ -34,5 +36,6 @@
 pub mod admin;
 pub mod client;
 pub mod config;
+mod ipni;
 pub use market_core::jwt;
 pub mod node;

@@ -178,6 +178,8 @@ pub struct MarketNode {
     pub miners: Vec<Address>,
     /// The libp2p host every protocol is served on.
     pub host: Host,
+    /// The IPNI provider (ads under the host's peer id).
+    pub ipni: market_ipni::IpniProvider,
     _services: Service,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -375,6 +377,7 @@ impl MarketNode {
         host_config.max_pending_incoming = cfg.libp2p.max_pending_connections;
         host_config.max_established_incoming = cfg.libp2p.max_connections;
         host_config.max_established_per_peer = cfg.libp2p.max_connections_per_peer;
+        let ipni_key = key.clone();
         let host = Host::start(key, host_config)
             .await
             .map_err(start_err("libp2p"))?;
@@ -415,6 +418,7 @@ impl MarketNode {
                 Duration::from_secs(cfg.sealing.unseal_timeout_secs.max(1)),
             )));
         }
+        let (ipni_deals, ipni_index) = (store.clone(), index.clone());
         let deps = ProviderDeps {
             chain: Arc::new(chain.clone()),
             wallet: parts.wallet.clone(),
@@ -436,6 +440,10 @@ impl MarketNode {
             .map_err(start_err("storage protocols"))?;
         let peer = host.addr();
 
+        let ipni = crate::ipni::start(dir, &cfg.ipni, ipni_key, &http_url)?;
+        if cfg.ipni.enabled && cfg.chain.api.is_some() {
+            crate::ipni::check_peer_ids(&chain, &miners, host.addr().peer_id).await;
+        }
         let retrieval = RetrievalProvider::new(pieces.clone(), index.clone(), unsealer, worker);
         let service = retrieval_market::network::serve(&host, retrieval.clone())
             .map_err(start_err("retrieval protocols"))?;
@@ -463,6 +471,7 @@ impl MarketNode {
             http_url: http_url.clone(),
             miners: miners.clone(),
             sealer: sealer_api.clone(),
+            ipni: ipni.clone(),
         }))
         .merge(sealing::resource::router(
             sealing::resource::ResourceState {
@@ -471,6 +480,17 @@ impl MarketNode {
                 index,
             },
         ));
+        let app = app.merge(ipni.router());
+        let mut tasks = Vec::new();
+        if cfg.ipni.enabled {
+            tasks.push(ipni.spawn());
+            tasks.push(tokio::spawn(crate::ipni::run(
+                ipni.clone(),
+                ipni_deals,
+                ipni_index,
+                Duration::from_secs(cfg.ipni.reconcile_secs.max(1)),
+            )));
+        }
         let app = match sealer_routes {
             Some(routes) => app.merge(routes),
             None => app,
@@ -480,7 +500,9 @@ impl MarketNode {
             None => app,
         };
         let limits = cfg.http.server_limits();
-        let server = tokio::spawn(market_core::http::serve(listener, app, limits));
+        tasks.push(tokio::spawn(market_core::http::serve(
+            listener, app, limits,
+        )));
         tracing::info!(peer = %peer.peer_id, http = %http_url, miners = ?miners, "market node started");
         Ok(Self {
             provider,
@@ -492,7 +514,8 @@ impl MarketNode {
             miners,
             host,
             _services: Service::merge([storage, service]),
-            tasks: vec![server],
+            ipni,
+            tasks,
         })
     }
 

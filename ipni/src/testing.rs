@@ -1,8 +1,7 @@
-//! A real storetheindex for the tests: built by `scripts/go-peers/install` (which
-//! `scripts/test` runs), initialised in a temporary directory without bootstrap peers, its
-//! finder, ingest and admin APIs on free loopback ports. Killed when dropped.
-
-#![allow(dead_code, unreachable_pub)]
+//! Test support (feature `testing`): the Go peers built by `scripts/go-peers/install`
+//! (which `scripts/test` runs), and a real storetheindex initialised in a temporary directory
+//! without bootstrap peers, its finder, ingest and admin APIs on free loopback ports, killed
+//! when dropped. A missing binary fails the test with the command that builds it.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -10,7 +9,8 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-/// Where the Go peers are built.
+/// The path of a Go peer (`storetheindex`, `lassie`): `$<NAME>_BIN`, or where
+/// `scripts/go-peers/install` builds it.
 pub fn go_peer(name: &str) -> PathBuf {
     if let Ok(p) = std::env::var(format!("{}_BIN", name.to_uppercase())) {
         return PathBuf::from(p);

@@ -1,0 +1,270 @@
+//! Which pieces the node advertises to IPNI, decided from its deals: a piece is advertised
+//! while some deal holding it is handed to sealing or active and did not ask
+//! `SkipIPNIAnnounce`; once none is (expired, slashed, failed), its ad is removed. The
+//! decision ([`plan`]) is a pure function over the deals and the live ads; [`reconcile`]
+//! gathers those facts and carries the plan out, so a restart simply plans again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use market_ipni::IpniProvider;
+use market_ipni::context::parse_piece_context_id;
+use piecestore::PieceIndex;
+use storage_market::state::StorageDealStatus;
+use storage_market::store::{DealStore, ProviderDeal};
+
+/// A piece, as the ads name it: (piece CID, padded size).
+pub(crate) type PieceKey = (cid::Cid, u64);
+
+/// What to do.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Plan {
+    /// Pieces to advertise.
+    pub(crate) announce: Vec<PieceKey>,
+    /// Advertised pieces to remove.
+    pub(crate) remove: Vec<PieceKey>,
+}
+
+/// Whether a deal in `state` keeps its piece advertised: the piece is stored, indexed and
+/// the deal is on chain, on its way into a sector or in one.
+fn serving(state: StorageDealStatus) -> bool {
+    matches!(
+        state,
+        StorageDealStatus::AwaitingPreCommit
+            | StorageDealStatus::Sealing
+            | StorageDealStatus::Finalizing
+            | StorageDealStatus::Active
+    )
+}
+
+/// Decides from the deals (piece, size, state, skip flag) and the pieces now advertised.
+pub(crate) fn plan(
+    deals: impl IntoIterator<Item = (PieceKey, StorageDealStatus, bool)>,
+    live: &BTreeSet<PieceKey>,
+) -> Plan {
+    // Per piece: does some deal want it advertised?
+    let mut wanted: BTreeMap<PieceKey, bool> = BTreeMap::new();
+    for (piece, state, skip) in deals {
+        let w = wanted.entry(piece).or_default();
+        *w |= serving(state) && !skip;
+    }
+    let announce = wanted
+        .iter()
+        .filter(|(p, w)| **w && !live.contains(*p))
+        .map(|(p, _)| *p)
+        .collect();
+    let remove = live
+        .iter()
+        .filter(|p| !wanted.get(*p).copied().unwrap_or(false))
+        .copied()
+        .collect();
+    Plan { announce, remove }
+}
+
+fn deal_fact(d: &ProviderDeal) -> Option<(PieceKey, StorageDealStatus, bool)> {
+    let p = &d.proposal.proposal;
+    let piece = market_core::cid::narrow(&p.piece_cid)?;
+    Some(((piece, p.piece_size), d.state, d.skip_ipni))
+}
+
+/// Plans and carries out one round; returns what was done.
+pub(crate) async fn reconcile(
+    ipni: &IpniProvider,
+    deals: &Arc<dyn DealStore>,
+    index: &Arc<dyn PieceIndex>,
+) -> Result<Plan, String> {
+    let all = deals
+        .provider_deals()
+        .await
+        .map_err(|e| market_core::report(&e))?;
+    let live: BTreeSet<PieceKey> = ipni
+        .store()
+        .live_contexts(&ipni.peer_id().to_string())
+        .await
+        .map_err(|e| market_core::report(&e))?
+        .iter()
+        .filter_map(|c| {
+            parse_piece_context_id(c)
+                .ok()
+                .map(|(size, cid)| (cid, size))
+        })
+        .collect();
+    let plan = plan(all.iter().filter_map(deal_fact), &live);
+    let mut done = Plan::default();
+    for (piece, size) in &plan.announce {
+        let wide = market_core::cid::widen(piece);
+        let record = index
+            .piece(&wide)
+            .await
+            .map_err(|e| market_core::report(&e))?;
+        if !record.is_some_and(|r| r.indexed && r.block_count > 0) {
+            // Not a CAR we could index (or not indexed yet): nothing to advertise.
+            continue;
+        }
+        let blocks = index
+            .blocks(&wide)
+            .await
+            .map_err(|e| market_core::report(&e))?;
+        let mhs = blocks.into_iter().map(|(mh, _, _)| mh).collect();
+        if ipni
+            .announce_piece(piece, *size, mhs)
+            .await
+            .map_err(|e| market_core::report(&e))?
+            .is_some()
+        {
+            done.announce.push((*piece, *size));
+        }
+    }
+    for (piece, size) in &plan.remove {
+        if ipni
+            .remove_piece(piece, *size)
+            .await
+            .map_err(|e| market_core::report(&e))?
+            .is_some()
+        {
+            done.remove.push((*piece, *size));
+        }
+    }
+    Ok(done)
+}
+
+/// Reconciles every `period` until aborted.
+pub(crate) async fn run(
+    ipni: IpniProvider,
+    deals: Arc<dyn DealStore>,
+    index: Arc<dyn PieceIndex>,
+    period: std::time::Duration,
+) {
+    loop {
+        match reconcile(&ipni, &deals, &index).await {
+            Ok(done) => {
+                for (piece, _) in &done.announce {
+                    tracing::info!(%piece, "piece advertised to IPNI");
+                }
+                for (piece, _) in &done.remove {
+                    tracing::info!(%piece, "piece's IPNI advertisement removed");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "deciding which pieces to advertise"),
+        }
+        tokio::time::sleep(period).await;
+    }
+}
+
+/// Opens the ad store and the provider identity of the node (its libp2p key, so the IPNI
+/// provider id is the peer id miners publish on chain).
+pub(crate) fn start(
+    dir: &std::path::Path,
+    section: &crate::config::IpniSection,
+    key: libp2p::identity::Keypair,
+    http_url: &url::Url,
+) -> Result<IpniProvider, crate::node::NodeError> {
+    use crate::config::ConfigError;
+    let urls = section
+        .announce_urls
+        .iter()
+        .map(|u| {
+            url::Url::parse(u)
+                .map_err(|e| ConfigError::Invalid(format!("[ipni] announce_urls {u}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let find = section
+        .find_url
+        .as_deref()
+        .map(|u| {
+            url::Url::parse(u)
+                .map_err(|e| ConfigError::Invalid(format!("[ipni] find_url {u}: {e}")))
+        })
+        .transpose()?;
+    let addrs: Vec<libp2p::Multiaddr> = retrieval_market::client::url_to_multiaddr(http_url)
+        .into_iter()
+        .collect();
+    let mut config = market_ipni::IpniConfig::default()
+        .with_announce_urls(urls)
+        .with_http_addrs(addrs)
+        .with_find_url(find);
+    config.check_ingest = section.check_ingest;
+    config.topic = section.topic.clone();
+    config.unindexed_warning =
+        std::time::Duration::from_secs(section.unindexed_warn_minutes.max(1) * 60);
+    let store = market_ipni::store::AdStore::open(&dir.join("ipni.db")).map_err(start_err)?;
+    IpniProvider::new(store, key, config).map_err(start_err)
+}
+
+fn start_err(e: market_ipni::IpniError) -> crate::node::NodeError {
+    crate::node::NodeError::Start {
+        part: "ipni",
+        source: Box::new(e),
+    }
+}
+
+/// Warns when a miner's on-chain peer id is not the node's: retrieval checkers look ads up
+/// under MinerInfo.PeerId, so such a miner's content is not found as its own.
+pub(crate) async fn check_peer_ids(
+    chain: &lotus_api::LotusChain,
+    miners: &[storage_market::types::Address],
+    ours: libp2p::PeerId,
+) {
+    for m in miners {
+        match chain.state_miner_info(m).await {
+            Ok(info) => match info.peer_id.as_deref() {
+                Some(p) if p == ours.to_string() => {}
+                Some(p) => {
+                    tracing::warn!(miner = %m, on_chain = p, ours = %ours, "the miner's on-chain peer id is not this node's: IPNI ads are published under ours, so checkers will not find the miner's content; set it with `lotus-miner actor set-peer-id {ours}`")
+                }
+                None => {
+                    tracing::warn!(miner = %m, ours = %ours, "the miner has no peer id on chain: set it to this node's (`lotus-miner actor set-peer-id {ours}`) so its IPNI ads are found")
+                }
+            },
+            Err(e) => {
+                tracing::warn!(miner = %m, error = %market_core::report(&e), "reading the miner's peer id")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use StorageDealStatus as S;
+
+    fn piece(n: u8) -> PieceKey {
+        let mh = multihash::Multihash::<64>::wrap(0x1012, &[n; 32]).unwrap();
+        (cid::Cid::new_v1(0xf101, mh), 2048)
+    }
+
+    #[test]
+    fn advertises_while_a_deal_serves_and_removes_after() {
+        let none = BTreeSet::new();
+        // Sealing deals are advertised; early and skipped ones are not.
+        let p = plan(
+            [
+                (piece(1), S::Sealing, false),
+                (piece(2), S::Transferring, false),
+                (piece(3), S::Active, true),
+            ],
+            &none,
+        );
+        assert_eq!(p.announce, [piece(1)]);
+        assert!(p.remove.is_empty());
+        // Live and still wanted: nothing; one expired deal beside an active one: kept.
+        let live: BTreeSet<_> = [piece(1), piece(4)].into();
+        let p = plan(
+            [
+                (piece(1), S::Active, false),
+                (piece(4), S::Expired, false),
+                (piece(4), S::Active, false),
+            ],
+            &live,
+        );
+        assert_eq!(p, Plan::default());
+        // Every deal of a piece ended (or the deal is gone): removed.
+        let p = plan(
+            [(piece(1), S::Slashed, false), (piece(4), S::Expired, false)],
+            &live,
+        );
+        assert_eq!(p.remove, [piece(1), piece(4)]);
+        let p = plan([], &live);
+        assert_eq!(p.remove, [piece(1), piece(4)]);
+    }
+}
