@@ -329,3 +329,15 @@ pub(crate) async fn wait_all_active(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The first word after `key` on the line of a binary's output that starts with it
+/// (`root        bafy…`).
+pub(crate) fn field(text: &str, key: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no {key} in\n{text}"))
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
