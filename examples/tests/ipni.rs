@@ -133,6 +133,13 @@ async fn advertised_to_storetheindex_and_fetched_by_lassie() {
     assert_eq!(d["Ipni"]["Provider"], peer_id.as_str());
     assert_eq!(d["Ipni"]["Removal"], false);
     assert!(d["Ipni"]["Entries"].as_u64().unwrap() >= 3, "{d:#}");
+    let listed = run_ok(Command::new(env!("CARGO_BIN_EXE_provider")).args([
+        "--repo",
+        repo.to_str().unwrap(),
+        "pieces",
+        "list",
+    ]));
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("ipni indexed"));
     let root_cid: cid::Cid = root.parse().unwrap();
     let recs = market_ipni::ingest::find(
         &reqwest::Client::new(),

@@ -217,11 +217,12 @@ async fn run(repo: &Path, cmd: Cmd) -> Result<(), String> {
             }
             for d in deals {
                 println!(
-                    "{}  {:<22} {:>10} B  deal {:<6} {}",
+                    "{}  {:<22} {:>10} B  deal {:<6} ipni {:<9} {}",
                     d["DealUuid"].as_str().unwrap_or_default(),
                     d["State"].as_str().unwrap_or_default(),
                     d["PieceSize"],
                     d["DealId"],
+                    ipni_state(d),
                     d["Message"].as_str().unwrap_or_default()
                 );
             }
@@ -237,10 +238,11 @@ async fn run(repo: &Path, cmd: Cmd) -> Result<(), String> {
             }
             for p in pieces.as_array().into_iter().flatten() {
                 println!(
-                    "{}  payload {:>12} B  piece {:>12} B",
+                    "{}  payload {:>12} B  piece {:>12} B  ipni {}",
                     p["PieceCid"].as_str().unwrap_or_default(),
                     p["PayloadSize"],
-                    p["PieceSize"]
+                    p["PieceSize"],
+                    ipni_state(p)
                 );
             }
             Ok(())
@@ -261,5 +263,28 @@ async fn run(repo: &Path, cmd: Cmd) -> Result<(), String> {
             print(&rpc(repo, "Market.Info", json!([])).await?);
             Ok(())
         }
+    }
+}
+
+/// One word for where a deal's or piece's newest IPNI ad stands (its `Ipni` field).
+fn ipni_state(v: &Value) -> &'static str {
+    let ad = &v["Ipni"];
+    if ad.is_null() {
+        return if v["SkipIpni"] == true {
+            "skipped"
+        } else {
+            "-"
+        };
+    }
+    match (
+        ad["Removal"] == true,
+        !ad["IndexedAt"].is_null(),
+        !ad["AnnouncedAt"].is_null(),
+    ) {
+        (true, true, _) => "removed",
+        (true, false, _) => "removing",
+        (false, true, _) => "indexed",
+        (false, false, true) => "announced",
+        (false, false, false) => "published",
     }
 }
