@@ -418,7 +418,10 @@ async fn ipfs(State(state): Shared, method: Method, uri: Uri, headers: HeaderMap
         header_value(&format!("attachment; filename=\"{name}\"")),
     );
     if method == Method::HEAD {
-        return (StatusCode::OK, h).into_response();
+        // The same framing as the GET (a stream of unknown length, so no Content-Length),
+        // not the `Content-Length: 0` an empty body would announce.
+        let empty = futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
+        return (StatusCode::OK, h, Body::from_stream(empty)).into_response();
     }
     let (tx, mut rx) = tokio::sync::mpsc::channel(8);
     let provider = state.provider.clone();

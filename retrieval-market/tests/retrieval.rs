@@ -309,6 +309,19 @@ async fn car_by_root_at_every_scope() {
     RetrievalClient::export(&car, &fx.root, &out).await.unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), fx.file);
 
+    // HEAD of a CAR: the GET's headers, and no length claimed for a body of unknown size.
+    let head_url = url.join(&format!("ipfs/{}?format=car", fx.root)).unwrap();
+    let get = reqwest::get(head_url.clone()).await.unwrap();
+    let head = reqwest::Client::new().head(head_url).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-type"], get.headers()["content-type"]);
+    assert_eq!(head.headers()["etag"], get.headers()["etag"]);
+    assert!(
+        head.headers().get("content-length").is_none(),
+        "{:?}",
+        head.headers()
+    );
+
     // entity of a file: the same blocks.
     let car = fx.path("entity.car");
     let got = client
