@@ -314,7 +314,10 @@ async fn car_by_root_at_every_scope() {
     let get = reqwest::get(head_url.clone()).await.unwrap();
     let head = reqwest::Client::new().head(head_url).send().await.unwrap();
     assert_eq!(head.status(), 200);
-    assert_eq!(head.headers()["content-type"], get.headers()["content-type"]);
+    assert_eq!(
+        head.headers()["content-type"],
+        get.headers()["content-type"]
+    );
     assert_eq!(head.headers()["etag"], get.headers()["etag"]);
     assert!(
         head.headers().get("content-length").is_none(),
