@@ -200,6 +200,12 @@ pub struct HttpSection {
     pub body_idle_timeout_secs: u64,
     /// Connections held at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Bad-bits denylists (files or URLs, e.g. `https://badbits.dwebops.pub/denylist.json`):
+    /// listed pieces, roots and path targets get 451, and nothing is served until they are
+    /// loaded. None: nothing is refused.
+    pub denylists: Vec<String>,
+    /// Minutes between two reloads of the denylists.
+    pub denylist_refresh_minutes: u64,
 }
 
 impl Default for HttpSection {
@@ -214,6 +220,8 @@ impl Default for HttpSection {
             header_timeout_secs: limits.header_read_timeout.as_secs(),
             body_idle_timeout_secs: limits.body_idle_timeout.as_secs(),
             max_connections: limits.max_connections,
+            denylists: Vec::new(),
+            denylist_refresh_minutes: 60,
         }
     }
 }

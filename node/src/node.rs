@@ -456,12 +456,22 @@ impl MarketNode {
             transports.insert(0, TransportProtocol::new("http", &[ma]));
         }
         retrieval.set_transports(transports);
+        let mut tasks = Vec::new();
+        let denylist = (!cfg.http.denylists.is_empty()).then(|| {
+            let list = retrieval_market::denylist::Denylist::new();
+            tasks.push(list.spawn_refresh(
+                cfg.http.denylists.clone(),
+                Duration::from_secs(cfg.http.denylist_refresh_minutes.max(1) * 60),
+            ));
+            list
+        });
         let app = retrieval_market::http::router(
             retrieval.clone(),
             HttpConfig::default()
                 .with_serve_pieces(cfg.http.serve_pieces)
                 .with_serve_cars(cfg.http.serve_cars)
-                .with_max_concurrent(cfg.http.max_concurrent),
+                .with_max_concurrent(cfg.http.max_concurrent)
+                .with_denylist(denylist),
         )
         .merge(admin::router(admin::AdminState {
             secret: secret(dir)?,
@@ -481,7 +491,6 @@ impl MarketNode {
             },
         ));
         let app = app.merge(ipni.router());
-        let mut tasks = Vec::new();
         if cfg.ipni.enabled {
             tasks.push(ipni.spawn());
             tasks.push(tokio::spawn(crate::ipni::run(

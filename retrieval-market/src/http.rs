@@ -9,8 +9,10 @@
 //! - `GET /info`: `{"Version": …}`.
 //!
 //! Errors are short `text/plain` bodies: 400 for malformed requests, 404 for unknown data,
-//! 416 for ranges outside the piece, and 429 when [`HttpConfig::max_concurrent`] requests are
-//! already being served (their bodies count until they finish).
+//! 416 for ranges outside the piece, 429 (with `Retry-After`) when
+//! [`HttpConfig::max_concurrent`] requests are already being served (their bodies count
+//! until they finish), and with a [`Denylist`] 451 for listed pieces, roots and path targets
+//! (503 until the list is loaded).
 
 use std::collections::VecDeque;
 use std::str::FromStr;
@@ -31,6 +33,7 @@ use piecestore::ByteRange;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::RetrievalError;
+use crate::denylist::{Denylist, Verdict};
 use crate::gateway::{self, CarSink, Format, GatewayError};
 use crate::provider::{RetrievalProvider, ServablePiece};
 use crate::range::parse_ranges;
@@ -56,6 +59,8 @@ pub struct HttpConfig {
     pub serve_cars: bool,
     /// Requests served at once; more get 429.
     pub max_concurrent: usize,
+    /// Content refused with 451 (none: nothing is refused).
+    pub denylist: Option<Denylist>,
 }
 
 impl Default for HttpConfig {
@@ -64,6 +69,7 @@ impl Default for HttpConfig {
             serve_pieces: true,
             serve_cars: true,
             max_concurrent: 64,
+            denylist: None,
         }
     }
 }
@@ -78,6 +84,12 @@ impl HttpConfig {
     /// Serves `/ipfs/` (the trustless gateway) or not.
     pub fn with_serve_cars(mut self, on: bool) -> Self {
         self.serve_cars = on;
+        self
+    }
+
+    /// Refuses what `list` names with 451 (503 until it is loaded).
+    pub fn with_denylist(mut self, list: Option<Denylist>) -> Self {
+        self.denylist = list;
         self
     }
 
@@ -146,6 +158,24 @@ async fn info() -> Response {
         serde_json::json!({ "Version": env!("CARGO_PKG_VERSION") }).to_string(),
     )
         .into_response()
+}
+
+/// The denylist's answer for `cids`, as a response when it refuses them.
+fn denied(state: &AppState, cids: &[&Cid]) -> Option<Response> {
+    let list = state.config.denylist.as_ref()?;
+    match list.check(cids) {
+        Verdict::Allowed => None,
+        Verdict::Denied => Some(plain(
+            StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS,
+            "this content is denylisted",
+        )),
+        _ => {
+            let mut r = plain(StatusCode::SERVICE_UNAVAILABLE, "the denylist is loading");
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+            Some(r)
+        }
+    }
 }
 
 fn header_value(s: &str) -> HeaderValue {
@@ -249,6 +279,11 @@ async fn piece(
         Ok(c) => c,
         Err(e) => return plain(StatusCode::BAD_REQUEST, e),
     };
+    // Listed under either spelling of the piece CID.
+    let asked = Cid::from_str(&cid_str).unwrap_or(cid);
+    if let Some(r) = denied(&state, &[&cid, &asked]) {
+        return r;
+    }
     let piece = match state.provider.piece(&cid).await {
         Ok(Some(p)) => p,
         Ok(None) => return plain(StatusCode::NOT_FOUND, format!("piece {cid_str} not found")),
@@ -358,10 +393,16 @@ async fn ipfs(State(state): Shared, method: Method, uri: Uri, headers: HeaderMap
         Ok(r) => r,
         Err(e) => return gateway_error(e),
     };
+    if let Some(r) = denied(&state, &[&req.root]) {
+        return r;
+    }
     let resolved = match gateway::resolve(&state.provider, &req.root, &req.path).await {
         Ok(r) => r,
         Err(e) => return gateway_error(e),
     };
+    if let Some(r) = denied(&state, &[&resolved.target]) {
+        return r;
+    }
     let mut h = HeaderMap::new();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
     h.insert(

@@ -16,6 +16,7 @@
 //!   streams, or a DAG as a CAR verifying every block and its completeness.
 
 pub mod client;
+pub mod denylist;
 mod error;
 pub mod gateway;
 pub mod http;

@@ -666,3 +666,52 @@ async fn query_and_transports_over_libp2p() {
         answer.message
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denylisted_pieces_and_roots_get_451() {
+    use retrieval_market::denylist::{Denylist, anchor};
+    let fx = Fixture::new(50_000).await;
+    let list = Denylist::new();
+    let url = serve(
+        fx.provider(),
+        HttpConfig::default().with_denylist(Some(list.clone())),
+    )
+    .await;
+    let piece = fx.meta.piece_cid;
+    let v2 = commp::PieceCidV2::from_v1(&piece, fx.meta.payload_size)
+        .unwrap()
+        .to_cid();
+    let status = |path: String| {
+        let u = url.join(&path).unwrap();
+        async move { reqwest::get(u).await.unwrap().status().as_u16() }
+    };
+    let root_path = format!("ipfs/{}?format=car", fx.root);
+
+    // Until a list is loaded nothing is served.
+    assert_eq!(status(format!("piece/{piece}")).await, 503);
+    let r = reqwest::get(url.join(&root_path).unwrap()).await.unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert_eq!(r.headers()["retry-after"], "30");
+
+    // A list file naming the payload root (as its CIDv1 anchor), loaded like a URL would be.
+    let file = fx.path("denylist.json");
+    let entry = |c: &Cid| format!("{{\"anchor\":\"{}\"}}", hex::encode(anchor(c)));
+    std::fs::write(&file, format!("[{}]", entry(&fx.root))).unwrap();
+    let http = reqwest::Client::new();
+    let sources = vec![file.to_string_lossy().into_owned()];
+    assert_eq!(list.load(&http, &sources).await.unwrap(), 1);
+    assert_eq!(status(root_path.clone()).await, 451);
+    assert_eq!(status(format!("piece/{piece}")).await, 200);
+
+    // The piece listed by its v1 CID is refused under v1 and v2; the root is served again.
+    std::fs::write(&file, format!("[{}]", entry(&piece))).unwrap();
+    list.load(&http, &sources).await.unwrap();
+    assert_eq!(status(format!("piece/{piece}")).await, 451);
+    assert_eq!(status(format!("piece/{v2}")).await, 451);
+    assert_eq!(status(root_path.clone()).await, 200);
+
+    // A list that no longer parses leaves the one in force.
+    std::fs::write(&file, "[{").unwrap();
+    assert!(list.load(&http, &sources).await.is_err());
+    assert_eq!(status(format!("piece/{piece}")).await, 451);
+}
