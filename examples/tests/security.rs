@@ -170,6 +170,7 @@ async fn every_method_against_every_token() {
             ("Market.GetAsk", "read"),
             ("Market.ListDeals", "read"),
             ("Market.ListPieces", "read"),
+            ("Market.PieceIpni", "read"),
             ("Market.SetAsk", "admin"),
             ("Market.ImportData", "admin"),
         ]
