@@ -141,13 +141,16 @@ async fn advertised_to_storetheindex_and_fetched_by_lassie() {
     ]));
     assert!(String::from_utf8_lossy(&listed.stdout).contains("ipni indexed"));
     let root_cid: cid::Cid = root.parse().unwrap();
-    let recs = market_ipni::ingest::find(
-        &reqwest::Client::new(),
-        &indexer.find,
-        &root_cid.hash().to_bytes(),
-    )
-    .await
-    .unwrap();
+    let find_root = || async {
+        market_ipni::ingest::find(
+            &reqwest::Client::new(),
+            &indexer.find,
+            &root_cid.hash().to_bytes(),
+        )
+        .await
+        .unwrap()
+    };
+    let recs = find_root().await;
     let ours: Vec<_> = recs.iter().filter(|r| r.provider == peer_id).collect();
     assert_eq!(ours.len(), 1, "{recs:?}");
     let http_ma = retrieval_market::client::url_to_multiaddr(&http)
@@ -192,12 +195,6 @@ async fn advertised_to_storetheindex_and_fetched_by_lassie() {
     )
     .await;
     assert_eq!(d["State"], "StorageDealExpired", "{d:#}");
-    let recs = market_ipni::ingest::find(
-        &reqwest::Client::new(),
-        &indexer.find,
-        &root_cid.hash().to_bytes(),
-    )
-    .await
-    .unwrap();
+    let recs = find_root().await;
     assert!(recs.iter().all(|r| r.provider != peer_id), "{recs:?}");
 }

@@ -66,24 +66,11 @@ pub async fn ad_state(
     ingest: &Url,
     ad: &Cid,
 ) -> Result<AdState, IpniError> {
-    let url = ingest
-        .join(&format!("sync/status/ad/{ad}"))
-        .map_err(|e| indexer_err(ingest, e.to_string()))?;
-    let resp = http
-        .get(url.clone())
-        .header("Accept", "application/json")
-        .send()
-        .await
-        .map_err(|e| indexer_err(&url, e.to_string()))?;
-    match resp.status().as_u16() {
-        200 => {}
-        404 | 405 | 501 => return Ok(AdState::Unsupported),
-        s => return Err(indexer_err(&url, format!("status {s}"))),
+    match get(http, ingest, &format!("sync/status/ad/{ad}")).await? {
+        (200, body) => parse_ad_state(&body).map_err(|e| indexer_err(ingest, e.to_string())),
+        (404 | 405 | 501, _) => Ok(AdState::Unsupported),
+        (s, _) => Err(indexer_err(ingest, format!("status {s}"))),
     }
-    let body = read_limited(resp, MAX_ANSWER_LEN)
-        .await
-        .map_err(|e| indexer_err(&url, e))?;
-    parse_ad_state(&body).map_err(|e| indexer_err(&url, e.to_string()))
 }
 
 /// Parses the answer of `/sync/status/ad/{cid}`: `{"Ad": "…", "Indexed": bool}`.
@@ -116,24 +103,11 @@ pub async fn find(
     let mh = market_core::cid::Multihash::from_bytes(multihash)
         .map_err(|e| IpniError::Invalid(format!("multihash: {e}")))?;
     let cid = market_core::Cid::new_v1(0x55, mh);
-    let url = find
-        .join(&format!("cid/{cid}"))
-        .map_err(|e| indexer_err(find, e.to_string()))?;
-    let resp = http
-        .get(url.clone())
-        .header("Accept", "application/json")
-        .send()
-        .await
-        .map_err(|e| indexer_err(&url, e.to_string()))?;
-    match resp.status().as_u16() {
-        200 => {}
-        404 => return Ok(Vec::new()),
-        s => return Err(indexer_err(&url, format!("status {s}"))),
+    match get(http, find, &format!("cid/{cid}")).await? {
+        (200, body) => parse_find(&body).map_err(|e| indexer_err(find, e.to_string())),
+        (404, _) => Ok(Vec::new()),
+        (s, _) => Err(indexer_err(find, format!("status {s}"))),
     }
-    let body = read_limited(resp, MAX_ANSWER_LEN)
-        .await
-        .map_err(|e| indexer_err(&url, e))?;
-    parse_find(&body).map_err(|e| indexer_err(&url, e.to_string()))
 }
 
 /// Parses a find answer (`{"MultihashResults": [{"Multihash", "ProviderResults": [...]}]}`)
@@ -192,6 +166,28 @@ pub fn parse_find(body: &[u8]) -> Result<Vec<ProviderRecord>, IpniError> {
         }
     }
     Ok(out)
+}
+
+/// `GET base/path` for JSON: the status and (for a 200) the body, at most
+/// [`MAX_ANSWER_LEN`] bytes.
+async fn get(http: &reqwest::Client, base: &Url, path: &str) -> Result<(u16, Vec<u8>), IpniError> {
+    let url = base
+        .join(path)
+        .map_err(|e| indexer_err(base, e.to_string()))?;
+    let resp = http
+        .get(url.clone())
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| indexer_err(&url, e.to_string()))?;
+    let status = resp.status().as_u16();
+    if status != 200 {
+        return Ok((status, Vec::new()));
+    }
+    let body = read_limited(resp, MAX_ANSWER_LEN)
+        .await
+        .map_err(|e| indexer_err(&url, e))?;
+    Ok((status, body))
 }
 
 pub(crate) async fn read_limited(
