@@ -4,7 +4,7 @@
 //! admin API on the HTTP listener.
 //!
 //! Repo layout: `config.toml`, `keys/` (wallet), `libp2p.key`, `jwt.secret`, `token` (admin)
-//! and `token.read`, `sealer-api-info` (for pull sealers), `provider.db`, `index.db`, `messages.db` (signed-message journal),
+//! and `token.read`, `sealer-api-info` (for pull sealers), `provider.db`, `index.db`, `ipni.db` (IPNI ad chain), `messages.db` (signed-message journal),
 //! `pieces/`, `staging/`, and `devnet/` when the node embeds one.
 
 use std::path::{Path, PathBuf};
