@@ -78,7 +78,8 @@ async fn advertised_to_storetheindex_and_fetched_by_lassie() {
     let peer = format!("{}/p2p/{peer_id}", info["Addrs"][0].as_str().unwrap());
     let miner = info["Miners"][0].as_str().unwrap().to_string();
 
-    // A file of several blocks, dealt offline with a short term so it also expires here.
+    // A file of several blocks, dealt offline with a short term (600 epochs of 100 ms) so it
+    // also expires here, yet after ingest checks that back off under load (5, 10, 20 s…).
     let chain = devnet_api_info(&repo, ports.chain);
     let crepo = dir.path().join("client");
     let client = |args: &[&str]| -> String {
@@ -111,7 +112,7 @@ async fn advertised_to_storetheindex_and_fetched_by_lassie() {
         "--car",
         car.to_str().unwrap(),
         "--duration",
-        "150",
+        "600",
     ]);
     run_ok(
         Command::new(env!("CARGO_BIN_EXE_provider"))
