@@ -78,7 +78,7 @@ async fn advertised_to_storetheindex_and_fetched_by_lassie() {
     let peer = format!("{}/p2p/{peer_id}", info["Addrs"][0].as_str().unwrap());
     let miner = info["Miners"][0].as_str().unwrap().to_string();
 
-    // A file of several blocks, dealt offline with a short term (600 epochs of 100 ms) so it
+    // A file of several blocks, dealt offline with a short term (300 epochs of 100 ms) so it
     // also expires here, yet after ingest checks that back off under load (5, 10, 20 s…).
     let chain = devnet_api_info(&repo, ports.chain);
     let crepo = dir.path().join("client");
@@ -112,7 +112,7 @@ async fn advertised_to_storetheindex_and_fetched_by_lassie() {
         "--car",
         car.to_str().unwrap(),
         "--duration",
-        "600",
+        "300",
     ]);
     run_ok(
         Command::new(env!("CARGO_BIN_EXE_provider"))
@@ -132,7 +132,20 @@ async fn advertised_to_storetheindex_and_fetched_by_lassie() {
     )
     .await;
     assert_eq!(d["Ipni"]["Provider"], peer_id.as_str());
-    assert_eq!(d["Ipni"]["Removal"], false);
+    if d["Ipni"]["Removal"] != false {
+        let ads = market_node::admin::call_remote(
+            &http,
+            &admin,
+            "Market.PieceIpni",
+            serde_json::json!([d["PieceCid"]]),
+        )
+        .await
+        .unwrap();
+        panic!(
+            "the first confirmed ad is a removal: {d:#}\nads: {ads:#}\nindexer:\n{}",
+            indexer.log_tail()
+        );
+    }
     assert!(d["Ipni"]["Entries"].as_u64().unwrap() >= 3, "{d:#}");
     let listed = run_ok(Command::new(env!("CARGO_BIN_EXE_provider")).args([
         "--repo",

@@ -72,6 +72,14 @@ impl Indexer {
             "storetheindex init: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // A test indexer must not freeze because the machine's disk is nearly full (it
+        // refuses new providers once its filesystem is 95% used), nor hold a 1 GiB cache.
+        let cfg_path = dir.path().join("config");
+        let mut cfg: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+        cfg["Indexer"]["FreezeAtPercent"] = serde_json::json!(-1);
+        cfg["Indexer"]["PebbleBlockCacheSize"] = serde_json::json!("64Mi");
+        std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
         let log = dir.path().join("daemon.log");
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(&bin)
