@@ -156,7 +156,7 @@ async fn advertised_to_storetheindex_and_fetched_by_lassie() {
     assert!(String::from_utf8_lossy(&listed.stdout).contains("ipni indexed"));
     let root_cid: cid::Cid = root.parse().unwrap();
     let find_root = || async {
-        market_ipni::ingest::find(
+        market_ipni::find::find(
             &reqwest::Client::new(),
             &indexer.find,
             &root_cid.hash().to_bytes(),

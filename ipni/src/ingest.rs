@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use base64::Engine;
 use cid::Cid;
 use serde::Deserialize;
 use url::Url;
@@ -28,20 +27,6 @@ pub enum AdState {
     Pending,
     /// It has no status endpoint.
     Unsupported,
-}
-
-/// One provider record of a find answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ProviderRecord {
-    /// The provider's peer id.
-    pub provider: String,
-    /// Its retrieval multiaddrs.
-    pub addrs: Vec<String>,
-    /// The ad's context id.
-    pub context_id: Vec<u8>,
-    /// The ad's metadata.
-    pub metadata: Vec<u8>,
 }
 
 /// The wait before check `attempts + 1` of an ad: 5 s doubling, at most [`MAX_CHECK_DELAY`].
@@ -94,83 +79,13 @@ pub fn parse_ad_state(body: &[u8]) -> Result<AdState, IpniError> {
     })
 }
 
-/// Finds the providers of `multihash` at `find` (a find API root); none when it answers 404.
-pub async fn find(
-    http: &reqwest::Client,
-    find: &Url,
-    multihash: &[u8],
-) -> Result<Vec<ProviderRecord>, IpniError> {
-    let mh = market_core::cid::Multihash::from_bytes(multihash)
-        .map_err(|e| IpniError::Invalid(format!("multihash: {e}")))?;
-    let cid = market_core::Cid::new_v1(0x55, mh);
-    match get(http, find, &format!("cid/{cid}")).await? {
-        (200, body) => parse_find(&body).map_err(|e| indexer_err(find, e.to_string())),
-        (404, _) => Ok(Vec::new()),
-        (s, _) => Err(indexer_err(find, format!("status {s}"))),
-    }
-}
-
-/// Parses a find answer (`{"MultihashResults": [{"Multihash", "ProviderResults": [...]}]}`)
-/// into its provider records, of every multihash.
-pub fn parse_find(body: &[u8]) -> Result<Vec<ProviderRecord>, IpniError> {
-    #[derive(Deserialize)]
-    struct Answer {
-        #[serde(rename = "MultihashResults", default)]
-        results: Vec<MhResult>,
-    }
-    #[derive(Deserialize)]
-    struct MhResult {
-        #[serde(rename = "ProviderResults", default)]
-        providers: Vec<Record>,
-    }
-    #[derive(Deserialize)]
-    struct Record {
-        #[serde(rename = "ContextID", default)]
-        context_id: Option<String>,
-        #[serde(rename = "Metadata", default)]
-        metadata: Option<String>,
-        #[serde(rename = "Provider")]
-        provider: Option<AddrInfo>,
-    }
-    #[derive(Deserialize)]
-    struct AddrInfo {
-        #[serde(rename = "ID")]
-        id: String,
-        #[serde(rename = "Addrs", default)]
-        addrs: Option<Vec<String>>,
-    }
-    if body.len() > MAX_ANSWER_LEN {
-        return Err(IpniError::Invalid(format!(
-            "answer of {} bytes",
-            body.len()
-        )));
-    }
-    let a: Answer = serde_json::from_slice(body).map_err(|e| IpniError::Decode(e.to_string()))?;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let bytes = |s: Option<String>| -> Result<Vec<u8>, IpniError> {
-        s.map(|s| b64.decode(s))
-            .transpose()
-            .map(Option::unwrap_or_default)
-            .map_err(|e| IpniError::Decode(format!("base64: {e}")))
-    };
-    let mut out = Vec::new();
-    for r in a.results {
-        for p in r.providers {
-            let Some(info) = p.provider else { continue };
-            out.push(ProviderRecord {
-                provider: info.id,
-                addrs: info.addrs.unwrap_or_default(),
-                context_id: bytes(p.context_id)?,
-                metadata: bytes(p.metadata)?,
-            });
-        }
-    }
-    Ok(out)
-}
-
 /// `GET base/path` for JSON: the status and (for a 200) the body, at most
 /// [`MAX_ANSWER_LEN`] bytes.
-async fn get(http: &reqwest::Client, base: &Url, path: &str) -> Result<(u16, Vec<u8>), IpniError> {
+pub(crate) async fn get(
+    http: &reqwest::Client,
+    base: &Url,
+    path: &str,
+) -> Result<(u16, Vec<u8>), IpniError> {
     let url = base
         .join(path)
         .map_err(|e| indexer_err(base, e.to_string()))?;
@@ -204,7 +119,7 @@ pub(crate) async fn read_limited(
     Ok(out)
 }
 
-fn indexer_err(url: &Url, message: String) -> IpniError {
+pub(crate) fn indexer_err(url: &Url, message: String) -> IpniError {
     IpniError::Indexer {
         url: url.to_string(),
         message,
@@ -230,19 +145,6 @@ mod tests {
             AdState::Pending
         );
         assert!(parse_ad_state(b"[").is_err());
-        let recs = parse_find(
-            br#"{"MultihashResults":[{"Multihash":"EiA=","ProviderResults":[
-            {"ContextID":"AQI=","Metadata":"oBIA","Provider":{"ID":"12D3Koo","Addrs":["/ip4/1.2.3.4/tcp/80/http"]}}]}]}"#,
-        )
-        .unwrap();
-        assert_eq!(recs[0].provider, "12D3Koo");
-        assert_eq!(recs[0].context_id, [1, 2]);
-        assert_eq!(recs[0].metadata, [0xa0, 0x12, 0]);
-        assert!(
-            parse_find(br#"{"MultihashResults":[{"ProviderResults":[{"ContextID":"!!"}]}]}"#)
-                .is_ok()
-        );
-        assert!(parse_find(br#"{"MultihashResults":[{"ProviderResults":[{"ContextID":"!!","Provider":{"ID":"x"}}]}]}"#).is_err());
         assert_eq!(check_delay(0), Duration::from_secs(5));
         assert_eq!(check_delay(30), MAX_CHECK_DELAY);
     }

@@ -13,6 +13,7 @@
 pub mod announce;
 pub mod context;
 mod error;
+pub mod find;
 pub mod ingest;
 pub mod metadata;
 pub mod provider;

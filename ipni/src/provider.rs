@@ -413,7 +413,7 @@ impl IpniProvider {
             return Ok(due.is_rm);
         };
         let me = inner.peer.to_string();
-        let found = ingest::find(&inner.http, &find_url, sample)
+        let found = crate::find::find(&inner.http, &find_url, sample)
             .await?
             .iter()
             .any(|r| r.provider == me);

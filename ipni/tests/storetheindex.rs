@@ -9,7 +9,7 @@ use std::time::Duration;
 use cid::Cid;
 use libp2p::identity::Keypair;
 use market_ipni::context::piece_context_id;
-use market_ipni::ingest;
+use market_ipni::find;
 use market_ipni::metadata::{self, Transport};
 use market_ipni::store::AdStore;
 use market_ipni::testing::{Indexer, free_port};
@@ -103,7 +103,7 @@ async fn storetheindex_ingests_finds_and_forgets_a_piece() {
     let http_client = reqwest::Client::new();
     let me = key.public().to_peer_id().to_string();
     for i in [0, 1, BLOCKS / 2, BLOCKS - 1] {
-        let recs = ingest::find(&http_client, &indexer.find, &mhs[i])
+        let recs = find::find(&http_client, &indexer.find, &mhs[i])
             .await
             .unwrap();
         let ours: Vec<_> = recs.iter().filter(|r| r.provider == me).collect();
@@ -118,7 +118,7 @@ async fn storetheindex_ingests_finds_and_forgets_a_piece() {
     // Something never advertised is not found.
     let other = multihashes(1, 2);
     assert!(
-        ingest::find(&http_client, &indexer.find, &other[0])
+        find::find(&http_client, &indexer.find, &other[0])
             .await
             .unwrap()
             .is_empty()
@@ -161,7 +161,7 @@ async fn storetheindex_ingests_finds_and_forgets_a_piece() {
     assert_eq!(provider.remove_piece(&piece, size).await.unwrap(), None);
     wait_confirmed(&provider, &piece, 2, &indexer).await;
     for i in [0, BLOCKS - 1] {
-        let recs = ingest::find(&http_client, &indexer.find, &mhs[i])
+        let recs = find::find(&http_client, &indexer.find, &mhs[i])
             .await
             .unwrap();
         assert!(

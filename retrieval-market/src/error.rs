@@ -60,7 +60,38 @@ pub enum RetrievalError {
     /// Neither the piece store nor any sealer holding one of its deals has the piece.
     #[error("no unsealed copy of {0}")]
     NoUnsealedCopy(Box<market_core::Cid>),
+    /// No provider was given or found.
+    #[error("no provider offers it over HTTP")]
+    NoProviders,
+    /// Every provider tried failed; why, in the order they were tried.
+    #[error("all {} providers failed: {}", .0.len(), describe(.0))]
+    AllProvidersFailed(Vec<ProviderFailure>),
+    /// A provider answered a range request with another range.
+    #[error("asked for bytes from {asked}, got {got:?}")]
+    WrongRange {
+        /// The offset asked for.
+        asked: u64,
+        /// The `Content-Range` received.
+        got: String,
+    },
     /// Local I/O failed (disk full, permissions).
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// One provider's failure in a fetch that tried several.
+#[derive(Debug)]
+pub struct ProviderFailure {
+    /// The provider (its peer id, or its URL when it has none).
+    pub provider: String,
+    /// What went wrong.
+    pub error: RetrievalError,
+}
+
+fn describe(failures: &[ProviderFailure]) -> String {
+    failures
+        .iter()
+        .map(|f| format!("{}: {}", f.provider, market_core::report(&f.error)))
+        .collect::<Vec<_>>()
+        .join("; ")
 }

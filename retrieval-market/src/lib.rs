@@ -27,6 +27,6 @@ pub mod types;
 pub mod unseal;
 
 pub use client::RetrievalClient;
-pub use error::RetrievalError;
+pub use error::{ProviderFailure, RetrievalError};
 pub use provider::{ReadShare, RetrievalAsk, RetrievalProvider};
 pub use unseal::{UnsealError, Unsealer};

@@ -715,3 +715,173 @@ async fn denylisted_pieces_and_roots_get_451() {
     assert!(list.load(&http, &sources).await.is_err());
     assert_eq!(status(format!("piece/{piece}")).await, 451);
 }
+
+/// A stand-in provider forwarding `/piece/` to `target`: it records each request's `Range`
+/// and, with `cut_after`, breaks every body off after that many bytes.
+async fn proxy(
+    target: Url,
+    cut_after: Option<usize>,
+    ranges: Arc<std::sync::Mutex<Vec<Option<String>>>>,
+) -> Url {
+    use axum::http::HeaderMap;
+    use futures::StreamExt;
+    let app = axum::Router::new().route(
+        "/piece/{cid}",
+        axum::routing::get(
+            move |axum::extract::Path(cid): axum::extract::Path<String>, headers: HeaderMap| {
+                let (target, ranges) = (target.clone(), ranges.clone());
+                async move {
+                    let range = headers
+                        .get("range")
+                        .map(|v| v.to_str().unwrap().to_string());
+                    ranges.lock().unwrap().push(range.clone());
+                    let mut req =
+                        reqwest::Client::new().get(target.join(&format!("piece/{cid}")).unwrap());
+                    if let Some(r) = range {
+                        req = req.header("range", r);
+                    }
+                    let resp = req.send().await.unwrap();
+                    let mut out = axum::http::Response::builder().status(resp.status().as_u16());
+                    for (k, v) in resp.headers() {
+                        out = out.header(k.as_str(), v.as_bytes());
+                    }
+                    let mut sent = 0usize;
+                    let body = resp.bytes_stream().map(move |chunk| {
+                        let chunk = chunk.map_err(std::io::Error::other)?;
+                        match cut_after {
+                            Some(n) if sent + chunk.len() > n => {
+                                Err(std::io::Error::other("cut off"))
+                            }
+                            _ => {
+                                sent += chunk.len();
+                                Ok(chunk)
+                            }
+                        }
+                    });
+                    out.body(axum::body::Body::from_stream(body)).unwrap()
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Url::parse(&format!("http://{addr}/")).unwrap()
+}
+
+/// A piece from several providers: a dead one is skipped, one that breaks off mid-body is
+/// continued by the next with a Range from the byte it stopped at, one serving other bytes is
+/// caught by commP and the next starts over; and when all fail, each failure is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn piece_fetch_falls_back_and_resumes_across_providers() {
+    use retrieval_market::client::HttpProvider;
+    let fx = Fixture::new(300_000).await;
+    let piece = fx.meta.piece_cid;
+    let good = serve(fx.provider(), HttpConfig::default()).await;
+    let log = || Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (cut_log, good_log) = (log(), log());
+    let cutter = proxy(good.clone(), Some(100_000), cut_log.clone()).await;
+    let recorded = proxy(good.clone(), None, good_log.clone()).await;
+    let dead = Url::parse(&format!("http://127.0.0.1:{}/", free_port())).unwrap();
+    let p = |id: &str, u: &Url| HttpProvider::new(id, u.clone());
+    let client = RetrievalClient::new(None).unwrap();
+    let dest = fx.path("resumed.piece");
+    let (got, used) = client
+        .fetch_piece_from(
+            &[p("dead", &dead), p("cutter", &cutter), p("good", &recorded)],
+            &piece,
+            &dest,
+            &mut no_progress(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(used, 2);
+    assert_eq!(got.piece.piece_cid(), piece);
+    assert_eq!(std::fs::read(&dest).unwrap(), fx.piece_bytes());
+    assert_eq!(*cut_log.lock().unwrap(), [None]);
+    let resumed = good_log.lock().unwrap().clone();
+    assert_eq!(resumed.len(), 1);
+    let from: u64 = resumed[0]
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not resumed with a Range: {resumed:?}"));
+    assert!(from > 0 && from <= 100_000, "resumed at {from}");
+
+    // Other bytes (a corrupted copy) first: caught, and the next provider starts over.
+    let bad = Fixture::new(300_000).await;
+    let path = bad.store.path_of(&bad.meta.piece_cid).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Past where the cutter stops, so that continuing from it is caught too.
+    bytes[200_000] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let corrupt = serve(bad.provider(), HttpConfig::default()).await;
+    let dest = fx.path("restarted.piece");
+    let (_, used) = client
+        .fetch_piece_from(
+            &[p("corrupt", &corrupt), p("good", &good)],
+            &piece,
+            &dest,
+            &mut no_progress(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(used, 1);
+    assert_eq!(std::fs::read(&dest).unwrap(), fx.piece_bytes());
+
+    // Nobody delivers: every failure is named, nothing is left behind.
+    let dest = fx.path("failed.piece");
+    let err = client
+        .fetch_piece_from(
+            &[
+                p("dead", &dead),
+                p("cutter", &cutter),
+                p("corrupt", &corrupt),
+            ],
+            &piece,
+            &dest,
+            &mut no_progress(),
+        )
+        .await
+        .unwrap_err();
+    let RetrievalError::AllProvidersFailed(failures) = &err else {
+        panic!("{err}");
+    };
+    let names: Vec<_> = failures.iter().map(|f| f.provider.as_str()).collect();
+    assert_eq!(names, ["dead", "cutter", "corrupt"]);
+    assert!(matches!(
+        failures[2].error,
+        RetrievalError::CommPMismatch { .. }
+    ));
+    assert!(!dest.exists());
+    assert!(!fx.path("failed.piece.partial").exists());
+    let err = client
+        .fetch_piece_from(&[], &piece, &dest, &mut no_progress())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RetrievalError::NoProviders), "{err}");
+
+    // CARs fall back too.
+    let car = fx.path("fallback.car");
+    let (f, used) = client
+        .fetch_car_from(
+            &[p("dead", &dead), p("corrupt", &corrupt), p("good", &good)],
+            &fx.root,
+            DagScope::All,
+            &car,
+            &mut no_progress(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(used, 2);
+    assert!(f.blocks > 10);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
