@@ -198,6 +198,62 @@ async fn advertised_to_storetheindex_and_fetched_by_lassie() {
         );
     }
 
+    // Our client, finding the provider through the indexer: the file by its root, and the
+    // piece by its v2 CID after a dead provider given first.
+    let ipni_url = indexer.find.as_str();
+    let out_file = dir.path().join("ours.bin");
+    let said = client(&[
+        "retrieve",
+        "--indexer",
+        ipni_url,
+        "--root",
+        &root,
+        "--out",
+        out_file.to_str().unwrap(),
+    ]);
+    assert!(said.contains(&peer_id), "{said}");
+    assert!(std::fs::read(&out_file).unwrap() == std::fs::read(&file).unwrap());
+    let piece_v1: cid::Cid = d["PieceCid"].as_str().unwrap().parse().unwrap();
+    let car_len = std::fs::metadata(&car).unwrap().len();
+    let padded = commp::PaddedPieceSize::new(d["PieceSize"].as_u64().unwrap()).unwrap();
+    let piece_v2 = commp::PieceCidV2::new(
+        commp::Commitment::from_cid_v1(&piece_v1).unwrap(),
+        padded,
+        car_len,
+    )
+    .unwrap()
+    .to_cid();
+    let out_piece = dir.path().join("ours.piece");
+    let dead = format!("http://127.0.0.1:{}/", market_ipni::testing::free_port());
+    let said = client(&[
+        "retrieve",
+        "--provider",
+        &dead,
+        "--indexer",
+        ipni_url,
+        "--piece",
+        &piece_v2.to_string(),
+        "--out",
+        out_piece.to_str().unwrap(),
+    ]);
+    assert!(
+        said.contains("verified") && said.contains(&peer_id),
+        "{said}"
+    );
+    let got = std::fs::read(&out_piece).unwrap();
+    assert_eq!(got.len() as u64, padded.unpadded().get());
+    assert!(got[..car_len as usize] == std::fs::read(&car).unwrap()[..]);
+    let find_piece = || async {
+        market_ipni::find::find(
+            &reqwest::Client::new(),
+            &indexer.find,
+            &piece_v1.hash().to_bytes(),
+        )
+        .await
+        .unwrap()
+    };
+    assert!(find_piece().await.iter().any(|r| r.provider == peer_id));
+
     // The deal expires: a removal ad, confirmed, and the indexer no longer names us.
     let d = wait_deal(
         &http,
@@ -210,5 +266,7 @@ async fn advertised_to_storetheindex_and_fetched_by_lassie() {
     .await;
     assert_eq!(d["State"], "StorageDealExpired", "{d:#}");
     let recs = find_root().await;
+    assert!(recs.iter().all(|r| r.provider != peer_id), "{recs:?}");
+    let recs = find_piece().await;
     assert!(recs.iter().all(|r| r.provider != peer_id), "{recs:?}");
 }

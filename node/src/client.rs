@@ -257,3 +257,48 @@ impl ClientNode {
             .map_err(|e| market_core::report(&e))
     }
 }
+
+/// The multihashes an indexer knows a piece by: its v1 CID's, and its v2 CID's when `piece`
+/// is a v2 CID (a v1 CID does not say the payload size a v2 CID carries).
+pub fn piece_lookup_multihashes(piece: &Cid) -> Result<(Cid, Vec<Vec<u8>>), String> {
+    if let Ok(v2) = commp::PieceCidV2::from_cid(piece) {
+        let v1 = market_core::cid::widen(&v2.to_v1());
+        return Ok((v1, vec![v1.hash().to_bytes(), piece.hash().to_bytes()]));
+    }
+    commp::Commitment::from_cid_v1(piece)
+        .map_err(|e| format!("{piece} is not a piece CID: {e}"))?;
+    Ok((*piece, vec![piece.hash().to_bytes()]))
+}
+
+/// The HTTP providers the IPNI indexer at `find` names for any of `multihashes` and whose
+/// ads offer `transport` (a [`market_ipni::metadata`] code), each once, in the indexer's
+/// order. Providers without an `http(s)` address are left out: they cannot serve us.
+pub async fn indexer_providers(
+    http: &reqwest::Client,
+    find: &url::Url,
+    multihashes: &[Vec<u8>],
+    transport: u64,
+) -> Result<Vec<retrieval_market::client::HttpProvider>, String> {
+    let mut out: Vec<retrieval_market::client::HttpProvider> = Vec::new();
+    for mh in multihashes {
+        let records = market_ipni::find::find(http, find, mh)
+            .await
+            .map_err(|e| market_core::report(&e))?;
+        for r in records.iter().filter(|r| r.serves(transport)) {
+            if out.iter().any(|p| p.id == r.provider) {
+                continue;
+            }
+            if let Some(url) = r
+                .multiaddrs()
+                .iter()
+                .find_map(retrieval_market::client::multiaddr_to_url)
+            {
+                out.push(retrieval_market::client::HttpProvider::new(
+                    r.provider.clone(),
+                    url,
+                ));
+            }
+        }
+    }
+    Ok(out)
+}

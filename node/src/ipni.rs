@@ -67,6 +67,19 @@ fn deal_fact(d: &ProviderDeal) -> Option<(PieceKey, StorageDealStatus, bool)> {
     Some(((piece, p.piece_size), d.state, d.skip_ipni))
 }
 
+/// The piece's own multihashes (of its v1 and v2 CIDs), advertised with its blocks, so a
+/// client holding only a piece CID finds who serves `/piece/` for it (as Curio's piece ads
+/// do for v2).
+pub(crate) fn piece_multihashes(meta: &piecestore::PieceMeta) -> Vec<Vec<u8>> {
+    let mut out = vec![meta.piece_cid.hash().to_bytes()];
+    let v2 = commp::Commitment::from_cid_v1(&meta.piece_cid)
+        .and_then(|c| commp::PieceCidV2::new(c, meta.padded_size, meta.payload_size));
+    if let Ok(v2) = v2 {
+        out.push(v2.to_cid().hash().to_bytes());
+    }
+    out
+}
+
 /// Plans and carries out one round; returns what was done.
 pub(crate) async fn reconcile(
     ipni: &IpniProvider,
@@ -97,15 +110,16 @@ pub(crate) async fn reconcile(
             .piece(&wide)
             .await
             .map_err(|e| market_core::report(&e))?;
-        if !record.is_some_and(|r| r.indexed && r.block_count > 0) {
+        let Some(record) = record.filter(|r| r.indexed && r.block_count > 0) else {
             // Not a CAR we could index (or not indexed yet): nothing to advertise.
             continue;
-        }
+        };
         let blocks = index
             .blocks(&wide)
             .await
             .map_err(|e| market_core::report(&e))?;
-        let mhs = blocks.into_iter().map(|(mh, _, _)| mh).collect();
+        let mut mhs: Vec<Vec<u8>> = blocks.into_iter().map(|(mh, _, _)| mh).collect();
+        mhs.extend(piece_multihashes(&record.meta));
         if ipni
             .announce_piece(piece, *size, mhs)
             .await
@@ -231,6 +245,27 @@ mod tests {
     fn piece(n: u8) -> PieceKey {
         let mh = multihash::Multihash::<64>::wrap(0x1012, &[n; 32]).unwrap();
         (cid::Cid::new_v1(0xf101, mh), 2048)
+    }
+
+    #[test]
+    fn pieces_are_findable_by_their_v1_and_v2_cids() {
+        let mut hasher = commp::CommP::new().with_short_payload(commp::ShortPayload::ZeroPad);
+        hasher.update(&[7u8; 1000]);
+        let info = hasher.finish().unwrap();
+        let meta = piecestore::PieceMeta {
+            piece_cid: market_core::cid::widen(&info.cid_v1()),
+            payload_size: 1000,
+            padded_size: info.padded_size,
+        };
+        let mhs = piece_multihashes(&meta);
+        let v2 = commp::PieceCidV2::from_v1(&meta.piece_cid, 1000).unwrap();
+        assert_eq!(
+            mhs,
+            [
+                meta.piece_cid.hash().to_bytes(),
+                v2.to_cid().hash().to_bytes()
+            ]
+        );
     }
 
     #[test]

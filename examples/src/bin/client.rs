@@ -8,7 +8,8 @@
 //! client storage deals init --peer … --miner … --car <car> --url http://…/x.car
 //! client storage deals init --peer … --miner … --piece-cid baga… --piece-size 8388608 --root bafy…
 //! client storage deals list
-//! client retrieve --peer … --root bafy… --out file [--piece baga… | --car]
+//! client retrieve (--peer … | --provider http://… | --indexer https://cid.contact) \
+//!     (--root bafy… [--car] | --piece baga…|bafkzcib…) --out file
 //! client actor-funds add 10
 //! ```
 //!
@@ -25,8 +26,10 @@ use std::str::FromStr;
 use clap::{Parser, Subcommand, ValueEnum};
 use examples::cli::expand_home;
 use examples::progress;
+use market_ipni::metadata;
 use market_node::client::{self, ClientNode, DealTerms};
 use piecestore::unixfs::ImportProfile;
+use retrieval_market::client::HttpProvider;
 use retrieval_market::gateway::DagScope;
 use retrieval_market::types::QueryStatus;
 use storage_market::Cid;
@@ -66,15 +69,23 @@ enum Cmd {
         #[command(subcommand)]
         cmd: StorageCmd,
     },
-    /// Retrieves a piece or a DAG over HTTP after asking the provider over libp2p.
+    /// Retrieves a piece or a DAG over HTTP, verified, from the first provider that delivers
+    /// it: the --peer (asked over libp2p), then each --provider, then those an IPNI
+    /// --indexer names. A piece broken off mid-way continues at the next one.
     Retrieve {
-        /// Provider multiaddr ending in /p2p/<peer id>.
+        /// Provider multiaddr ending in /p2p/<peer id>, asked over libp2p for its HTTP URL.
         #[arg(long)]
-        peer: String,
-        /// Payload root CID.
+        peer: Option<String>,
+        /// A provider's HTTP retrieval URL (repeatable).
+        #[arg(long = "provider")]
+        providers: Vec<url::Url>,
+        /// An IPNI indexer's find API (`https://cid.contact`), asked for providers.
         #[arg(long)]
-        root: Cid,
-        /// Fetch this piece (commP-verified) instead of the DAG.
+        indexer: Option<url::Url>,
+        /// Payload root CID (needed unless --piece is given).
+        #[arg(long)]
+        root: Option<Cid>,
+        /// Fetch this piece (v1 or v2 CID; commP-verified) instead of the DAG.
         #[arg(long)]
         piece: Option<Cid>,
         /// Keep the CAR at --out instead of exporting the file.
@@ -490,77 +501,119 @@ async fn run(args: Args) -> Result<(), String> {
         }
         Cmd::Retrieve {
             peer,
+            providers,
+            indexer,
             root,
             piece,
             car,
             out,
         } => {
-            let c = node(&args).await?;
-            let peer = client::parse_peer(peer)?;
-            let answer = c
-                .retrieval
-                .query(&peer, *root, *piece)
-                .await
-                .map_err(|e| market_core::report(&e))?;
-            if answer.status != QueryStatus::AVAILABLE {
-                return Err(format!("not available: {}", answer.message));
+            if peer.is_none() && providers.is_empty() && indexer.is_none() {
+                return Err("say where to retrieve from: --peer, --provider or --indexer".into());
             }
-            let url = c
-                .retrieval
-                .http_url(&peer)
-                .await
-                .map_err(|e| market_core::report(&e))?;
-            let bar = progress::bytes("retrieving", answer.size);
+            let piece = piece
+                .as_ref()
+                .map(client::piece_lookup_multihashes)
+                .transpose()?;
+            if piece.is_none() && root.is_none() {
+                return Err("--root is needed unless --piece is given".into());
+            }
+            let mut candidates = Vec::new();
+            let mut size = None;
+            let retrieval = match peer {
+                Some(peer) => {
+                    let c = node(&args).await?;
+                    let peer = client::parse_peer(peer)?;
+                    let payload = root.or(piece.as_ref().map(|p| p.0)).unwrap_or_default();
+                    let answer = c
+                        .retrieval
+                        .query(&peer, payload, piece.as_ref().map(|p| p.0))
+                        .await
+                        .map_err(|e| market_core::report(&e))?;
+                    if answer.status != QueryStatus::AVAILABLE {
+                        return Err(format!("not available: {}", answer.message));
+                    }
+                    let url = c
+                        .retrieval
+                        .http_url(&peer)
+                        .await
+                        .map_err(|e| market_core::report(&e))?;
+                    size = Some(answer.size);
+                    candidates.push(HttpProvider::new(peer.peer_id.to_string(), url));
+                    c.retrieval
+                }
+                None => retrieval_market::RetrievalClient::new(None)
+                    .map_err(|e| market_core::report(&e))?,
+            };
+            candidates.extend(
+                providers
+                    .iter()
+                    .map(|u| HttpProvider::new(u.as_str(), u.clone())),
+            );
+            if let Some(find) = indexer {
+                let (mhs, transport) = match (&piece, root) {
+                    (Some((_, mhs)), _) => (mhs.clone(), metadata::FILECOIN_PIECE_HTTP),
+                    (None, Some(r)) => (vec![r.hash().to_bytes()], metadata::IPFS_GATEWAY_HTTP),
+                    (None, None) => unreachable!("checked above"),
+                };
+                let found =
+                    client::indexer_providers(&reqwest::Client::new(), find, &mhs, transport)
+                        .await?;
+                eprintln!("the indexer names {} HTTP provider(s)", found.len());
+                candidates.extend(found);
+            }
+            let bar = progress::bytes("retrieving", size.unwrap_or(0));
             let mut on = |n: u64, total: Option<u64>| {
                 if let Some(t) = total {
                     bar.set_length(t);
                 }
                 bar.set_position(n);
             };
-            if let Some(p) = piece {
-                let got = c
-                    .retrieval
-                    .fetch_piece(&url, p, out, &mut on)
+            if let Some((p, _)) = &piece {
+                let (got, used) = retrieval
+                    .fetch_piece_from(&candidates, p, out, &mut on)
                     .await
                     .map_err(|e| market_core::report(&e))?;
                 bar.finish_and_clear();
                 println!(
-                    "piece {} verified: {} B at {}",
+                    "piece {} verified: {} B at {} (from {})",
                     got.piece.piece_cid(),
+                    got.bytes,
+                    out.display(),
+                    candidates[used].id
+                );
+                return Ok(());
+            }
+            let root = root.unwrap_or_default();
+            let car_path = if *car {
+                out.clone()
+            } else {
+                out.with_extension("car.partial-dag")
+            };
+            let (got, used) = retrieval
+                .fetch_car_from(&candidates, &root, DagScope::All, &car_path, &mut on)
+                .await
+                .map_err(|e| market_core::report(&e))?;
+            bar.finish_and_clear();
+            let from = &candidates[used].id;
+            if *car {
+                println!(
+                    "CAR of {} verified blocks: {} B at {} (from {from})",
+                    got.blocks,
                     got.bytes,
                     out.display()
                 );
             } else {
-                let car_path = if *car {
-                    out.clone()
-                } else {
-                    out.with_extension("car.partial-dag")
-                };
-                let got = c
-                    .retrieval
-                    .fetch_car(&url, root, DagScope::All, &car_path, &mut on)
+                let r = retrieval_market::RetrievalClient::export(&car_path, &root, out)
                     .await
                     .map_err(|e| market_core::report(&e))?;
-                bar.finish_and_clear();
-                if *car {
-                    println!(
-                        "CAR of {} verified blocks: {} B at {}",
-                        got.blocks,
-                        got.bytes,
-                        out.display()
-                    );
-                } else {
-                    let r = retrieval_market::RetrievalClient::export(&car_path, root, out)
-                        .await
-                        .map_err(|e| market_core::report(&e))?;
-                    let _ = std::fs::remove_file(&car_path);
-                    println!(
-                        "file of {} B at {} ({} blocks verified)",
-                        r.file_size,
-                        out.display(),
-                        got.blocks
-                    );
-                }
+                let _ = std::fs::remove_file(&car_path);
+                println!(
+                    "file of {} B at {} ({} blocks verified, from {from})",
+                    r.file_size,
+                    out.display(),
+                    got.blocks
+                );
             }
             Ok(())
         }
