@@ -3,7 +3,7 @@
 //! - `GET|HEAD /piece/{pieceCid}` (v1 or v2 piece CIDs): the unpadded piece, i.e. the payload
 //!   followed by zeros up to the piece's unpadded size, with single and multiple byte ranges
 //!   and the headers booster-http sends (`application/piece`, quoted-CID ETag, immutable
-//!   caching, constant Last-Modified).
+//!   caching, constant Last-Modified), gzip-encoded when asked and no range is.
 //! - `GET|HEAD /ipfs/{cid}[/path]`: an IPFS trustless gateway answering CARs and raw blocks
 //!   from the piece index ([`crate::gateway`]).
 //! - `GET /info`: `{"Version": …}`.
@@ -31,6 +31,9 @@ use futures::stream::BoxStream;
 use market_core::Cid;
 use piecestore::ByteRange;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tower_http::CompressionLevel;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 
 use crate::RetrievalError;
 use crate::denylist::{Denylist, Verdict};
@@ -116,11 +119,38 @@ pub fn router(provider: RetrievalProvider, config: HttpConfig) -> Router {
         config,
         permits,
     });
-    Router::new()
+    // gzip for clients that ask (booster-http does), fastest level: the padding of a piece
+    // compresses to nothing at any level, and the payload is mostly compressed already.
+    // Ranges are never compressed (tower-http skips responses with Content-Range; multipart
+    // ones are excluded here), and a compressed body gets its own ETag.
+    let gzip = CompressionLayer::new()
+        .gzip(true)
+        .quality(CompressionLevel::Fastest)
+        .compress_when(DefaultPredicate::new().and(NotForContentType::const_new("multipart/")));
+    let pieces = Router::new()
         .route("/piece/{cid}", get(piece))
+        .route_layer(gzip)
+        .route_layer(axum::middleware::map_response(gzip_etag));
+    Router::new()
+        .merge(pieces)
         .route("/ipfs/{*rest}", get(ipfs))
         .route("/info", get(info))
         .with_state(state)
+}
+
+/// The ETag of a gzip-encoded piece: another representation, so another tag.
+async fn gzip_etag(mut r: Response) -> Response {
+    let gz = r
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| v == "gzip");
+    if let Some(tag) = r.headers().get(header::ETAG).and_then(|v| v.to_str().ok())
+        && gz
+    {
+        let tagged = header_value(&format!("{}.gz\"", tag.trim_end_matches('"')));
+        r.headers_mut().insert(header::ETAG, tagged);
+    }
+    r
 }
 
 fn plain(status: StatusCode, msg: impl std::fmt::Display) -> Response {
@@ -203,7 +233,12 @@ fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
     headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+        .is_some_and(|v| {
+            let gz = format!("{}.gz\"", etag.trim_end_matches('"'));
+            v.split(',')
+                .map(str::trim)
+                .any(|t| t == etag || t == gz || t == "*")
+        })
 }
 
 /// What a piece body is made of.
@@ -260,7 +295,8 @@ fn piece_body(
             }
         }
     });
-    Body::from_stream(stream)
+    // Fused: a body may be polled again after its end (the gzip encoder does).
+    Body::from_stream(stream.fuse())
 }
 
 async fn piece(

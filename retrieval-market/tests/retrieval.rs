@@ -146,6 +146,48 @@ async fn piece_whole_ranged_and_verified() {
     assert_eq!(h["content-length"], expected.len().to_string());
     assert_eq!(r.bytes().await.unwrap(), expected);
 
+    // gzip when asked, with its own ETag (which If-None-Match knows); never for ranges.
+    let gz = |range: Option<&str>| {
+        let mut r = http
+            .get(url.join(&format!("piece/{piece}")).unwrap())
+            .header("Accept-Encoding", "gzip");
+        if let Some(v) = range {
+            r = r.header("Range", v);
+        }
+        r.send()
+    };
+    let r = gz(None).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    assert_eq!(r.headers()["etag"], format!("\"{piece}.gz\""));
+    assert!(
+        r.headers()["vary"]
+            .to_str()
+            .unwrap()
+            .eq_ignore_ascii_case("accept-encoding")
+    );
+    let packed = r.bytes().await.unwrap();
+    assert!(packed.len() < expected.len());
+    let mut unpacked = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&packed[..]),
+        &mut unpacked,
+    )
+    .unwrap();
+    assert!(unpacked == expected, "gzip body is not the piece");
+    let r = http
+        .get(url.join(&format!("piece/{piece}")).unwrap())
+        .header("If-None-Match", format!("\"{piece}.gz\""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    for range in ["bytes=10-99", "bytes=0-9,20-29"] {
+        let r = gz(Some(range)).await.unwrap();
+        assert_eq!(r.status(), 206);
+        assert!(r.headers().get("content-encoding").is_none(), "{range}");
+    }
+
     // HEAD: headers only.
     let r = http
         .head(url.join(&format!("piece/{piece}")).unwrap())
