@@ -11,6 +11,7 @@ use piecestore::dagpb::{DAG_PB, PbNode, RAW, UnixFsData, UnixFsKind};
 use piecestore::unixfs::{IDENTITY, block_links, decode_node, decode_unixfs};
 use tokio::sync::mpsc;
 
+use crate::denylist::{Denylist, Verdict};
 use crate::provider::{ReadShare, RetrievalProvider};
 
 /// `application/vnd.ipld.car`.
@@ -155,6 +156,9 @@ pub enum GatewayError {
     /// 501: a valid request this gateway does not serve (HAMT-sharded directories).
     #[error("{0}")]
     Unsupported(String),
+    /// 451: a block of the DAG is denylisted.
+    #[error("block {0} is denylisted")]
+    Denied(String),
     /// 500.
     #[error("{0}")]
     Internal(String),
@@ -403,6 +407,7 @@ pub async fn resolve(
 pub struct CarSink {
     tx: mpsc::Sender<std::io::Result<Bytes>>,
     seen: Option<HashSet<Cid>>,
+    deny: Option<Denylist>,
     /// Blocks sent.
     pub blocks: u64,
 }
@@ -420,10 +425,18 @@ impl CarSink {
         let sink = Self {
             tx,
             seen: (!dups).then(HashSet::new),
+            deny: None,
             blocks: 0,
         };
         sink.send(Bytes::from(header)).await?;
         Ok(sink)
+    }
+
+    /// Refuses to send any block `list` names (interior nodes and leaves too, as Curio's
+    /// filtered blockstore does): the walk stops with [`GatewayError::Denied`].
+    pub fn with_denylist(mut self, list: Option<Denylist>) -> Self {
+        self.deny = list;
+        self
     }
 
     async fn send(&self, bytes: Bytes) -> Result<(), GatewayError> {
@@ -438,6 +451,11 @@ impl CarSink {
     pub async fn block(&mut self, cid: &Cid, data: &Bytes) -> Result<(), GatewayError> {
         if cid.hash().code() == IDENTITY {
             return Ok(());
+        }
+        if let Some(list) = &self.deny
+            && list.check(&[cid]) != Verdict::Allowed
+        {
+            return Err(GatewayError::Denied(cid.to_string()));
         }
         if let Some(seen) = &mut self.seen
             && !seen.insert(*cid)

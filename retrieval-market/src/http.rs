@@ -12,7 +12,7 @@
 //! 416 for ranges outside the piece, 429 (with `Retry-After`) when
 //! [`HttpConfig::max_concurrent`] requests are already being served (their bodies count
 //! until they finish), and with a [`Denylist`] 451 for listed pieces, roots and path targets
-//! (503 until the list is loaded).
+//! (503 until the list is loaded); a listed block below the target breaks a CAR off.
 
 use std::collections::VecDeque;
 use std::str::FromStr;
@@ -409,6 +409,7 @@ fn gateway_error(e: GatewayError) -> Response {
         GatewayError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
         GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
         GatewayError::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
+        GatewayError::Denied(_) => StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     plain(status, e)
@@ -436,7 +437,8 @@ async fn ipfs(State(state): Shared, method: Method, uri: Uri, headers: HeaderMap
         Ok(r) => r,
         Err(e) => return gateway_error(e),
     };
-    if let Some(r) = denied(&state, &[&resolved.target]) {
+    let on_path: Vec<&Cid> = resolved.path_blocks.iter().map(|(c, _)| c).collect();
+    if let Some(r) = denied(&state, &[&[&resolved.target], &on_path[..]].concat()) {
         return r;
     }
     let mut h = HeaderMap::new();
@@ -502,11 +504,15 @@ async fn ipfs(State(state): Shared, method: Method, uri: Uri, headers: HeaderMap
     }
     let (tx, mut rx) = tokio::sync::mpsc::channel(8);
     let provider = state.provider.clone();
+    let deny = state.config.denylist.clone();
     tokio::spawn(async move {
         let _permit = permit;
-        let Ok(mut sink) = CarSink::start(tx, &req.root, req.dups).await else {
+        let Ok(sink) = CarSink::start(tx, &req.root, req.dups).await else {
             return;
         };
+        // Blocks below the target are checked as they are reached: a listed one breaks
+        // the response off.
+        let mut sink = sink.with_denylist(deny);
         if let Err(e) =
             gateway::walk(&provider, resolved, req.scope, req.entity_bytes, &mut sink).await
         {

@@ -752,10 +752,29 @@ async fn denylisted_pieces_and_roots_get_451() {
     assert_eq!(status(format!("piece/{v2}")).await, 451);
     assert_eq!(status(root_path.clone()).await, 200);
 
+    // A block deep in the DAG: the root's own block is served, a CAR reaching the listed
+    // block breaks off rather than ending short, and the block itself gets 451.
+    let mut blocks = Vec::new();
+    let mut indexer = piecestore::CarIndexer::new();
+    indexer
+        .update(&fx.car, &mut |e| blocks.push(e.cid))
+        .unwrap();
+    let leaf = *blocks.last().unwrap();
+    std::fs::write(&file, format!("[{}]", entry(&leaf))).unwrap();
+    list.load(&http, &sources).await.unwrap();
+    assert_eq!(status(format!("{root_path}&dag-scope=block")).await, 200);
+    let r = reqwest::get(url.join(&root_path).unwrap()).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(
+        r.bytes().await.is_err(),
+        "a CAR through a listed block must break off"
+    );
+    assert_eq!(status(format!("ipfs/{leaf}?format=raw")).await, 451);
+
     // A list that no longer parses leaves the one in force.
     std::fs::write(&file, "[{").unwrap();
     assert!(list.load(&http, &sources).await.is_err());
-    assert_eq!(status(format!("piece/{piece}")).await, 451);
+    assert_eq!(status(format!("ipfs/{leaf}?format=raw")).await, 451);
 }
 
 /// A stand-in provider forwarding `/piece/` to `target`: it records each request's `Range`
