@@ -5,7 +5,7 @@
 //! A `PBNode` is `repeated PBLink Links = 2; optional bytes Data = 1;` written Links first.
 //! go-merkledag always writes a link's `Name` (empty for file chunks) and `Tsize`. UnixFS
 //! `Data` is `Type = 1, Data = 2, filesize = 3, repeated blocksizes = 4, hashType = 5,
-//! fanout = 6, mode = 7, mtime = 8`.
+//! fanout = 6, mode = 7, mtime = 8`. Fields are written in field order, as gogo-protobuf does.
 
 use crate::car::put_varint;
 
@@ -236,6 +236,7 @@ impl UnixFsKind {
 
 /// The UnixFS message in a DAG-PB node's data.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct UnixFsData {
     /// What the node is.
     pub kind: UnixFsKind,
@@ -245,6 +246,10 @@ pub struct UnixFsData {
     pub filesize: Option<u64>,
     /// File bytes under each link, in link order.
     pub blocksizes: Vec<u64>,
+    /// A HAMT shard's hash function (a multicodec; murmur3-x64-64 is 0x22).
+    pub hash_type: Option<u64>,
+    /// A HAMT shard's width.
+    pub fanout: Option<u64>,
 }
 
 impl UnixFsData {
@@ -255,6 +260,33 @@ impl UnixFsData {
             data: None,
             filesize: Some(blocksizes.iter().sum()),
             blocksizes,
+            hash_type: None,
+            fanout: None,
+        }
+    }
+
+    /// A plain directory's data: just its type.
+    pub fn directory() -> Self {
+        Self {
+            kind: UnixFsKind::Directory,
+            data: None,
+            filesize: None,
+            blocksizes: Vec::new(),
+            hash_type: None,
+            fanout: None,
+        }
+    }
+
+    /// A HAMT shard's data: its bitfield (big-endian, leading zero bytes dropped), hash
+    /// function and width.
+    pub fn hamt_shard(bitfield: Vec<u8>, hash_type: u64, fanout: u64) -> Self {
+        Self {
+            kind: UnixFsKind::HamtShard,
+            data: Some(bitfield),
+            filesize: None,
+            blocksizes: Vec::new(),
+            hash_type: Some(hash_type),
+            fanout: Some(fanout),
         }
     }
 
@@ -274,13 +306,20 @@ impl UnixFsData {
             put_varint(4 << 3, &mut out);
             put_varint(*b, &mut out);
         }
+        for (field, v) in [(5, self.hash_type), (6, self.fanout)] {
+            if let Some(v) = v {
+                put_varint(field << 3, &mut out);
+                put_varint(v, &mut out);
+            }
+        }
         out
     }
 
-    /// Decodes the message; hash type, fanout, mode and mtime are skipped.
+    /// Decodes the message; mode and mtime are skipped.
     pub fn decode(bytes: &[u8]) -> Result<Self, DagPbError> {
         let mut r = Reader { buf: bytes };
         let (mut kind, mut data, mut filesize, mut blocksizes) = (None, None, None, Vec::new());
+        let (mut hash_type, mut fanout) = (None, None);
         while let Some((field, wire)) = r.key()? {
             match (field, wire) {
                 (1, 0) => kind = Some(UnixFsKind::from_u64(r.varint()?)?),
@@ -293,6 +332,8 @@ impl UnixFsData {
                         blocksizes.push(packed.varint()?);
                     }
                 }
+                (5, 0) => hash_type = Some(r.varint()?),
+                (6, 0) => fanout = Some(r.varint()?),
                 (5..=8, _) => r.skip(field, wire)?,
                 _ => return Err(DagPbError::Field { field, wire }),
             }
@@ -302,6 +343,8 @@ impl UnixFsData {
             data,
             filesize,
             blocksizes,
+            hash_type,
+            fanout,
         })
     }
 }

@@ -23,6 +23,7 @@ pub mod dagpb;
 mod error;
 mod follower;
 mod fs;
+pub mod hamt;
 mod index;
 mod store;
 pub mod unixfs;
