@@ -3,10 +3,10 @@
 //! context ids. What decodes must also re-encode and decode to the same value.
 
 use libfuzzer_sys::fuzz_target;
-use market_ipni::{context, ingest, metadata, schema, sign};
+use market_ipni::{context, find, ingest, metadata, schema, sign};
 
 fuzz_target!(|data: &[u8]| {
-    let _ = ingest::parse_find(data);
+    let _ = find::parse_find(data);
     let _ = ingest::parse_ad_state(data);
     if let Ok(ad) = schema::decode_ad(data, None) {
         let _ = sign::verify_ad(&ad);
