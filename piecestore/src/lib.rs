@@ -10,7 +10,8 @@
 //! - [`CarIndexer`]: a push parser that finds every block of a CARv1 payload (multihash,
 //!   offset, size) from chunks of any size, in constant memory; [`CarWriter`] writes one.
 //! - [`unixfs`]: a file to a UnixFS DAG in a CAR with the root CIDs Lotus and Kubo give,
-//!   and back, verifying every block; [`dagpb`] holds the node encoding.
+//!   and back, verifying every block; [`directory`] does the same for directory trees
+//!   (HAMT-sharded as Kubo shards them, [`hamt`]); [`dagpb`] holds the node encoding.
 //! - [`PieceIndex`]: SQLite tables of piece → deals (miner, deal, sector, offset, length),
 //!   payload root → pieces, and each piece's block index, so retrieval can serve any block
 //!   without scanning.
@@ -20,6 +21,7 @@
 
 mod car;
 pub mod dagpb;
+pub mod directory;
 mod error;
 mod follower;
 mod fs;

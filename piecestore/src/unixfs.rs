@@ -68,6 +68,10 @@ pub struct ImportProfile {
     /// included (each CID once), so the CAR and its piece CID match Lotus's only with them,
     /// and a CAR whose root is inline still starts with its root.
     pub write_identity_blocks: bool,
+    /// A directory whose links' names and CIDs add up to more bytes than this becomes a
+    /// HAMT shard tree (boxo's `HAMTShardingSize` with its default links estimate); 0
+    /// never shards.
+    pub shard_above: usize,
 }
 
 impl ImportProfile {
@@ -79,6 +83,7 @@ impl ImportProfile {
         max_links: 1024,
         inline_limit: 126,
         write_identity_blocks: true,
+        shard_above: 256 << 10,
     };
 
     /// Kubo `ipfs add --cid-version=1` (raw leaves): sha2-256, 256 KiB chunks, 174 links.
@@ -88,6 +93,7 @@ impl ImportProfile {
         max_links: 174,
         inline_limit: 0,
         write_identity_blocks: false,
+        shard_above: 256 << 10,
     };
 
     fn check(&self) -> Result<(), UnixFsError> {
@@ -165,6 +171,23 @@ pub enum UnixFsError {
         cid: String,
         /// What it is.
         kind: UnixFsKind,
+    },
+    /// A directory entry cannot be imported or exported (a symlink, a name that is not
+    /// UTF-8 or would leave the output directory).
+    #[error("{path}: {reason}")]
+    Entry {
+        /// The entry.
+        path: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A HAMT shard is malformed.
+    #[error("block {cid}: {reason}")]
+    Shard {
+        /// The block.
+        cid: String,
+        /// What is wrong.
+        reason: crate::hamt::HamtError,
     },
     /// A node's sizes do not add up to its children.
     #[error("block {0}: sizes do not match its children")]
@@ -277,10 +300,21 @@ pub struct ImportReport {
 }
 
 #[derive(Clone, Copy)]
-struct Child {
-    cid: Cid,
-    tsize: u64,
-    filesize: u64,
+pub(crate) struct Child {
+    pub(crate) cid: Cid,
+    pub(crate) tsize: u64,
+    pub(crate) filesize: u64,
+}
+
+impl Child {
+    /// A directory (or shard) node: no file bytes of its own.
+    pub(crate) fn dir(cid: Cid, tsize: u64) -> Self {
+        Self {
+            cid,
+            tsize,
+            filesize: 0,
+        }
+    }
 }
 
 /// The first pass: chunks, hashes and links, keeping interior nodes.
@@ -357,7 +391,7 @@ impl<R: Read> Builder<'_, R> {
         Ok(child)
     }
 
-    fn layout(&mut self) -> std::io::Result<Cid> {
+    fn layout(&mut self) -> std::io::Result<Child> {
         self.advance()?;
         let mut root = self.leaf()?;
         let mut depth = 1;
@@ -365,19 +399,19 @@ impl<R: Read> Builder<'_, R> {
             root = self.fill(depth, Some(root))?;
             depth += 1;
         }
-        Ok(root.cid)
+        Ok(root)
     }
 }
 
 /// Interior nodes by CID: their bytes and their children.
-type Nodes = HashMap<Cid, (Vec<u8>, Vec<Cid>)>;
+pub(crate) type Nodes = HashMap<Cid, (Vec<u8>, Vec<Cid>)>;
 
 /// The first pass over `input`: the root and the interior nodes.
-fn build(
+pub(crate) fn build(
     input: impl Read,
     profile: ImportProfile,
     progress: &mut dyn FnMut(u64),
-) -> Result<(Cid, Nodes), UnixFsError> {
+) -> Result<(Child, Nodes), UnixFsError> {
     profile.check()?;
     let mut b = Builder {
         input: std::io::BufReader::with_capacity(1 << 20, input),
@@ -393,7 +427,7 @@ fn build(
 
 /// The root CID `file` would import to, without writing anything.
 pub fn dag_root(file: &Path, profile: ImportProfile) -> Result<Cid, UnixFsError> {
-    Ok(build(File::open(file)?, profile, &mut |_| {})?.0)
+    Ok(build(File::open(file)?, profile, &mut |_| {})?.0.cid)
 }
 
 /// Imports `file` as a UnixFS DAG and writes it to `out` as a CARv1 rooted at the DAG's root.
@@ -408,15 +442,18 @@ pub fn import_file(
     let before = f.metadata()?;
     let size = before.len();
     let (root, nodes) = build(&f, profile, progress)?;
+    let root = root.cid;
     let mut input = &f;
     input.seek(SeekFrom::Start(0))?;
+    let mut car = CarWriter::new(BufWriter::with_capacity(1 << 20, out), &[root])?;
+    let mut written = HashSet::new();
     let mut w = Writer {
-        car: CarWriter::new(BufWriter::with_capacity(1 << 20, out), &[root])?,
+        car: &mut car,
         input: std::io::BufReader::with_capacity(1 << 20, input),
         nodes: &nodes,
         chunk_size: profile.chunk_size,
         buf: Vec::with_capacity(profile.chunk_size),
-        written: HashSet::new(),
+        written: &mut written,
         write_identity: profile.write_identity_blocks,
         blocks: 0,
         read: 0,
@@ -425,8 +462,8 @@ pub fn import_file(
     };
     w.emit(&root)?;
     let (blocks, read) = (w.blocks, w.read);
-    let car_size = w.car.position();
-    w.car.finish()?.flush()?;
+    let car_size = car.position();
+    car.finish()?.flush()?;
     let after = File::open(file)?.metadata()?;
     if read != size || after.len() != size || after.modified().ok() != before.modified().ok() {
         return Err(UnixFsError::Changed);
@@ -440,22 +477,22 @@ pub fn import_file(
 }
 
 /// The second pass: depth-first, root first, leaves re-read in file order.
-struct Writer<'a, W: Write, R: Read> {
-    car: CarWriter<W>,
-    input: R,
-    nodes: &'a Nodes,
-    chunk_size: usize,
-    buf: Vec<u8>,
-    written: HashSet<Cid>,
-    write_identity: bool,
-    blocks: u64,
-    read: u64,
-    base: u64,
-    progress: &'a mut dyn FnMut(u64),
+pub(crate) struct Writer<'a, W: Write, R: Read> {
+    pub(crate) car: &'a mut CarWriter<W>,
+    pub(crate) input: R,
+    pub(crate) nodes: &'a Nodes,
+    pub(crate) chunk_size: usize,
+    pub(crate) buf: Vec<u8>,
+    pub(crate) written: &'a mut HashSet<Cid>,
+    pub(crate) write_identity: bool,
+    pub(crate) blocks: u64,
+    pub(crate) read: u64,
+    pub(crate) base: u64,
+    pub(crate) progress: &'a mut dyn FnMut(u64),
 }
 
 impl<W: Write, R: Read> Writer<'_, W, R> {
-    fn emit(&mut self, cid: &Cid) -> Result<(), UnixFsError> {
+    pub(crate) fn emit(&mut self, cid: &Cid) -> Result<(), UnixFsError> {
         let nodes = self.nodes;
         if cid.codec() == DAG_PB
             && let Some((bytes, links)) = nodes.get(cid)
@@ -483,7 +520,7 @@ impl<W: Write, R: Read> Writer<'_, W, R> {
         Ok(())
     }
 
-    fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<(), UnixFsError> {
+    pub(crate) fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<(), UnixFsError> {
         if (cid.hash().code() == IDENTITY && !self.write_identity) || !self.written.insert(*cid) {
             return Ok(());
         }
@@ -505,14 +542,14 @@ pub struct ExportReport {
 }
 
 /// A CAR file's blocks, every one verified against its CID.
-struct VerifiedCar {
+pub(crate) struct VerifiedCar {
     file: File,
     blocks: HashMap<Cid, (u64, u64)>,
     roots: Vec<Cid>,
 }
 
 impl VerifiedCar {
-    fn open(car: &Path) -> Result<Self, UnixFsError> {
+    pub(crate) fn open(car: &Path) -> Result<Self, UnixFsError> {
         let mut file = File::open(car)?;
         let mut indexer = CarIndexer::new();
         let mut blocks = HashMap::new();
@@ -539,7 +576,11 @@ impl VerifiedCar {
         Ok(this)
     }
 
-    fn root(&self, root: Option<Cid>) -> Result<Cid, UnixFsError> {
+    pub(crate) fn block_count(&self) -> u64 {
+        self.blocks.len() as u64
+    }
+
+    pub(crate) fn root(&self, root: Option<Cid>) -> Result<Cid, UnixFsError> {
         match (root, self.roots.as_slice()) {
             (Some(r), _) => Ok(r),
             (None, [r]) => Ok(*r),
@@ -554,7 +595,7 @@ impl VerifiedCar {
         Ok(data)
     }
 
-    fn get(&mut self, cid: &Cid) -> Result<Vec<u8>, UnixFsError> {
+    pub(crate) fn get(&mut self, cid: &Cid) -> Result<Vec<u8>, UnixFsError> {
         if cid.hash().code() == IDENTITY {
             return Ok(cid.hash().digest().to_vec());
         }
