@@ -10,7 +10,8 @@ use libp2p::Multiaddr;
 use libp2p::multiaddr::Protocol;
 use market_core::Cid;
 use market_core::host::{Host, PeerAddr};
-use piecestore::unixfs::{ExportReport, export_car, verify_car};
+use piecestore::directory::{TreeReport, export_tree};
+use piecestore::unixfs::verify_car;
 use tokio::io::AsyncWriteExt;
 use url::Url;
 
@@ -532,23 +533,27 @@ impl RetrievalClient {
         })
     }
 
-    /// Writes the UnixFS file under `root` in the CAR at `car` to `out` (verifying again).
-    pub async fn export(
-        car: &Path,
-        root: &Cid,
-        out: &Path,
-    ) -> Result<ExportReport, RetrievalError> {
+    /// Writes what `root` holds in the CAR at `car` to `out` (verifying every block again):
+    /// a UnixFS file, or a directory tree (plain or HAMT-sharded). It is written beside `out`
+    /// and renamed into place only once complete; an existing directory at `out` is not
+    /// merged into.
+    pub async fn export(car: &Path, root: &Cid, out: &Path) -> Result<TreeReport, RetrievalError> {
         let (car, root, out) = (car.to_path_buf(), *root, out.to_path_buf());
         tokio::task::spawn_blocking(move || {
             let tmp = partial(&out);
-            let report = export_car(&car, Some(root), std::fs::File::create(&tmp)?);
-            match report {
+            let clear = |p: &Path| match std::fs::symlink_metadata(p) {
+                Ok(m) if m.is_dir() => std::fs::remove_dir_all(p),
+                Ok(_) => std::fs::remove_file(p),
+                Err(_) => Ok(()),
+            };
+            clear(&tmp)?;
+            match export_tree(&car, Some(root), &tmp) {
                 Ok(r) => {
                     std::fs::rename(&tmp, &out)?;
                     Ok(r)
                 }
                 Err(e) => {
-                    let _ = std::fs::remove_file(&tmp);
+                    let _ = clear(&tmp);
                     Err(e.into())
                 }
             }

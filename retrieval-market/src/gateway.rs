@@ -8,6 +8,7 @@ use std::str::FromStr;
 use bytes::Bytes;
 use market_core::Cid;
 use piecestore::dagpb::{DAG_PB, PbNode, RAW, UnixFsData, UnixFsKind};
+use piecestore::hamt::{self, Geometry, HamtError, ShardLink, Step};
 use piecestore::unixfs::{IDENTITY, block_links, decode_node, decode_unixfs};
 use tokio::sync::mpsc;
 
@@ -153,7 +154,7 @@ pub enum GatewayError {
     /// 404: the root, a path segment or a block is unknown.
     #[error("{0}")]
     NotFound(String),
-    /// 501: a valid request this gateway does not serve (HAMT-sharded directories).
+    /// 501: a valid request this gateway does not serve.
     #[error("{0}")]
     Unsupported(String),
     /// 451: a block of the DAG is denylisted.
@@ -359,7 +360,13 @@ fn unixfs(cid: &Cid, block: &[u8]) -> Result<(PbNode, UnixFsData), GatewayError>
     Ok((node, fs))
 }
 
-/// Follows `path` from `root` through UnixFS directories.
+/// A shard that cannot be read: a malformed block in the store.
+fn shard_error(cid: &Cid, e: HamtError) -> GatewayError {
+    GatewayError::Internal(format!("HAMT shard {cid}: {e}"))
+}
+
+/// Follows `path` from `root` through UnixFS directories, plain or HAMT-sharded (the shard
+/// nodes on the way are path blocks, as the trustless-gateway spec asks).
 pub async fn resolve(
     provider: &RetrievalProvider,
     root: &Cid,
@@ -375,24 +382,45 @@ pub async fn resolve(
             )));
         }
         let (node, fs) = unixfs(&cid, &block)?;
-        match fs.kind {
-            UnixFsKind::Directory => {}
+        let absent =
+            || GatewayError::NotFound(format!("no {:?} under {root}", market_core::clip(seg)));
+        let next = match fs.kind {
+            UnixFsKind::Directory => {
+                let link = node
+                    .links
+                    .iter()
+                    .find(|l| &l.name == seg)
+                    .ok_or_else(absent)?;
+                path_blocks.push((cid, block));
+                link.cid
+            }
             UnixFsKind::HamtShard => {
-                return Err(GatewayError::Unsupported(
-                    "paths through HAMT-sharded directories are not served".into(),
-                ));
+                let geom = Geometry::of(&fs).map_err(|e| shard_error(&cid, e))?;
+                let (mut node, mut depth) = (node, 0);
+                loop {
+                    let step =
+                        hamt::lookup(&geom, &node, seg, depth).map_err(|e| shard_error(&cid, e))?;
+                    path_blocks.push((cid, block));
+                    match step {
+                        Step::Found(c) => break c,
+                        Step::Absent => return Err(absent()),
+                        Step::Descend(c) => {
+                            block = load(provider, &c).await?;
+                            let (n, fs) = unixfs(&c, &block)?;
+                            if Geometry::of(&fs).ok() != Some(geom) {
+                                return Err(shard_error(&c, HamtError::NotAShard));
+                            }
+                            (cid, node, depth) = (c, n, depth + 1);
+                        }
+                    }
+                }
             }
             _ => {
                 return Err(GatewayError::NotFound(format!(
                     "{cid} is not a directory; cannot resolve {seg:?}"
                 )));
             }
-        }
-        let link = node.links.iter().find(|l| &l.name == seg).ok_or_else(|| {
-            GatewayError::NotFound(format!("no {:?} under {cid}", market_core::clip(seg)))
-        })?;
-        let next = link.cid;
-        path_blocks.push((cid, block));
+        };
         block = load(provider, &next).await?;
         cid = next;
     }
@@ -526,8 +554,9 @@ pub async fn walk(
     }
 }
 
-/// A UnixFS file's blocks overlapping `range` (all of them without one); for anything but a
-/// file, just the target block.
+/// A UnixFS file's blocks overlapping `range` (all of them without one); for a HAMT-sharded
+/// directory, every shard node (what listing it needs, not its entries); for anything else,
+/// just the target block.
 async fn walk_file(
     provider: &RetrievalProvider,
     share: &ReadShare,
@@ -543,6 +572,19 @@ async fn walk_file(
             continue;
         }
         let (node, fs) = unixfs(&cid, &data)?;
+        if fs.kind == UnixFsKind::HamtShard {
+            let geom = Geometry::of(&fs).map_err(|e| shard_error(&cid, e))?;
+            let mut shards = Vec::new();
+            for l in &node.links {
+                if let ShardLink::Shard { .. } =
+                    hamt::classify(&geom, l).map_err(|e| shard_error(&cid, e))?
+                {
+                    shards.push((l.cid, 0, None));
+                }
+            }
+            stack.extend(shards.into_iter().rev());
+            continue;
+        }
         if !matches!(fs.kind, UnixFsKind::File | UnixFsKind::Raw) {
             continue;
         }

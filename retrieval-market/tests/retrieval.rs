@@ -62,7 +62,11 @@ impl Fixture {
         std::fs::write(&src, &file).unwrap();
         let mut car = Vec::new();
         let report = import_file(&src, profile, &mut car, &mut |_| {}).unwrap();
-        let root = report.root;
+        Self::stored(dir, file, car, report.root).await
+    }
+
+    /// `car` stored as a piece and indexed.
+    async fn stored(dir: tempfile::TempDir, file: Vec<u8>, car: Vec<u8>, root: Cid) -> Self {
         let store = Arc::new(FsPieceStore::open(dir.path().join("pieces")).unwrap());
         let meta = store
             .put(Box::pin(std::io::Cursor::new(car.clone())), None)
@@ -945,4 +949,146 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The blocks of a CAR body in order.
+fn car_sections(car: &[u8]) -> Vec<(Cid, Vec<u8>)> {
+    let mut at = Vec::new();
+    let mut ix = piecestore::CarIndexer::new();
+    ix.update(car, &mut |e| at.push((e.cid, e.offset, e.size)))
+        .unwrap();
+    ix.finish().unwrap();
+    at.into_iter()
+        .map(|(c, o, s)| {
+            let data = car[o as usize..(o + s) as usize].to_vec();
+            piecestore::unixfs::verify_block(&c, &data).unwrap();
+            (c, data)
+        })
+        .collect()
+}
+
+fn unixfs_kind(cid: &Cid, data: &[u8]) -> Option<piecestore::dagpb::UnixFsKind> {
+    (cid.codec() == piecestore::dagpb::DAG_PB).then(|| {
+        let node = piecestore::unixfs::decode_node(cid, data).unwrap();
+        piecestore::unixfs::decode_unixfs(cid, &node).unwrap().kind
+    })
+}
+
+/// A stored directory tree, one subdirectory of it HAMT-sharded: paths resolve through
+/// plain and sharded directories with the blocks of the path in the CAR, `entity` of a
+/// sharded directory is its shard nodes, and the client writes the whole tree back out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directories_plain_and_sharded_resolve_paths() {
+    use piecestore::dagpb::UnixFsKind;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("tree");
+    std::fs::create_dir_all(src.join("big")).unwrap();
+    std::fs::create_dir_all(src.join("docs")).unwrap();
+    for i in 0..300 {
+        std::fs::write(
+            src.join(format!("big/file-{i:03}.txt")),
+            format!("entry {i}\n"),
+        )
+        .unwrap();
+    }
+    std::fs::write(src.join("docs/readme.txt"), "read me\n").unwrap();
+    let data = pattern(50_000, 7);
+    std::fs::write(src.join("data.bin"), &data).unwrap();
+    let profile = ImportProfile {
+        shard_above: 4096,
+        ..PROFILE
+    };
+    let mut car = Vec::new();
+    let report = piecestore::directory::import_dir(&src, profile, &mut car, &mut |_| {}).unwrap();
+    let fx = Fixture::stored(dir, Vec::new(), car.clone(), report.root).await;
+    let url = serve(fx.provider(), HttpConfig::default()).await;
+    let http = reqwest::Client::new();
+    let car_of = |path: String| {
+        let url = url.join(&path).unwrap();
+        let http = http.clone();
+        async move {
+            let r = http
+                .get(url)
+                .header("Accept", "application/vnd.ipld.car")
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            (status, r.bytes().await.unwrap().to_vec())
+        }
+    };
+    let shards: Vec<Cid> = car_sections(&car)
+        .into_iter()
+        .filter(|(c, d)| unixfs_kind(c, d) == Some(UnixFsKind::HamtShard))
+        .map(|(c, _)| c)
+        .collect();
+    assert!(shards.len() > 1, "big/ has sub-shards");
+    let root = report.root;
+
+    // A file through the sharded directory: root, big's shards on the way, the file.
+    let (status, body) = car_of(format!("ipfs/{root}/big/file-123.txt")).await;
+    assert_eq!(status, 200);
+    let blocks = car_sections(&body);
+    assert_eq!(blocks[0].0, root);
+    let (last, last_data) = blocks.last().unwrap();
+    assert_eq!(last_data, b"entry 123\n");
+    assert_eq!(last.codec(), piecestore::dagpb::RAW);
+    let on_path = &blocks[1..blocks.len() - 1];
+    assert!(!on_path.is_empty());
+    assert!(on_path.iter().all(|(c, _)| shards.contains(c)));
+
+    // A name the shard does not hold, and a path under a file.
+    let (status, _) = car_of(format!("ipfs/{root}/big/file-300.txt")).await;
+    assert_eq!(status, 404);
+    let (status, _) = car_of(format!("ipfs/{root}/docs/readme.txt/x")).await;
+    assert_eq!(status, 404);
+
+    // entity of the sharded directory: the path, then every shard node and no entry.
+    let (status, body) = car_of(format!("ipfs/{root}/big?dag-scope=entity")).await;
+    assert_eq!(status, 200);
+    let blocks = car_sections(&body);
+    assert_eq!(blocks[0].0, root);
+    let mut got: Vec<Cid> = blocks[1..].iter().map(|(c, _)| *c).collect();
+    got.sort();
+    let mut want = shards.clone();
+    want.sort();
+    assert_eq!(got, want);
+
+    // block of it: the path and its root shard alone.
+    let (status, body) = car_of(format!("ipfs/{root}/big?dag-scope=block")).await;
+    assert_eq!(status, 200);
+    let blocks = car_sections(&body);
+    assert_eq!(blocks.len(), 2);
+    assert_eq!(
+        unixfs_kind(&blocks[1].0, &blocks[1].1),
+        Some(UnixFsKind::HamtShard)
+    );
+
+    // A multi-block file through a plain directory, by entity-bytes.
+    let (status, body) = car_of(format!(
+        "ipfs/{root}/data.bin?dag-scope=entity&entity-bytes=0:99"
+    ))
+    .await;
+    assert_eq!(status, 200);
+    let blocks = car_sections(&body);
+    assert_eq!(blocks[0].0, root);
+    assert!(blocks.len() < 50_000 / 4096, "only the first leaf's branch");
+
+    // The whole tree: same CAR, exported back to the same files.
+    let client = RetrievalClient::new(None).unwrap();
+    let all = fx.path("all.car");
+    client
+        .fetch_car(&url, &root, DagScope::All, &all, &mut no_progress())
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&all).unwrap(), car);
+    let out = fx.path("out");
+    let tree = RetrievalClient::export(&all, &root, &out).await.unwrap();
+    assert_eq!((tree.files, tree.directories), (302, 3));
+    assert_eq!(std::fs::read(out.join("data.bin")).unwrap(), data);
+    assert_eq!(
+        std::fs::read_to_string(out.join("big/file-042.txt")).unwrap(),
+        "entry 42\n"
+    );
+    assert!(!fx.path("out.partial").exists());
 }
