@@ -10,6 +10,7 @@ use std::sync::Arc;
 use commp::PaddedPieceSize;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, identity};
+use piecestore::directory::import_dir;
 use piecestore::unixfs::{ImportProfile, ImportReport, import_file};
 use retrieval_market::RetrievalClient;
 use storage_market::Cid;
@@ -141,15 +142,29 @@ pub struct Prepared {
     pub piece: commp::PieceInfo,
 }
 
-/// Imports `file` into a CAR at `car` and computes its commP, reporting bytes processed.
+/// Imports `file` (a file, or a directory tree as Kubo's `ipfs add -r` would) into a CAR at
+/// `car` and computes its commP, reporting bytes processed (twice the content: two passes).
 pub fn prepare(
     file: &Path,
     car: &Path,
     profile: ImportProfile,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Prepared, String> {
+    let is_dir = std::fs::metadata(file)
+        .map_err(|e| format!("{}: {e}", file.display()))?
+        .is_dir();
     let out = std::fs::File::create(car).map_err(|e| format!("{}: {e}", car.display()))?;
-    let import = import_file(file, profile, out, progress).map_err(|e| market_core::report(&e))?;
+    let import = if is_dir {
+        let r = import_dir(file, profile, out, progress).map_err(|e| market_core::report(&e))?;
+        ImportReport {
+            root: r.root,
+            file_size: r.bytes,
+            blocks: r.blocks,
+            car_size: r.car_size,
+        }
+    } else {
+        import_file(file, profile, out, progress).map_err(|e| market_core::report(&e))?
+    };
     // An inline (identity) root is a legal payload CID: Lotus gives one to every file of
     // (1 MiB, 2 MiB].
     let root = import.root;

@@ -121,6 +121,10 @@ struct ImportOpts {
     /// Override the links per node.
     #[arg(long)]
     max_links: Option<usize>,
+    /// Shard a directory whose links' names and CIDs exceed this many bytes (Kubo's
+    /// 262144 by default; 0 never shards).
+    #[arg(long)]
+    shard_above: Option<usize>,
 }
 
 impl ImportOpts {
@@ -135,22 +139,27 @@ impl ImportOpts {
         if let Some(l) = self.max_links {
             p.max_links = l;
         }
+        if let Some(s) = self.shard_above {
+            p.shard_above = s;
+        }
         p
     }
 }
 
 #[derive(Subcommand)]
 enum DataCmd {
-    /// Imports a file into <repo>/data as a UnixFS CAR and computes its piece.
+    /// Imports a file or a directory tree into <repo>/data as a UnixFS CAR and computes its
+    /// piece.
     Import {
-        /// The file.
+        /// The file or directory.
         file: PathBuf,
         #[command(flatten)]
         opts: ImportOpts,
     },
-    /// Writes a file's UnixFS DAG as a CAR.
+    /// Writes the UnixFS DAG of a file or a directory tree (HAMT-sharded past
+    /// --shard-above, as Kubo shards) as a CAR.
     GenerateCar {
-        /// The file.
+        /// The file or directory.
         file: PathBuf,
         /// The CAR to write.
         out: PathBuf,
@@ -266,9 +275,12 @@ async fn main() -> ExitCode {
 }
 
 fn prepare(file: &Path, car: &Path, profile: ImportProfile) -> Result<client::Prepared, String> {
-    let size = std::fs::metadata(file)
-        .map_err(|e| format!("{}: {e}", file.display()))?
-        .len();
+    let meta = std::fs::metadata(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let size = if meta.is_dir() {
+        piecestore::directory::tree_bytes(file).map_err(|e| market_core::report(&e))?
+    } else {
+        meta.len()
+    };
     let bar = progress::bytes("importing", 2 * size);
     let p = client::prepare(file, car, profile, &mut |n| bar.set_position(n))?;
     bar.finish_and_clear();
@@ -608,12 +620,23 @@ async fn run(args: Args) -> Result<(), String> {
                     .await
                     .map_err(|e| market_core::report(&e))?;
                 let _ = std::fs::remove_file(&car_path);
-                println!(
-                    "file of {} B at {} ({} blocks verified, from {from})",
-                    r.file_size,
-                    out.display(),
-                    got.blocks
-                );
+                if r.directories == 0 {
+                    println!(
+                        "file of {} B at {} ({} blocks verified, from {from})",
+                        r.bytes,
+                        out.display(),
+                        got.blocks
+                    );
+                } else {
+                    println!(
+                        "directory of {} files in {} directories, {} B, at {} ({} blocks verified, from {from})",
+                        r.files,
+                        r.directories,
+                        r.bytes,
+                        out.display(),
+                        got.blocks
+                    );
+                }
             }
             Ok(())
         }
