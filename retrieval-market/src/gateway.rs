@@ -135,7 +135,7 @@ pub struct GatewayRequest {
     pub scope: DagScope,
     /// Byte range of the target file (CAR with `entity` scope only).
     pub entity_bytes: Option<EntityBytes>,
-    /// Whether repeated blocks are sent again (`dups=y`, the default).
+    /// Whether repeated blocks are sent again (`dups=y`; `n` unless asked).
     pub dups: bool,
     /// `filename=` for Content-Disposition.
     pub filename: Option<String>,
@@ -201,13 +201,28 @@ pub fn parse_request(
         format: Format::Car,
         scope: DagScope::All,
         entity_bytes: None,
-        dups: true,
+        dups: false,
         filename: None,
     };
     let mut format = None;
+    let mut scope = None;
+    let mut dups = None;
+    let unsupported = |what: &str| GatewayError::NotAcceptable(format!("{what} is not served"));
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         let v = v.into_owned();
         match k.as_ref() {
+            // The query spells out CAR parameters too, and wins over `Accept`.
+            "car-version" if v != "1" => return Err(unsupported(&format!("car-version={v}"))),
+            "car-order" if !matches!(v.as_str(), "dfs" | "unk") => {
+                return Err(unsupported(&format!("car-order={v}")));
+            }
+            "car-dups" => {
+                dups = Some(match v.as_str() {
+                    "y" => true,
+                    "n" => false,
+                    _ => return Err(unsupported(&format!("car-dups={v}"))),
+                })
+            }
             "format" => {
                 format = Some(match v.as_str() {
                     "car" => Format::Car,
@@ -219,28 +234,47 @@ pub fn parse_request(
                     }
                 })
             }
-            "dag-scope" => req.scope = v.parse()?,
+            "dag-scope" => scope = Some(v.parse::<DagScope>()?),
             "entity-bytes" => req.entity_bytes = Some(v.parse()?),
             "filename" => req.filename = Some(v),
             _ => {}
         }
     }
-    if format.is_none() {
-        format = negotiate(accept, &mut req.dups)?;
+    let (negotiated, accept_dups) = negotiate(accept)?;
+    if format.is_none() && accept.is_none() {
+        // A strict trustless gateway never guesses a response type (the spec's SHOULD).
+        return Err(GatewayError::BadRequest(format!(
+            "say what to send: ?format=car|raw or Accept: {CAR_MEDIA_TYPE} or {RAW_MEDIA_TYPE}"
+        )));
     }
-    req.format = format.unwrap_or(Format::Car);
-    if req.entity_bytes.is_some() && req.scope != DagScope::Entity {
+    req.format = format.or(negotiated).unwrap_or(Format::Car);
+    // Asked for nothing, a repeated block is sent once: the spec's default when the gateway
+    // controls it.
+    req.dups = dups.or(accept_dups).unwrap_or(false);
+    // entity-bytes implies dag-scope=entity.
+    req.scope = match (scope, &req.entity_bytes) {
+        (None, Some(_)) => DagScope::Entity,
+        (Some(s), Some(_)) if s != DagScope::Entity => {
+            return Err(GatewayError::BadRequest(format!(
+                "entity-bytes needs dag-scope=entity, not {}",
+                s.as_str()
+            )));
+        }
+        (s, _) => s.unwrap_or(DagScope::All),
+    };
+    if req.format == Format::Raw && !req.path.is_empty() {
         return Err(GatewayError::BadRequest(
-            "entity-bytes needs dag-scope=entity".into(),
+            "a raw block is asked for by its CID alone, without a path".into(),
         ));
     }
     Ok(req)
 }
 
-/// Picks the first acceptable media type; `None` when the header is absent or a wildcard.
-fn negotiate(accept: Option<&str>, dups: &mut bool) -> Result<Option<Format>, GatewayError> {
+/// Picks the first acceptable media type (`None` when the header is absent or a wildcard)
+/// and the `dups` it asks for, if any.
+fn negotiate(accept: Option<&str>) -> Result<(Option<Format>, Option<bool>), GatewayError> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
-        return Ok(None);
+        return Ok((None, None));
     };
     for item in accept.split(',') {
         let mut parts = item.split(';').map(str::trim);
@@ -255,14 +289,15 @@ fn negotiate(accept: Option<&str>, dups: &mut bool) -> Result<Option<Format>, Ga
                     _ => true,
                 });
                 if ok {
-                    if params.iter().any(|(k, v)| *k == "dups" && *v == "n") {
-                        *dups = false;
-                    }
-                    return Ok(Some(Format::Car));
+                    let dups = params
+                        .iter()
+                        .find(|(k, _)| *k == "dups")
+                        .map(|(_, v)| *v == "y");
+                    return Ok((Some(Format::Car), dups));
                 }
             }
-            RAW_MEDIA_TYPE => return Ok(Some(Format::Raw)),
-            "*/*" | "application/*" => return Ok(None),
+            RAW_MEDIA_TYPE => return Ok((Some(Format::Raw), None)),
+            "*/*" | "application/*" => return Ok((None, None)),
             _ => {}
         }
     }
@@ -506,6 +541,13 @@ impl CarSink {
     }
 }
 
+/// Whether `cid` is a file's root: raw bytes or a UnixFS file node.
+fn is_file(cid: &Cid, block: &[u8]) -> bool {
+    cid.codec() == RAW
+        || unixfs(cid, block)
+            .is_ok_and(|(_, fs)| matches!(fs.kind, UnixFsKind::File | UnixFsKind::Raw))
+}
+
 fn entity_len(cid: &Cid, block: &[u8]) -> Result<u64, GatewayError> {
     if cid.codec() == RAW {
         return Ok(block.len() as u64);
@@ -542,7 +584,9 @@ pub async fn walk(
             Ok(())
         }
         DagScope::Entity => {
-            let range = match entity_bytes {
+            // On anything but a file (a directory, say) entity-bytes means nothing and is
+            // ignored, as the spec asks.
+            let range = match entity_bytes.filter(|_| is_file(&target, &block)) {
                 Some(eb) => match eb.resolve(entity_len(&target, &block)?)? {
                     Some(r) => Some(r),
                     None => return sink.block(&target, &block).await,
@@ -642,8 +686,54 @@ mod tests {
             parse_request(cid, Some("dag-scope=everything"), None),
             Err(GatewayError::BadRequest(_))
         ));
+        let car = Some("application/vnd.ipld.car");
+        // entity-bytes implies entity; any other explicit scope contradicts it.
+        assert_eq!(
+            parse_request(cid, Some("entity-bytes=0:10"), car)
+                .unwrap()
+                .scope,
+            DagScope::Entity
+        );
         assert!(matches!(
-            parse_request(cid, Some("entity-bytes=0:10"), None),
+            parse_request(cid, Some("entity-bytes=0:10&dag-scope=all"), car),
+            Err(GatewayError::BadRequest(_))
+        ));
+        // Nothing said about the format: 400; a wildcard: a CAR.
+        assert!(matches!(
+            parse_request(cid, None, None),
+            Err(GatewayError::BadRequest(_))
+        ));
+        assert_eq!(
+            parse_request(cid, None, Some("*/*")).unwrap().format,
+            Format::Car
+        );
+        // dups: n unless asked; the query's car-* parameters win over Accept.
+        assert!(!parse_request(cid, None, car).unwrap().dups);
+        assert!(
+            parse_request(cid, None, Some("application/vnd.ipld.car;dups=y"))
+                .unwrap()
+                .dups
+        );
+        assert!(
+            !parse_request(
+                cid,
+                Some("car-dups=n"),
+                Some("application/vnd.ipld.car;dups=y")
+            )
+            .unwrap()
+            .dups
+        );
+        assert!(matches!(
+            parse_request(cid, Some("format=car&car-version=2"), None),
+            Err(GatewayError::NotAcceptable(_))
+        ));
+        assert!(matches!(
+            parse_request(cid, Some("format=car&car-order=bfs"), None),
+            Err(GatewayError::NotAcceptable(_))
+        ));
+        // A raw block has no path.
+        assert!(matches!(
+            parse_request(&format!("{cid}/a"), Some("format=raw"), None),
             Err(GatewayError::BadRequest(_))
         ));
         let eb = |s: &str| s.parse::<EntityBytes>().unwrap();

@@ -8,7 +8,9 @@
 //!   from the piece index ([`crate::gateway`]).
 //! - `GET /info`: `{"Version": …}`.
 //!
-//! Errors are short `text/plain` bodies: 400 for malformed requests, 404 for unknown data,
+//! Errors are short `text/plain` bodies: 400 for malformed requests (a gateway request that
+//! names no format either way among them), 404 for unknown data, 412 for an unknown root
+//! asked `only-if-cached`, 501 for `/ipns/`,
 //! 416 for ranges outside the piece, 429 (with `Retry-After`) when
 //! [`HttpConfig::max_concurrent`] requests are already being served (their bodies count
 //! until they finish), and with a [`Denylist`] 451 for listed pieces, roots and path targets
@@ -134,6 +136,7 @@ pub fn router(provider: RetrievalProvider, config: HttpConfig) -> Router {
     Router::new()
         .merge(pieces)
         .route("/ipfs/{*rest}", get(ipfs))
+        .route("/ipns/{*rest}", get(ipns))
         .route("/info", get(info))
         .with_state(state)
 }
@@ -415,6 +418,23 @@ fn gateway_error(e: GatewayError) -> Response {
     plain(status, e)
 }
 
+/// Mutable names are not served: everything here is content-addressed.
+async fn ipns() -> Response {
+    gateway_error(GatewayError::Unsupported(
+        "IPNS is not served: this trustless gateway answers /ipfs/ only".into(),
+    ))
+}
+
+/// `Cache-Control: only-if-cached` in the request.
+fn only_if_cached(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|d| d.trim().eq_ignore_ascii_case("only-if-cached"))
+}
+
 async fn ipfs(State(state): Shared, method: Method, uri: Uri, headers: HeaderMap) -> Response {
     if !state.config.serve_cars {
         return plain(StatusCode::NOT_FOUND, "trustless gateway is disabled");
@@ -432,6 +452,14 @@ async fn ipfs(State(state): Shared, method: Method, uri: Uri, headers: HeaderMap
     };
     if let Some(r) = denied(&state, &[&req.root]) {
         return r;
+    }
+    // Everything served is local, so "only if cached" differs from a plain request only in
+    // how an unknown root is answered.
+    if only_if_cached(&headers) && matches!(state.provider.block(&req.root).await, Ok(None)) {
+        return plain(
+            StatusCode::PRECONDITION_FAILED,
+            format!("{} is not here", req.root),
+        );
     }
     let resolved = match gateway::resolve(&state.provider, &req.root, &req.path).await {
         Ok(r) => r,

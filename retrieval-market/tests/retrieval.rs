@@ -1092,3 +1092,167 @@ async fn directories_plain_and_sharded_resolve_paths() {
     );
     assert!(!fx.path("out.partial").exists());
 }
+
+/// The trustless-gateway spec's behaviours, one by one: the probe CID, format negotiation
+/// (400 with neither `format` nor `Accept`), `dups` (n unless asked, `car-dups` winning over
+/// `Accept`), `entity-bytes` implying `entity` and ignored on a directory, no path for raw
+/// blocks, `only-if-cached`, `/ipns/`, headers, and 404 for an unknown root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trustless_gateway_spec_behaviours() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("tree");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a.txt"), "same\n").unwrap();
+    std::fs::write(src.join("b.txt"), "same\n").unwrap();
+    std::fs::write(src.join("c.bin"), pattern(40_000, 5)).unwrap();
+    let mut car = Vec::new();
+    let report = piecestore::directory::import_dir(&src, PROFILE, &mut car, &mut |_| {}).unwrap();
+    let fx = Fixture::stored(dir, Vec::new(), car, report.root).await;
+    let url = serve(fx.provider(), HttpConfig::default()).await;
+    let root = report.root;
+    let http = reqwest::Client::new();
+    let get = |path: String, accept: Option<&'static str>| {
+        let mut r = http.get(url.join(&path).unwrap());
+        if let Some(a) = accept {
+            r = r.header("Accept", a);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            let (status, headers) = (r.status(), r.headers().clone());
+            (status, headers, r.bytes().await.unwrap().to_vec())
+        }
+    };
+    const CAR: Option<&str> = Some("application/vnd.ipld.car");
+
+    // The probe: the empty identity CID.
+    let (s, h, body) = get("ipfs/bafkqaaa?format=raw".into(), None).await;
+    assert_eq!((s.as_u16(), body.len()), (200, 0));
+    assert_eq!(h["content-type"], "application/vnd.ipld.raw");
+    let (s, _, body) = get("ipfs/bafkqaaa?format=car".into(), None).await;
+    assert_eq!(s, 200);
+    let mut ix = piecestore::CarIndexer::new();
+    let mut n = 0;
+    ix.update(&body, &mut |_| n += 1).unwrap();
+    assert_eq!(
+        ix.finish().unwrap(),
+        vec!["bafkqaaa".parse::<Cid>().unwrap()]
+    );
+    assert_eq!(n, 0, "no identity block in a CAR");
+
+    // Neither format nor Accept: 400 (sent by hand: HTTP clients add `Accept: */*`).
+    let addr = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tcp.write_all(
+        format!("GET /ipfs/{root} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    // A wildcard gets a CAR, with every parameter spelled out.
+    let (s, h, _) = get(format!("ipfs/{root}"), Some("*/*")).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        h["content-type"],
+        "application/vnd.ipld.car;version=1;order=dfs;dups=n"
+    );
+    assert_eq!(
+        h["content-disposition"],
+        format!("attachment; filename=\"{root}.car\"").as_str()
+    );
+
+    // dups: the repeated leaf once unless asked for, and the query wins over Accept.
+    let leaf = piecestore::unixfs::block_cid(
+        piecestore::dagpb::RAW,
+        piecestore::unixfs::DagHash::Sha256,
+        0,
+        b"same\n",
+    );
+    let count = |body: &[u8]| {
+        car_sections(body)
+            .iter()
+            .filter(|(c, _)| *c == leaf)
+            .count()
+    };
+    let (_, h, body) = get(format!("ipfs/{root}"), CAR).await;
+    assert_eq!(count(&body), 1);
+    assert!(h["content-type"].to_str().unwrap().ends_with("dups=n"));
+    let (_, h, body) = get(
+        format!("ipfs/{root}"),
+        Some("application/vnd.ipld.car;version=1;order=dfs;dups=y"),
+    )
+    .await;
+    assert_eq!(count(&body), 2);
+    assert!(h["content-type"].to_str().unwrap().ends_with("dups=y"));
+    let (_, h, body) = get(
+        format!("ipfs/{root}?car-dups=n"),
+        Some("application/vnd.ipld.car;dups=y"),
+    )
+    .await;
+    assert_eq!(count(&body), 1);
+    assert!(h["content-type"].to_str().unwrap().ends_with("dups=n"));
+    let (s, _, _) = get(format!("ipfs/{root}?format=car&car-version=2"), None).await;
+    assert_eq!(s, 406);
+
+    // entity-bytes implies entity; ETags differ by scope and range.
+    let (s, h_all, all) = get(format!("ipfs/{root}/c.bin"), CAR).await;
+    assert_eq!(s, 200);
+    let (s, h_range, ranged) = get(format!("ipfs/{root}/c.bin?entity-bytes=0:10"), CAR).await;
+    assert_eq!(s, 200);
+    assert!(car_sections(&ranged).len() < car_sections(&all).len());
+    assert_ne!(h_all["etag"], h_range["etag"]);
+    let (_, h_entity, _) = get(format!("ipfs/{root}/c.bin?dag-scope=entity"), CAR).await;
+    assert_ne!(h_entity["etag"], h_all["etag"]);
+    assert_ne!(h_entity["etag"], h_range["etag"]);
+    // On a directory entity-bytes means nothing: the same blocks as entity.
+    let (_, _, entity) = get(format!("ipfs/{root}?dag-scope=entity"), CAR).await;
+    let (s, _, with_range) = get(format!("ipfs/{root}?entity-bytes=5:10"), CAR).await;
+    assert_eq!(s, 200);
+    assert_eq!(entity, with_range);
+    assert_eq!(car_sections(&entity).len(), 1, "the directory node alone");
+
+    // A raw block is asked for by CID alone.
+    let (s, _, _) = get(format!("ipfs/{root}/a.txt?format=raw"), None).await;
+    assert_eq!(s, 400);
+    let (s, h, body) = get(format!("ipfs/{leaf}"), Some("application/vnd.ipld.raw")).await;
+    assert_eq!((s.as_u16(), &body[..]), (200, &b"same\n"[..]));
+    assert_eq!(
+        h["content-disposition"],
+        format!("attachment; filename=\"{leaf}.bin\"").as_str()
+    );
+
+    // only-if-cached: 412 for a root that is not here, the content for one that is.
+    let unknown = piecestore::unixfs::block_cid(
+        piecestore::dagpb::RAW,
+        piecestore::unixfs::DagHash::Sha256,
+        0,
+        b"not stored",
+    );
+    let cached = |cid: Cid| {
+        http.get(url.join(&format!("ipfs/{cid}?format=car")).unwrap())
+            .header("Cache-Control", "only-if-cached")
+            .send()
+    };
+    assert_eq!(cached(unknown).await.unwrap().status(), 412);
+    assert_eq!(cached(root).await.unwrap().status(), 200);
+    // Without it, an unknown root is 404, for GET and HEAD alike.
+    let (s, _, _) = get(format!("ipfs/{unknown}"), CAR).await;
+    assert_eq!(s, 404);
+    let head = http
+        .head(url.join(&format!("ipfs/{unknown}?format=car")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 404);
+
+    // IPNS is not served.
+    let (s, _, _) = get(
+        "ipns/k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzyxzyqj2xjonzllnv0v8".into(),
+        None,
+    )
+    .await;
+    assert_eq!(s, 501);
+}
