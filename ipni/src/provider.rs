@@ -46,6 +46,10 @@ pub struct IpniConfig {
     pub tick: Duration,
     /// Timeout of each request to an indexer.
     pub request_timeout: Duration,
+    /// Announce the chain at `/ipni-provider/{peer}` on the publisher (an `http-path` in the
+    /// announced addresses) rather than at its root: how a node with several provider
+    /// identities (one per miner) tells indexers which chain is whose.
+    pub peer_path: bool,
 }
 
 impl Default for IpniConfig {
@@ -62,11 +66,18 @@ impl Default for IpniConfig {
             unindexed_warning: Duration::from_secs(3600),
             tick: Duration::from_secs(1),
             request_timeout: Duration::from_secs(30),
+            peer_path: false,
         }
     }
 }
 
 impl IpniConfig {
+    /// Announces the chain under `/ipni-provider/{peer}` ([`IpniConfig::peer_path`]).
+    pub fn with_peer_path(mut self, on: bool) -> Self {
+        self.peer_path = on;
+        self
+    }
+
     /// Sets the announce URLs.
     pub fn with_announce_urls(mut self, urls: Vec<Url>) -> Self {
         self.announce_urls = urls;
@@ -163,9 +174,33 @@ impl IpniProvider {
         &self.inner.store
     }
 
-    /// The publisher routes to merge into the node's HTTP server.
+    /// The publisher routes to merge into the node's HTTP server (with several identities,
+    /// [`crate::publisher::routes`] serves them all).
     pub fn router(&self) -> axum::Router {
-        crate::publisher::router(self.inner.clone())
+        crate::publisher::routes(std::slice::from_ref(self))
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+
+    /// Where indexers fetch this chain: the publisher addresses, under
+    /// `/ipni-provider/{peer}` with [`IpniConfig::peer_path`].
+    pub fn publisher_addrs(&self) -> Vec<Multiaddr> {
+        let inner = &self.inner;
+        inner
+            .config
+            .publisher_addrs
+            .iter()
+            .map(|a| {
+                let mut a = a.clone();
+                if inner.config.peer_path {
+                    let path = format!("/ipni-provider/{}", inner.peer);
+                    a.push(libp2p::multiaddr::Protocol::HttpPath(path.into()));
+                }
+                a
+            })
+            .collect()
     }
 
     /// Advertises `multihashes` (a piece's blocks; identity multihashes are skipped, an
@@ -343,7 +378,7 @@ impl IpniProvider {
             url: due.indexer.clone(),
             message: e.to_string(),
         })?;
-        let msg = Announcement::new(due.head, inner.peer, &inner.config.publisher_addrs);
+        let msg = Announcement::new(due.head, inner.peer, &self.publisher_addrs());
         let result = announce::send(&inner.http, &url, &msg).await;
         let now = now_ms();
         let ok = result.is_ok();

@@ -212,3 +212,81 @@ async fn an_unreachable_indexer_is_backed_off_and_its_error_kept() {
             .is_none()
     );
 }
+
+/// Two identities (as two miners have) on one store and one publisher: the second announces
+/// its chain under `/ipni-provider/{peer}`. The indexer syncs both, and finds each piece
+/// under the identity that advertised it, and a piece both advertised under both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_identities_share_a_publisher_and_are_indexed_apart() {
+    let indexer = Indexer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let http: libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}/http").parse().unwrap();
+    let store = AdStore::open(&dir.path().join("ipni.db")).unwrap();
+    let config = IpniConfig::default()
+        .with_announce_urls(vec![indexer.announce_url()])
+        .with_http_addrs(vec![http.clone()])
+        .with_find_url(Some(indexer.find.clone()))
+        .with_tick(Duration::from_millis(200));
+    let (ka, kb) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+    let a = IpniProvider::new(store.clone(), ka.clone(), config.clone()).unwrap();
+    let b = IpniProvider::new(store, kb.clone(), config.with_peer_path(true)).unwrap();
+    assert!(
+        b.publisher_addrs()[0]
+            .to_string()
+            .ends_with(&format!("/http-path/%2Fipni-provider%2F{}", b.peer_id())),
+        "{:?}",
+        b.publisher_addrs()
+    );
+    let app = market_ipni::publisher::routes(&[a.clone(), b.clone()]);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let _workers = (a.spawn(), b.spawn());
+
+    let piece = |n: u8| -> Cid {
+        let mh = cid::multihash::Multihash::<64>::wrap(0x1012, &[n; 32]).unwrap();
+        Cid::new_v1(0xf101, mh)
+    };
+    let size = 1u64 << 20;
+    let (only_a, only_b, both) = (
+        multihashes(10, 11),
+        multihashes(10, 12),
+        multihashes(10, 13),
+    );
+    a.announce_piece(&piece(1), size, only_a.clone())
+        .await
+        .unwrap();
+    b.announce_piece(&piece(2), size, only_b.clone())
+        .await
+        .unwrap();
+    a.announce_piece(&piece(3), size, both.clone())
+        .await
+        .unwrap();
+    b.announce_piece(&piece(3), size, both.clone())
+        .await
+        .unwrap();
+    wait_confirmed(&a, &piece(1), 1, &indexer).await;
+    wait_confirmed(&b, &piece(2), 1, &indexer).await;
+    wait_confirmed(&a, &piece(3), 2, &indexer).await;
+
+    let http_client = reqwest::Client::new();
+    let providers = |mh: Vec<u8>| {
+        let (client, find) = (http_client.clone(), indexer.find.clone());
+        async move {
+            let mut p: Vec<String> = find::find(&client, &find, &mh)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.provider)
+                .collect();
+            p.sort();
+            p
+        }
+    };
+    let (pa, pb) = (a.peer_id().to_string(), b.peer_id().to_string());
+    assert_eq!(providers(only_a[0].clone()).await, [pa.clone()]);
+    assert_eq!(providers(only_b[9].clone()).await, [pb.clone()]);
+    let mut want = vec![pa, pb];
+    want.sort();
+    assert_eq!(providers(both[5].clone()).await, want);
+}
