@@ -284,8 +284,8 @@ async fn two_identities_share_a_publisher_and_are_indexed_apart() {
         }
     };
     let (pa, pb) = (a.peer_id().to_string(), b.peer_id().to_string());
-    assert_eq!(providers(only_a[0].clone()).await, [pa.clone()]);
-    assert_eq!(providers(only_b[9].clone()).await, [pb.clone()]);
+    assert_eq!(providers(only_a[0].clone()).await, vec![pa.clone()]);
+    assert_eq!(providers(only_b[9].clone()).await, vec![pb.clone()]);
     let mut want = vec![pa, pb];
     want.sort();
     assert_eq!(providers(both[5].clone()).await, want);

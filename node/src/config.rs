@@ -58,6 +58,11 @@ pub struct IpniSection {
     pub topic: String,
     /// Seconds between two looks at the deals for pieces to announce or remove.
     pub reconcile_secs: u64,
+    /// Miners that advertise under an identity of their own (miner address → libp2p key
+    /// file, relative to the repo, generated when missing; e.g. the key of the Boost
+    /// instance whose peer id is already on chain). The others advertise under the node's
+    /// peer id. Retrieval checkers look ads up under each miner's MinerInfo.PeerId.
+    pub miner_keys: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for IpniSection {
@@ -70,6 +75,7 @@ impl Default for IpniSection {
             unindexed_warn_minutes: 60,
             topic: "/indexer/ingest/mainnet".into(),
             reconcile_secs: 10,
+            miner_keys: Default::default(),
         }
     }
 }

@@ -61,6 +61,30 @@ pub(crate) fn plan(
     Plan { announce, remove }
 }
 
+/// The node's IPNI identities: its own (libp2p) one, and one per miner of
+/// `[ipni] miner_keys`. All share one ad store and one publisher.
+#[derive(Clone, Debug)]
+pub(crate) struct Identities {
+    /// The node's peer id: miners without a key of their own advertise under it.
+    pub(crate) node: IpniProvider,
+    /// Miner address → its identity.
+    pub(crate) by_miner: BTreeMap<String, IpniProvider>,
+}
+
+impl Identities {
+    /// The identity `miner`'s deals are advertised under.
+    pub(crate) fn for_miner(&self, miner: &str) -> &IpniProvider {
+        self.by_miner.get(miner).unwrap_or(&self.node)
+    }
+
+    /// Every identity, the node's first (it answers the publisher's root routes).
+    pub(crate) fn all(&self) -> Vec<IpniProvider> {
+        std::iter::once(self.node.clone())
+            .chain(self.by_miner.values().cloned())
+            .collect()
+    }
+}
+
 fn deal_fact(d: &ProviderDeal) -> Option<(PieceKey, StorageDealStatus, bool)> {
     let p = &d.proposal.proposal;
     let piece = market_core::cid::narrow(&p.piece_cid)?;
@@ -80,9 +104,10 @@ pub(crate) fn piece_multihashes(meta: &piecestore::PieceMeta) -> Vec<Vec<u8>> {
     out
 }
 
-/// Plans and carries out one round; returns what was done.
+/// Plans and carries out one round for every identity, each over its miners' deals;
+/// returns what was done.
 pub(crate) async fn reconcile(
-    ipni: &IpniProvider,
+    ids: &Identities,
     deals: &Arc<dyn DealStore>,
     index: &Arc<dyn PieceIndex>,
 ) -> Result<Plan, String> {
@@ -90,6 +115,29 @@ pub(crate) async fn reconcile(
         .provider_deals()
         .await
         .map_err(|e| market_core::report(&e))?;
+    let mut done = Plan::default();
+    for ipni in ids.all() {
+        let peer = ipni.peer_id();
+        let mine: Vec<&ProviderDeal> = all
+            .iter()
+            .filter(|d| {
+                ids.for_miner(&d.proposal.proposal.provider.to_string())
+                    .peer_id()
+                    == peer
+            })
+            .collect();
+        let d = reconcile_one(&ipni, &mine, index).await?;
+        done.announce.extend(d.announce);
+        done.remove.extend(d.remove);
+    }
+    Ok(done)
+}
+
+async fn reconcile_one(
+    ipni: &IpniProvider,
+    all: &[&ProviderDeal],
+    index: &Arc<dyn PieceIndex>,
+) -> Result<Plan, String> {
     let live: BTreeSet<PieceKey> = ipni
         .store()
         .live_contexts(&ipni.peer_id().to_string())
@@ -102,7 +150,7 @@ pub(crate) async fn reconcile(
                 .map(|(size, cid)| (cid, size))
         })
         .collect();
-    let plan = plan(all.iter().filter_map(deal_fact), &live);
+    let plan = plan(all.iter().filter_map(|d| deal_fact(d)), &live);
     let mut done = Plan::default();
     for (piece, size) in &plan.announce {
         let wide = market_core::cid::widen(piece);
@@ -144,7 +192,7 @@ pub(crate) async fn reconcile(
 
 /// Reconciles every `period` until aborted.
 pub(crate) async fn run(
-    ipni: IpniProvider,
+    ipni: Identities,
     deals: Arc<dyn DealStore>,
     index: Arc<dyn PieceIndex>,
     period: std::time::Duration,
@@ -165,14 +213,15 @@ pub(crate) async fn run(
     }
 }
 
-/// Opens the ad store and the provider identity of the node (its libp2p key, so the IPNI
-/// provider id is the peer id miners publish on chain).
+/// Opens the ad store and the provider identities: the node's (its libp2p key, so the IPNI
+/// provider id is the peer id miners publish on chain) and each of `[ipni] miner_keys`
+/// (read, or generated on first start), announced under `/ipni-provider/{peer}`.
 pub(crate) fn start(
     dir: &std::path::Path,
     section: &crate::config::IpniSection,
     key: libp2p::identity::Keypair,
     http_url: &url::Url,
-) -> Result<IpniProvider, crate::node::NodeError> {
+) -> Result<Identities, crate::node::NodeError> {
     use crate::config::ConfigError;
     let urls = section
         .announce_urls
@@ -202,7 +251,37 @@ pub(crate) fn start(
     config.unindexed_warning =
         std::time::Duration::from_secs(section.unindexed_warn_minutes.max(1) * 60);
     let store = market_ipni::store::AdStore::open(&dir.join("ipni.db")).map_err(start_err)?;
-    IpniProvider::new(store, key, config).map_err(start_err)
+    let node = IpniProvider::new(store.clone(), key, config.clone()).map_err(start_err)?;
+    let mut by_miner = BTreeMap::new();
+    for (miner, path) in &section.miner_keys {
+        let key = miner_key(&dir.join(path)).map_err(|e| {
+            ConfigError::Invalid(format!("[ipni] miner_keys {miner} = {path:?}: {e}"))
+        })?;
+        let p = IpniProvider::new(store.clone(), key, config.clone().with_peer_path(true))
+            .map_err(start_err)?;
+        tracing::info!(%miner, peer = %p.peer_id(), "miner advertises under its own IPNI identity");
+        by_miner.insert(miner.clone(), p);
+    }
+    Ok(Identities { node, by_miner })
+}
+
+/// A libp2p key file (protobuf encoding, as Lotus and Boost keep theirs), generated when
+/// missing.
+fn miner_key(path: &std::path::Path) -> Result<libp2p::identity::Keypair, String> {
+    use libp2p::identity::Keypair;
+    match std::fs::read(path) {
+        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes).map_err(|e| e.to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = Keypair::generate_ed25519();
+            let bytes = key.to_protobuf_encoding().map_err(|e| e.to_string())?;
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            }
+            crate::node::write_private(path, &bytes).map_err(|e| e.to_string())?;
+            Ok(key)
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn start_err(e: market_ipni::IpniError) -> crate::node::NodeError {
@@ -212,14 +291,16 @@ fn start_err(e: market_ipni::IpniError) -> crate::node::NodeError {
     }
 }
 
-/// Warns when a miner's on-chain peer id is not the node's: retrieval checkers look ads up
-/// under MinerInfo.PeerId, so such a miner's content is not found as its own.
+/// Warns when a miner's on-chain peer id is not the identity its ads are published under:
+/// retrieval checkers look ads up under MinerInfo.PeerId, so such a miner's content is not
+/// found as its own.
 pub(crate) async fn check_peer_ids(
     chain: &lotus_api::LotusChain,
     miners: &[storage_market::types::Address],
-    ours: libp2p::PeerId,
+    ids: &Identities,
 ) {
     for m in miners {
+        let ours = ids.for_miner(&m.to_string()).peer_id();
         match chain.state_miner_info(m).await {
             Ok(info) => match info.peer_id.as_deref() {
                 Some(p) if p == ours.to_string() => {}
@@ -245,6 +326,47 @@ mod tests {
     fn piece(n: u8) -> PieceKey {
         let mh = multihash::Multihash::<64>::wrap(0x1012, &[n; 32]).unwrap();
         (cid::Cid::new_v1(0xf101, mh), 2048)
+    }
+
+    /// A miner listed in `miner_keys` advertises under its own key (generated once, then
+    /// read back), announced under its peer path; the others under the node's.
+    #[test]
+    fn miners_with_keys_get_identities_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut section = crate::config::IpniSection::default();
+        section
+            .miner_keys
+            .insert("f01002".into(), "ipni-keys/f01002.key".into());
+        let node_key = libp2p::identity::Keypair::generate_ed25519();
+        let url = url::Url::parse("http://127.0.0.1:7777/").unwrap();
+        let ids = start(dir.path(), &section, node_key.clone(), &url).unwrap();
+        let own = ids.for_miner("f01002").peer_id();
+        assert_ne!(own, node_key.public().to_peer_id());
+        assert_eq!(
+            ids.for_miner("f01000").peer_id(),
+            node_key.public().to_peer_id()
+        );
+        assert_eq!(ids.all().len(), 2);
+        assert!(
+            ids.for_miner("f01002").publisher_addrs()[0]
+                .to_string()
+                .contains("http-path")
+        );
+        assert!(
+            !ids.node.publisher_addrs()[0]
+                .to_string()
+                .contains("http-path")
+        );
+        drop(ids);
+        // The key persists: the same identity after a restart.
+        let again = start(dir.path(), &section, node_key, &url).unwrap();
+        assert_eq!(again.for_miner("f01002").peer_id(), own);
+        // A file that is not a key is refused, not replaced.
+        std::fs::write(dir.path().join("bad.key"), b"nope").unwrap();
+        section.miner_keys.insert("f01003".into(), "bad.key".into());
+        let key = libp2p::identity::Keypair::generate_ed25519();
+        assert!(start(dir.path(), &section, key, &url).is_err());
+        assert_eq!(std::fs::read(dir.path().join("bad.key")).unwrap(), b"nope");
     }
 
     #[test]

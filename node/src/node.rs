@@ -111,7 +111,7 @@ impl Repo {
     }
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::write(path, bytes)?;
     #[cfg(unix)]
     {
@@ -178,7 +178,8 @@ pub struct MarketNode {
     pub miners: Vec<Address>,
     /// The libp2p host every protocol is served on.
     pub host: Host,
-    /// The IPNI provider (ads under the host's peer id).
+    /// The IPNI provider of the node's own identity (ads under the host's peer id); miners
+    /// with a key of their own (`[ipni] miner_keys`) publish into the same ad store.
     pub ipni: market_ipni::IpniProvider,
     _services: Service,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -442,7 +443,7 @@ impl MarketNode {
 
         let ipni = crate::ipni::start(dir, &cfg.ipni, ipni_key, &http_url)?;
         if cfg.ipni.enabled && cfg.chain.api.is_some() {
-            crate::ipni::check_peer_ids(&chain, &miners, host.addr().peer_id).await;
+            crate::ipni::check_peer_ids(&chain, &miners, &ipni).await;
         }
         let retrieval = RetrievalProvider::new(pieces.clone(), index.clone(), unsealer, worker);
         let service = retrieval_market::network::serve(&host, retrieval.clone())
@@ -481,7 +482,7 @@ impl MarketNode {
             http_url: http_url.clone(),
             miners: miners.clone(),
             sealer: sealer_api.clone(),
-            ipni: ipni.clone(),
+            ipni: ipni.node.clone(),
         }))
         .merge(sealing::resource::router(
             sealing::resource::ResourceState {
@@ -490,9 +491,9 @@ impl MarketNode {
                 index,
             },
         ));
-        let app = app.merge(ipni.router());
+        let app = app.merge(market_ipni::publisher::routes(&ipni.all()));
         if cfg.ipni.enabled {
-            tasks.push(ipni.spawn());
+            tasks.extend(ipni.all().iter().map(|p| p.spawn()));
             tasks.push(tokio::spawn(crate::ipni::run(
                 ipni.clone(),
                 ipni_deals,
@@ -523,7 +524,7 @@ impl MarketNode {
             miners,
             host,
             _services: Service::merge([storage, service]),
-            ipni,
+            ipni: ipni.node.clone(),
             tasks,
         })
     }
