@@ -14,22 +14,12 @@ use std::sync::Arc;
 use common::*;
 use market_core::Cid;
 use market_core::types::Address;
-use market_ipni::testing::go_peer;
 use piecestore::dagpb::RAW;
 use piecestore::directory::export_tree;
 use piecestore::unixfs::{DagHash, block_cid};
 use piecestore::{FsPieceStore, PieceIndex, PieceStore, SqlitePieceIndex};
 use retrieval_market::RetrievalProvider;
 use retrieval_market::http::{HttpConfig, router};
-
-fn lassie(args: &[&str]) -> std::process::Output {
-    Command::new(go_peer("lassie"))
-        .arg("fetch")
-        .args(["--protocols", "http", "--global-timeout", "60s"])
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 fn same_tree(a: &Path, b: &Path) {
     let mut names: Vec<_> = std::fs::read_dir(a)

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use market_ipni::testing::{Indexer, go_peer};
+use market_ipni::testing::Indexer;
 
 /// Polls the provider's deals until `done` holds for the first one.
 async fn wait_deal(
@@ -37,15 +37,6 @@ async fn wait_deal(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-fn lassie(args: &[&str]) -> std::process::Output {
-    Command::new(go_peer("lassie"))
-        .arg("fetch")
-        .args(["--protocols", "http", "--global-timeout", "60s"])
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -341,3 +341,13 @@ pub(crate) fn field(text: &str, key: &str) -> String {
         .unwrap()
         .to_string()
 }
+
+/// `lassie fetch` over HTTP only, with a minute to finish.
+pub(crate) fn lassie(args: &[&str]) -> std::process::Output {
+    Command::new(market_ipni::testing::go_peer("lassie"))
+        .arg("fetch")
+        .args(["--protocols", "http", "--global-timeout", "60s"])
+        .args(args)
+        .output()
+        .unwrap()
+}
