@@ -41,6 +41,8 @@ pub struct DbTaskError(#[source] pub tokio::task::JoinError);
 /// so the runtime's workers never wait on the disk. Cheap to clone.
 #[derive(Clone)]
 pub struct Db {
+    /// The `db` label of its latency metric.
+    name: &'static str,
     conn: Arc<Mutex<Connection>>,
     /// Writes waiting for the next group commit.
     queue: Arc<Mutex<Vec<Job>>>,
@@ -60,7 +62,14 @@ impl std::fmt::Debug for Db {
 impl Db {
     /// Wraps an open connection.
     pub fn new(conn: Connection) -> Self {
+        Self::named("sqlite", conn)
+    }
+
+    /// Wraps an open connection whose calls are timed under `db = name`
+    /// ([`DB_SECONDS`](crate::metrics::DB_SECONDS)).
+    pub fn named(name: &'static str, conn: Connection) -> Self {
         Self {
+            name,
             conn: Arc::new(Mutex::new(conn)),
             queue: Arc::new(Mutex::new(Vec::new())),
         }
@@ -78,6 +87,7 @@ impl Db {
         E: From<DbTaskError> + From<rusqlite::Error> + Send + 'static,
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
+        let started = std::time::Instant::now();
         let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, E>>();
         let job: Job = Box::new(move |conn| -> Reply {
             let conn = match conn {
@@ -138,12 +148,14 @@ impl Db {
         .await
         .map_err(|e| E::from(DbTaskError(e)))?;
         // The holder that ran this write answered before its task ended, or panicked.
-        rx.await.unwrap_or_else(|_| {
+        let out = rx.await.unwrap_or_else(|_| {
             Err(E::from(rusqlite::Error::SqliteFailure(
                 rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
                 Some("the group commit that held this write failed".into()),
             )))
-        })
+        });
+        crate::metrics::db(self.name, "write", started.elapsed());
+        out
     }
 
     /// Runs `f` on the connection in a blocking task. A panic in an earlier query does not
@@ -154,13 +166,16 @@ impl Db {
         E: From<DbTaskError> + Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
     {
+        let started = std::time::Instant::now();
         let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
+        let out = tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
             f(&mut guard)
         })
         .await
-        .map_err(|e| E::from(DbTaskError(e)))?
+        .map_err(|e| E::from(DbTaskError(e)));
+        crate::metrics::db(self.name, "call", started.elapsed());
+        out?
     }
 }
 

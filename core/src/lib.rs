@@ -13,6 +13,8 @@
 //!   JSON-RPC 2.0 envelope the API servers read and answer.
 //! - [`wallet`] (feature `wallet`): the [`Wallet`](wallet::Wallet) trait and a local keystore.
 //! - [`db`] (feature `sqlite`): opening and migrating SQLite databases.
+//! - [`metrics`]: the names, labels and units of every metric the crates record (the node
+//!   serves them to Prometheus).
 //! - [`report`]: an error and its sources as one line, for people.
 //! - [`http`] (feature `http`): serving HTTP with header and body timeouts and a
 //!   connection limit.
@@ -32,6 +34,7 @@ pub mod http;
 pub mod jsonrpc;
 pub mod jwt;
 pub mod message;
+pub mod metrics;
 pub mod miner;
 pub mod multicodec;
 pub mod report;

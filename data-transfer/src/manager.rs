@@ -528,6 +528,7 @@ impl TransferManager {
                 }
                 _ = token.cancelled() => return,
             };
+            market_core::metrics::transfer_done(result.is_ok());
             if let Err(e) = result {
                 tracing::warn!(id = %rec.request.id, error = %e, "transfer failed");
                 if let Err(e2) = this.end(&rec, TransferState::Failed, &e.to_string()).await {
@@ -593,6 +594,10 @@ impl TransferManager {
             written: Mutex::new(rec.chunks.iter().map(|c| c.done).collect()),
             follower: Mutex::new(None),
             live,
+            transport: match &source {
+                Source::Libp2p { .. } => "libp2p",
+                Source::Http(_) => "http",
+            },
         });
         let frontier = shared.frontier();
         *shared.lock_follower() = Some(CommPFollower::start_indexing(
@@ -815,6 +820,7 @@ impl TransferManager {
             .await
             .map_err(TransferError::from)??;
         *pos += len;
+        market_core::metrics::transfer_bytes(shared.transport, len);
         let before = shared.frontier();
         let received = {
             let mut w = shared.written.lock().unwrap_or_else(|p| p.into_inner());
@@ -890,6 +896,8 @@ struct Shared {
     follower: Mutex<Option<CommPFollower>>,
     /// Their sum, for [`TransferManager::received`].
     live: Arc<AtomicU64>,
+    /// `http` or `libp2p`, the transfer-bytes metric's label.
+    transport: &'static str,
 }
 
 impl Shared {

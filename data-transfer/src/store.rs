@@ -48,7 +48,10 @@ fn now() -> i64 {
 impl TransferStore {
     pub(crate) fn open(path: &Path) -> Result<Self, TransferError> {
         Ok(Self {
-            db: Db::new(market_core::db::open_migrated(path, MIGRATIONS)?),
+            db: Db::named(
+                "transfers",
+                market_core::db::open_migrated(path, MIGRATIONS)?,
+            ),
         })
     }
 

@@ -111,6 +111,22 @@ pub struct AdStatus {
     pub check_error: Option<String>,
 }
 
+/// Counts over the ad store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct AdSummary {
+    /// Ads of every provider (removals included).
+    pub ads: u64,
+    /// Ads no indexer has been told of yet.
+    pub unannounced: u64,
+    /// Announced ads no indexer has confirmed yet.
+    pub unindexed: u64,
+    /// Unix milliseconds of the oldest announcement still unconfirmed: the indexing lag.
+    pub oldest_unindexed_announced_at: Option<i64>,
+    /// (provider, indexer) pairs whose last announcement failed.
+    pub failing_announces: u64,
+}
+
 /// An announcement to make: `head` of `provider` to `indexer`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueAnnounce {
@@ -151,14 +167,14 @@ impl AdStore {
     /// Opens (creating or migrating) the store at `path`.
     pub fn open(path: &Path) -> Result<Self, IpniError> {
         Ok(Self {
-            db: Db::new(open_migrated(path, MIGRATIONS)?),
+            db: Db::named("ipni", open_migrated(path, MIGRATIONS)?),
         })
     }
 
     /// A store in memory (tests).
     pub fn open_in_memory() -> Result<Self, IpniError> {
         Ok(Self {
-            db: Db::new(open_in_memory_migrated(MIGRATIONS)?),
+            db: Db::named("ipni", open_in_memory_migrated(MIGRATIONS)?),
         })
     }
 
@@ -403,6 +419,36 @@ impl AdStore {
         let piece = piece.to_string();
         self.db
             .call(move |c| statuses(c, "WHERE piece_cid = ?1", params![piece]))
+            .await
+    }
+
+    /// Counts over the whole ad store, for dashboards and metrics.
+    pub async fn summary(&self) -> Result<AdSummary, IpniError> {
+        self.db
+            .call(|c| {
+                let (ads, unannounced, unindexed, oldest): (i64, i64, i64, Option<i64>) = c
+                    .query_row(
+                        "SELECT COUNT(*),
+                            COALESCE(SUM(announced_at IS NULL), 0),
+                            COALESCE(SUM(announced_at IS NOT NULL AND indexed_at IS NULL), 0),
+                            MIN(CASE WHEN indexed_at IS NULL THEN announced_at END)
+                         FROM ads",
+                        [],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    )?;
+                let failing: i64 = c.query_row(
+                    "SELECT COUNT(*) FROM announces WHERE error IS NOT NULL",
+                    [],
+                    |r| r.get(0),
+                )?;
+                Ok(AdSummary {
+                    ads: ads as u64,
+                    unannounced: unannounced as u64,
+                    unindexed: unindexed as u64,
+                    oldest_unindexed_announced_at: oldest,
+                    failing_announces: failing as u64,
+                })
+            })
             .await
     }
 

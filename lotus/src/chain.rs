@@ -86,16 +86,20 @@ impl Journal {
     /// Opens (creating) the journal at `path`.
     pub fn open(path: &Path) -> rusqlite::Result<Self> {
         Ok(Self {
-            db: Db::new(market_core::db::open_migrated(path, JOURNAL_MIGRATIONS)?),
+            db: Db::named(
+                "journal",
+                market_core::db::open_migrated(path, JOURNAL_MIGRATIONS)?,
+            ),
         })
     }
 
     /// A journal that does not outlive the process (tests, one-shot CLIs).
     pub fn in_memory() -> rusqlite::Result<Self> {
         Ok(Self {
-            db: Db::new(market_core::db::open_in_memory_migrated(
-                JOURNAL_MIGRATIONS,
-            )?),
+            db: Db::named(
+                "journal",
+                market_core::db::open_in_memory_migrated(JOURNAL_MIGRATIONS)?,
+            ),
         })
     }
 

@@ -34,6 +34,48 @@ pub struct NodeConfig {
     pub sealing: SealingSection,
     /// Announcing stored pieces to IPNI indexers.
     pub ipni: IpniSection,
+    /// Prometheus metrics at `/metrics`.
+    pub metrics: MetricsSection,
+    /// The web UI at `/ui/`.
+    pub ui: UiSection,
+}
+
+/// `[metrics]`: the Prometheus text exposition at `<http>/metrics`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct MetricsSection {
+    /// Serve `/metrics` at all.
+    pub enabled: bool,
+    /// Serve it without a token. Off by default: the HTTP listener is public (retrieval),
+    /// and deal counts and fees are the operator's business. Prometheus sends the read token
+    /// with `authorization: { credentials_file: <repo>/token.read }`.
+    pub public: bool,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            public: false,
+        }
+    }
+}
+
+/// `[ui]`: the operator's web UI at `<http>/ui/`, behind the API tokens (the admin token
+/// may change things, the read token only look).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct UiSection {
+    /// Serve the UI at all.
+    pub enabled: bool,
+}
+
+impl Default for UiSection {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
 }
 
 /// `[ipni]`: advertising stored pieces to network indexers, so retrieval clients and checkers

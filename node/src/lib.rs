@@ -9,6 +9,8 @@
 //!   permission names.
 //! - IPNI: stored pieces are advertised to the indexers of `[ipni]` (`ipni.rs` decides which
 //!   from the deals; the `market-ipni` crate publishes, announces and confirms).
+//! - [`metrics`]: Prometheus at `/metrics` (the crates' counters, HTTP accounting, gauges
+//!   read from the stores at each scrape).
 //! - [`client`]: the client side: a repo with a wallet and a deal database, data
 //!   preparation, deal proposals and retrieval.
 
@@ -38,4 +40,5 @@ pub mod client;
 pub mod config;
 mod ipni;
 pub use market_core::jwt;
+pub mod metrics;
 pub mod node;

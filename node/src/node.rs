@@ -23,6 +23,7 @@ use market_core::chain::ChainNode;
 use market_core::host::{Host, PeerAddr};
 use market_core::rpc::Service;
 use market_core::wallet::Wallet;
+use piecestore::metered::MeteredPieceStore;
 use piecestore::{FsPieceStore, PieceIndex, PieceStore, SqlitePieceIndex};
 use retrieval_market::RetrievalProvider;
 use retrieval_market::client::url_to_multiaddr;
@@ -382,10 +383,10 @@ impl MarketNode {
         let host = Host::start(key, host_config)
             .await
             .map_err(start_err("libp2p"))?;
-        let pieces: Arc<dyn PieceStore> = Arc::new(
+        let pieces: Arc<dyn PieceStore> = Arc::new(MeteredPieceStore::new(Arc::new(
             FsPieceStore::open(repo.under(&cfg.storage.pieces))
                 .map_err(start_err("piece store"))?,
-        );
+        )));
         let index =
             SqlitePieceIndex::open(&dir.join("index.db")).map_err(start_err("piece index"))?;
         let index: Arc<dyn PieceIndex> = Arc::new(index);
@@ -487,10 +488,20 @@ impl MarketNode {
         .merge(sealing::resource::router(
             sealing::resource::ResourceState {
                 secret: secret(dir)?,
-                pieces,
+                pieces: pieces.clone(),
                 index,
             },
         ));
+        let app = if cfg.metrics.enabled {
+            app.merge(crate::metrics::router(crate::metrics::MetricsState {
+                secret: (!cfg.metrics.public).then(|| secret(dir)).transpose()?,
+                provider: provider.clone(),
+                pieces: pieces.clone(),
+                ipni: ipni.node.clone(),
+            }))
+        } else {
+            app
+        };
         let app = app.merge(market_ipni::publisher::routes(&ipni.all()));
         if cfg.ipni.enabled {
             tasks.extend(ipni.all().iter().map(|p| p.spawn()));
@@ -509,6 +520,8 @@ impl MarketNode {
             Some(api) => app.merge(sealing::api::ws_router(api, secret(dir)?)),
             None => app,
         };
+        // Outermost, so every route is counted, the ones merged above included.
+        let app = app.layer(axum::middleware::from_fn(crate::metrics::track));
         let limits = cfg.http.server_limits();
         tasks.push(tokio::spawn(market_core::http::serve(
             listener, app, limits,

@@ -217,6 +217,8 @@ fn follow(
     let mut hasher = CommP::new().with_short_payload(commp::ShortPayload::ZeroPad);
     let mut buf = vec![0u8; READ_CHUNK];
     let mut pos = 0u64;
+    // Hashing time only, not the wait for writers: what the commP metric reports.
+    let hashing = std::cell::Cell::new(std::time::Duration::ZERO);
     let mut read_up_to = |hasher: &mut CommP,
                           tap: &mut Option<BlockTap>,
                           pos: &mut u64,
@@ -225,7 +227,9 @@ fn follow(
         while *pos < end {
             let n = (end - *pos).min(READ_CHUNK as u64) as usize;
             file.read_exact_at(&mut buf[..n], *pos)?;
+            let t0 = std::time::Instant::now();
             hasher.update(&buf[..n]);
+            hashing.set(hashing.get() + t0.elapsed());
             if let Some(t) = tap.as_mut() {
                 t.bytes(&buf[..n]);
             }
@@ -259,7 +263,9 @@ fn follow(
                 // Bytes before `offset` are complete (fed data extends the prefix).
                 read_up_to(&mut hasher, &mut tap, &mut pos, offset)?;
                 let fresh = &data[(pos - offset) as usize..];
+                let t0 = std::time::Instant::now();
                 hasher.update(fresh);
+                hashing.set(hashing.get() + t0.elapsed());
                 if let Some(t) = tap.as_mut() {
                     t.bytes(fresh);
                 }
@@ -269,5 +275,6 @@ fn follow(
     }
     let f = frontier.load(Ordering::Acquire);
     read_up_to(&mut hasher, &mut tap, &mut pos, f)?;
+    market_core::metrics::commp(pos, hashing.get());
     Ok((hasher, pos, tap))
 }

@@ -282,7 +282,7 @@ impl SqlitePieceIndex {
     /// Opens (creating and migrating) the index database at `path`.
     pub fn open(path: &Path) -> Result<Self, PieceStoreError> {
         Ok(Self {
-            db: Db::new(market_core::db::open_migrated(path, MIGRATIONS)?),
+            db: Db::named("index", market_core::db::open_migrated(path, MIGRATIONS)?),
         })
     }
 

@@ -15,6 +15,7 @@
 //! - [`PieceIndex`]: SQLite tables of piece → deals (miner, deal, sector, offset, length),
 //!   payload root → pieces, and each piece's block index, so retrieval can serve any block
 //!   without scanning.
+//! - [`metered`]: a wrapper timing every call of any piece store, for the node's metrics.
 //!
 //! A piece's *payload* is the bytes the client sent (usually a CAR); its padded size is the
 //! deal's piece size. Piece CIDs are v1 (`baga6ea4sea…`).
@@ -27,6 +28,7 @@ mod follower;
 mod fs;
 pub mod hamt;
 mod index;
+pub mod metered;
 mod store;
 pub mod unixfs;
 

@@ -290,6 +290,16 @@ pub enum ProviderError {
     /// Another import of the same deal is running.
     #[error("an import of deal {0} is already running")]
     ImportRunning(Box<Cid>),
+    /// An operator action the deal's state does not allow.
+    #[error("cannot {action} a deal in state {state}: {why}")]
+    NotAllowed {
+        /// `cancel`, `retry`.
+        action: &'static str,
+        /// The deal's state.
+        state: StorageDealStatus,
+        /// What would allow it.
+        why: &'static str,
+    },
     /// A background task panicked.
     #[error("import task failed: {0}")]
     Task(String),
@@ -363,6 +373,8 @@ struct Inner {
     funds_lock: tokio::sync::Mutex<()>,
     /// Deals with a running driver task.
     running: Mutex<HashSet<Cid>>,
+    /// Deals an operator cancelled whose driver has yet to fail them.
+    cancelling: Mutex<HashSet<Cid>>,
     /// Deals with an import running.
     importing: Mutex<HashSet<Cid>>,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
@@ -429,6 +441,9 @@ impl Drop for ImportGuard<'_> {
     }
 }
 
+/// The message of a deal an operator cancelled.
+const CANCELLED: &str = "cancelled by the operator";
+
 /// The storage provider. Cheap to clone.
 #[derive(Clone)]
 pub struct Provider {
@@ -452,6 +467,7 @@ impl Provider {
             publisher,
             funds_lock: tokio::sync::Mutex::new(()),
             running: Mutex::new(HashSet::new()),
+            cancelling: Mutex::new(HashSet::new()),
             importing: Mutex::new(HashSet::new()),
             tasks: Mutex::new(vec![publish_task.abort_handle()]),
             updates,
@@ -607,7 +623,9 @@ impl Provider {
     /// `accepted: true`.
     pub async fn propose(&self, params: DealParams, protocol: Protocol) -> DealResponse {
         let (uuid, pcid) = (params.deal_uuid, params.client_deal_proposal.cid());
-        match self.accept(params, protocol).await {
+        let result = self.accept(params, protocol).await;
+        let code = result.as_ref().err().map_or("none", Rejection::code);
+        let response = match result {
             Ok(_) => DealResponse {
                 accepted: true,
                 message: String::new(),
@@ -642,7 +660,9 @@ impl Provider {
                 accepted: false,
                 message: format!("failed validation: {r}"),
             },
-        }
+        };
+        market_core::metrics::proposal(response.accepted, code);
+        response
     }
 
     /// Handles a go-fil-markets 1.1.x proposal; the response is signed by the worker key.
@@ -690,6 +710,10 @@ impl Provider {
                 self.accept(params, protocol).await
             }
         };
+        market_core::metrics::proposal(
+            result.is_ok(),
+            result.as_ref().err().map_or("none", Rejection::code),
+        );
         let response = match result {
             Ok(deal) => Response {
                 state: deal.state.code(),
@@ -1051,6 +1075,97 @@ impl Provider {
         Ok(self.inner.deps.store.provider_deals().await?)
     }
 
+    /// A deal's timeline (every state and message it had, with when), oldest first; empty
+    /// for an unknown deal.
+    pub async fn deal_events(
+        &self,
+        r: DealRef,
+    ) -> Result<Vec<crate::store::DealStateChange>, ProviderError> {
+        match self.deal(r).await? {
+            Some(d) => Ok(self.inner.deps.store.deal_events(&d.proposal_cid).await?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Cancels a deal whose data has not been verified yet (waiting for an import, or
+    /// transferring): it fails with "cancelled by the operator" and its staging space is
+    /// given back. Later deals have spent funds or are on chain, and are refused.
+    pub async fn cancel(&self, r: DealRef) -> Result<(), ProviderError> {
+        let mut deal = self
+            .deal(r)
+            .await?
+            .ok_or_else(|| ProviderError::DealNotFound(format!("{r:?}")))?;
+        if !deal.state.is_cancellable() {
+            return Err(ProviderError::NotAllowed {
+                action: "cancel",
+                state: deal.state,
+                why: "only deals whose data is not yet verified can be cancelled",
+            });
+        }
+        // An import holds the deal until it has stored its result; never race it.
+        let _import = ImportGuard::take(&self.inner.importing, deal.proposal_cid)?;
+        if deal.state == StorageDealStatus::WaitingForData || deal.is_offline {
+            // No driver runs for a deal waiting on an import: fail it here.
+            self.transition(&mut deal, DealEvent::Failed, CANCELLED)
+                .await?;
+            self.spawn_driver(deal.proposal_cid);
+            return Ok(());
+        }
+        // The driver is waiting on the transfer: end the transfer and let it fail the deal.
+        self.inner
+            .cancelling
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(deal.proposal_cid);
+        if let Some(transfers) = &self.inner.deps.transfers
+            && let Ok(id) = transfer_id(deal.deal_uuid)
+        {
+            let _ = transfers.cancel(&id).await;
+        }
+        Ok(())
+    }
+
+    /// Retries a deal that failed before it was published (a transfer that gave up, an
+    /// import that never came), if its start epoch is still ahead: it waits for its data
+    /// again, transferring it anew for an online deal.
+    pub async fn retry(&self, r: DealRef) -> Result<ProviderDeal, ProviderError> {
+        let mut deal = self
+            .deal(r)
+            .await?
+            .ok_or_else(|| ProviderError::DealNotFound(format!("{r:?}")))?;
+        let not = |why| ProviderError::NotAllowed {
+            action: "retry",
+            state: deal.state,
+            why,
+        };
+        if deal.state != StorageDealStatus::Error {
+            return Err(not("only failed deals can be retried"));
+        }
+        if deal.publish_cid.is_some() || deal.deal_id.is_some() {
+            return Err(not("the deal was published; it cannot be made again"));
+        }
+        let head = self.chain().head().await?;
+        if head >= deal.proposal.proposal.start_epoch {
+            return Err(not("its start epoch has passed"));
+        }
+        let offline = deal.is_offline;
+        self.transition(
+            &mut deal,
+            DealEvent::Retried { offline },
+            "retried by the operator",
+        )
+        .await?;
+        if !offline {
+            self.spawn_driver(deal.proposal_cid);
+        }
+        Ok(deal)
+    }
+
+    /// How many deals are in each state.
+    pub async fn deal_counts(&self) -> Result<Vec<(StorageDealStatus, u64)>, ProviderError> {
+        Ok(self.inner.deps.store.provider_deal_counts().await?)
+    }
+
     // ---------------------------------------------------------------- offline data
 
     /// Imports the data of an offline deal from a file: computes its commP (padded to the
@@ -1168,6 +1283,7 @@ impl Provider {
             deal.message = message.to_owned();
         }
         self.inner.deps.store.update_provider_deal(deal).await?;
+        market_core::metrics::deal_transition(next.name());
         tracing::debug!(proposal = %deal.proposal_cid, state = %deal.state, "deal state");
         self.notify(deal);
         Ok(())
@@ -1228,7 +1344,17 @@ impl Provider {
                     }
                 }
                 Err(reason) => {
-                    let reason = reason.to_string();
+                    let cancelled = self
+                        .inner
+                        .cancelling
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&proposal_cid);
+                    let reason = if cancelled {
+                        CANCELLED.to_string()
+                    } else {
+                        reason.to_string()
+                    };
                     tracing::warn!(proposal = %deal.proposal_cid, state = %deal.state, %reason, "deal failed");
                     self.transition(&mut deal, DealEvent::Failed, &reason)
                         .await?;

@@ -224,6 +224,9 @@ pub async fn push_recorded(
 ) -> Result<Cid, PublishError> {
     match chain.push_message(record.message.clone()).await {
         Ok(cid) => {
+            let max_fee = u64::try_from(record.message.max_fee.atto()).unwrap_or(u64::MAX);
+            let deals = record.proposals.len() as u64;
+            market_core::metrics::publish(record.miner.to_string(), deals, max_fee);
             if let Err(e) = store.publish_sent(record.uuid, cid).await {
                 // The deal records the CID with its ticket; a repeat push finds it again.
                 tracing::warn!(uuid = %record.uuid, error = %e, "recording a publish CID failed");

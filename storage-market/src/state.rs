@@ -99,6 +99,12 @@ pub enum DealEvent {
     Failed,
     /// Clean-up after a failure finished.
     CleanedUp,
+    /// The operator retried a deal that failed before it was published: it waits for its
+    /// data again.
+    Retried {
+        /// Whether the data will be imported by hand.
+        offline: bool,
+    },
 }
 
 /// A transition the state machine does not allow.
@@ -119,6 +125,8 @@ impl StorageDealStatus {
         let next = match (self, &event) {
             (_, E::Failed) if !self.is_terminal() => S::Failing,
             (S::Failing, E::CleanedUp) => S::Error,
+            (S::Error, E::Retried { offline: true }) => S::WaitingForData,
+            (S::Error, E::Retried { offline: false }) => S::Transferring,
             (S::Validating | S::AcceptWait, E::Accepted { offline: true }) => S::WaitingForData,
             (S::Validating | S::AcceptWait, E::Accepted { offline: false }) => S::Transferring,
             (S::WaitingForData | S::Transferring | S::VerifyData, E::DataVerified) => {
@@ -154,6 +162,18 @@ impl StorageDealStatus {
         matches!(
             self,
             Self::Expired | Self::Slashed | Self::Error | Self::ProposalRejected
+        )
+    }
+
+    /// Whether an operator may cancel a deal in this state: only before its data is
+    /// verified, when nothing was spent and nothing is on chain.
+    pub const fn is_cancellable(self) -> bool {
+        matches!(
+            self,
+            Self::WaitingForData
+                | Self::Transferring
+                | Self::TransferQueued
+                | Self::ProviderTransferAwaitRestart
         )
     }
 

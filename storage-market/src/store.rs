@@ -95,7 +95,47 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE UNIQUE INDEX deal_placements_deal ON deal_placements(miner, deal_id);
     CREATE INDEX provider_deals_deal_id ON provider_deals(miner, deal_id);",
+    // 4: every state or message a provider deal took, with when (its timeline).
+    "CREATE TABLE deal_events (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        proposal_cid TEXT NOT NULL,
+        at_ms        INTEGER NOT NULL,
+        state        INTEGER NOT NULL,
+        message      TEXT NOT NULL
+    );
+    CREATE INDEX deal_events_by_deal ON deal_events(proposal_cid, seq);",
 ];
+
+/// One entry of a deal's timeline: the state it entered or the note it got, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DealStateChange {
+    /// Unix milliseconds.
+    pub at_ms: i64,
+    /// The state from then on.
+    pub state: StorageDealStatus,
+    /// The deal's message from then on (an error, a sealer's word).
+    pub message: String,
+}
+
+fn unix_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn record_event(
+    c: &Connection,
+    proposal_cid: &str,
+    state: StorageDealStatus,
+    message: &str,
+) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO deal_events (proposal_cid, at_ms, state, message) VALUES (?1, ?2, ?3, ?4)",
+        params![proposal_cid, unix_now_ms(), state.code() as i64, message],
+    )?;
+    Ok(())
+}
 
 /// Database errors.
 #[derive(Debug, thiserror::Error)]
@@ -309,6 +349,17 @@ pub trait DealStore: Send + Sync {
     /// Applies every change or none: each placement must exist in one of its expected
     /// statuses, else [`StoreError::Conflict`] and nothing is written.
     async fn update_placements(&self, changes: Vec<PlacementChange>) -> Result<(), StoreError>;
+    /// A provider deal's timeline, oldest first: every state it entered and every message
+    /// it got, each recorded in the same write as the deal row.
+    async fn deal_events(&self, proposal_cid: &Cid) -> Result<Vec<DealStateChange>, StoreError>;
+    /// How many provider deals are in each state (states with none left out).
+    async fn provider_deal_counts(&self) -> Result<Vec<(StorageDealStatus, u64)>, StoreError> {
+        let mut counts = std::collections::BTreeMap::new();
+        for d in self.provider_deals().await? {
+            *counts.entry(d.state).or_insert(0u64) += 1;
+        }
+        Ok(counts.into_iter().collect())
+    }
 }
 
 /// A publish message as recorded before pushing: its idempotency key, what it says and, once
@@ -384,7 +435,9 @@ impl SqliteDealStore {
 
     fn init(conn: Connection) -> Result<Self, StoreError> {
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        Ok(Self { db: Db::new(conn) })
+        Ok(Self {
+            db: Db::named("deals", conn),
+        })
     }
 
     /// Runs `f` on the connection in a blocking task.
@@ -493,6 +546,12 @@ impl DealStore for SqliteDealStore {
                     unix_now(),
                 ],
             )?;
+            record_event(
+                c,
+                &deal.proposal_cid.to_string(),
+                deal.state,
+                &deal.message,
+            )?;
             Ok(())
         })
         .await
@@ -500,7 +559,21 @@ impl DealStore for SqliteDealStore {
 
     async fn update_provider_deal(&self, deal: &ProviderDeal) -> Result<(), StoreError> {
         let d = deal.clone();
-        self.with(move |c| {
+        // One transaction: the row and its timeline entry land together.
+        self.db.write(move |c| {
+            let key = d.proposal_cid.to_string();
+            let before: Option<(i64, String)> = c
+                .query_row(
+                    "SELECT state, message FROM provider_deals WHERE proposal_cid = ?1",
+                    [&key],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let changed = before
+                .is_some_and(|(state, message)| state != d.state.code() as i64 || message != d.message);
+            if changed {
+                record_event(c, &key, d.state, &d.message)?;
+            }
             c.execute(
                 "UPDATE provider_deals SET state = ?2, message = ?3, add_funds_cid = ?4, publish_cid = ?5,
                     publish_index = ?6, deal_id = ?7, sector = ?8, sector_offset = ?9, piece_path = ?10,
@@ -723,6 +796,49 @@ impl DealStore for SqliteDealStore {
                     (SELECT proposal_cid FROM deal_placements WHERE piece_status = 'Undefine')",
                 params![miner, waiting],
             )
+        })
+        .await
+    }
+
+    async fn deal_events(&self, proposal_cid: &Cid) -> Result<Vec<DealStateChange>, StoreError> {
+        let key = proposal_cid.to_string();
+        self.with(move |c| {
+            let mut q = c.prepare(
+                "SELECT at_ms, state, message FROM deal_events WHERE proposal_cid = ?1 ORDER BY seq",
+            )?;
+            let rows = q
+                .query_map([key], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(at_ms, code, message)| {
+                    let state = StorageDealStatus::from_code(code as u64)
+                        .ok_or_else(|| StoreError::Corrupt(format!("deal event state {code}")))?;
+                    Ok(DealStateChange {
+                        at_ms,
+                        state,
+                        message,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn provider_deal_counts(&self) -> Result<Vec<(StorageDealStatus, u64)>, StoreError> {
+        self.with(|c| {
+            let mut q = c.prepare("SELECT state, COUNT(*) FROM provider_deals GROUP BY state")?;
+            let rows = q
+                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(code, n)| {
+                    let state = StorageDealStatus::from_code(code as u64)
+                        .ok_or_else(|| StoreError::Corrupt(format!("deal state {code}")))?;
+                    Ok((state, n as u64))
+                })
+                .collect()
         })
         .await
     }

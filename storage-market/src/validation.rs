@@ -164,6 +164,39 @@ pub enum Rejection {
     Internal(String),
 }
 
+impl Rejection {
+    /// A short stable code for the kind of rejection: the `reason` label of the proposals
+    /// metric, and what a dashboard groups by.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidSignature(_) => "invalid_signature",
+            Self::UnknownClient { .. } => "unknown_client",
+            Self::WrongProvider(_) => "wrong_provider",
+            Self::LabelTooLong(_) => "label_too_long",
+            Self::InvalidPieceSize(_) => "invalid_piece_size",
+            Self::InvalidPieceCid(_) => "invalid_piece_cid",
+            Self::EndBeforeStart { .. } => "end_before_start",
+            Self::StartElapsed { .. } => "start_elapsed",
+            Self::DurationOutOfBounds { .. } => "duration_out_of_bounds",
+            Self::EndTooFar { .. } => "end_too_far",
+            Self::CollateralOutOfBounds { .. } => "collateral_out_of_bounds",
+            Self::NoAsk(_) => "no_ask",
+            Self::PriceTooLow { .. } => "price_too_low",
+            Self::PieceSizeOutOfBounds { .. } => "piece_size_out_of_bounds",
+            Self::InsufficientClientFunds { .. } => "insufficient_client_funds",
+            Self::VerifiedDealsEnded(_) => "verified_deals_ended",
+            Self::NotVerifiedClient(_) => "not_verified_client",
+            Self::InsufficientDataCap { .. } => "insufficient_datacap",
+            Self::DuplicateProposal(_) => "duplicate_proposal",
+            Self::DuplicateUuid(_) => "duplicate_uuid",
+            Self::Filtered(_) => "filtered",
+            Self::InvalidTransfer(_) => "invalid_transfer",
+            Self::StagingSpace(_) => "staging_space",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
 /// Chain and provider facts a proposal is checked against.
 #[derive(Debug, Clone)]
 pub struct ValidationFacts {

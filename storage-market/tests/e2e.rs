@@ -61,6 +61,23 @@ async fn offline_deal_becomes_active(protocol: DealProtocol, want_protocol: Prot
     assert_eq!(expired.deal_id, Some(id));
     let paid = env.chain.market_balance(&env.miner).await.unwrap();
     assert_eq!(paid.locked, storage_market::types::TokenAmount::ZERO);
+
+    // The timeline holds every state the deal went through, in order, with times.
+    let timeline = env.provider.deal_events(r).await.unwrap();
+    let states: Vec<S> = timeline.iter().map(|e| e.state).collect();
+    let at = |s: S| {
+        states
+            .iter()
+            .position(|&x| x == s)
+            .unwrap_or_else(|| panic!("{s} in {states:?}"))
+    };
+    assert_eq!(states[0], S::WaitingForData);
+    assert!(at(S::WaitingForData) < at(S::Publishing));
+    assert!(at(S::Publishing) < at(S::Active));
+    assert_eq!(*states.last().unwrap(), S::Expired);
+    assert!(timeline.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
+    let counts = env.provider.deal_counts().await.unwrap();
+    assert_eq!(counts, vec![(S::Expired, 1)]);
     sealer.abort();
 }
 
@@ -207,4 +224,70 @@ async fn hostile_import_sources_are_refused_without_reading_them() {
         .await
         .unwrap();
     drop(sealer);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_cancels_a_waiting_deal_retries_it_and_it_still_becomes_active() {
+    use storage_market::provider::ProviderError;
+    let env = Env::start(|_| {}, true).await;
+    let sealer = env.sealer.run(Duration::from_millis(30));
+    let (path, piece_cid, size) = env.data_file("payload.car", 2000, 3);
+    let spec = env.offline_spec(piece_cid, size, DealProtocol::V12).await;
+    let deal = env.client.propose_deal(&env.peer, &spec).await.unwrap();
+    let r = DealRef::Uuid(deal.deal_uuid);
+
+    // A waiting deal cannot be retried, only cancelled; a cancelled one ends in Error.
+    let err = env.provider.retry(r).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ProviderError::NotAllowed {
+                action: "retry",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    env.provider.cancel(r).await.unwrap();
+    let failed = wait_for_state(&env.provider, r, S::Error, T).await.unwrap();
+    assert_eq!(failed.message, "cancelled by the operator");
+    let err = env.provider.import_data(r, &path).await.unwrap_err();
+    assert!(
+        matches!(err, ProviderError::NotWaitingForData(S::Error)),
+        "{err}"
+    );
+    let err = env.provider.cancel(r).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ProviderError::NotAllowed {
+                action: "cancel",
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    // Retried before its start epoch, it waits for data again and goes all the way.
+    let again = env.provider.retry(r).await.unwrap();
+    assert_eq!(again.state, S::WaitingForData);
+    env.provider.import_data(r, &path).await.unwrap();
+    let active = wait_for_state(&env.provider, r, S::Active, T)
+        .await
+        .unwrap();
+    assert!(active.deal_id.is_some());
+    // Published deals are past both actions.
+    let err = env.provider.cancel(r).await.unwrap_err();
+    assert!(matches!(err, ProviderError::NotAllowed { .. }), "{err}");
+    let states: Vec<S> = env
+        .provider
+        .deal_events(r)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.state)
+        .collect();
+    let expect_prefix = [S::WaitingForData, S::Failing, S::Error, S::WaitingForData];
+    assert_eq!(&states[..4], &expect_prefix, "{states:?}");
+    sealer.abort();
 }
