@@ -9,6 +9,10 @@
 //! | `Market.ListDeals` | read | | every deal |
 //! | `Market.ImportData` | admin | `[proposal CID or deal UUID, path]` | `null` |
 //! | `Market.ListPieces` | read | | every stored piece |
+//! | `Market.PieceIpni` | read | `[piece CID]` | the piece's IPNI ads |
+//! | `Market.DealEvents` | read | `[proposal CID or deal UUID]` | the deal's timeline |
+//! | `Market.CancelDeal` | admin | `[proposal CID or deal UUID]` | `null` (before its data is verified) |
+//! | `Market.RetryDeal` | admin | `[proposal CID or deal UUID]` | its new state (failed before publishing) |
 //!
 //! The same endpoint (and `/rpc/v1`) answers droplet's sealer methods, `VENUS_MARKET.*`
 //! (see the `sealing` crate), so damocles and venus-sealer connect to this node as they do to
@@ -67,6 +71,9 @@ pub const METHODS: &[(&str, &str)] = &[
     ("Market.ListDeals", jwt::READ),
     ("Market.ListPieces", jwt::READ),
     ("Market.PieceIpni", jwt::READ),
+    ("Market.DealEvents", jwt::READ),
+    ("Market.CancelDeal", jwt::ADMIN),
+    ("Market.RetryDeal", jwt::ADMIN),
     ("Market.SetAsk", jwt::ADMIN),
     ("Market.ImportData", jwt::ADMIN),
 ];
@@ -180,6 +187,17 @@ fn miner(state: &AdminState, params: &[Value]) -> Result<Address, String> {
         return Err(format!("miner {m} is not served by this node"));
     }
     Ok(m)
+}
+
+/// The deal named by param 0: a proposal CID or a deal UUID.
+fn deal_ref(params: &[Value]) -> Result<DealRef, String> {
+    let r = param(params, 0)?;
+    Ok(match storage_market::Cid::from_str(r) {
+        Ok(c) => DealRef::ProposalCid(c),
+        Err(_) => {
+            DealRef::Uuid(DealUuid::from_str(r).map_err(|e| format!("{}: {e}", jsonrpc::clip(r)))?)
+        }
+    })
 }
 
 fn ask_json(ask: &storage_market::message::SignedStorageAsk) -> Value {
@@ -306,14 +324,33 @@ async fn call_method(state: &AdminState, method: &str, params: &[Value]) -> Resu
                 .map_err(|e| market_core::report(&e))?;
             Ok(Value::Array(ads.iter().map(ad_json).collect()))
         }
+        "Market.DealEvents" => {
+            let events = p
+                .deal_events(deal_ref(params)?)
+                .await
+                .map_err(|e| market_core::report(&e))?;
+            Ok(Value::Array(
+                events
+                    .iter()
+                    .map(|e| json!({"At": e.at_ms, "State": e.state.to_string(), "Message": e.message}))
+                    .collect(),
+            ))
+        }
+        "Market.CancelDeal" => {
+            p.cancel(deal_ref(params)?)
+                .await
+                .map_err(|e| market_core::report(&e))?;
+            Ok(Value::Null)
+        }
+        "Market.RetryDeal" => {
+            let d = p
+                .retry(deal_ref(params)?)
+                .await
+                .map_err(|e| market_core::report(&e))?;
+            Ok(json!({"State": d.state.to_string()}))
+        }
         "Market.ImportData" => {
-            let r = param(params, 0)?;
-            let deal = match storage_market::Cid::from_str(r) {
-                Ok(c) => DealRef::ProposalCid(c),
-                Err(_) => DealRef::Uuid(
-                    DealUuid::from_str(r).map_err(|e| format!("{}: {e}", jsonrpc::clip(r)))?,
-                ),
-            };
+            let deal = deal_ref(params)?;
             let path = std::path::PathBuf::from(param(params, 1)?);
             p.import_data(deal, &path)
                 .await

@@ -11,6 +11,8 @@
 //!   from the deals; the `market-ipni` crate publishes, announces and confirms).
 //! - [`metrics`]: Prometheus at `/metrics` (the crates' counters, HTTP accounting, gauges
 //!   read from the stores at each scrape).
+//! - [`ui`]: the operator's web UI at `/ui/` (server-rendered, live over server-sent
+//!   events, behind the same tokens).
 //! - [`client`]: the client side: a repo with a wallet and a deal database, data
 //!   preparation, deal proposals and retrieval.
 
@@ -42,3 +44,4 @@ mod ipni;
 pub use market_core::jwt;
 pub mod metrics;
 pub mod node;
+pub mod ui;

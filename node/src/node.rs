@@ -502,6 +502,22 @@ impl MarketNode {
         } else {
             app
         };
+        let app = if cfg.ui.enabled {
+            let (routes, watch) = crate::ui::router(crate::ui::UiState {
+                secret: secret(dir)?,
+                provider: provider.clone(),
+                pieces: pieces.clone(),
+                store_name: repo.under(&cfg.storage.pieces).display().to_string(),
+                miners: miners.clone(),
+                ipni: ipni.node.clone(),
+                ipni_enabled: cfg.ipni.enabled,
+                https: http_url.scheme() == "https",
+            });
+            tasks.push(watch);
+            app.merge(routes)
+        } else {
+            app
+        };
         let app = app.merge(market_ipni::publisher::routes(&ipni.all()));
         if cfg.ipni.enabled {
             tasks.extend(ipni.all().iter().map(|p| p.spawn()));

@@ -987,7 +987,9 @@ impl Provider {
         Ok(transfers.status(&id).await.ok().flatten())
     }
 
-    async fn received_of(&self, deal: &ProviderDeal) -> u64 {
+    /// Bytes of `deal`'s data received so far ([`bytes_received`](Self::bytes_received)
+    /// for a deal already read).
+    pub async fn received_of(&self, deal: &ProviderDeal) -> u64 {
         if deal.piece_path.is_some() {
             return deal.transfer.size;
         }
@@ -1159,6 +1161,14 @@ impl Provider {
             self.spawn_driver(deal.proposal_cid);
         }
         Ok(deal)
+    }
+
+    /// The deals in any of `states`, oldest first.
+    pub async fn deals_in(
+        &self,
+        states: &[StorageDealStatus],
+    ) -> Result<Vec<ProviderDeal>, ProviderError> {
+        Ok(self.inner.deps.store.provider_deals_in(states).await?)
     }
 
     /// How many deals are in each state.

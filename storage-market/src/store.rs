@@ -352,6 +352,15 @@ pub trait DealStore: Send + Sync {
     /// A provider deal's timeline, oldest first: every state it entered and every message
     /// it got, each recorded in the same write as the deal row.
     async fn deal_events(&self, proposal_cid: &Cid) -> Result<Vec<DealStateChange>, StoreError>;
+    /// Provider deals in any of `states`, oldest first.
+    async fn provider_deals_in(
+        &self,
+        states: &[StorageDealStatus],
+    ) -> Result<Vec<ProviderDeal>, StoreError> {
+        let mut all = self.provider_deals().await?;
+        all.retain(|d| states.contains(&d.state));
+        Ok(all)
+    }
     /// How many provider deals are in each state (states with none left out).
     async fn provider_deal_counts(&self) -> Result<Vec<(StorageDealStatus, u64)>, StoreError> {
         let mut counts = std::collections::BTreeMap::new();
@@ -824,6 +833,19 @@ impl DealStore for SqliteDealStore {
                 .collect()
         })
         .await
+    }
+
+    async fn provider_deals_in(
+        &self,
+        states: &[StorageDealStatus],
+    ) -> Result<Vec<ProviderDeal>, StoreError> {
+        if states.is_empty() {
+            return Ok(Vec::new());
+        }
+        let codes: Vec<String> = states.iter().map(|s| s.code().to_string()).collect();
+        let filter = format!("WHERE state IN ({})", codes.join(","));
+        self.with(move |c| SqliteDealStore::query_provider(c, &filter, []))
+            .await
     }
 
     async fn provider_deal_counts(&self) -> Result<Vec<(StorageDealStatus, u64)>, StoreError> {

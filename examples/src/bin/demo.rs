@@ -52,6 +52,12 @@ struct Args {
     /// The sealer binary (default: `sealer` next to this one).
     #[arg(long)]
     sealer: Option<PathBuf>,
+    /// Keep the provider (and its web UI) up this many seconds after the demo completes.
+    #[arg(long, default_value_t = 0)]
+    hold_secs: u64,
+    /// Propose the deals only once this file exists (so a browser can watch from the start).
+    #[arg(long)]
+    wait_for: Option<PathBuf>,
 }
 
 /// The sealer process, killed when the demo ends.
@@ -119,6 +125,11 @@ async fn run(args: &Args, dir: &Path) -> Result<(), String> {
     report.step(format!(
         "provider {} up: miner {miner}, libp2p {}, http {}",
         peer.peer_id, peer.addrs[0], node.http_url
+    ));
+    report.step(format!(
+        "web UI at {}ui/ (log in with {}/token, or token.read to look only)",
+        node.http_url,
+        provider_dir.display()
     ));
 
     // The client reaches the provider's embedded devnet as it would a Lotus node.
@@ -188,6 +199,16 @@ async fn run(args: &Args, dir: &Path) -> Result<(), String> {
         let _ = axum::serve(listener, router).await;
     });
 
+    if let Some(flag) = &args.wait_for {
+        report.step(format!("waiting for {} before proposing", flag.display()));
+        let deadline = Instant::now() + Duration::from_secs(args.timeout);
+        while !flag.exists() {
+            if Instant::now() > deadline {
+                return Err(format!("{} never appeared", flag.display()));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     let mut deals = Vec::new();
     for (name, _, p) in &prepared {
         let online = *name == "online";
@@ -270,6 +291,17 @@ async fn run(args: &Args, dir: &Path) -> Result<(), String> {
     println!(
         "  2 deals active (1 online over HTTP, 1 offline), 4 retrievals verified byte for byte"
     );
+    if args.hold_secs > 0 {
+        println!(
+            "  provider still up for {} s: web UI {}ui/, metrics {}metrics",
+            args.hold_secs, node.http_url, node.http_url
+        );
+        // Ctrl-C (SIGINT) ends the hold early and still stops the sealer process.
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(args.hold_secs)) => {}
+            _ = tokio::signal::ctrl_c() => println!("  interrupted: stopping"),
+        }
+    }
     node.stop();
     drop(sealer);
     Ok(())

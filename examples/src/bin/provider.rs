@@ -5,7 +5,9 @@
 //! provider --repo ~/.fil-market run           # serve until Ctrl-C; writes <repo>/api
 //! provider --repo ~/.fil-market get-ask
 //! provider --repo ~/.fil-market set-ask --price 50000000 --verified-price 5000000
-//! provider --repo ~/.fil-market deals list
+//! provider --repo ~/.fil-market deals list [--state Active] [--json]
+//! provider --repo ~/.fil-market deals show <deal uuid or proposal cid>
+//! provider --repo ~/.fil-market deals cancel|retry <deal uuid or proposal cid>
 //! provider --repo ~/.fil-market import-data <deal uuid or proposal cid> <car path>
 //! provider --repo ~/.fil-market pieces list
 //! ```
@@ -95,6 +97,24 @@ enum DealsCmd {
         /// One JSON array (what the admin API returns) instead of a line each.
         #[arg(long)]
         json: bool,
+    },
+    /// One deal with its timeline.
+    Show {
+        /// Deal UUID or proposal CID.
+        deal: String,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancels a deal whose data has not been verified yet.
+    Cancel {
+        /// Deal UUID or proposal CID.
+        deal: String,
+    },
+    /// Retries a deal that failed before it was published.
+    Retry {
+        /// Deal UUID or proposal CID.
+        deal: String,
     },
 }
 
@@ -228,6 +248,64 @@ async fn run(repo: &Path, cmd: Cmd) -> Result<(), String> {
             }
             Ok(())
         }
+        Cmd::Deals {
+            cmd: DealsCmd::Show { deal, json },
+        } => {
+            let deals = rpc(repo, "Market.ListDeals", json!([])).await?;
+            let found = deals
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|d| d["DealUuid"] == deal.as_str() || d["ProposalCid"] == deal.as_str())
+                .cloned()
+                .ok_or_else(|| format!("deal {deal} not found"))?;
+            let mut found = found;
+            found["Timeline"] = rpc(repo, "Market.DealEvents", json!([deal])).await?;
+            if json {
+                print(&found);
+                return Ok(());
+            }
+            for key in [
+                "DealUuid",
+                "ProposalCid",
+                "State",
+                "Message",
+                "PieceCid",
+                "PieceSize",
+                "Client",
+                "Offline",
+                "DealId",
+                "Sector",
+                "Offset",
+            ] {
+                println!("{key:<12} {}", plain(&found[key]));
+            }
+            println!("{:<12} {}", "Ipni", ipni_state(&found));
+            println!("timeline");
+            for e in found["Timeline"].as_array().into_iter().flatten() {
+                println!(
+                    "  {}  {:<28} {}",
+                    e["At"],
+                    e["State"].as_str().unwrap_or_default(),
+                    e["Message"].as_str().unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        Cmd::Deals {
+            cmd: DealsCmd::Cancel { deal },
+        } => {
+            rpc(repo, "Market.CancelDeal", json!([deal])).await?;
+            println!("cancelling {deal}");
+            Ok(())
+        }
+        Cmd::Deals {
+            cmd: DealsCmd::Retry { deal },
+        } => {
+            let r = rpc(repo, "Market.RetryDeal", json!([deal])).await?;
+            println!("retried {deal}: {}", plain(&r["State"]));
+            Ok(())
+        }
         Cmd::Pieces {
             cmd: PiecesCmd::List { json },
         } => {
@@ -263,6 +341,15 @@ async fn run(repo: &Path, cmd: Cmd) -> Result<(), String> {
             print(&rpc(repo, "Market.Info", json!([])).await?);
             Ok(())
         }
+    }
+}
+
+/// A JSON value as a person reads it: strings without quotes, null as `-`.
+fn plain(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 
