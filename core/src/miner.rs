@@ -19,6 +19,26 @@ pub mod method {
     pub const PROVE_COMMIT_SECTORS3: u64 = 34;
     /// `ProveReplicaUpdates3(ProveReplicaUpdates3Params)`: snap deals into a proven CC sector.
     pub const PROVE_REPLICA_UPDATES3: u64 = 35;
+    /// `ChangeMultiaddrs(ChangeMultiaddrsParams)`: where the miner's market node listens.
+    pub const CHANGE_MULTIADDRS: u64 = 18;
+    /// `ChangePeerID(ChangePeerIDParams)`: the market node's libp2p peer id, which retrieval
+    /// checkers and IPNI look the miner up by.
+    pub const CHANGE_PEER_ID: u64 = 23;
+}
+
+/// `ChangePeerIDParams`: the peer id's bytes (a multihash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
+pub struct ChangePeerIdParams {
+    /// `NewID`.
+    #[serde(with = "serde_bytes")]
+    pub new_id: Vec<u8>,
+}
+
+/// `ChangeMultiaddrsParams`: binary multiaddrs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize_tuple, Deserialize_tuple)]
+pub struct ChangeMultiaddrsParams {
+    /// `NewMultiaddrs`.
+    pub new_multiaddrs: Vec<serde_bytes::ByteBuf>,
 }
 
 /// `abi.RegisteredSealProof` → sector size in bytes, for every seal proof the network has

@@ -350,12 +350,19 @@ async fn dispatch(state: &ApiState, method: &str, values: &[Value]) -> Result<Va
             let info = chain.miner_info(&a).await?;
             let worker = chain.lookup_id(&info.worker).await?;
             let owner = chain.lookup_id(&info.owner).await?;
+            let peer = chain.miner_peer_info(&a);
+            use base64::Engine as _;
             to(MinerInfoJson {
                 owner,
                 worker,
                 control_addresses: info.control_addresses,
-                peer_id: None,
-                multiaddrs: Vec::new(),
+                // Lotus prints the peer id in base58; its bytes are the multihash.
+                peer_id: peer.peer_id.and_then(|b| libp2p_identity_text(&b)),
+                multiaddrs: peer
+                    .multiaddrs
+                    .iter()
+                    .map(|m| base64::engine::general_purpose::STANDARD.encode(m))
+                    .collect(),
                 sector_size: info.sector_size,
                 window_po_st_proof_type: 13,
             })
@@ -788,4 +795,11 @@ async fn serve_socket(state: ApiState, held: Vec<String>, socket: WebSocket) {
     }
     drop(tx);
     writer.abort();
+}
+
+/// A peer id's bytes as Lotus prints them (base58), or `None` if they are not a peer id.
+fn libp2p_identity_text(bytes: &[u8]) -> Option<String> {
+    market_core::libp2p::PeerId::from_bytes(bytes)
+        .ok()
+        .map(|p| p.to_string())
 }

@@ -239,6 +239,18 @@ struct State {
     #[serde(with = "pairs")]
     faucet: HashMap<u64, TokenAmount>,
     sealing: Sealing,
+    /// Peer id and multiaddrs (binary) set by `ChangePeerID` / `ChangeMultiaddrs`.
+    #[serde(default, with = "pairs")]
+    peer_info: HashMap<u64, MinerPeerInfo>,
+}
+
+/// What a miner says about its market node on chain.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MinerPeerInfo {
+    /// The libp2p peer id's bytes, if set.
+    pub peer_id: Option<Vec<u8>>,
+    /// Binary multiaddrs.
+    pub multiaddrs: Vec<Vec<u8>>,
 }
 
 /// How a deal left the market actor's state.
@@ -363,6 +375,14 @@ impl DevChain {
     }
 
     /// Read access (nothing is saved).
+    /// What `miner` set with `ChangePeerID` / `ChangeMultiaddrs` (empty if nothing).
+    pub fn miner_peer_info(&self, miner: &Address) -> MinerPeerInfo {
+        let s = self.lock();
+        s.resolve(miner)
+            .and_then(|id| s.peer_info.get(&id).cloned())
+            .unwrap_or_default()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -993,6 +1013,38 @@ impl State {
                 let p: miner::ProveReplicaUpdates3Params =
                     cbor::from_slice(&msg.params, 4 << 20).map_err(bad_params)?;
                 Ok(cbor::to_vec(&self.prove_replica_updates(mid, from, &p)?))
+            }
+            method::CHANGE_PEER_ID | method::CHANGE_MULTIADDRS => {
+                // Owner, worker and control addresses may change them, as on chain.
+                let info = &self.miners[&mid];
+                let allowed = std::iter::once(&info.owner)
+                    .chain(std::iter::once(&info.worker))
+                    .chain(info.control_addresses.iter())
+                    .any(|a| self.resolve(a) == Some(from));
+                if !allowed {
+                    return Err(sectors::Refusal {
+                        code: ExitCode::FORBIDDEN,
+                        reason: "only the owner, worker or a control address may change peer info"
+                            .into(),
+                    });
+                }
+                let entry = self.peer_info.entry(mid).or_default();
+                if msg.method == method::CHANGE_PEER_ID {
+                    let p: miner::ChangePeerIdParams =
+                        cbor::from_slice(&msg.params, 1024).map_err(bad_params)?;
+                    if p.new_id.len() > 128 {
+                        return Err(sectors::Refusal {
+                            code: ExitCode::ILLEGAL_ARGUMENT,
+                            reason: "peer id over 128 bytes".into(),
+                        });
+                    }
+                    entry.peer_id = Some(p.new_id);
+                } else {
+                    let p: miner::ChangeMultiaddrsParams =
+                        cbor::from_slice(&msg.params, 64 << 10).map_err(bad_params)?;
+                    entry.multiaddrs = p.new_multiaddrs.into_iter().map(|b| b.into_vec()).collect();
+                }
+                Ok(vec![])
             }
             other => Err(sectors::Refusal {
                 code: ExitCode(22), // USR_UNHANDLED_MESSAGE

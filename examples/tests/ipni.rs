@@ -189,6 +189,47 @@ async fn advertised_to_storetheindex_and_fetched_by_lassie() {
         );
     }
 
+    // The doctor, from outside: the devnet's MinerInfo has no peer id yet, so it fails and
+    // says how to fix it; after `actor set-peer-info` every check passes, the indexer's too.
+    let doctor = || {
+        Command::new(env!("CARGO_BIN_EXE_doctor"))
+            .args(["--chain-api", &chain, "--miner", &miner, "--repo"])
+            .arg(&repo)
+            .args(["--indexer", indexer.find.as_str()])
+            .output()
+            .unwrap()
+    };
+    let sick = doctor();
+    let said = String::from_utf8_lossy(&sick.stdout).to_string();
+    assert!(!sick.status.success(), "{said}");
+    assert!(said.contains("[FAIL] peer id on chain"), "{said}");
+    assert!(
+        said.contains("fix: run `provider actor set-peer-info`"),
+        "{said}"
+    );
+    let set = run_ok(Command::new(env!("CARGO_BIN_EXE_provider")).args([
+        "--repo",
+        repo.to_str().unwrap(),
+        "actor",
+        "set-peer-info",
+    ]));
+    assert!(String::from_utf8_lossy(&set.stdout).contains(&peer_id));
+    let well = doctor();
+    let said = String::from_utf8_lossy(&well.stdout).to_string();
+    assert!(well.status.success(), "{said}");
+    for line in [
+        "[ok  ] peer id on chain",
+        "[ok  ] dialable",
+        "[ok  ] ask signed by the worker",
+        "[ok  ] /piece answers",
+        "[ok  ] /ipfs answers",
+        "[ok  ] IPNI provider is the peer id",
+        "[ok  ] found at the indexer",
+    ] {
+        assert!(said.contains(line), "{line} missing:\n{said}");
+    }
+    println!("doctor:\n{said}");
+
     // Our client, finding the provider through the indexer: the file by its root, and the
     // piece by its v2 CID after a dead provider given first.
     let ipni_url = indexer.find.as_str();

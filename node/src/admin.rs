@@ -12,6 +12,7 @@
 //! | `Market.PieceIpni` | read | `[piece CID]` | the piece's IPNI ads |
 //! | `Market.DealEvents` | read | `[proposal CID or deal UUID]` | the deal's timeline |
 //! | `Market.CancelDeal` | admin | `[proposal CID or deal UUID]` | `null` (before its data is verified) |
+//! | `Market.ActorSetPeerInfo` | admin | `[miner]` | sends ChangePeerID and ChangeMultiaddrs with this node's |
 //! | `Market.RetryDeal` | admin | `[proposal CID or deal UUID]` | its new state (failed before publishing) |
 //!
 //! The same endpoint (and `/rpc/v1`) answers droplet's sealer methods, `VENUS_MARKET.*`
@@ -54,6 +55,8 @@ pub struct AdminState {
     pub sealer: Option<sealing::SealerApi>,
     /// The IPNI provider.
     pub ipni: market_ipni::IpniProvider,
+    /// The chain, for messages the operator asks the node to send.
+    pub chain: Arc<dyn market_core::chain::ChainNode>,
 }
 
 /// The `/rpc/v0` route.
@@ -74,6 +77,7 @@ pub const METHODS: &[(&str, &str)] = &[
     ("Market.DealEvents", jwt::READ),
     ("Market.CancelDeal", jwt::ADMIN),
     ("Market.RetryDeal", jwt::ADMIN),
+    ("Market.ActorSetPeerInfo", jwt::ADMIN),
     ("Market.SetAsk", jwt::ADMIN),
     ("Market.ImportData", jwt::ADMIN),
 ];
@@ -187,6 +191,51 @@ fn miner(state: &AdminState, params: &[Value]) -> Result<Address, String> {
         return Err(format!("miner {m} is not served by this node"));
     }
     Ok(m)
+}
+
+/// Sends `ChangePeerID` and `ChangeMultiaddrs` from `miner`'s worker with this node's peer
+/// id and libp2p addresses: what `lotus-miner actor set-peer-id` and `set-addrs` do.
+async fn set_peer_info(
+    state: &AdminState,
+    miner: &Address,
+) -> Result<Vec<storage_market::Cid>, market_core::chain::ChainError> {
+    use market_core::miner::{ChangeMultiaddrsParams, ChangePeerIdParams, method};
+    let worker = state.chain.miner_info(miner).await?.worker;
+    let message = |method: u64, params: Vec<u8>| market_core::chain::Message {
+        from: worker,
+        to: *miner,
+        method,
+        params,
+        value: TokenAmount::ZERO,
+        max_fee: TokenAmount::from_nano(100_000_000),
+        uuid: None,
+    };
+    let peer = ChangePeerIdParams {
+        new_id: state.peer.peer_id.to_bytes(),
+    };
+    let addrs = ChangeMultiaddrsParams {
+        new_multiaddrs: state
+            .peer
+            .addrs
+            .iter()
+            .map(|a| serde_bytes::ByteBuf::from(a.to_vec()))
+            .collect(),
+    };
+    let a = state
+        .chain
+        .push_message(message(
+            method::CHANGE_PEER_ID,
+            market_core::cbor::to_vec(&peer),
+        ))
+        .await?;
+    let b = state
+        .chain
+        .push_message(message(
+            method::CHANGE_MULTIADDRS,
+            market_core::cbor::to_vec(&addrs),
+        ))
+        .await?;
+    Ok(vec![a, b])
 }
 
 /// The deal named by param 0: a proposal CID or a deal UUID.
@@ -348,6 +397,25 @@ async fn call_method(state: &AdminState, method: &str, params: &[Value]) -> Resu
                 .await
                 .map_err(|e| market_core::report(&e))?;
             Ok(json!({"State": d.state.to_string()}))
+        }
+        "Market.ActorSetPeerInfo" => {
+            let m = miner(state, params)?;
+            let cids = set_peer_info(state, &m)
+                .await
+                .map_err(|e| market_core::report(&e))?;
+            // Landed before answering, so the next look at MinerInfo sees them.
+            for c in &cids {
+                state
+                    .chain
+                    .wait_message(c, 1)
+                    .await
+                    .map_err(|e| market_core::report(&e))?;
+            }
+            Ok(json!({
+                "PeerId": state.peer.peer_id.to_string(),
+                "Multiaddrs": state.peer.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                "Messages": cids.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+            }))
         }
         "Market.ImportData" => {
             let deal = deal_ref(params)?;

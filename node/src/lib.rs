@@ -13,6 +13,8 @@
 //!   read from the stores at each scrape).
 //! - [`ui`]: the operator's web UI at `/ui/` (server-rendered, live over server-sent
 //!   events, behind the same tokens).
+//! - [`doctor`]: checks a provider from outside (chain, dial, ask, transports, `/piece`,
+//!   `/ipfs`, IPNI identity and indexer, clocks, disk) and says how to fix what fails.
 //! - [`client`]: the client side: a repo with a wallet and a deal database, data
 //!   preparation, deal proposals and retrieval.
 
@@ -40,6 +42,7 @@
 pub mod admin;
 pub mod client;
 pub mod config;
+pub mod doctor;
 mod ipni;
 pub use market_core::jwt;
 pub mod metrics;

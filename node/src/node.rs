@@ -484,6 +484,7 @@ impl MarketNode {
             miners: miners.clone(),
             sealer: sealer_api.clone(),
             ipni: ipni.node.clone(),
+            chain: Arc::new(chain.clone()),
         }))
         .merge(sealing::resource::router(
             sealing::resource::ResourceState {

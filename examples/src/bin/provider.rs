@@ -10,6 +10,7 @@
 //! provider --repo ~/.fil-market deals cancel|retry <deal uuid or proposal cid>
 //! provider --repo ~/.fil-market import-data <deal uuid or proposal cid> <car path>
 //! provider --repo ~/.fil-market pieces list
+//! provider --repo ~/.fil-market actor set-peer-info   # MinerInfo.PeerId and Multiaddrs
 //! ```
 //!
 //! The admin commands call the running node's JSON-RPC API (`<repo>/api`) with the admin
@@ -85,6 +86,22 @@ enum Cmd {
     },
     /// Node identity and addresses.
     Info,
+    /// The miner actor's view of this node.
+    Actor {
+        #[command(subcommand)]
+        cmd: ActorCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ActorCmd {
+    /// Puts this node's peer id and libp2p addresses in MinerInfo (ChangePeerID and
+    /// ChangeMultiaddrs from the worker), so clients and retrieval checkers find it.
+    SetPeerInfo {
+        /// The miner (the first one if omitted).
+        #[arg(long)]
+        miner: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -335,6 +352,19 @@ async fn run(repo: &Path, cmd: Cmd) -> Result<(), String> {
             )
             .await?;
             println!("imported {} for {deal}", path.display());
+            Ok(())
+        }
+        Cmd::Actor {
+            cmd: ActorCmd::SetPeerInfo { miner },
+        } => {
+            let r = rpc(repo, "Market.ActorSetPeerInfo", json!([miner])).await?;
+            println!("peer id    {}", plain(&r["PeerId"]));
+            for a in r["Multiaddrs"].as_array().into_iter().flatten() {
+                println!("multiaddr  {}", plain(a));
+            }
+            for m in r["Messages"].as_array().into_iter().flatten() {
+                println!("message    {} (landed)", plain(m));
+            }
             Ok(())
         }
         Cmd::Info => {
