@@ -10,7 +10,7 @@ use storage_market::provider::AskParams;
 use storage_market::publish::PublishConfig;
 
 /// The whole file.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct NodeConfig {
@@ -41,7 +41,7 @@ pub struct NodeConfig {
 }
 
 /// `[metrics]`: the Prometheus text exposition at `<http>/metrics`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct MetricsSection {
@@ -64,7 +64,7 @@ impl Default for MetricsSection {
 
 /// `[ui]`: the operator's web UI at `<http>/ui/`, behind the API tokens (the admin token
 /// may change things, the read token only look).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct UiSection {
@@ -81,7 +81,7 @@ impl Default for UiSection {
 /// `[ipni]`: advertising stored pieces to network indexers, so retrieval clients and checkers
 /// (lassie, Spark) find them. Ads are published at `<http>/ipni/v1/ad/` whatever the
 /// announce list; with no indexer to announce to, nobody fetches them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct IpniSection {
@@ -123,7 +123,7 @@ impl Default for IpniSection {
 }
 
 /// `[sealing]`: how published deals reach sealers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct SealingSection {
@@ -159,7 +159,7 @@ impl Default for SealingSection {
 }
 
 /// `[libp2p]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Libp2pSection {
@@ -226,7 +226,7 @@ impl Default for Libp2pSection {
 }
 
 /// `[http]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct HttpSection {
@@ -286,7 +286,7 @@ impl HttpSection {
 }
 
 /// `[storage]`; relative paths are under the repo.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct StorageSection {
@@ -315,7 +315,7 @@ impl Default for StorageSection {
 ///
 /// Without `api`, the node runs an embedded devnet (its repo under `<repo>/devnet`, served on
 /// a loopback port) and reaches it through the same Lotus adapter as a real node.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ChainSection {
@@ -356,6 +356,7 @@ pub struct ChainSection {
     /// Embedded devnet: the network version at genesis.
     pub network_version: u32,
     /// Embedded devnet: `[[chain.upgrades]] epoch = 1200, version = 29`.
+    #[schemars(with = "Vec<UpgradeDoc>")]
     pub upgrades: Vec<devnet::repo::Upgrade>,
     /// Embedded devnet: where its Lotus API listens (loopback; port 0 picks one, written to
     /// `<repo>/devnet/api` on every start).
@@ -387,7 +388,7 @@ impl Default for ChainSection {
 }
 
 /// `[[miners]]`: keys are in the repo's key store, named by address.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MinerSection {
     /// The miner actor (`f0…`). Unset on a devnet: the miner of this owner and worker is
@@ -408,7 +409,7 @@ fn default_sector_size() -> u64 {
 }
 
 /// `[ask]`: prices in attoFIL per GiB per epoch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct AskSection {
@@ -436,7 +437,7 @@ impl Default for AskSection {
 }
 
 /// `[publish]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct PublishSection {
@@ -456,8 +457,10 @@ impl Default for PublishSection {
     }
 }
 
-/// `[filters]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `[filters]`: which proposals are considered at all, before the ask and funds are checked
+/// (droplet's `ConsiderOnlineStorageDeals` and friends, a piece blocklist, an external filter
+/// command).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct FilterSection {
@@ -543,9 +546,156 @@ impl NodeConfig {
     }
 }
 
+/// `[[chain.upgrades]]` as the reference documents it.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+struct UpgradeDoc {
+    /// From this epoch on.
+    epoch: i64,
+    /// The network version.
+    version: u32,
+}
+
+/// The JSON Schema of `config.toml` (editors validate TOML against it, e.g. taplo).
+pub fn schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(NodeConfig)).unwrap_or_default()
+}
+
+/// Every key of `config.toml`, generated from the config types: their doc comments, types
+/// and defaults, section by section, as Markdown (`docs/config.md`).
+pub fn reference() -> String {
+    use serde_json::Value;
+    let schema = schema();
+    let defs = schema.get("$defs").cloned().unwrap_or_default();
+    let resolve = |v: &Value| -> Value {
+        match v.get("$ref").and_then(Value::as_str) {
+            Some(r) => defs
+                .get(r.trim_start_matches("#/$defs/"))
+                .cloned()
+                .unwrap_or_default(),
+            None => v.clone(),
+        }
+    };
+    let defaults = serde_json::to_value(NodeConfig::default()).unwrap_or_default();
+    let one_line = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let type_of = |v: &Value| -> String {
+        let v = resolve(v);
+        let t = match v.get("type") {
+            Some(Value::String(t)) => t.clone(),
+            Some(Value::Array(ts)) => {
+                ts.iter()
+                    .filter_map(Value::as_str)
+                    .filter(|t| *t != "null")
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+                    + " (optional)"
+            }
+            _ => "table".into(),
+        };
+        match (t.as_str(), v.get("items")) {
+            ("array", Some(items)) => format!(
+                "array of {}",
+                resolve(items)
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("table")
+            ),
+            _ => t,
+        }
+    };
+    let mut out = String::from(
+        "# config.toml reference\n\nGenerated from the config types (`node/src/config.rs`) by \
+         `provider config reference`; do not edit by hand. Every key is optional: a config names \
+         only what it changes, and unknown keys are refused. `provider config schema` prints \
+         the same as a JSON Schema for editors.\n",
+    );
+    let root = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    for (section, spec) in &root {
+        let is_array = spec.get("type").and_then(Value::as_str) == Some("array");
+        let body = match spec.get("items") {
+            Some(items) if is_array => resolve(items),
+            _ => resolve(spec),
+        };
+        let header = if is_array {
+            format!("[[{section}]]")
+        } else {
+            format!("[{section}]")
+        };
+        out.push_str(&format!("\n## `{header}`\n\n"));
+        if let Some(d) = body.get("description").and_then(Value::as_str) {
+            out.push_str(&one_line(d));
+            out.push_str("\n\n");
+        }
+        out.push_str("| key | type | default | meaning |\n|---|---|---|---|\n");
+        let required: Vec<&str> = body
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        for (key, field) in body
+            .get("properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            let default = match defaults.get(section).and_then(|s| s.get(key)) {
+                _ if required.contains(&key.as_str()) => "required".to_string(),
+                Some(Value::Null) | None => "unset".to_string(),
+                Some(v) => format!("`{v}`"),
+            };
+            let meaning = field
+                .get("description")
+                .and_then(Value::as_str)
+                .map(one_line)
+                .unwrap_or_default()
+                .replace('|', "\\|");
+            out.push_str(&format!(
+                "| `{key}` | {} | {default} | {meaning} |\n",
+                type_of(field)
+            ));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The committed reference is what the types generate: a new or changed key without a
+    /// regenerated `docs/config.md` fails here.
+    #[test]
+    fn the_committed_reference_is_current() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/config.md");
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == reference(),
+            "{} is stale: run `cargo run -p examples --bin provider -- config reference > docs/config.md`",
+            path.display()
+        );
+    }
+
+    #[test]
+    fn every_key_is_documented() {
+        let text = reference();
+        for key in [
+            "`[ipni]`",
+            "`[[miners]]`",
+            "| `announce_urls` |",
+            "| `public` |",
+            "| `upgrades` |",
+        ] {
+            assert!(text.contains(key), "{key} missing");
+        }
+        // No key without its meaning.
+        for line in text.lines().filter(|l| l.starts_with("| `")) {
+            assert!(!line.trim_end().ends_with("|  |"), "undocumented: {line}");
+        }
+    }
 
     #[test]
     fn round_trips_and_refuses_unknown_keys() {

@@ -11,6 +11,7 @@
 //! provider --repo ~/.fil-market import-data <deal uuid or proposal cid> <car path>
 //! provider --repo ~/.fil-market pieces list
 //! provider --repo ~/.fil-market actor set-peer-info   # MinerInfo.PeerId and Multiaddrs
+//! provider config reference > docs/config.md         # every config key, generated
 //! ```
 //!
 //! The admin commands call the running node's JSON-RPC API (`<repo>/api`) with the admin
@@ -86,11 +87,24 @@ enum Cmd {
     },
     /// Node identity and addresses.
     Info,
+    /// The config file's reference and schema, generated from the config types.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
     /// The miner actor's view of this node.
     Actor {
         #[command(subcommand)]
         cmd: ActorCmd,
     },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Every key, its type, default and meaning, as Markdown (docs/config.md).
+    Reference,
+    /// The JSON Schema of config.toml, for editors.
+    Schema,
 }
 
 #[derive(Subcommand)]
@@ -352,6 +366,18 @@ async fn run(repo: &Path, cmd: Cmd) -> Result<(), String> {
             )
             .await?;
             println!("imported {} for {deal}", path.display());
+            Ok(())
+        }
+        Cmd::Config {
+            cmd: ConfigCmd::Reference,
+        } => {
+            print!("{}", market_node::config::reference());
+            Ok(())
+        }
+        Cmd::Config {
+            cmd: ConfigCmd::Schema,
+        } => {
+            print(&market_node::config::schema());
             Ok(())
         }
         Cmd::Actor {
