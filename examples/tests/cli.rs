@@ -227,6 +227,18 @@ fn provider_and_client_binaries_work_together() {
     assert_eq!(mine[0]["DealUuid"], uuid.as_str());
     assert_eq!(mine[0]["PieceCid"], piece.as_str());
     assert_eq!(mine[0]["Offline"], true);
+    // The client's list shows what it last saw (the acceptance) until it refreshes: from
+    // the miner's on-chain address once the provider has put it there.
+    assert_ne!(mine[0]["Checkpoint"], "Complete", "{mine:?}");
+    let unreachable = c(&["storage", "deals", "list", "--refresh"]);
+    assert!(
+        String::from_utf8_lossy(&unreachable.stderr).contains("no peer id on chain"),
+        "{unreachable:?}"
+    );
+    ok(run(provider, &["--repo", repo_s, "actor", "set-peer-info"]));
+    let fresh = json(ok(c(&["storage", "deals", "list", "--refresh", "--json"])));
+    assert_eq!(fresh[0]["Checkpoint"], "Complete", "{fresh:?}");
+    assert!(fresh[0]["DealId"].as_u64().is_some(), "{fresh:?}");
 
     let out = dir.path().join("out.bin");
     ok(c(&[

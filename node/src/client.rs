@@ -233,6 +233,73 @@ pub struct DealTerms {
 }
 
 impl ClientNode {
+    /// Where `miner`'s market node is, as its MinerInfo says (peer id and multiaddrs, what
+    /// `provider actor set-peer-info` and `lotus-miner actor set-peer-id` write).
+    pub async fn miner_peer(&self, miner: &Address) -> Result<PeerAddr, String> {
+        let info = self
+            .chain
+            .state_miner_info(miner)
+            .await
+            .map_err(|e| market_core::report(&e))?;
+        let peer = info
+            .peer_id
+            .filter(|p| !p.is_empty())
+            .ok_or(format!("{miner} has no peer id on chain: give --peer"))?;
+        let peer_id = libp2p::PeerId::from_str(&peer)
+            .map_err(|e| format!("{miner}'s peer id {peer}: {e}"))?;
+        use base64::Engine as _;
+        let addrs = info
+            .multiaddrs
+            .iter()
+            .filter_map(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .filter_map(|b| Multiaddr::try_from(b).ok())
+            .collect::<Vec<_>>();
+        if addrs.is_empty() {
+            return Err(format!("{miner} has no multiaddrs on chain: give --peer"));
+        }
+        Ok(PeerAddr { peer_id, addrs })
+    }
+
+    /// Asks each provider for the status of this client's unfinished deals and records the
+    /// answers; `peer` (when given) is used for every deal instead of the miner's on-chain
+    /// address. Returns every deal, refreshed where the provider answered, with why not
+    /// where it did not.
+    pub async fn refresh_deals(
+        &self,
+        peer: Option<&PeerAddr>,
+    ) -> Result<Vec<(storage_market::store::ClientDeal, Option<String>)>, String> {
+        let deals = self
+            .storage
+            .deals()
+            .await
+            .map_err(|e| market_core::report(&e))?;
+        let mut out = Vec::with_capacity(deals.len());
+        for d in deals {
+            let finished = d.state.is_terminal() || d.checkpoint == "Complete";
+            if finished {
+                out.push((d, None));
+                continue;
+            }
+            let target = match peer {
+                Some(p) => Ok(p.clone()),
+                None => self.miner_peer(&d.proposal.proposal.provider).await,
+            };
+            let updated = match target {
+                Ok(p) => self
+                    .storage
+                    .update_status(&p, &d)
+                    .await
+                    .map_err(|e| market_core::report(&e)),
+                Err(e) => Err(e),
+            };
+            out.push(match updated {
+                Ok(fresh) => (fresh, None),
+                Err(e) => (d, Some(e)),
+            });
+        }
+        Ok(out)
+    }
+
     /// A deal spec at the miner's asked price, starting `start_in` epochs from the head.
     pub async fn spec(&self, peer: &PeerAddr, t: DealTerms) -> Result<DealSpec, String> {
         let ask = self

@@ -243,6 +243,13 @@ enum DealsCmd {
     },
     /// Lists this client's deals.
     List {
+        /// Ask each provider for the current status of unfinished deals first (over the
+        /// status protocol of the deal's generation), reaching it at its on-chain address.
+        #[arg(long)]
+        refresh: bool,
+        /// Reach every provider here instead of at its on-chain address, for --refresh.
+        #[arg(long)]
+        peer: Option<String>,
         /// One JSON array instead of a line each.
         #[arg(long)]
         json: bool,
@@ -364,16 +371,33 @@ async fn run(args: Args) -> Result<(), String> {
             Ok(())
         }
         Cmd::Storage {
-            cmd: StorageCmd::Deals {
-                cmd: DealsCmd::List { json },
-            },
+            cmd:
+                StorageCmd::Deals {
+                    cmd:
+                        DealsCmd::List {
+                            json,
+                            refresh,
+                            peer,
+                        },
+                },
         } => {
             let c = node(&args).await?;
-            let deals = c
-                .storage
-                .deals()
-                .await
-                .map_err(|e| market_core::report(&e))?;
+            let deals = if *refresh {
+                let peer = peer.as_deref().map(client::parse_peer).transpose()?;
+                let mut deals = Vec::new();
+                for (d, why) in c.refresh_deals(peer.as_ref()).await? {
+                    if let Some(why) = why {
+                        eprintln!("{}: not refreshed: {why}", d.deal_uuid);
+                    }
+                    deals.push(d);
+                }
+                deals
+            } else {
+                c.storage
+                    .deals()
+                    .await
+                    .map_err(|e| market_core::report(&e))?
+            };
             if *json {
                 let list: Vec<serde_json::Value> = deals
                     .iter()
