@@ -86,9 +86,10 @@ fn permission(method: &str) -> Option<&'static str> {
     METHODS.iter().find(|(m, _)| *m == method).map(|(_, p)| *p)
 }
 
+/// `?token=`, for clients that cannot set a header.
 #[derive(serde::Deserialize)]
-struct TokenQuery {
-    token: Option<String>,
+pub(crate) struct TokenQuery {
+    pub(crate) token: Option<String>,
 }
 
 async fn handle_v0(

@@ -22,6 +22,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use piecestore::PieceStore;
 use storage_market::provider::Provider;
 
+use crate::admin::TokenQuery;
 use market_core::jwt;
 use market_core::metrics as names;
 
@@ -76,11 +77,6 @@ pub fn router(state: MetricsState) -> axum::Router {
     axum::Router::new()
         .route("/metrics", axum::routing::get(scrape))
         .with_state(Arc::new(state))
-}
-
-#[derive(serde::Deserialize)]
-struct TokenQuery {
-    token: Option<String>,
 }
 
 async fn scrape(
