@@ -369,6 +369,16 @@ impl KeyStore {
         v
     }
 
+    /// The key of `address` in Lotus's `wallet export` form (hex of its JSON), for
+    /// `lotus wallet import` or another keystore.
+    pub fn export(&self, address: &Address) -> Result<String, WalletError> {
+        let keys = self.keys.read().expect("keystore lock");
+        let key = keys
+            .get(address)
+            .ok_or(WalletError::UnknownAddress(*address))?;
+        Ok(key.to_lotus_export())
+    }
+
     /// Signs synchronously.
     pub fn sign_sync(&self, address: &Address, msg: &[u8]) -> Result<Signature, WalletError> {
         let keys = self.keys.read().expect("keystore lock");

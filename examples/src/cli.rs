@@ -1,4 +1,4 @@
-//! What every binary's `main` does: logging and paths.
+//! What every binary's `main` does: logging, paths, shell completions.
 
 use std::path::{Path, PathBuf};
 
@@ -44,4 +44,14 @@ pub fn expand_home(p: &str) -> PathBuf {
         (Some(rest), Some(home)) => Path::new(&home).join(rest),
         _ => PathBuf::from(p),
     }
+}
+
+/// Writes `shell`'s completion script for the command `C` (binary `name`) to stdout, e.g.
+/// `provider completions bash > /etc/bash_completion.d/provider`.
+pub fn print_completions<C: clap::CommandFactory>(shell: clap_complete::Shell, name: &str) {
+    // Into a buffer first: the generator panics on a closed pipe (`| head`), a write here
+    // just stops.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut C::command(), name, &mut script);
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
 }

@@ -160,6 +160,43 @@ fn provider_and_client_binaries_work_together() {
     ]));
     assert!(ask.contains("1000 attoFIL"), "{ask}");
     ok(c(&["actor-funds", "add", "5", "--faucet"]));
+    // Wallet and escrow: list with balances, a second key, export to another keystore and
+    // back in, 1 FIL withdrawn of the 5 in escrow.
+    let json = |out: String| -> Vec<serde_json::Value> {
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    let wallets = json(ok(c(&["wallet", "list", "--json"])));
+    assert_eq!(wallets.len(), 1, "{wallets:?}");
+    assert_eq!(wallets[0]["Default"], true);
+    let second = ok(c(&["wallet", "new", "--key-type", "secp256k1"]));
+    let second = second.trim();
+    assert!(
+        second.starts_with('f') || second.starts_with('t'),
+        "{second}"
+    );
+    assert_eq!(json(ok(c(&["wallet", "list", "--json"]))).len(), 2);
+    let exported = ok(c(&["wallet", "export", second]));
+    let key_file = dir.path().join("exported.key");
+    std::fs::write(&key_file, exported.trim()).unwrap();
+    let other = dir.path().join("other-client");
+    let imported = ok(run(
+        client,
+        &[
+            "--repo",
+            other.to_str().unwrap(),
+            "--chain-api",
+            chain.as_str(),
+            "wallet",
+            "import",
+            key_file.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(imported.trim(), second);
+    let escrow = ok(c(&["actor-funds", "balance"]));
+    assert!(escrow.contains("available  5 FIL"), "{escrow}");
+    let withdrew = ok(c(&["actor-funds", "withdraw", "1"]));
+    assert!(withdrew.contains("withdrew 1 FIL"), "{withdrew}");
+    assert!(ok(c(&["actor-funds", "balance"])).contains("available  4 FIL"));
     let deal = ok(c(&[
         "storage",
         "deals",
@@ -194,9 +231,6 @@ fn provider_and_client_binaries_work_together() {
     assert!(ok(run(provider, &["--repo", repo_s, "pieces", "list"])).contains(&piece));
     assert!(ok(c(&["storage", "deals", "list"])).contains(&uuid));
     // The same lists as JSON, and filtered by state.
-    let json = |out: String| -> Vec<serde_json::Value> {
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-    };
     let active = json(ok(run(
         provider,
         &[
@@ -313,4 +347,20 @@ fn json_logs_are_one_object_per_line() {
         "text is the default form: {}",
         lines[1]
     );
+}
+
+/// Every shell gets a completion script naming the subcommands.
+#[test]
+fn completions_cover_the_subcommands() {
+    for (bin, words) in [
+        (env!("CARGO_BIN_EXE_provider"), ["deals", "set-peer-info"]),
+        (env!("CARGO_BIN_EXE_client"), ["wallet", "withdraw"]),
+    ] {
+        for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+            let script = ok(run(bin, &["completions", shell]));
+            for w in words {
+                assert!(script.contains(w), "{bin} {shell}: no {w}");
+            }
+        }
+    }
 }

@@ -338,6 +338,14 @@ impl ClientNode {
             .await
             .map_err(|e| market_core::report(&e))
     }
+
+    /// Takes up to `amount` of unlocked escrow back; returns the message and what came back.
+    pub async fn withdraw_funds(&self, amount: TokenAmount) -> Result<(Cid, TokenAmount), String> {
+        self.storage
+            .withdraw_funds(&self.address, amount, TokenAmount::from_whole(1))
+            .await
+            .map_err(|e| market_core::report(&e))
+    }
 }
 
 /// The multihashes an indexer knows a piece by: its v1 CID's, and its v2 CID's when `piece`

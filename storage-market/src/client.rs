@@ -234,6 +234,35 @@ impl Client {
         Ok(cid)
     }
 
+    /// Takes up to `amount` of `client`'s unlocked escrow back to its wallet
+    /// (`WithdrawBalance`), waits for the message and returns what the market actor paid.
+    pub async fn withdraw_funds(
+        &self,
+        client: &Address,
+        amount: TokenAmount,
+        max_fee: TokenAmount,
+    ) -> Result<(Cid, TokenAmount), ClientError> {
+        let msg = Message {
+            from: *client,
+            to: deal::STORAGE_MARKET_ACTOR,
+            method: deal::method::WITHDRAW_BALANCE,
+            params: crate::cbor::to_vec(&(*client, amount)),
+            value: TokenAmount::ZERO,
+            max_fee,
+            uuid: None,
+        };
+        let cid = self.chain.push_message(msg).await?;
+        let found = self.chain.wait_message(&cid, 0).await?;
+        if !found.receipt.exit_code.is_ok() {
+            return Err(ClientError::Chain(ChainError::MessageRejected(format!(
+                "WithdrawBalance exited with code {}",
+                found.receipt.exit_code.0
+            ))));
+        }
+        let paid = crate::cbor::from_slice(&found.receipt.return_data, 64).unwrap_or(amount);
+        Ok((cid, paid))
+    }
+
     /// Builds and signs the proposal of `spec`.
     pub async fn sign_proposal(&self, spec: &DealSpec) -> Result<ClientDealProposal, ClientError> {
         if spec.verified {

@@ -33,6 +33,7 @@ use retrieval_market::client::HttpProvider;
 use retrieval_market::gateway::DagScope;
 use retrieval_market::types::QueryStatus;
 use storage_market::Cid;
+use storage_market::chain::ChainNode;
 use storage_market::types::{Address, TokenAmount};
 
 #[derive(Parser)]
@@ -59,6 +60,11 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Prints a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Preparing data.
     Data {
         #[command(subcommand)]
@@ -99,6 +105,42 @@ enum Cmd {
     ActorFunds {
         #[command(subcommand)]
         cmd: FundsCmd,
+    },
+    /// The client's keys (`<repo>/keys`, Lotus's export format).
+    Wallet {
+        #[command(subcommand)]
+        cmd: WalletCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum WalletCmd {
+    /// Generates a key.
+    New {
+        /// `bls` (the client's default, as Lotus clients use) or `secp256k1`.
+        #[arg(long, default_value = "bls")]
+        key_type: String,
+    },
+    /// Lists the addresses held, with their balances.
+    List {
+        /// One JSON array instead of a line each.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The wallet balance of an address (the default one if omitted).
+    Balance {
+        /// The address.
+        address: Option<String>,
+    },
+    /// Prints a key in Lotus's `wallet export` form (keep it secret).
+    Export {
+        /// The address.
+        address: String,
+    },
+    /// Imports a key in Lotus's `wallet export` form from a file (`-` for stdin).
+    Import {
+        /// The file.
+        file: String,
     },
 }
 
@@ -266,6 +308,13 @@ enum FundsCmd {
         #[arg(long)]
         faucet: bool,
     },
+    /// Takes FIL back from the client's market escrow (what no deal locks).
+    Withdraw {
+        /// Amount in FIL.
+        amount: String,
+    },
+    /// The client's escrow: total, locked, available.
+    Balance,
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -323,6 +372,10 @@ async fn node(args: &Args) -> Result<ClientNode, String> {
 
 async fn run(args: Args) -> Result<(), String> {
     match &args.cmd {
+        Cmd::Completions { shell } => {
+            examples::cli::print_completions::<Args>(*shell, "client");
+            Ok(())
+        }
         Cmd::Data { cmd } => match cmd {
             DataCmd::Import { file, opts } => {
                 let dir = expand_home(&args.repo).join("data");
@@ -665,12 +718,37 @@ async fn run(args: Args) -> Result<(), String> {
             Ok(())
         }
         Cmd::ActorFunds {
+            cmd: FundsCmd::Withdraw { amount },
+        } => {
+            let c = node(&args).await?;
+            let amount = parse_fil(amount)?;
+            let (cid, paid) = c.withdraw_funds(amount).await?;
+            println!(
+                "withdrew {paid} from the market escrow of {} (message {cid})",
+                c.address
+            );
+            Ok(())
+        }
+        Cmd::ActorFunds {
+            cmd: FundsCmd::Balance,
+        } => {
+            let c = node(&args).await?;
+            let b = c
+                .chain
+                .market_balance(&c.address)
+                .await
+                .map_err(|e| market_core::report(&e))?;
+            println!("escrow     {}", b.escrow);
+            println!("locked     {}", b.locked);
+            println!("available  {}", b.available());
+            Ok(())
+        }
+        Cmd::Wallet { cmd } => wallet(&args, cmd).await,
+        Cmd::ActorFunds {
             cmd: FundsCmd::Add { amount, faucet },
         } => {
             let c = node(&args).await?;
-            let amount = TokenAmount::from_str(&format!("{amount} FIL"))
-                .or_else(|_| TokenAmount::from_str(amount))
-                .map_err(|e| format!("amount {amount}: {e}"))?;
+            let amount = parse_fil(amount)?;
             if *faucet {
                 c.dev
                     .fund(
@@ -687,6 +765,99 @@ async fn run(args: Args) -> Result<(), String> {
                 "added {amount} to the market escrow of {} (message {cid})",
                 c.address
             );
+            Ok(())
+        }
+    }
+}
+
+fn parse_fil(amount: &str) -> Result<TokenAmount, String> {
+    TokenAmount::from_str(&format!("{amount} FIL"))
+        .or_else(|_| TokenAmount::from_str(amount))
+        .map_err(|e| format!("amount {amount}: {e}"))
+}
+
+async fn wallet(args: &Args, cmd: &WalletCmd) -> Result<(), String> {
+    use storage_market::wallet::{KeyStore, KeyType, PrivateKey};
+    let keys = KeyStore::open(expand_home(&args.repo).join("keys"))
+        .map_err(|e| market_core::report(&e))?;
+    let parse = |a: &str| {
+        storage_market::types::Address::from_str(a).map_err(|e| format!("address {a}: {e}"))
+    };
+    match cmd {
+        WalletCmd::New { key_type } => {
+            let kind = match key_type.as_str() {
+                "bls" => KeyType::Bls,
+                "secp256k1" => KeyType::Secp256k1,
+                other => return Err(format!("--key-type {other}: use bls or secp256k1")),
+            };
+            println!(
+                "{}",
+                keys.generate(kind).map_err(|e| market_core::report(&e))?
+            );
+            Ok(())
+        }
+        WalletCmd::List { json } => {
+            let c = node(args).await?;
+            let mut rows = Vec::new();
+            for a in keys.addresses() {
+                let balance = c
+                    .chain
+                    .wallet_balance(&a)
+                    .await
+                    .map_err(|e| market_core::report(&e))?;
+                rows.push((a, balance));
+            }
+            if *json {
+                let v: Vec<serde_json::Value> = rows
+                    .iter()
+                    .map(|(a, b)| {
+                        serde_json::json!({
+                            "Address": a.to_string(),
+                            "Balance": b.atto().to_string(),
+                            "Default": *a == c.address,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                return Ok(());
+            }
+            for (a, b) in rows {
+                let mark = if a == c.address { "*" } else { " " };
+                println!("{mark} {a}  {b}");
+            }
+            Ok(())
+        }
+        WalletCmd::Balance { address } => {
+            let c = node(args).await?;
+            let a = match address {
+                Some(a) => parse(a)?,
+                None => c.address,
+            };
+            let b = c
+                .chain
+                .wallet_balance(&a)
+                .await
+                .map_err(|e| market_core::report(&e))?;
+            println!("{b}");
+            Ok(())
+        }
+        WalletCmd::Export { address } => {
+            println!(
+                "{}",
+                keys.export(&parse(address)?)
+                    .map_err(|e| market_core::report(&e))?
+            );
+            Ok(())
+        }
+        WalletCmd::Import { file } => {
+            let text = if file == "-" {
+                std::io::read_to_string(std::io::stdin()).map_err(|e| market_core::report(&e))?
+            } else {
+                std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?
+            };
+            let key =
+                PrivateKey::from_lotus_export(text.trim()).map_err(|e| market_core::report(&e))?;
+            println!("{}", keys.import(key).map_err(|e| market_core::report(&e))?);
             Ok(())
         }
     }

@@ -12,6 +12,7 @@
 //! provider --repo ~/.fil-market pieces list
 //! provider --repo ~/.fil-market actor set-peer-info   # MinerInfo.PeerId and Multiaddrs
 //! provider config reference > docs/config.md         # every config key, generated
+//! provider completions bash > /etc/bash_completion.d/provider
 //! ```
 //!
 //! The admin commands call the running node's JSON-RPC API (`<repo>/api`) with the admin
@@ -40,6 +41,11 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Prints a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Creates the repo: miner keys, libp2p identity, JWT secret and tokens, config.toml.
     Init,
     /// Runs the node until interrupted.
@@ -188,6 +194,10 @@ fn print(v: &Value) {
 
 async fn run(repo: &Path, cmd: Cmd) -> Result<(), String> {
     match cmd {
+        Cmd::Completions { shell } => {
+            examples::cli::print_completions::<Args>(shell, "provider");
+            Ok(())
+        }
         Cmd::Init => {
             let cfg = node::init(repo, None).map_err(|e| market_core::report(&e))?;
             println!("initialised {}", repo.display());
