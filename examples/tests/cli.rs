@@ -252,6 +252,53 @@ fn provider_and_client_binaries_work_together() {
         ],
     )));
     assert!(none.is_empty(), "{none:?}");
+    // The sector holding it, no transfer (an offline deal), and the miners in the config.
+    let sectors = json(ok(run(
+        provider,
+        &["--repo", repo_s, "sectors", "list", "--json"],
+    )));
+    assert_eq!(sectors.len(), 1, "{sectors:?}");
+    assert_eq!(sectors[0]["Miner"], miner.as_str());
+    assert_eq!(sectors[0]["Deals"][0]["DealUuid"], uuid.as_str());
+    let transfers = json(ok(run(
+        provider,
+        &["--repo", repo_s, "transfers", "list", "--json"],
+    )));
+    assert!(transfers.is_empty(), "{transfers:?}");
+    let listed = ok(run(provider, &["--repo", repo_s, "miners", "list"]));
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    let words: Vec<&str> = listed.split_whitespace().collect();
+    let at = words.iter().position(|w| *w == "worker").unwrap();
+    let worker = words[at + 1].to_string();
+    ok(run(
+        provider,
+        &[
+            "--repo",
+            repo_s,
+            "miners",
+            "add",
+            "--address",
+            "f09999",
+            "--owner",
+            &worker,
+            "--worker",
+            &worker,
+            "--sector-size",
+            "2048",
+        ],
+    ));
+    assert_eq!(
+        ok(run(provider, &["--repo", repo_s, "miners", "list"]))
+            .lines()
+            .count(),
+        2
+    );
+    ok(run(
+        provider,
+        &["--repo", repo_s, "miners", "remove", "f09999"],
+    ));
+    let last = run(provider, &["--repo", repo_s, "miners", "list"]);
+    assert_eq!(String::from_utf8_lossy(&last.stdout).lines().count(), 1);
     let pieces = json(ok(run(
         provider,
         &["--repo", repo_s, "pieces", "list", "--json"],

@@ -13,6 +13,8 @@
 //! | `Market.DealEvents` | read | `[proposal CID or deal UUID]` | the deal's timeline |
 //! | `Market.CancelDeal` | admin | `[proposal CID or deal UUID]` | `null` (before its data is verified) |
 //! | `Market.ActorSetPeerInfo` | admin | `[miner]` | sends ChangePeerID and ChangeMultiaddrs with this node's |
+//! | `Market.ListTransfers` | read | | online deals receiving their data, with progress |
+//! | `Market.ListSectors` | read | | sectors holding deals, with their deals |
 //! | `Market.RetryDeal` | admin | `[proposal CID or deal UUID]` | its new state (failed before publishing) |
 //!
 //! The same endpoint (and `/rpc/v1`) answers droplet's sealer methods, `VENUS_MARKET.*`
@@ -78,6 +80,8 @@ pub const METHODS: &[(&str, &str)] = &[
     ("Market.CancelDeal", jwt::ADMIN),
     ("Market.RetryDeal", jwt::ADMIN),
     ("Market.ActorSetPeerInfo", jwt::ADMIN),
+    ("Market.ListTransfers", jwt::READ),
+    ("Market.ListSectors", jwt::READ),
     ("Market.SetAsk", jwt::ADMIN),
     ("Market.ImportData", jwt::ADMIN),
 ];
@@ -398,6 +402,72 @@ async fn call_method(state: &AdminState, method: &str, params: &[Value]) -> Resu
                 .await
                 .map_err(|e| market_core::report(&e))?;
             Ok(json!({"State": d.state.to_string()}))
+        }
+        "Market.ListTransfers" => {
+            use storage_market::state::StorageDealStatus as S;
+            let deals = p
+                .deals_in(&[
+                    S::Transferring,
+                    S::TransferQueued,
+                    S::ProviderTransferAwaitRestart,
+                    S::VerifyData,
+                ])
+                .await
+                .map_err(|e| market_core::report(&e))?;
+            let mut items = Vec::with_capacity(deals.len());
+            for d in deals.iter().filter(|d| !d.is_offline) {
+                // The host only: the URL may carry the client's token.
+                let host = serde_json::from_slice::<storage_market::message::HttpRequest>(
+                    &d.transfer.params,
+                )
+                .ok()
+                .and_then(|r| Url::parse(&r.url).ok())
+                .and_then(|u| u.host_str().map(str::to_string));
+                items.push(json!({
+                    "DealUuid": d.deal_uuid.to_string(),
+                    "State": d.state.to_string(),
+                    "Type": d.transfer.kind,
+                    "Host": host,
+                    "Received": p.received_of(d).await,
+                    "Size": d.transfer.size,
+                    "Message": d.message,
+                }));
+            }
+            Ok(Value::Array(items))
+        }
+        "Market.ListSectors" => {
+            let deals = p.deals().await.map_err(|e| market_core::report(&e))?;
+            let mut sectors: std::collections::BTreeMap<
+                (String, u64),
+                Vec<&storage_market::store::ProviderDeal>,
+            > = Default::default();
+            for d in &deals {
+                if let Some(s) = d.sector {
+                    sectors
+                        .entry((d.miner.to_string(), s.0))
+                        .or_default()
+                        .push(d);
+                }
+            }
+            Ok(Value::Array(
+                sectors
+                    .into_iter()
+                    .map(|((miner, sector), ds)| {
+                        json!({
+                            "Miner": miner,
+                            "Sector": sector,
+                            "Deals": ds.iter().map(|d| json!({
+                                "DealUuid": d.deal_uuid.to_string(),
+                                "DealId": d.deal_id.map(|i| i.0),
+                                "State": d.state.to_string(),
+                                "PieceSize": d.proposal.proposal.piece_size,
+                                "Offset": d.sector_offset,
+                            })).collect::<Vec<_>>(),
+                            "DealBytes": ds.iter().map(|d| d.proposal.proposal.piece_size).sum::<u64>(),
+                        })
+                    })
+                    .collect(),
+            ))
         }
         "Market.ActorSetPeerInfo" => {
             let m = miner(state, params)?;

@@ -10,6 +10,8 @@
 //! provider --repo ~/.fil-market deals cancel|retry <deal uuid or proposal cid>
 //! provider --repo ~/.fil-market import-data <deal uuid or proposal cid> <car path>
 //! provider --repo ~/.fil-market pieces list
+//! provider --repo ~/.fil-market transfers list | sectors list     # --json
+//! provider --repo ~/.fil-market miners list | add --address f0… --owner … --worker … | remove f0…
 //! provider --repo ~/.fil-market actor set-peer-info   # MinerInfo.PeerId and Multiaddrs
 //! provider config reference > docs/config.md         # every config key, generated
 //! provider completions bash > /etc/bash_completion.d/provider
@@ -20,6 +22,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::str::FromStr;
 
 use clap::{Parser, Subcommand};
 use examples::cli::expand_home;
@@ -93,6 +96,22 @@ enum Cmd {
     },
     /// Node identity and addresses.
     Info,
+    /// Online deals receiving their data.
+    Transfers {
+        #[command(subcommand)]
+        cmd: ListCmd,
+    },
+    /// Sectors holding deals.
+    Sectors {
+        #[command(subcommand)]
+        cmd: ListCmd,
+    },
+    /// The miners this node serves (`[[miners]]` in config.toml; a change takes effect at
+    /// the next `provider run`).
+    Miners {
+        #[command(subcommand)]
+        cmd: MinersCmd,
+    },
     /// The config file's reference and schema, generated from the config types.
     Config {
         #[command(subcommand)]
@@ -102,6 +121,43 @@ enum Cmd {
     Actor {
         #[command(subcommand)]
         cmd: ActorCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ListCmd {
+    /// Lists them.
+    List {
+        /// One JSON array (what the admin API returns) instead of a line each.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum MinersCmd {
+    /// The miners in config.toml.
+    List,
+    /// Adds a miner whose worker key is in `<repo>/keys` (or signed for by the node's
+    /// wallet or gateway, per `[chain] signing`).
+    Add {
+        /// The miner actor (`f0…`).
+        #[arg(long)]
+        address: String,
+        /// Its owner address.
+        #[arg(long)]
+        owner: String,
+        /// Its worker address.
+        #[arg(long)]
+        worker: String,
+        /// Its sector size in bytes.
+        #[arg(long, default_value_t = 32 << 30)]
+        sector_size: u64,
+    },
+    /// Removes a miner (its deals stay in the database).
+    Remove {
+        /// The miner actor.
+        address: String,
     },
 }
 
@@ -378,6 +434,67 @@ async fn run(repo: &Path, cmd: Cmd) -> Result<(), String> {
             println!("imported {} for {deal}", path.display());
             Ok(())
         }
+        Cmd::Transfers {
+            cmd: ListCmd::List { json },
+        } => {
+            let list = rpc(repo, "Market.ListTransfers", json!([])).await?;
+            if json {
+                print(&list);
+                return Ok(());
+            }
+            for t in list.as_array().into_iter().flatten() {
+                let (got, size) = (
+                    t["Received"].as_u64().unwrap_or(0),
+                    t["Size"].as_u64().unwrap_or(0),
+                );
+                let pct = if size == 0 {
+                    100.0
+                } else {
+                    got as f64 * 100.0 / size as f64
+                };
+                println!(
+                    "{}  {:<26} {:>5.1}%  {} of {} B  {} {}  {}",
+                    plain(&t["DealUuid"]),
+                    plain(&t["State"]),
+                    pct,
+                    got,
+                    size,
+                    plain(&t["Type"]),
+                    plain(&t["Host"]),
+                    plain(&t["Message"])
+                );
+            }
+            Ok(())
+        }
+        Cmd::Sectors {
+            cmd: ListCmd::List { json },
+        } => {
+            let list = rpc(repo, "Market.ListSectors", json!([])).await?;
+            if json {
+                print(&list);
+                return Ok(());
+            }
+            for s in list.as_array().into_iter().flatten() {
+                println!(
+                    "{} sector {:<6} {} deals, {} B",
+                    plain(&s["Miner"]),
+                    plain(&s["Sector"]),
+                    s["Deals"].as_array().map_or(0, Vec::len),
+                    plain(&s["DealBytes"])
+                );
+                for d in s["Deals"].as_array().into_iter().flatten() {
+                    println!(
+                        "    deal {:<6} {}  {:<22} offset {}",
+                        plain(&d["DealId"]),
+                        plain(&d["DealUuid"]),
+                        plain(&d["State"]),
+                        plain(&d["Offset"])
+                    );
+                }
+            }
+            Ok(())
+        }
+        Cmd::Miners { cmd } => miners(repo, cmd),
         Cmd::Config {
             cmd: ConfigCmd::Reference,
         } => {
@@ -408,6 +525,69 @@ async fn run(repo: &Path, cmd: Cmd) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// `miners list|add|remove`: edits `[[miners]]` in config.toml.
+fn miners(repo: &Path, cmd: MinersCmd) -> Result<(), String> {
+    use market_node::config::{MinerSection, NodeConfig};
+    let path = Repo(repo.into()).config();
+    let mut cfg = NodeConfig::load(&path).map_err(|e| market_core::report(&e))?;
+    let parse = |a: &str| {
+        storage_market::types::Address::from_str(a).map_err(|e| format!("address {a}: {e}"))
+    };
+    match cmd {
+        MinersCmd::List => {
+            for m in &cfg.miners {
+                println!(
+                    "{}  owner {}  worker {}  sectors {} B",
+                    m.address.as_deref().unwrap_or("(devnet: created at start)"),
+                    m.owner,
+                    m.worker,
+                    m.sector_size
+                );
+            }
+            return Ok(());
+        }
+        MinersCmd::Add {
+            address,
+            owner,
+            worker,
+            sector_size,
+        } => {
+            let a = parse(&address)?;
+            parse(&owner)?;
+            parse(&worker)?;
+            commp::PaddedPieceSize::new(sector_size).map_err(|e| format!("--sector-size: {e}"))?;
+            if cfg
+                .miners
+                .iter()
+                .any(|m| m.address.as_deref().and_then(|x| parse(x).ok()) == Some(a))
+            {
+                return Err(format!("{a} is already served"));
+            }
+            cfg.miners.push(MinerSection {
+                address: Some(a.to_string()),
+                owner,
+                worker,
+                sector_size,
+            });
+            println!("added {a}: restart the node (`provider run`) to serve it");
+        }
+        MinersCmd::Remove { address } => {
+            let a = parse(&address)?;
+            let before = cfg.miners.len();
+            cfg.miners
+                .retain(|m| m.address.as_deref().and_then(|x| parse(x).ok()) != Some(a));
+            if cfg.miners.len() == before {
+                return Err(format!("{a} is not in {}", path.display()));
+            }
+            if cfg.miners.is_empty() {
+                return Err("a node serves at least one miner".into());
+            }
+            println!("removed {a}: restart the node (`provider run`) to stop serving it");
+        }
+    }
+    cfg.save(&path).map_err(|e| market_core::report(&e))
 }
 
 /// A JSON value as a person reads it: strings without quotes, null as `-`.
