@@ -1659,12 +1659,23 @@ impl Provider {
             )
             .into());
         }
-        self.inner
-            .deps
-            .pieces
-            .put_staged(done.staged())
+        // A restart after the store took the staged file but before the deal moved on finds
+        // the piece already stored and its staging file gone: that is done, not a failure.
+        let pieces = &self.inner.deps.pieces;
+        let stored_already = pieces
+            .stat(&done.piece.piece_cid)
             .await
-            .map_err(|e| format!("storing the piece: {e}"))?;
+            .ok()
+            .flatten()
+            .is_some_and(|m| m == done.piece);
+        if stored_already {
+            let _ = done.staged().discard().await;
+        } else {
+            pieces
+                .put_staged(done.staged())
+                .await
+                .map_err(|e| format!("storing the piece: {e}"))?;
+        }
         // The blocks were found while the transfer hashed the payload; only a payload with
         // more blocks than a transfer keeps is read again.
         let stored = match done.blocks.clone() {
