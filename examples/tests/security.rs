@@ -171,6 +171,12 @@ async fn every_method_against_every_token() {
             ("Market.ListDeals", "read"),
             ("Market.ListPieces", "read"),
             ("Market.PieceIpni", "read"),
+            ("Market.DealEvents", "read"),
+            ("Market.CancelDeal", "admin"),
+            ("Market.RetryDeal", "admin"),
+            ("Market.ActorSetPeerInfo", "admin"),
+            ("Market.ListTransfers", "read"),
+            ("Market.ListSectors", "read"),
             ("Market.SetAsk", "admin"),
             ("Market.ImportData", "admin"),
         ]
