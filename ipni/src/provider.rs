@@ -337,8 +337,24 @@ impl IpniProvider {
         if urls.is_empty() {
             return Ok(report);
         }
-        for due in inner.store.due_announces(urls, now_ms()).await? {
-            if due.provider != inner.peer.to_string() {
+        let me = inner.peer.to_string();
+        // Identities of one node take turns at the indexers: while another identity's ads are
+        // announced and not yet confirmed (for at most TAKE_TURNS), this one waits. Two of
+        // them advertising the same piece have identical entry chunks, and storetheindex,
+        // syncing both publishers at once, loses the shared chunk to the first worker's
+        // cleanup and gives up on the other chain until its next new ad.
+        let wait_turn = inner.config.check_ingest
+            && inner
+                .store
+                .other_identity_ingesting(&me, now_ms() - TAKE_TURNS.as_millis() as i64)
+                .await?;
+        let due = if wait_turn {
+            Vec::new()
+        } else {
+            inner.store.due_announces(urls, now_ms()).await?
+        };
+        for due in due {
+            if due.provider != me {
                 continue;
             }
             if self.announce(due).await? {
@@ -455,6 +471,10 @@ impl IpniProvider {
         Ok(found != due.is_rm)
     }
 }
+
+/// The longest an identity waits for another identity's ads to be confirmed before it
+/// announces anyway (an indexer that never confirms must not silence the others).
+const TAKE_TURNS: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn now_ms() -> i64 {
     SystemTime::now()

@@ -393,6 +393,26 @@ impl AdStore {
             .await
     }
 
+    /// Whether an identity other than `provider` has ads announced since `since_ms` that no
+    /// indexer has confirmed yet.
+    pub async fn other_identity_ingesting(
+        &self,
+        provider: &str,
+        since_ms: i64,
+    ) -> Result<bool, IpniError> {
+        let provider = provider.to_string();
+        self.db
+            .call(move |c| {
+                Ok(c.query_row(
+                    "SELECT EXISTS(SELECT 1 FROM ads WHERE indexed_at IS NULL
+                     AND announced_at > ?2 AND provider != ?1)",
+                    params![provider, since_ms],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+    }
+
     /// Announced ads still unconfirmed since before `before_ms` that were not warned about
     /// yet; they are marked warned.
     pub async fn take_overdue(&self, before_ms: i64) -> Result<Vec<AdStatus>, IpniError> {
