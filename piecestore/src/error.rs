@@ -43,6 +43,16 @@ pub enum PieceStoreError {
     /// A background task panicked or was cancelled.
     #[error("piece store task failed: {0}")]
     Task(String),
+    /// The object store (S3) refused or failed a request: credentials, bucket, network.
+    #[error("piece store backend: {0}")]
+    Backend(#[from] object_store::Error),
+    /// The store's configuration is unusable (an endpoint that is no URL, a part size S3
+    /// refuses).
+    #[error("piece store config: {0}")]
+    Config(String),
+    /// No store can take a piece: every one is read-only or lacks the space.
+    #[error("no piece store can take {0} bytes (every store is read-only or full)")]
+    NoStoreFits(u64),
     /// A blocking task (file I/O, hashing) panicked or was cancelled.
     #[error("blocking task failed")]
     Join(#[from] tokio::task::JoinError),

@@ -449,6 +449,15 @@ impl PieceStore for FsPieceStore {
         .await?
     }
 
+    async fn free_space(&self) -> Result<Option<u64>, PieceStoreError> {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let st = rustix::fs::statvfs(&dir).map_err(std::io::Error::from)?;
+            Ok(Some(st.f_bavail.saturating_mul(st.f_frsize)))
+        })
+        .await?
+    }
+
     fn locator(&self, piece: &Cid) -> String {
         self.data_path(piece).display().to_string()
     }

@@ -15,6 +15,10 @@
 //! - [`PieceIndex`]: SQLite tables of piece → deals (miner, deal, sector, offset, length),
 //!   payload root → pieces, and each piece's block index, so retrieval can serve any block
 //!   without scanning.
+//! - [`S3PieceStore`]: pieces in an S3-compatible bucket (AWS, MinIO, Ceph RGW, Aliyun OSS),
+//!   uploaded in parts while commP is computed, read back by ranged GETs.
+//! - [`MultiPieceStore`]: several stores as one: writes go to the store a rule picks
+//!   (priority, then free space), reads to whichever holds the piece.
 //! - [`metered`]: a wrapper timing every call of any piece store, for the node's metrics.
 //!
 //! A piece's *payload* is the bytes the client sent (usually a CAR); its padded size is the
@@ -29,7 +33,11 @@ mod fs;
 pub mod hamt;
 mod index;
 pub mod metered;
+mod multi;
+pub mod s3;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod unixfs;
 
 pub use car::{
@@ -42,6 +50,8 @@ pub use index::{
     DealRecord, IndexReport, PieceIndex, PieceIndexer, PieceRecord, SqlitePieceIndex, index_blocks,
     index_payload,
 };
+pub use multi::{Candidate, MultiPieceStore, StoreEntry, choose_store};
+pub use s3::{S3Config, S3PieceStore};
 pub use store::{
     ByteRange, ExpectedPiece, MAX_READ_AT, PieceMeta, PieceReader, PieceStore, StagedPiece,
     check_piece_cid, check_read_at, read_exactly,

@@ -82,6 +82,10 @@ impl PieceStore for MeteredPieceStore {
         timed("list", self.inner.list()).await
     }
 
+    async fn free_space(&self) -> Result<Option<u64>, PieceStoreError> {
+        self.inner.free_space().await
+    }
+
     fn locator(&self, piece: &Cid) -> String {
         self.inner.locator(piece)
     }

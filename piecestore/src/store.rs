@@ -159,6 +159,12 @@ pub trait PieceStore: Send + Sync {
     /// Every stored piece.
     async fn list(&self) -> Result<Vec<PieceMeta>, PieceStoreError>;
 
+    /// Bytes free for new pieces, if the store knows (a filesystem does; a bucket is
+    /// unbounded and says `None`). [`crate::MultiPieceStore`] places writes by it.
+    async fn free_space(&self) -> Result<Option<u64>, PieceStoreError> {
+        Ok(None)
+    }
+
     /// Where `piece` lives, for operators and logs (a file path, an object URL).
     fn locator(&self, piece: &Cid) -> String;
 }
