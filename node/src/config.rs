@@ -298,6 +298,176 @@ pub struct StorageSection {
     pub staging_limit_gib: u64,
     /// Accept transfers from private and loopback addresses (local testing only).
     pub allow_private_transfers: bool,
+    /// Piece stores (`[[storage.stores]]`, droplet's `[PieceStorage]` entries). Empty: one
+    /// filesystem store at `pieces`. Otherwise exactly these: new pieces go to the writable
+    /// store of highest priority with room (then the most free space), reads to whichever
+    /// store holds the piece.
+    pub stores: Vec<PieceStoreSection>,
+}
+
+/// One `[[storage.stores]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum PieceStoreSection {
+    /// A directory (`kind = "fs"`).
+    Fs(FsStoreSection),
+    /// An S3-compatible bucket (`kind = "s3"`): AWS S3, MinIO, Ceph RGW, Aliyun OSS.
+    S3(S3StoreSection),
+}
+
+impl PieceStoreSection {
+    /// The name operators see in logs and the UI.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Fs(f) => &f.name,
+            Self::S3(s) => &s.name,
+        }
+    }
+
+    /// Higher is written first.
+    pub fn priority(&self) -> i32 {
+        match self {
+            Self::Fs(f) => f.priority,
+            Self::S3(s) => s.priority,
+        }
+    }
+
+    /// Read, never written nor deleted from.
+    pub fn read_only(&self) -> bool {
+        match self {
+            Self::Fs(f) => f.read_only,
+            Self::S3(s) => s.read_only,
+        }
+    }
+}
+
+/// A filesystem piece store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct FsStoreSection {
+    /// Name in logs and the UI.
+    pub name: String,
+    /// The directory (relative paths are under the repo).
+    pub path: PathBuf,
+    /// Higher is written first.
+    #[serde(default)]
+    pub priority: i32,
+    /// Read from, never written nor deleted from.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// An S3-compatible piece store. Keys not given here come from `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct S3StoreSection {
+    /// Name in logs and the UI.
+    pub name: String,
+    /// Service URL without the bucket (`https://oss-cn-hangzhou.aliyuncs.com`,
+    /// `http://minio:9000`). Unset: AWS S3 in `region`.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The bucket.
+    pub bucket: String,
+    /// Region (`us-east-1`, `oss-cn-hangzhou`).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Access key id.
+    #[serde(default)]
+    pub access_key: Option<String>,
+    /// Secret access key (better: `secret_key_file` or the environment).
+    #[serde(default)]
+    pub secret_key: Option<String>,
+    /// A file holding the secret key (relative paths are under the repo).
+    #[serde(default)]
+    pub secret_key_file: Option<PathBuf>,
+    /// Session token of temporary credentials.
+    #[serde(default)]
+    pub session_token: Option<String>,
+    /// `bucket.host` requests (Aliyun OSS needs them) instead of `host/bucket`.
+    #[serde(default)]
+    pub virtual_hosted: bool,
+    /// Key prefix of every object (`pieces/`).
+    #[serde(default)]
+    pub prefix: String,
+    /// Upload part size, MiB (5 at least).
+    #[serde(default = "default_part_mib")]
+    pub part_size_mib: usize,
+    /// Parts uploaded at once per piece.
+    #[serde(default = "default_upload_concurrency")]
+    pub upload_concurrency: usize,
+    /// Higher is written first.
+    #[serde(default)]
+    pub priority: i32,
+    /// Read from, never written nor deleted from.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+fn default_part_mib() -> usize {
+    16
+}
+
+fn default_upload_concurrency() -> usize {
+    4
+}
+
+impl S3StoreSection {
+    /// A bucket with the defaults (AWS endpoint, no prefix, keys from the environment).
+    pub fn new(name: impl Into<String>, bucket: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            endpoint: None,
+            bucket: bucket.into(),
+            region: None,
+            access_key: None,
+            secret_key: None,
+            secret_key_file: None,
+            session_token: None,
+            virtual_hosted: false,
+            prefix: String::new(),
+            part_size_mib: default_part_mib(),
+            upload_concurrency: default_upload_concurrency(),
+            priority: 0,
+            read_only: false,
+        }
+    }
+
+    /// The store's settings, the secret read from `secret_key_file` when given.
+    pub fn to_config(&self, repo: &Path) -> Result<piecestore::S3Config, ConfigError> {
+        let mut c = piecestore::S3Config::new(&self.bucket)
+            .with_virtual_hosted(self.virtual_hosted)
+            .with_prefix(&self.prefix)
+            .with_parts(
+                self.part_size_mib.saturating_mul(1 << 20),
+                self.upload_concurrency,
+            );
+        c.endpoint = self.endpoint.clone();
+        c.region = self.region.clone();
+        c.access_key = self.access_key.clone();
+        c.secret_key = self.secret_key.clone();
+        c.session_token = self.session_token.clone();
+        if let Some(f) = &self.secret_key_file {
+            let path = if f.is_absolute() {
+                f.clone()
+            } else {
+                repo.join(f)
+            };
+            let secret = std::fs::read_to_string(&path).map_err(|e| {
+                ConfigError::Invalid(format!(
+                    "store {}: secret_key_file {}: {e}",
+                    self.name,
+                    path.display()
+                ))
+            })?;
+            c.secret_key = Some(secret.trim().to_string());
+        }
+        Ok(c)
+    }
 }
 
 impl Default for StorageSection {
@@ -307,6 +477,7 @@ impl Default for StorageSection {
             staging: "staging".into(),
             staging_limit_gib: 1024,
             allow_private_transfers: false,
+            stores: Vec::new(),
         }
     }
 }
@@ -658,6 +829,62 @@ pub fn reference() -> String {
                 type_of(field)
             ));
         }
+        // An array of tagged tables (`[[storage.stores]]`): one table per kind.
+        for (key, field) in body
+            .get("properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            let Some(variants) = field
+                .get("items")
+                .map(&resolve)
+                .and_then(|i| i.get("oneOf").cloned())
+                .and_then(|v| v.as_array().cloned())
+            else {
+                continue;
+            };
+            for v in variants {
+                let props = v
+                    .get("properties")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
+                let Some(kind) = props.get("kind").and_then(|k| k.get("const")) else {
+                    continue;
+                };
+                out.push_str(&format!(
+                    "\n### `[[{section}.{key}]]` with `kind = {kind}`\n\n"
+                ));
+                if let Some(d) = v.get("description").and_then(Value::as_str) {
+                    out.push_str(&one_line(d));
+                    out.push_str("\n\n");
+                }
+                let required: Vec<&str> = v
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .map(|r| r.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                out.push_str("| key | type | default | meaning |\n|---|---|---|---|\n");
+                for (k, f) in props.iter().filter(|(k, _)| *k != "kind") {
+                    let default = match f.get("default") {
+                        _ if required.contains(&k.as_str()) => "required".to_string(),
+                        Some(Value::Null) | None => "unset".to_string(),
+                        Some(d) => format!("`{d}`"),
+                    };
+                    let meaning = f
+                        .get("description")
+                        .and_then(Value::as_str)
+                        .map(one_line)
+                        .unwrap_or_default()
+                        .replace('|', "\\|");
+                    out.push_str(&format!(
+                        "| `{k}` | {} | {default} | {meaning} |\n",
+                        type_of(f)
+                    ));
+                }
+            }
+        }
     }
     out
 }
@@ -694,6 +921,51 @@ mod tests {
         // No key without its meaning.
         for line in text.lines().filter(|l| l.starts_with("| `")) {
             assert!(!line.trim_end().ends_with("|  |"), "undocumented: {line}");
+        }
+    }
+
+    #[test]
+    fn piece_stores_parse_as_droplet_operators_write_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("oss.secret"), "s3cr3t\n").unwrap();
+        let c: NodeConfig = toml::from_str(
+            r#"
+            [[storage.stores]]
+            kind = "fs"
+            name = "local"
+            path = "/mnt/pieces"
+            priority = 1
+
+            [[storage.stores]]
+            kind = "s3"
+            name = "oss"
+            endpoint = "https://oss-cn-hangzhou.aliyuncs.com"
+            region = "oss-cn-hangzhou"
+            bucket = "deals"
+            access_key = "LTAI"
+            secret_key_file = "oss.secret"
+            virtual_hosted = true
+            prefix = "pieces/"
+            priority = 10
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.storage.stores.len(), 2);
+        assert_eq!(c.storage.stores[0].name(), "local");
+        let PieceStoreSection::S3(oss) = &c.storage.stores[1] else {
+            panic!("an s3 store");
+        };
+        assert_eq!(oss.part_size_mib, 16);
+        let s3 = oss.to_config(dir.path()).unwrap();
+        assert_eq!(s3.secret_key.as_deref(), Some("s3cr3t"));
+        assert_eq!(s3.part_size, 16 << 20);
+        assert!(s3.virtual_hosted);
+        // A misspelt key or an unknown kind is refused, not ignored.
+        for bad in [
+            "[[storage.stores]]\nkind = \"s3\"\nname = \"x\"\nbucket = \"b\"\nsecretkey = \"k\"",
+            "[[storage.stores]]\nkind = \"nfs\"\nname = \"x\"",
+        ] {
+            assert!(toml::from_str::<NodeConfig>(bad).is_err(), "{bad}");
         }
     }
 

@@ -851,7 +851,19 @@ fn local_disks(repo: Option<&PathBuf>) -> Vec<Disk> {
             repo.join(p)
         }
     };
-    let mut dirs = vec![under(&cfg.storage.pieces), under(&cfg.storage.staging)];
+    let mut dirs: Vec<PathBuf> = if cfg.storage.stores.is_empty() {
+        vec![under(&cfg.storage.pieces)]
+    } else {
+        cfg.storage
+            .stores
+            .iter()
+            .filter_map(|s| match s {
+                crate::config::PieceStoreSection::Fs(f) if !f.read_only => Some(under(&f.path)),
+                _ => None,
+            })
+            .collect()
+    };
+    dirs.push(under(&cfg.storage.staging));
     dirs.dedup();
     dirs.into_iter()
         .map(|d| {

@@ -47,4 +47,5 @@ mod ipni;
 pub use market_core::jwt;
 pub mod metrics;
 pub mod node;
+mod piece_stores;
 pub mod ui;

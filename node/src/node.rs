@@ -24,7 +24,7 @@ use market_core::host::{Host, PeerAddr};
 use market_core::rpc::Service;
 use market_core::wallet::Wallet;
 use piecestore::metered::MeteredPieceStore;
-use piecestore::{FsPieceStore, PieceIndex, PieceStore, SqlitePieceIndex};
+use piecestore::{PieceIndex, PieceStore, SqlitePieceIndex};
 use retrieval_market::RetrievalProvider;
 use retrieval_market::client::url_to_multiaddr;
 use retrieval_market::http::HttpConfig;
@@ -383,10 +383,8 @@ impl MarketNode {
         let host = Host::start(key, host_config)
             .await
             .map_err(start_err("libp2p"))?;
-        let pieces: Arc<dyn PieceStore> = Arc::new(MeteredPieceStore::new(Arc::new(
-            FsPieceStore::open(repo.under(&cfg.storage.pieces))
-                .map_err(start_err("piece store"))?,
-        )));
+        let opened = crate::piece_stores::open(&cfg.storage, &repo.0).await?;
+        let pieces: Arc<dyn PieceStore> = Arc::new(MeteredPieceStore::new(opened.store));
         let index =
             SqlitePieceIndex::open(&dir.join("index.db")).map_err(start_err("piece index"))?;
         let index: Arc<dyn PieceIndex> = Arc::new(index);
@@ -508,7 +506,7 @@ impl MarketNode {
                 secret: secret(dir)?,
                 provider: provider.clone(),
                 pieces: pieces.clone(),
-                store_name: repo.under(&cfg.storage.pieces).display().to_string(),
+                store_name: opened.description.clone(),
                 miners: miners.clone(),
                 ipni: ipni.node.clone(),
                 ipni_enabled: cfg.ipni.enabled,

@@ -22,7 +22,7 @@ use clap::Parser;
 use data_transfer::CarServer;
 use market_node::admin;
 use market_node::client::{self, ClientNode, DealTerms, Prepared};
-use market_node::config::NodeConfig;
+use market_node::config::{NodeConfig, PieceStoreSection, S3StoreSection};
 use market_node::node::{self, MarketNode};
 use piecestore::unixfs::ImportProfile;
 use retrieval_market::gateway::DagScope;
@@ -58,6 +58,13 @@ struct Args {
     /// Propose the deals only once this file exists (so a browser can watch from the start).
     #[arg(long)]
     wait_for: Option<PathBuf>,
+    /// Keep the provider's pieces in this S3 service (`http://127.0.0.1:9000`) instead of
+    /// its repo; keys from `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`.
+    #[arg(long, requires = "s3_bucket")]
+    s3_endpoint: Option<String>,
+    /// The bucket for `--s3-endpoint`.
+    #[arg(long)]
+    s3_bucket: Option<String>,
 }
 
 /// The sealer process, killed when the demo ends.
@@ -116,6 +123,13 @@ async fn run(args: &Args, dir: &Path) -> Result<(), String> {
     let provider_dir = dir.join("provider");
     let mut cfg = NodeConfig::local_dev();
     cfg.sealing.mode = "pull".into();
+    if let (Some(endpoint), Some(bucket)) = (&args.s3_endpoint, &args.s3_bucket) {
+        let mut s3 = S3StoreSection::new("s3", bucket);
+        s3.prefix = "demo/pieces".into();
+        s3.endpoint = Some(endpoint.clone());
+        s3.region = Some("us-east-1".into());
+        cfg.storage.stores = vec![PieceStoreSection::S3(s3)];
+    }
     let cfg = node::init(&provider_dir, Some(cfg)).map_err(|e| market_core::report(&e))?;
     let node = MarketNode::start(&provider_dir)
         .await
