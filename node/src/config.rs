@@ -400,6 +400,13 @@ pub struct S3StoreSection {
     /// Parts uploaded at once per piece.
     #[serde(default = "default_upload_concurrency")]
     pub upload_concurrency: usize,
+    /// Bytes (KiB) fetched around a small read and kept for the next ones, so a CAR
+    /// retrieval's block reads become a few large GETs (0: one GET per read).
+    #[serde(default = "default_read_window_kib")]
+    pub read_window_kib: u64,
+    /// Read windows kept in memory per store.
+    #[serde(default = "default_read_windows")]
+    pub read_windows: usize,
     /// Higher is written first.
     #[serde(default)]
     pub priority: i32,
@@ -414,6 +421,14 @@ fn default_part_mib() -> usize {
 
 fn default_upload_concurrency() -> usize {
     4
+}
+
+fn default_read_window_kib() -> u64 {
+    4096
+}
+
+fn default_read_windows() -> usize {
+    8
 }
 
 impl S3StoreSection {
@@ -432,6 +447,8 @@ impl S3StoreSection {
             prefix: String::new(),
             part_size_mib: default_part_mib(),
             upload_concurrency: default_upload_concurrency(),
+            read_window_kib: default_read_window_kib(),
+            read_windows: default_read_windows(),
             priority: 0,
             read_only: false,
         }
@@ -445,7 +462,8 @@ impl S3StoreSection {
             .with_parts(
                 self.part_size_mib.saturating_mul(1 << 20),
                 self.upload_concurrency,
-            );
+            )
+            .with_read_windows(self.read_window_kib.saturating_mul(1024), self.read_windows);
         c.endpoint = self.endpoint.clone();
         c.region = self.region.clone();
         c.access_key = self.access_key.clone();

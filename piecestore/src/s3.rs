@@ -72,6 +72,12 @@ pub struct S3Config {
     pub part_size: usize,
     /// Parts uploaded at once per piece; memory is about `part_size` times this.
     pub upload_concurrency: usize,
+    /// Bytes fetched around a small [`PieceStore::read_at`] and kept for the next ones: a CAR
+    /// retrieval reads its blocks in payload order, so one GET serves hundreds of blocks
+    /// instead of one GET each (0 turns this off).
+    pub read_window: u64,
+    /// Read windows kept in memory (memory is about `read_window` times this).
+    pub read_windows: usize,
     /// Retries of a failed request (with backoff) before the operation fails.
     pub max_retries: usize,
     /// Time spent retrying one request at most: a bucket that went away fails a deal's step
@@ -93,6 +99,8 @@ impl S3Config {
             prefix: String::new(),
             part_size: 16 << 20,
             upload_concurrency: 4,
+            read_window: 4 << 20,
+            read_windows: 8,
             max_retries: 3,
             retry_timeout: std::time::Duration::from_secs(60),
         }
@@ -143,6 +151,13 @@ impl S3Config {
     pub fn with_parts(mut self, part_size: usize, concurrency: usize) -> Self {
         self.part_size = part_size;
         self.upload_concurrency = concurrency;
+        self
+    }
+
+    /// Read window size and how many are kept (`0` size: every read is its own GET).
+    pub fn with_read_windows(mut self, size: u64, count: usize) -> Self {
+        self.read_window = size;
+        self.read_windows = count;
         self
     }
 }
@@ -249,6 +264,60 @@ pub struct S3PieceStore {
     part_size: usize,
     concurrency: usize,
     metas: Arc<Mutex<HashMap<Cid, MetaRecord>>>,
+    windows: Arc<Mutex<Windows>>,
+}
+
+/// How long a read window is served from memory. Payloads never change, but another instance
+/// may delete one: this instance serves its windows of it at most this long after.
+pub const WINDOW_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Recently fetched windows of payloads, most recent last.
+#[derive(Debug, Default)]
+struct Windows {
+    size: u64,
+    max: usize,
+    kept: Vec<(Cid, u64, Bytes, std::time::Instant)>,
+}
+
+impl Windows {
+    fn get(&mut self, piece: &Cid, start: u64) -> Option<Bytes> {
+        self.kept.retain(|w| w.3.elapsed() < WINDOW_TTL);
+        let i = self
+            .kept
+            .iter()
+            .position(|(c, s, _, _)| c == piece && *s == start)?;
+        let w = self.kept.remove(i);
+        let data = w.2.clone();
+        self.kept.push(w);
+        Some(data)
+    }
+
+    fn insert(&mut self, piece: Cid, start: u64, data: Bytes) {
+        self.kept
+            .retain(|(c, s, _, _)| !(*c == piece && *s == start));
+        if self.kept.len() >= self.max {
+            self.kept.remove(0);
+        }
+        self.kept
+            .push((piece, start, data, std::time::Instant::now()));
+    }
+
+    fn forget(&mut self, piece: &Cid) {
+        self.kept.retain(|(c, _, _, _)| c != piece);
+    }
+}
+
+/// The windows a read of `range` touches, as `(start, end)` of each, for windows of `size`
+/// bytes over a payload of `len` bytes.
+pub fn windows_of(range: ByteRange, size: u64, len: u64) -> Vec<(u64, u64)> {
+    if range.is_empty() || size == 0 {
+        return Vec::new();
+    }
+    let first = range.start / size;
+    let last = (range.end - 1) / size;
+    (first..=last)
+        .map(|w| (w * size, ((w + 1) * size).min(len)))
+        .collect()
 }
 
 impl S3PieceStore {
@@ -298,13 +367,19 @@ impl S3PieceStore {
         let s3: AmazonS3 = b.build()?;
         let prefix = Path::parse(config.prefix.trim_matches('/'))
             .map_err(|e| PieceStoreError::Config(format!("S3 prefix {:?}: {e}", config.prefix)))?;
-        Ok(Self::with_object_store(
+        let mut store = Self::with_object_store(
             Arc::new(s3),
             &config.bucket,
             prefix,
             config.part_size,
             config.upload_concurrency,
-        ))
+        );
+        store.windows = Arc::new(Mutex::new(Windows {
+            size: config.read_window,
+            max: config.read_windows,
+            kept: Vec::new(),
+        }));
+        Ok(store)
     }
 
     /// Any [`ObjectStore`] (tests, other clouds). `bucket` is only for [`locator`](PieceStore::locator).
@@ -322,6 +397,7 @@ impl S3PieceStore {
             part_size,
             concurrency: concurrency.max(1),
             metas: Arc::default(),
+            windows: Arc::default(),
         }
     }
 
@@ -356,6 +432,34 @@ impl S3PieceStore {
 
     fn forget(&self, piece: &Cid) {
         self.cache().remove(piece);
+        self.lock_windows().forget(piece);
+    }
+
+    fn lock_windows(&self) -> std::sync::MutexGuard<'_, Windows> {
+        self.windows.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One ranged GET of the payload.
+    async fn get_range(
+        &self,
+        piece: &Cid,
+        record: &MetaRecord,
+        range: std::ops::Range<u64>,
+    ) -> Result<Bytes, PieceStoreError> {
+        let want = range.end - range.start;
+        match self
+            .store
+            .get_range(&self.object_path(&record.object), range)
+            .await
+        {
+            Ok(b) if b.len() as u64 == want => Ok(b),
+            Ok(_) => Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into()),
+            Err(object_store::Error::NotFound { .. }) => {
+                self.forget(piece);
+                Err(PieceStoreError::NotFound(Box::new(*piece)))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The meta record of `piece`, from the cache or the bucket.
@@ -675,19 +779,30 @@ impl PieceStore for S3PieceStore {
         if range.is_empty() {
             return Ok(Bytes::new());
         }
-        match self
-            .store
-            .get_range(&self.object_path(&record.object), range.start..range.end)
-            .await
-        {
-            Ok(b) if b.len() as u64 == range.len() => Ok(b),
-            Ok(_) => Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into()),
-            Err(object_store::Error::NotFound { .. }) => {
-                self.forget(piece);
-                Err(PieceStoreError::NotFound(Box::new(*piece)))
-            }
-            Err(e) => Err(e.into()),
+        let (size, max) = {
+            let w = self.lock_windows();
+            (w.size, w.max)
+        };
+        // Large reads are their own GET; small ones go through windows.
+        if size == 0 || max == 0 || range.len() > size / 2 {
+            return self.get_range(piece, &record, range.start..range.end).await;
         }
+        let mut out = BytesMut::with_capacity(range.len() as usize);
+        for (start, end) in windows_of(range, size, len) {
+            let cached = self.lock_windows().get(piece, start);
+            let window = match cached {
+                Some(w) => w,
+                None => {
+                    let w = self.get_range(piece, &record, start..end).await?;
+                    self.lock_windows().insert(*piece, start, w.clone());
+                    w
+                }
+            };
+            let from = range.start.max(start) - start;
+            let to = range.end.min(end) - start;
+            out.extend_from_slice(&window[from as usize..to as usize]);
+        }
+        Ok(out.freeze())
     }
 
     async fn stat(&self, piece: &Cid) -> Result<Option<PieceMeta>, PieceStoreError> {
@@ -760,6 +875,17 @@ mod tests {
             "http://deals.minio.local:9000"
         );
         assert!(virtual_hosted_endpoint("not a url", "deals").is_err());
+    }
+
+    #[test]
+    fn reads_map_to_the_windows_they_touch() {
+        let w = |a, b| windows_of(ByteRange::new(a, b), 100, 250);
+        assert_eq!(w(0, 10), vec![(0, 100)]);
+        assert_eq!(w(99, 101), vec![(0, 100), (100, 200)]);
+        assert_eq!(w(200, 250), vec![(200, 250)]);
+        assert_eq!(w(100, 200), vec![(100, 200)]);
+        assert_eq!(w(5, 5), vec![]);
+        assert_eq!(windows_of(ByteRange::new(0, 10), 0, 250), vec![]);
     }
 
     #[test]

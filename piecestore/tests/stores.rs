@@ -261,7 +261,12 @@ async fn two_instances_on_one_bucket_see_each_others_pieces_and_deletes() {
     let dir = tempfile::tempdir().unwrap();
     let server = S3Server::start(&dir.path().join("s3"));
     let config = server.bucket("shared");
-    let (a, b) = (s3_store(&config), s3_store(&config));
+    // b without read windows: a window may serve a piece another instance deleted for up to
+    // WINDOW_TTL; here the delete must show at once.
+    let (a, b) = (
+        s3_store(&config),
+        s3_store(&config.clone().with_read_windows(0, 0)),
+    );
     let bytes = payload(1 << 20, 9);
     let expect = piece_of(&bytes, 2 << 20);
     let meta = a.put(reader(bytes.clone()), Some(expect)).await.unwrap();
@@ -395,5 +400,41 @@ async fn several_stores_conform_as_one_and_writes_follow_the_rule() {
     assert!(matches!(
         none.put(reader(payload(1000, 1)), None).await,
         Err(PieceStoreError::NoStoreFits(_))
+    ));
+}
+
+#[tokio::test]
+async fn small_reads_share_a_window_and_stay_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = S3Server::start(&dir.path().join("s3"));
+    let config = server.bucket("pieces").with_read_windows(64 << 10, 4);
+    let store = s3_store(&config);
+    let bytes = payload(300_000, 3);
+    let meta = store.put(reader(bytes.clone()), None).await.unwrap();
+    // Reads at every offset pattern: inside a window, across two, at the payload's end,
+    // larger than half a window (a direct GET).
+    for (a, b) in [
+        (0u64, 10u64),
+        (10, 500),
+        (65_000, 67_000),
+        (131_071, 131_073),
+        (299_990, 300_000),
+        (1000, 50_000),
+        (0, 300_000),
+    ] {
+        assert_eq!(
+            store
+                .read_at(&meta.piece_cid, ByteRange::new(a, b))
+                .await
+                .unwrap(),
+            &bytes[a as usize..b as usize],
+            "{a}..{b}"
+        );
+    }
+    assert!(matches!(
+        store
+            .read_at(&meta.piece_cid, ByteRange::new(299_999, 300_001))
+            .await,
+        Err(PieceStoreError::RangeNotSatisfiable { .. })
     ));
 }
