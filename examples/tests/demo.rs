@@ -41,13 +41,16 @@ fn demo_completes() {
     }
 }
 
-/// The same flow with the provider's pieces in a real S3 server (s3s-fs): both deals reach
-/// Active, the pull sealer fetched them and every retrieval was served from the bucket.
+/// The same flow with the provider's pieces in a real S3 server (s3s-fs) and its deals in a
+/// real Postgres: both deals reach Active, the pull sealer fetched them, every retrieval was
+/// served from the bucket, and the deals' rows and timelines are in Postgres.
 #[test]
-fn demo_completes_with_pieces_in_s3() {
+fn demo_completes_on_postgres_and_s3() {
     let dir = tempfile::tempdir().unwrap();
     let server = piecestore::testing::S3Server::start(&dir.path().join("s3"));
     server.bucket("market");
+    let pg = market_postgres::testing::PgServer::start(&dir.path().join("pg"));
+    let url = pg.database("market");
     let out = Command::new(env!("CARGO_BIN_EXE_demo"))
         .args([
             "--online-size",
@@ -60,6 +63,8 @@ fn demo_completes_with_pieces_in_s3() {
             "market",
             "--s3-endpoint",
             server.endpoint(),
+            "--postgres",
+            &url,
         ])
         .env("AWS_ACCESS_KEY_ID", piecestore::testing::ACCESS_KEY)
         .env("AWS_SECRET_ACCESS_KEY", piecestore::testing::SECRET_KEY)
@@ -86,6 +91,30 @@ fn demo_completes_with_pieces_in_s3() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let pieces = rt.block_on(piecestore::PieceStore::list(&store)).unwrap();
     assert_eq!(pieces.len(), 2, "{pieces:?}");
+    // Both deals, Active, with their timelines, are rows in Postgres; no SQLite deal file.
+    let deals = rt.block_on(async {
+        use storage_market::store::DealStore;
+        let store =
+            market_postgres::PgDealStore::open(market_postgres::PgDb::connect(&url, 2).unwrap())
+                .await
+                .unwrap();
+        let deals = store.provider_deals().await.unwrap();
+        let mut timelines = Vec::new();
+        for d in &deals {
+            timelines.push(store.deal_events(&d.proposal_cid).await.unwrap());
+        }
+        (deals, timelines)
+    });
+    assert_eq!(deals.0.len(), 2);
+    assert!(
+        deals
+            .0
+            .iter()
+            .all(|d| d.state == storage_market::state::StorageDealStatus::Active)
+    );
+    assert!(deals.1.iter().all(|t| t.len() > 3
+        && t.last().unwrap().state == storage_market::state::StorageDealStatus::Active));
+    assert!(!dir.path().join("demo/provider/provider.db").exists());
     let local = dir.path().join("demo/provider/pieces");
     assert!(
         !local.exists() || std::fs::read_dir(&local).unwrap().next().is_none(),

@@ -38,6 +38,48 @@ pub struct NodeConfig {
     pub metrics: MetricsSection,
     /// The web UI at `/ui/`.
     pub ui: UiSection,
+    /// Where deals are kept: the repo's SQLite file, or a shared Postgres.
+    pub database: DatabaseSection,
+}
+
+/// `[database]`: the deal store. Unset: `<repo>/provider.db` (SQLite, embedded). With
+/// `postgres`, deals, asks, publish records, placements and deal timelines live in that
+/// database (also YugabyteDB's YSQL); the piece index, transfers and the IPNI ad chain stay in
+/// the repo's SQLite files for now.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DatabaseSection {
+    /// `postgres://user:password@host:5432/market` (better: `postgres_file` or the
+    /// `MARKET_POSTGRES_URL` variable, since the URL holds the password).
+    pub postgres: Option<String>,
+    /// A file holding the URL (relative paths are under the repo).
+    pub postgres_file: Option<PathBuf>,
+    /// Pooled connections at most (default 16).
+    pub max_connections: Option<usize>,
+}
+
+impl DatabaseSection {
+    /// The Postgres URL, if one is configured: the config, its file, or `MARKET_POSTGRES_URL`.
+    pub fn postgres_url(&self, repo: &Path) -> Result<Option<String>, ConfigError> {
+        if let Some(u) = &self.postgres {
+            return Ok(Some(u.clone()));
+        }
+        if let Some(f) = &self.postgres_file {
+            let path = if f.is_absolute() {
+                f.clone()
+            } else {
+                repo.join(f)
+            };
+            let url = std::fs::read_to_string(&path).map_err(|e| {
+                ConfigError::Invalid(format!("[database] postgres_file {}: {e}", path.display()))
+            })?;
+            return Ok(Some(url.trim().to_string()));
+        }
+        Ok(std::env::var("MARKET_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.is_empty()))
+    }
 }
 
 /// `[metrics]`: the Prometheus text exposition at `<http>/metrics`.

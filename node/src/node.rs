@@ -396,9 +396,27 @@ impl MarketNode {
                 .map_err(start_err("sealer token"))?;
             write_private(&repo.sealer_api_info(), format!("{token}:{ma}").as_bytes())?;
         }
-        let store: Arc<dyn DealStore> = Arc::new(
-            SqliteDealStore::open(dir.join("provider.db")).map_err(start_err("deal store"))?,
-        );
+        let store: Arc<dyn DealStore> = match cfg.database.postgres_url(&repo.0)? {
+            Some(url) => {
+                let db = market_postgres::PgDb::connect(
+                    &url,
+                    cfg.database.max_connections.unwrap_or(16),
+                )
+                .map_err(start_err("deal store"))?;
+                db.ping()
+                    .await
+                    .map_err(start_err("deal store (postgres)"))?;
+                tracing::info!("deals in postgres");
+                Arc::new(
+                    market_postgres::PgDealStore::open(db)
+                        .await
+                        .map_err(start_err("deal store (postgres)"))?,
+                )
+            }
+            None => Arc::new(
+                SqliteDealStore::open(dir.join("provider.db")).map_err(start_err("deal store"))?,
+            ),
+        };
         let sealer_api = (mode == "pull").then(|| {
             SealerApi::new(
                 store.clone(),

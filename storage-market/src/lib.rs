@@ -25,6 +25,8 @@ pub mod publish;
 pub mod sealer;
 pub mod state;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod validation;
 
 pub use market_core::{Cid, cbor, chain, deal, types, wallet};

@@ -144,6 +144,10 @@ pub enum StoreError {
     /// SQLite failed (disk full, corruption, locked).
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// Another database (a shared Postgres) failed: connection lost, pool exhausted, a
+    /// statement refused.
+    #[error("database: {0}")]
+    Database(Box<dyn std::error::Error + Send + Sync>),
     /// A stored row could not be decoded.
     #[error("corrupt row: {0}")]
     Corrupt(String),

@@ -65,6 +65,10 @@ struct Args {
     /// The bucket for `--s3-endpoint`.
     #[arg(long)]
     s3_bucket: Option<String>,
+    /// Keep the provider's deals in this Postgres database (`postgres://…`) instead of
+    /// its repo's SQLite file.
+    #[arg(long)]
+    postgres: Option<String>,
 }
 
 /// The sealer process, killed when the demo ends.
@@ -129,6 +133,9 @@ async fn run(args: &Args, dir: &Path) -> Result<(), String> {
         s3.endpoint = Some(endpoint.clone());
         s3.region = Some("us-east-1".into());
         cfg.storage.stores = vec![PieceStoreSection::S3(s3)];
+    }
+    if let Some(url) = &args.postgres {
+        cfg.database.postgres = Some(url.clone());
     }
     let cfg = node::init(&provider_dir, Some(cfg)).map_err(|e| market_core::report(&e))?;
     let node = MarketNode::start(&provider_dir)

@@ -1,0 +1,114 @@
+//! The connection pool and migrations.
+
+use deadpool_postgres::{Config, ManagerConfig, Pool, PoolConfig, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+/// Why a database operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PgError {
+    /// The URL or pool settings are unusable.
+    #[error("postgres config: {0}")]
+    Config(String),
+    /// No connection could be had from the pool (the server is down or refusing).
+    #[error("postgres connection: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// A statement failed.
+    #[error("postgres: {0}")]
+    Db(#[from] tokio_postgres::Error),
+}
+
+/// One schema change of a component, applied once, in order.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// 1, 2, 3…: never reused, never edited once released.
+    pub version: i32,
+    /// The statements (several, separated by `;`).
+    pub sql: &'static str,
+}
+
+/// A pooled Postgres database. Cheap to clone.
+#[derive(Clone)]
+pub struct PgDb {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PgDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgDb")
+            .field("status", &self.pool.status())
+            .finish()
+    }
+}
+
+impl PgDb {
+    /// A pool of at most `max_connections` to `url` (`postgres://user:pass@host:5432/db`).
+    /// Connections are made on demand; call [`ping`](Self::ping) to check the server now.
+    pub fn connect(url: &str, max_connections: usize) -> Result<Self, PgError> {
+        let mut cfg = Config::new();
+        cfg.url = Some(url.to_string());
+        cfg.manager = Some(ManagerConfig {
+            // A connection that died while idle is found and replaced at checkout.
+            recycling_method: RecyclingMethod::Verified,
+        });
+        cfg.pool = Some(PoolConfig::new(max_connections.max(1)));
+        let pool = cfg
+            .create_pool(Some(Runtime::Tokio1), NoTls)
+            .map_err(|e| PgError::Config(e.to_string()))?;
+        Ok(Self { pool })
+    }
+
+    /// A connection from the pool.
+    pub async fn conn(&self) -> Result<deadpool_postgres::Object, PgError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// One round trip: fails when the server cannot be reached or refuses us.
+    pub async fn ping(&self) -> Result<(), PgError> {
+        self.conn().await?.simple_query("SELECT 1").await?;
+        Ok(())
+    }
+
+    /// Applies `component`'s migrations not applied yet, each in its own transaction with
+    /// its record in `market_migrations`. Instances starting together may race: the record's
+    /// primary key makes the loser wait for the winner and then skip the version.
+    pub async fn migrate(&self, component: &str, migrations: &[Migration]) -> Result<(), PgError> {
+        let mut c = self.conn().await?;
+        c.batch_execute(
+            "CREATE TABLE IF NOT EXISTS market_migrations (
+                component  TEXT NOT NULL,
+                version    INTEGER NOT NULL,
+                applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                PRIMARY KEY (component, version)
+            )",
+        )
+        .await
+        .or_else(|e| {
+            // Two instances creating the table at once: the loser's unique violation on the
+            // catalog means the table exists.
+            if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })?;
+        for m in migrations {
+            let tx = c.transaction().await?;
+            let claimed = tx
+                .execute(
+                    "INSERT INTO market_migrations (component, version) VALUES ($1, $2)
+                     ON CONFLICT DO NOTHING",
+                    &[&component, &m.version],
+                )
+                .await?;
+            if claimed == 0 {
+                tx.rollback().await?;
+                continue;
+            }
+            tx.batch_execute(m.sql).await?;
+            tx.commit().await?;
+            tracing::info!(component, version = m.version, "postgres migration applied");
+        }
+        Ok(())
+    }
+}
