@@ -247,7 +247,9 @@ impl PgDealStore {
     ) -> Result<Vec<ProviderDeal>, StoreError> {
         let sql = format!("SELECT {PROVIDER_COLS} FROM provider_deals {filter} ORDER BY seq");
         let c = self.db.conn().await.map_err(db)?;
-        c.query(&sql, params)
+        // Prepared once per connection: later calls are one round trip.
+        let stmt = c.prepare_cached(&sql).await.map_err(db)?;
+        c.query(&stmt, params)
             .await
             .map_err(db)?
             .iter()
@@ -265,13 +267,19 @@ impl DealStore for PgDealStore {
         let now = unix_now();
         // Either unique key (proposal CID, UUID) taken: no row, a duplicate. Of two concurrent
         // inserts the second waits on the first's uncommitted row, then inserts nothing.
-        let inserted = tx
-            .execute(
+        let insert = tx
+            .prepare_cached(
                 "INSERT INTO provider_deals (proposal_cid, deal_uuid, miner, protocol, proposal,
                     onchain_cid, payload_root, is_offline, transfer, fast_retrieval,
                     remove_unsealed, skip_ipni, state, message, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)
                  ON CONFLICT DO NOTHING",
+            )
+            .await
+            .map_err(db)?;
+        let inserted = tx
+            .execute(
+                &insert,
                 &[
                     &key,
                     &deal.deal_uuid.to_string(),
@@ -304,13 +312,13 @@ impl DealStore for PgDealStore {
         let mut c = self.db.conn().await.map_err(db)?;
         let tx = c.transaction().await.map_err(db)?;
         let key = d.proposal_cid.to_string();
-        let before = tx
-            .query_opt(
+        let select = tx
+            .prepare_cached(
                 "SELECT state, message FROM provider_deals WHERE proposal_cid = $1 FOR UPDATE",
-                &[&key],
             )
             .await
             .map_err(db)?;
+        let before = tx.query_opt(&select, &[&key]).await.map_err(db)?;
         let changed = match &before {
             Some(row) => {
                 let state: i64 = row.try_get(0).map_err(db)?;
@@ -322,11 +330,17 @@ impl DealStore for PgDealStore {
         if changed {
             record_event(&tx, &key, d.state, &d.message).await?;
         }
+        let update = tx
+            .prepare_cached(
+                "UPDATE provider_deals SET state = $2, message = $3, add_funds_cid = $4,
+                    publish_cid = $5, publish_index = $6, deal_id = $7, sector = $8,
+                    sector_offset = $9, piece_path = $10, updated_at = $11
+                 WHERE proposal_cid = $1",
+            )
+            .await
+            .map_err(db)?;
         tx.execute(
-            "UPDATE provider_deals SET state = $2, message = $3, add_funds_cid = $4,
-                publish_cid = $5, publish_index = $6, deal_id = $7, sector = $8,
-                sector_offset = $9, piece_path = $10, updated_at = $11
-             WHERE proposal_cid = $1",
+            &update,
             &[
                 &key,
                 &(d.state.code() as i64),

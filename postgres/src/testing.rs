@@ -73,6 +73,12 @@ impl PgServer {
     /// user when we are root). Panics, with the reason, when the binaries are missing: the
     /// test fails loudly, it never skips.
     pub fn start(dir: &Path) -> Self {
+        Self::start_with(dir, false)
+    }
+
+    /// [`start`](Self::start); `durable` keeps `fsync` on (as production runs), for
+    /// benchmarks; tests run without it, since they kill processes, not machines.
+    pub fn start_with(dir: &Path, durable: bool) -> Self {
         let bin = pg_bin();
         let data = dir.join("data");
         std::fs::create_dir_all(&data).expect("create the data directory");
@@ -121,15 +127,15 @@ impl PgServer {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        Self::launch(dir, port)
+        Self::launch(dir, port, durable)
     }
 
     /// Starts a server again on the data a killed one left under `dir`, on the same port.
     pub fn restart(dir: &Path, port: u16) -> Self {
-        Self::launch(dir, port)
+        Self::launch(dir, port, false)
     }
 
-    fn launch(dir: &Path, port: u16) -> Self {
+    fn launch(dir: &Path, port: u16, durable: bool) -> Self {
         let bin = pg_bin();
         let data = dir.join("data");
         let log = std::fs::OpenOptions::new()
@@ -143,7 +149,8 @@ impl PgServer {
             .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
             .arg("-c")
             .arg(format!("unix_socket_directories={}", dir.display()))
-            .args(["-c", "max_connections=200", "-c", "fsync=off"])
+            .args(["-c", "max_connections=200", "-c"])
+            .arg(if durable { "fsync=on" } else { "fsync=off" })
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
