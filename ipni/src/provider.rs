@@ -339,7 +339,8 @@ impl IpniProvider {
         }
         let me = inner.peer.to_string();
         // Identities of one node take turns at the indexers: while another identity's ads are
-        // announced and not yet confirmed (for at most TAKE_TURNS), this one waits. Two of
+        // announced and not yet confirmed, this one waits, but never once its own oldest
+        // unannounced ad is TAKE_TURNS old (so a busy identity cannot starve the others). Two of
         // them advertising the same piece have identical entry chunks, and storetheindex,
         // syncing both publishers at once, loses the shared chunk to the first worker's
         // cleanup and gives up on the other chain until its next new ad.

@@ -393,8 +393,10 @@ impl AdStore {
             .await
     }
 
-    /// Whether an identity other than `provider` has ads announced since `since_ms` that no
-    /// indexer has confirmed yet.
+    /// Whether `provider` should let another identity's ingestion finish before announcing:
+    /// another identity has ads announced since `since_ms` that no indexer has confirmed yet,
+    /// and `provider`'s oldest unannounced ad was created after `since_ms` too (so however
+    /// busy the others are, an identity waits at most that long).
     pub async fn other_identity_ingesting(
         &self,
         provider: &str,
@@ -405,7 +407,9 @@ impl AdStore {
             .call(move |c| {
                 Ok(c.query_row(
                     "SELECT EXISTS(SELECT 1 FROM ads WHERE indexed_at IS NULL
-                     AND announced_at > ?2 AND provider != ?1)",
+                         AND announced_at > ?2 AND provider != ?1)
+                     AND NOT EXISTS(SELECT 1 FROM ads WHERE provider = ?1
+                         AND announced_at IS NULL AND created_at <= ?2)",
                     params![provider, since_ms],
                     |r| r.get(0),
                 )?)
@@ -599,4 +603,81 @@ fn statuses(
             Ok(s)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(n: u8) -> AdDraft {
+        let mh = cid::multihash::Multihash::<64>::wrap(0x12, &[n; 32]).unwrap();
+        AdDraft {
+            addresses: vec!["/ip4/127.0.0.1/tcp/1/http".into()],
+            context_id: vec![n],
+            metadata: vec![0x80, 0x80, 0x04],
+            entries: Cid::new_v1(0x0129, mh),
+            chunks: Vec::new(),
+            entry_count: 1,
+            sample: None,
+            is_rm: false,
+            piece: None,
+        }
+    }
+
+    async fn announce(store: &AdStore, provider: &str, now: i64) {
+        for due in store
+            .due_announces(vec!["http://indexer/announce".into()], now)
+            .await
+            .unwrap()
+        {
+            if due.provider == provider {
+                store
+                    .record_announce(due, Ok(()), now, now, now)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn identities_take_turns_and_none_waits_longer_than_the_turn() {
+        let store = AdStore::open_in_memory().unwrap();
+        let (a, b) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+        let (pa, pb) = (
+            a.public().to_peer_id().to_string(),
+            b.public().to_peer_id().to_string(),
+        );
+        let turn = 30_000;
+        store.append(&a, draft(1), 1_000).await.unwrap();
+        announce(&store, &pa, 1_000).await;
+        store.append(&b, draft(2), 2_000).await.unwrap();
+        // A's ad is announced and unconfirmed: B waits, A does not wait for itself.
+        assert!(
+            store
+                .other_identity_ingesting(&pb, 5_000 - turn)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .other_identity_ingesting(&pa, 5_000 - turn)
+                .await
+                .unwrap()
+        );
+        // A keeps announcing new ads; B waits no longer than a turn after its ad was made.
+        store.append(&a, draft(3), 31_000).await.unwrap();
+        announce(&store, &pa, 31_000).await;
+        assert!(
+            store
+                .other_identity_ingesting(&pb, 31_500 - turn)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .other_identity_ingesting(&pb, 32_500 - turn)
+                .await
+                .unwrap()
+        );
+    }
 }
