@@ -263,12 +263,15 @@ pub struct S3PieceStore {
     prefix: Path,
     part_size: usize,
     concurrency: usize,
-    metas: Arc<Mutex<HashMap<Cid, MetaRecord>>>,
+    /// Meta records read or written, with when: another instance's delete shows here within
+    /// [`WINDOW_TTL`].
+    metas: Arc<Mutex<HashMap<Cid, (MetaRecord, std::time::Instant)>>>,
     windows: Arc<Mutex<Windows>>,
 }
 
-/// How long a read window is served from memory. Payloads never change, but another instance
-/// may delete one: this instance serves its windows of it at most this long after.
+/// How long a read window or a meta record is served from memory. Payloads never change, but
+/// another instance may delete one: this instance answers from memory at most this long
+/// after.
 pub const WINDOW_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Recently fetched windows of payloads, most recent last.
@@ -426,7 +429,7 @@ impl S3PieceStore {
             .fold(self.prefix.clone(), |p, part| p.join(part))
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Cid, MetaRecord>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Cid, (MetaRecord, std::time::Instant)>> {
         self.metas.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -464,7 +467,9 @@ impl S3PieceStore {
 
     /// The meta record of `piece`, from the cache or the bucket.
     async fn record(&self, piece: &Cid) -> Result<Option<MetaRecord>, PieceStoreError> {
-        if let Some(r) = self.cache().get(piece) {
+        if let Some((r, at)) = self.cache().get(piece)
+            && at.elapsed() < WINDOW_TTL
+        {
             return Ok(Some(r.clone()));
         }
         let got = match self
@@ -487,7 +492,7 @@ impl S3PieceStore {
         if cache.len() >= META_CACHE {
             cache.clear();
         }
-        cache.insert(*piece, record.clone());
+        cache.insert(*piece, (record.clone(), std::time::Instant::now()));
         Ok(Some(record))
     }
 
@@ -500,10 +505,13 @@ impl S3PieceStore {
             .await?;
         self.cache().insert(
             meta.piece_cid,
-            MetaRecord {
-                meta: *meta,
-                object: object.to_string(),
-            },
+            (
+                MetaRecord {
+                    meta: *meta,
+                    object: object.to_string(),
+                },
+                std::time::Instant::now(),
+            ),
         );
         Ok(())
     }
@@ -854,7 +862,7 @@ impl PieceStore for S3PieceStore {
         let object = self
             .cache()
             .get(piece)
-            .map(|r| r.object.clone())
+            .map(|(r, _)| r.object.clone())
             .unwrap_or_else(|| Self::payload_key(piece));
         format!("s3://{}/{}", self.bucket, self.object_path(&object))
     }
