@@ -224,11 +224,43 @@ impl PgServer {
         &self.dir
     }
 
-    /// Kills the server, as a crash would.
+    /// Kills the server and its backends, as a crash of its machine would: a killed
+    /// postmaster alone leaves its backends (each in a session of its own) serving open
+    /// connections until they notice.
     pub fn kill(&mut self) {
+        // Children first, while they are still the postmaster's (a dead parent's children
+        // are handed to init); then the postmaster, so it forks no more; then them.
+        let children = children_of(self.child.id());
         let _ = self.child.kill();
+        for pid in children {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
         let _ = self.child.wait();
     }
+}
+
+/// The processes whose parent is `parent`, from `/proc`.
+fn children_of(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // `pid (comm) state ppid …`; comm may hold spaces, so read after the last ')'.
+            let ppid: u32 = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            (ppid == parent).then_some(pid)
+        })
+        .collect()
 }
 
 impl Drop for PgServer {
