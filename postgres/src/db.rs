@@ -75,24 +75,27 @@ impl PgDb {
     /// primary key makes the loser wait for the winner and then skip the version.
     pub async fn migrate(&self, component: &str, migrations: &[Migration]) -> Result<(), PgError> {
         let mut c = self.conn().await?;
-        c.batch_execute(
-            "CREATE TABLE IF NOT EXISTS market_migrations (
-                component  TEXT NOT NULL,
-                version    INTEGER NOT NULL,
-                applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-                PRIMARY KEY (component, version)
-            )",
-        )
-        .await
-        .or_else(|e| {
-            // Two instances creating the table at once: the loser's unique violation on the
-            // catalog means the table exists.
-            if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
-                Ok(())
-            } else {
-                Err(e)
+        // Two instances creating the table at once: the loser fails on the catalog (a unique
+        // violation, or "type already exists" for the table's row type) once the winner
+        // commits, so the table exists and a second try sees it.
+        let mut attempts = 0;
+        loop {
+            match c
+                .batch_execute(
+                    "CREATE TABLE IF NOT EXISTS market_migrations (
+                        component  TEXT NOT NULL,
+                        version    INTEGER NOT NULL,
+                        applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                        PRIMARY KEY (component, version)
+                    )",
+                )
+                .await
+            {
+                Ok(()) => break,
+                Err(e) if attempts < 3 && is_creation_race(&e) => attempts += 1,
+                Err(e) => return Err(e.into()),
             }
-        })?;
+        }
         for m in migrations {
             let tx = c.transaction().await?;
             let claimed = tx
@@ -112,4 +115,15 @@ impl PgDb {
         }
         Ok(())
     }
+}
+
+/// Whether `e` is what the loser of two concurrent `CREATE ... IF NOT EXISTS` gets.
+fn is_creation_race(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::UNIQUE_VIOLATION
+            || *c == SqlState::DUPLICATE_OBJECT
+            || *c == SqlState::DUPLICATE_TABLE
+    )
 }

@@ -23,7 +23,7 @@ async fn instances_starting_together_migrate_once_and_share_deals() {
     let dir = tempfile::tempdir().unwrap();
     let server = PgServer::start(&dir.path().join("pg"));
     let url = server.database("shared");
-    let opened = futures_join(4, |_| {
+    let opened = futures_join(16, |_| {
         let url = url.clone();
         async move { PgDealStore::open(PgDb::connect(&url, 2).unwrap()).await }
     })
