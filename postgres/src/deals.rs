@@ -1,6 +1,7 @@
 //! [`DealStore`] on Postgres: the same tables as the SQLite store, in Postgres types.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use market_core::Cid;
 use market_core::cbor;
@@ -18,9 +19,10 @@ use crate::db::{Migration, PgDb, PgError};
 
 const COMPONENT: &str = "deals";
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: "CREATE TABLE provider_deals (
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: "CREATE TABLE provider_deals (
             seq             BIGSERIAL UNIQUE,
             proposal_cid    TEXT PRIMARY KEY,
             deal_uuid       TEXT NOT NULL UNIQUE,
@@ -101,7 +103,19 @@ const MIGRATIONS: &[Migration] = &[Migration {
             message      TEXT NOT NULL
         );
         CREATE INDEX deal_events_by_deal ON deal_events(proposal_cid, seq);",
-}];
+    },
+    // Which instance drives a deal (storage_market::lease); expiry on the server's clock,
+    // so the instances' clocks need not agree.
+    Migration {
+        version: 2,
+        sql: "CREATE TABLE deal_leases (
+            proposal_cid TEXT PRIMARY KEY,
+            holder       TEXT NOT NULL,
+            expires_at   TIMESTAMPTZ NOT NULL
+        );
+        CREATE INDEX deal_leases_holder ON deal_leases(holder);",
+    },
+];
 
 const PROVIDER_COLS: &str = "proposal_cid, deal_uuid, miner, protocol, proposal, payload_root,
     is_offline, transfer, fast_retrieval, remove_unsealed, skip_ipni, state, message,
@@ -135,6 +149,11 @@ fn unix_now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// A lease's time to live in whole milliseconds, as SQL multiplies an interval by it.
+fn millis(ttl: Duration) -> f64 {
+    ttl.as_millis() as f64
 }
 
 fn state_of(code: i64) -> Result<StorageDealStatus, StoreError> {
@@ -638,6 +657,100 @@ impl DealStore for PgDealStore {
         .map_err(db)?
         .map(|r| placement_row(&r))
         .transpose()
+    }
+
+    async fn take_lease(
+        &self,
+        deal: &Cid,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let c = self.db.conn().await.map_err(db)?;
+        let stmt = c
+            .prepare_cached(
+                "INSERT INTO deal_leases (proposal_cid, holder, expires_at)
+                 VALUES ($1, $2, now() + $3 * interval '1 millisecond')
+                 ON CONFLICT (proposal_cid) DO UPDATE SET holder = EXCLUDED.holder,
+                    expires_at = EXCLUDED.expires_at
+                 WHERE deal_leases.holder = EXCLUDED.holder OR deal_leases.expires_at < now()",
+            )
+            .await
+            .map_err(db)?;
+        let taken = c
+            .execute(&stmt, &[&deal.to_string(), &holder, &millis(ttl)])
+            .await
+            .map_err(db)?;
+        Ok(taken == 1)
+    }
+
+    async fn renew_leases(
+        &self,
+        holder: &str,
+        deals: &[Cid],
+        ttl: Duration,
+    ) -> Result<Vec<Cid>, StoreError> {
+        if deals.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = deals.iter().map(Cid::to_string).collect();
+        let c = self.db.conn().await.map_err(db)?;
+        let stmt = c
+            .prepare_cached(
+                "UPDATE deal_leases SET expires_at = now() + $3 * interval '1 millisecond'
+                 WHERE holder = $1 AND proposal_cid = ANY($2) RETURNING proposal_cid",
+            )
+            .await
+            .map_err(db)?;
+        let rows = c
+            .query(&stmt, &[&holder, &keys, &millis(ttl)])
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                let s: String = r.try_get(0).map_err(db)?;
+                Cid::from_str(&s).map_err(|e| corrupt("proposal_cid", e))
+            })
+            .collect()
+    }
+
+    async fn release_lease(&self, deal: &Cid, holder: &str) -> Result<(), StoreError> {
+        let c = self.db.conn().await.map_err(db)?;
+        c.execute(
+            "DELETE FROM deal_leases WHERE proposal_cid = $1 AND holder = $2",
+            &[&deal.to_string(), &holder],
+        )
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn claimable_deals(&self, holder: &str, limit: usize) -> Result<Vec<Cid>, StoreError> {
+        let idle: Vec<i64> = storage_market::lease::idle_states()
+            .iter()
+            .map(|s| s.code() as i64)
+            .collect();
+        let c = self.db.conn().await.map_err(db)?;
+        let stmt = c
+            .prepare_cached(
+                "SELECT d.proposal_cid FROM provider_deals d
+                 LEFT JOIN deal_leases l ON l.proposal_cid = d.proposal_cid
+                 WHERE d.state <> ALL($1) AND NOT (d.is_offline AND d.state = $2)
+                   AND (l.proposal_cid IS NULL OR l.expires_at < now() OR l.holder = $3)
+                 ORDER BY d.seq LIMIT $4",
+            )
+            .await
+            .map_err(db)?;
+        let transferring = StorageDealStatus::Transferring.code() as i64;
+        let rows = c
+            .query(&stmt, &[&idle, &transferring, &holder, &(limit as i64)])
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                let s: String = r.try_get(0).map_err(db)?;
+                Cid::from_str(&s).map_err(|e| corrupt("proposal_cid", e))
+            })
+            .collect()
     }
 
     async fn sealable_deals(&self, miner: &Address) -> Result<Vec<ProviderDeal>, StoreError> {

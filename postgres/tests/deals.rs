@@ -19,6 +19,15 @@ async fn the_postgres_deal_store_conforms() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_deal_leases_conform() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = PgServer::start(&dir.path().join("pg"));
+    let db = PgDb::connect(&server.database("leases"), 8).unwrap();
+    let store = Arc::new(PgDealStore::open(db).await.unwrap());
+    storage_market::testing::lease_conformance(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_starting_together_migrate_once_and_share_deals() {
     let dir = tempfile::tempdir().unwrap();
     let server = PgServer::start(&dir.path().join("pg"));

@@ -6,7 +6,8 @@
 //! - The shared basics come from `market-core` and are re-exported: [`types`], [`deal`],
 //!   [`cbor`], [`wallet`] and [`chain`] (the node API the market needs; the `devnet` crate
 //!   runs one in process).
-//! - [`state`]: the deal state machine; [`store`]: SQLite persistence.
+//! - [`state`]: the deal state machine; [`store`]: SQLite persistence; [`lease`]: which
+//!   instance drives a deal when several share a database.
 //! - [`validation`] and [`filter`]: what a provider accepts; [`lifecycle`]: what becomes of
 //!   a deal on chain after hand-off (activation, slashing, expiry), decided without I/O.
 //! - [`publish`]: batching PublishStorageDeals; [`sealer`]: where data goes (pieces live in
@@ -15,6 +16,7 @@
 
 pub mod client;
 pub mod filter;
+pub mod lease;
 pub mod lifecycle;
 pub mod message;
 pub mod network;

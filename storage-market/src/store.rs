@@ -7,6 +7,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::time::Duration;
 
 use market_core::db::{Db, DbTaskError};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -104,6 +105,13 @@ const MIGRATIONS: &[&str] = &[
         message      TEXT NOT NULL
     );
     CREATE INDEX deal_events_by_deal ON deal_events(proposal_cid, seq);",
+    // 5: which instance drives a deal when several share the database (see `lease.rs`).
+    "CREATE TABLE deal_leases (
+        proposal_cid TEXT PRIMARY KEY,
+        holder       TEXT NOT NULL,
+        expires_ms   INTEGER NOT NULL
+    );
+    CREATE INDEX deal_leases_holder ON deal_leases(holder);",
 ];
 
 /// One entry of a deal's timeline: the state it entered or the note it got, and when.
@@ -356,6 +364,25 @@ pub trait DealStore: Send + Sync {
     /// A provider deal's timeline, oldest first: every state it entered and every message
     /// it got, each recorded in the same write as the deal row.
     async fn deal_events(&self, proposal_cid: &Cid) -> Result<Vec<DealStateChange>, StoreError>;
+    /// Takes the lease of `deal` for `holder` for `ttl` when the lease is free, expired or
+    /// already `holder`'s; false when another holder's lease is live. Atomic: of two
+    /// instances taking one lease at once, one gets it.
+    async fn take_lease(&self, deal: &Cid, holder: &str, ttl: Duration)
+    -> Result<bool, StoreError>;
+    /// Extends `holder`'s leases of `deals` by `ttl` from now; returns the deals whose
+    /// lease `holder` still had (the others were taken over).
+    async fn renew_leases(
+        &self,
+        holder: &str,
+        deals: &[Cid],
+        ttl: Duration,
+    ) -> Result<Vec<Cid>, StoreError>;
+    /// Gives `holder`'s lease of `deal` back (nothing when another holder has it).
+    async fn release_lease(&self, deal: &Cid, holder: &str) -> Result<(), StoreError>;
+    /// Up to `limit` provider deals with work for a driver
+    /// ([`lease::needs_driver`](crate::lease::needs_driver)) whose lease is missing,
+    /// expired or `holder`'s, oldest first: what a takeover scan drives.
+    async fn claimable_deals(&self, holder: &str, limit: usize) -> Result<Vec<Cid>, StoreError>;
     /// Provider deals in any of `states`, oldest first.
     async fn provider_deals_in(
         &self,
@@ -906,6 +933,99 @@ impl DealStore for SqliteDealStore {
             }
             tx.commit()?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn take_lease(
+        &self,
+        deal: &Cid,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let (key, holder) = (deal.to_string(), holder.to_string());
+        self.with(move |c| {
+            // SQLite is shared by processes of one machine only, so their clock is one.
+            let now = unix_now_ms();
+            let taken = c.execute(
+                "INSERT INTO deal_leases (proposal_cid, holder, expires_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(proposal_cid) DO UPDATE SET holder = excluded.holder,
+                    expires_ms = excluded.expires_ms
+                 WHERE deal_leases.holder = excluded.holder OR deal_leases.expires_ms < ?4",
+                params![key, holder, now + ttl.as_millis() as i64, now],
+            )?;
+            Ok(taken == 1)
+        })
+        .await
+    }
+
+    async fn renew_leases(
+        &self,
+        holder: &str,
+        deals: &[Cid],
+        ttl: Duration,
+    ) -> Result<Vec<Cid>, StoreError> {
+        let (holder, deals) = (holder.to_string(), deals.to_vec());
+        self.with(move |c| {
+            let until = unix_now_ms() + ttl.as_millis() as i64;
+            let tx = c.transaction()?;
+            let mut held = Vec::new();
+            {
+                let mut q = tx.prepare_cached(
+                    "UPDATE deal_leases SET expires_ms = ?3 WHERE proposal_cid = ?1 AND holder = ?2",
+                )?;
+                for d in deals {
+                    if q.execute(params![d.to_string(), holder, until])? == 1 {
+                        held.push(d);
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(held)
+        })
+        .await
+    }
+
+    async fn release_lease(&self, deal: &Cid, holder: &str) -> Result<(), StoreError> {
+        let (key, holder) = (deal.to_string(), holder.to_string());
+        self.with(move |c| {
+            c.execute(
+                "DELETE FROM deal_leases WHERE proposal_cid = ?1 AND holder = ?2",
+                params![key, holder],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn claimable_deals(&self, holder: &str, limit: usize) -> Result<Vec<Cid>, StoreError> {
+        let holder = holder.to_string();
+        let idle: Vec<String> = crate::lease::idle_states()
+            .iter()
+            .map(|s| s.code().to_string())
+            .collect();
+        let transferring = StorageDealStatus::Transferring.code() as i64;
+        self.with(move |c| {
+            let sql = format!(
+                "SELECT d.proposal_cid FROM provider_deals d
+                 LEFT JOIN deal_leases l ON l.proposal_cid = d.proposal_cid
+                 WHERE d.state NOT IN ({}) AND NOT (d.is_offline AND d.state = ?1)
+                   AND (l.proposal_cid IS NULL OR l.expires_ms < ?2 OR l.holder = ?3)
+                 ORDER BY d.created_at, d.rowid LIMIT ?4",
+                idle.join(",")
+            );
+            let mut q = c.prepare(&sql)?;
+            let rows = q
+                .query_map(
+                    params![transferring, unix_now_ms(), holder, limit as i64],
+                    |r| r.get::<_, String>(0),
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|s| {
+                    Cid::from_str(&s).map_err(|e| StoreError::Corrupt(format!("cid {s}: {e}")))
+                })
+                .collect()
         })
         .await
     }

@@ -446,3 +446,86 @@ pub async fn deal_store_conformance(store: Arc<dyn DealStore>) {
         Err(StoreError::Conflict(_))
     ));
 }
+
+/// Everything [`DealStore`]'s leases promise, on a fresh, empty store.
+pub async fn lease_conformance(store: Arc<dyn DealStore>) {
+    use std::time::Duration;
+    let miner = Address::new_id(1000);
+    let long = Duration::from_secs(60);
+    // Deals with work for a driver, one waiting for its data, one finished.
+    let mut working = Vec::new();
+    for n in 0..3 {
+        let d = sample_deal(n * 3 + 1, miner, StorageDealStatus::Publishing);
+        store.insert_provider_deal(d.clone()).await.unwrap();
+        working.push(d.proposal_cid);
+    }
+    let waiting = sample_deal(100, miner, StorageDealStatus::WaitingForData);
+    let done = sample_deal(101, miner, StorageDealStatus::Error);
+    let mut offline = sample_deal(102, miner, StorageDealStatus::Transferring);
+    offline.is_offline = true;
+    for d in [&waiting, &done, &offline] {
+        store.insert_provider_deal(d.clone()).await.unwrap();
+    }
+    // Unleased deals with work are claimable by anyone, oldest first.
+    assert_eq!(store.claimable_deals("a", 10).await.unwrap(), working);
+    assert_eq!(store.claimable_deals("b", 2).await.unwrap(), working[..2]);
+
+    // One holder at a time; the holder may take its own lease again.
+    assert!(store.take_lease(&working[0], "a", long).await.unwrap());
+    assert!(!store.take_lease(&working[0], "b", long).await.unwrap());
+    assert!(store.take_lease(&working[0], "a", long).await.unwrap());
+    assert_eq!(store.claimable_deals("b", 10).await.unwrap(), working[1..]);
+    assert_eq!(store.claimable_deals("a", 10).await.unwrap(), working);
+
+    // Renewal returns only the leases still held.
+    assert!(store.take_lease(&working[1], "b", long).await.unwrap());
+    let renewed = store
+        .renew_leases("a", &[working[0], working[1], working[2]], long)
+        .await
+        .unwrap();
+    assert_eq!(renewed, vec![working[0]]);
+
+    // Release by another holder does nothing; by the holder frees the deal.
+    store.release_lease(&working[0], "b").await.unwrap();
+    assert!(!store.take_lease(&working[0], "b", long).await.unwrap());
+    store.release_lease(&working[0], "a").await.unwrap();
+    assert!(store.take_lease(&working[0], "b", long).await.unwrap());
+
+    // An expired lease is anyone's, and its old holder's renewal no longer returns it.
+    assert!(
+        store
+            .take_lease(&working[2], "a", Duration::from_millis(1))
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(store.claimable_deals("b", 10).await.unwrap(), working);
+    assert_eq!(
+        store.claimable_deals("c", 10).await.unwrap(),
+        vec![working[2]]
+    );
+    assert!(store.take_lease(&working[2], "c", long).await.unwrap());
+    assert!(
+        store
+            .renew_leases("a", &[working[2]], long)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Of many instances taking one free lease at once, exactly one gets it.
+    let fresh = sample_deal(200, miner, StorageDealStatus::Staged);
+    store.insert_provider_deal(fresh.clone()).await.unwrap();
+    let tries = (0..8).map(|i| {
+        let store = store.clone();
+        let cid = fresh.proposal_cid;
+        tokio::spawn(async move { store.take_lease(&cid, &format!("i{i}"), long).await })
+    });
+    let mut won = 0;
+    for t in tries {
+        if t.await.unwrap().unwrap() {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1);
+}
