@@ -724,7 +724,7 @@ impl DealStore for PgDealStore {
         Ok(())
     }
 
-    async fn claimable_deals(&self, holder: &str, limit: usize) -> Result<Vec<Cid>, StoreError> {
+    async fn claimable_deals(&self, limit: usize) -> Result<Vec<Cid>, StoreError> {
         let idle: Vec<i64> = storage_market::lease::idle_states()
             .iter()
             .map(|s| s.code() as i64)
@@ -735,14 +735,14 @@ impl DealStore for PgDealStore {
                 "SELECT d.proposal_cid FROM provider_deals d
                  LEFT JOIN deal_leases l ON l.proposal_cid = d.proposal_cid
                  WHERE d.state <> ALL($1) AND NOT (d.is_offline AND d.state = $2)
-                   AND (l.proposal_cid IS NULL OR l.expires_at < now() OR l.holder = $3)
-                 ORDER BY d.seq LIMIT $4",
+                   AND (l.proposal_cid IS NULL OR l.expires_at < now())
+                 ORDER BY d.seq LIMIT $3",
             )
             .await
             .map_err(db)?;
         let transferring = StorageDealStatus::Transferring.code() as i64;
         let rows = c
-            .query(&stmt, &[&idle, &transferring, &holder, &(limit as i64)])
+            .query(&stmt, &[&idle, &transferring, &(limit as i64)])
             .await
             .map_err(db)?;
         rows.iter()

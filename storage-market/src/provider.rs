@@ -8,7 +8,7 @@
 //! persisting each state before acting on it; [`Provider::start`] resumes every unfinished
 //! deal from the database.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,6 +26,7 @@ use tokio::sync::broadcast;
 use crate::chain::{ChainError, ChainNode, CollateralBounds, DealPolicy, Message};
 use crate::deal::{self, DealProposal, PublishStorageDealsReturn};
 use crate::filter::{BasicFilter, ExternalFilter, FilterContext};
+use crate::lease::LeaseConfig;
 use crate::lifecycle::{self, ActiveDecision, ActiveFacts, SealingDecision, SealingFacts};
 use crate::message::*;
 use crate::placement::{PieceStatus, Placement, PlacementChange};
@@ -62,6 +63,9 @@ pub struct ProviderConfig {
     pub poll_interval: Duration,
     /// Default ask for a miner that has none saved.
     pub default_ask: AskParams,
+    /// Several instances on one database: each drives only the deals it leased (see
+    /// [`lease`](crate::lease)). `None`: this instance drives every unfinished deal.
+    pub lease: Option<LeaseConfig>,
 }
 
 impl Default for ProviderConfig {
@@ -77,6 +81,7 @@ impl Default for ProviderConfig {
             message_confidence: 5,
             poll_interval: Duration::from_secs(30),
             default_ask: AskParams::default(),
+            lease: None,
         }
     }
 }
@@ -139,6 +144,12 @@ impl ProviderConfig {
     /// Sets [`poll_interval`](Self::poll_interval).
     pub fn with_poll_interval(mut self, poll_interval: Duration) -> Self {
         self.poll_interval = poll_interval;
+        self
+    }
+
+    /// Sets [`lease`](Self::lease).
+    pub fn with_lease(mut self, lease: Option<LeaseConfig>) -> Self {
+        self.lease = lease;
         self
     }
 
@@ -290,6 +301,9 @@ pub enum ProviderError {
     /// Another import of the same deal is running.
     #[error("an import of deal {0} is already running")]
     ImportRunning(Box<Cid>),
+    /// Another provider instance sharing the database drives the deal now; ask that one.
+    #[error("deal {0} is driven by another provider instance")]
+    LeasedElsewhere(Box<Cid>),
     /// An operator action the deal's state does not allow.
     #[error("cannot {action} a deal in state {state}: {why}")]
     NotAllowed {
@@ -371,8 +385,11 @@ struct Inner {
     /// Serialises provider-collateral reservation, so two deals cannot both count the same
     /// escrow as theirs.
     funds_lock: tokio::sync::Mutex<()>,
-    /// Deals with a running driver task.
-    running: Mutex<HashSet<Cid>>,
+    /// Deals with a running driver task, with the task once spawned (to stop it when its
+    /// lease is lost).
+    running: Mutex<HashMap<Cid, Option<tokio::task::AbortHandle>>>,
+    /// With leases: the deals whose lease a driver of ours holds (what is renewed).
+    leased: Mutex<HashSet<Cid>>,
     /// Deals an operator cancelled whose driver has yet to fail them.
     cancelling: Mutex<HashSet<Cid>>,
     /// Deals with an import running.
@@ -466,7 +483,8 @@ impl Provider {
             deps,
             publisher,
             funds_lock: tokio::sync::Mutex::new(()),
-            running: Mutex::new(HashSet::new()),
+            running: Mutex::new(HashMap::new()),
+            leased: Mutex::new(HashSet::new()),
             cancelling: Mutex::new(HashSet::new()),
             importing: Mutex::new(HashSet::new()),
             tasks: Mutex::new(vec![publish_task.abort_handle()]),
@@ -482,9 +500,18 @@ impl Provider {
                 me.set_ask(&miner, ask).await?;
             }
         }
+        // With leases, a driver starts only if its lease is free, expired or still ours.
         for deal in me.inner.deps.store.unfinished_provider_deals().await? {
             tracing::info!(proposal = %deal.proposal_cid, state = %deal.state, "resuming deal");
             me.spawn_driver(deal.proposal_cid);
+        }
+        if let Some(lease) = me.inner.config.lease.clone() {
+            let keeper = tokio::spawn(me.clone().keep_leases(lease));
+            me.inner
+                .tasks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(keeper.abort_handle());
         }
         Ok(me)
     }
@@ -1106,6 +1133,38 @@ impl Provider {
         }
         // An import holds the deal until it has stored its result; never race it.
         let _import = ImportGuard::take(&self.inner.importing, deal.proposal_cid)?;
+        let driven_here = self
+            .inner
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&deal.proposal_cid);
+        if self.inner.config.lease.is_some() && !driven_here {
+            // Only the instance driving a transfer can end it; a deal nobody drives is ours
+            // to fail once we hold it.
+            self.hold_for_action(&deal.proposal_cid).await?;
+            if let Some(fresh) = self
+                .inner
+                .deps
+                .store
+                .provider_deal(&deal.proposal_cid)
+                .await?
+            {
+                deal = fresh;
+            }
+            if !deal.state.is_cancellable() {
+                self.give_back_lease(&deal.proposal_cid).await;
+                return Err(ProviderError::NotAllowed {
+                    action: "cancel",
+                    state: deal.state,
+                    why: "only deals whose data is not yet verified can be cancelled",
+                });
+            }
+            self.transition(&mut deal, DealEvent::Failed, CANCELLED)
+                .await?;
+            self.spawn_driver(deal.proposal_cid);
+            return Ok(());
+        }
         if deal.state == StorageDealStatus::WaitingForData || deal.is_offline {
             // No driver runs for a deal waiting on an import: fail it here.
             self.transition(&mut deal, DealEvent::Failed, CANCELLED)
@@ -1194,7 +1253,7 @@ impl Provider {
     }
 
     async fn import_now(&self, r: DealRef, path: &Path) -> Result<(), ProviderError> {
-        let mut deal = self
+        let deal = self
             .deal(r)
             .await?
             .ok_or_else(|| ProviderError::DealNotFound(format!("{r:?}")))?;
@@ -1202,6 +1261,25 @@ impl Provider {
             return Err(ProviderError::NotWaitingForData(deal.state));
         }
         let _one = ImportGuard::take(&self.inner.importing, deal.proposal_cid)?;
+        let cid = deal.proposal_cid;
+        self.hold_for_action(&cid).await?;
+        let imported = self.import_held(r, path).await;
+        if imported.is_err() {
+            self.give_back_lease(&cid).await;
+        }
+        imported
+    }
+
+    /// An import of a deal this instance holds: read again, as another instance may have
+    /// imported it before we took the lease.
+    async fn import_held(&self, r: DealRef, path: &Path) -> Result<(), ProviderError> {
+        let mut deal = self
+            .deal(r)
+            .await?
+            .ok_or_else(|| ProviderError::DealNotFound(format!("{r:?}")))?;
+        if deal.state != StorageDealStatus::WaitingForData {
+            return Err(ProviderError::NotWaitingForData(deal.state));
+        }
         let p = &deal.proposal.proposal;
         let size = p
             .padded_piece_size()
@@ -1300,31 +1378,194 @@ impl Provider {
     }
 
     fn spawn_driver(&self, proposal_cid: Cid) {
-        if !self
+        {
+            let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+            if running.contains_key(&proposal_cid) {
+                return;
+            }
+            running.insert(proposal_cid, None);
+        }
+        let me = self.clone();
+        // The task waits until its abort handle is recorded, so it can always be stopped.
+        let (go, gate) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            if gate.await.is_err() {
+                return;
+            }
+            let leased = match &me.inner.config.lease {
+                None => false,
+                Some(lease) => match me.take_lease(&proposal_cid, lease).await {
+                    Ok(true) => true,
+                    Ok(false) => {
+                        tracing::debug!(proposal = %proposal_cid, "deal driven by another instance");
+                        me.driver_done(&proposal_cid);
+                        return;
+                    }
+                    // Not driven now; the takeover scan finds it unleased later.
+                    Err(e) => {
+                        tracing::warn!(proposal = %proposal_cid, error = %e, "taking a deal lease failed");
+                        me.driver_done(&proposal_cid);
+                        return;
+                    }
+                },
+            };
+            if let Err(e) = me.drive(proposal_cid).await {
+                tracing::error!(proposal = %proposal_cid, error = %e, "deal driver stopped");
+            }
+            if leased {
+                me.give_back_lease(&proposal_cid).await;
+            }
+            me.driver_done(&proposal_cid);
+        });
+        if let Some(slot) = self
             .inner
             .running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(proposal_cid)
+            .get_mut(&proposal_cid)
         {
-            return;
+            *slot = Some(task.abort_handle());
         }
-        let me = self.clone();
-        let task = tokio::spawn(async move {
-            if let Err(e) = me.drive(proposal_cid).await {
-                tracing::error!(proposal = %proposal_cid, error = %e, "deal driver stopped");
-            }
-            me.inner
-                .running
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&proposal_cid);
-        });
+        let _ = go.send(());
         self.inner
             .tasks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(task.abort_handle());
+    }
+
+    fn driver_done(&self, proposal_cid: &Cid) {
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(proposal_cid);
+    }
+
+    // ---------------------------------------------------------------- leases
+
+    /// Takes `deal`'s lease and records it as held by a driver of ours.
+    async fn take_lease(&self, deal: &Cid, lease: &LeaseConfig) -> Result<bool, StoreError> {
+        let taken = self
+            .inner
+            .deps
+            .store
+            .take_lease(deal, &lease.holder, lease.ttl)
+            .await;
+        if matches!(taken, Ok(true)) {
+            self.inner
+                .leased
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(*deal);
+        }
+        taken
+    }
+
+    fn forget_lease(&self, deal: &Cid) {
+        self.inner
+            .leased
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(deal);
+    }
+
+    /// Ends our hold of `deal`: out of the renewals first, then released in the store (a
+    /// failed release just lets the lease expire).
+    async fn give_back_lease(&self, deal: &Cid) {
+        let Some(lease) = &self.inner.config.lease else {
+            return;
+        };
+        self.forget_lease(deal);
+        if let Err(e) = self
+            .inner
+            .deps
+            .store
+            .release_lease(deal, &lease.holder)
+            .await
+        {
+            tracing::warn!(proposal = %deal, error = %e, "releasing a deal lease failed");
+        }
+    }
+
+    /// Stops the drivers of `deals` at once, as if this instance had died for them; their
+    /// next holder resumes them from the store.
+    fn stop_drivers(&self, deals: &[Cid]) {
+        let mut leased = self.inner.leased.lock().unwrap_or_else(|p| p.into_inner());
+        let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+        for d in deals {
+            leased.remove(d);
+            if let Some(Some(task)) = running.remove(d) {
+                task.abort();
+            }
+        }
+    }
+
+    /// Renews the leases of our drivers, stops those whose lease another instance took
+    /// (or all of them when renewals have failed for too long), and drives deals left
+    /// unleased by instances that went away.
+    async fn keep_leases(self, lease: LeaseConfig) {
+        let store = self.inner.deps.store.clone();
+        let mut last_renewal = tokio::time::Instant::now();
+        let mut next_scan = tokio::time::Instant::now();
+        loop {
+            tokio::time::sleep(lease.renew_every()).await;
+            let held: HashSet<Cid> = self
+                .inner
+                .leased
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            let asked: Vec<Cid> = held.iter().copied().collect();
+            match store.renew_leases(&lease.holder, &asked, lease.ttl).await {
+                Ok(renewed) => {
+                    last_renewal = tokio::time::Instant::now();
+                    let lost = crate::lease::lost(&held, &renewed);
+                    if !lost.is_empty() {
+                        tracing::warn!(
+                            deals = lost.len(),
+                            "deal leases taken over by another instance; stopping their drivers"
+                        );
+                        self.stop_drivers(&lost);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "renewing deal leases failed");
+                    if lease.must_fence(last_renewal.elapsed()) {
+                        tracing::error!(
+                            deals = asked.len(),
+                            "deal leases could not be renewed in time; stopping every driver so no other instance drives a deal with us"
+                        );
+                        self.stop_drivers(&asked);
+                    }
+                }
+            }
+            if tokio::time::Instant::now() >= next_scan {
+                next_scan = tokio::time::Instant::now() + lease.takeover_every();
+                match store.claimable_deals(1024).await {
+                    Ok(deals) => {
+                        for d in deals {
+                            tracing::info!(proposal = %d, "taking over an unleased deal");
+                            self.spawn_driver(d);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "looking for unleased deals failed"),
+                }
+            }
+        }
+    }
+
+    /// With leases, holds `deal` for an operator action that changes it outside a driver
+    /// (an import, a cancel): refused while another instance drives it.
+    async fn hold_for_action(&self, deal: &Cid) -> Result<(), ProviderError> {
+        let Some(lease) = &self.inner.config.lease else {
+            return Ok(());
+        };
+        if self.take_lease(deal, lease).await? {
+            Ok(())
+        } else {
+            Err(ProviderError::LeasedElsewhere(Box::new(*deal)))
+        }
     }
 
     /// Walks a deal through the pipeline until it is finished or waits for outside input.

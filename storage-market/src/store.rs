@@ -380,9 +380,10 @@ pub trait DealStore: Send + Sync {
     /// Gives `holder`'s lease of `deal` back (nothing when another holder has it).
     async fn release_lease(&self, deal: &Cid, holder: &str) -> Result<(), StoreError>;
     /// Up to `limit` provider deals with work for a driver
-    /// ([`lease::needs_driver`](crate::lease::needs_driver)) whose lease is missing,
-    /// expired or `holder`'s, oldest first: what a takeover scan drives.
-    async fn claimable_deals(&self, holder: &str, limit: usize) -> Result<Vec<Cid>, StoreError>;
+    /// ([`lease::needs_driver`](crate::lease::needs_driver)) whose lease is missing or
+    /// expired, oldest first: what a takeover scan drives. (A restarted instance resumes
+    /// the deals of its own live leases from [`Self::unfinished_provider_deals`].)
+    async fn claimable_deals(&self, limit: usize) -> Result<Vec<Cid>, StoreError>;
     /// Provider deals in any of `states`, oldest first.
     async fn provider_deals_in(
         &self,
@@ -998,8 +999,7 @@ impl DealStore for SqliteDealStore {
         .await
     }
 
-    async fn claimable_deals(&self, holder: &str, limit: usize) -> Result<Vec<Cid>, StoreError> {
-        let holder = holder.to_string();
+    async fn claimable_deals(&self, limit: usize) -> Result<Vec<Cid>, StoreError> {
         let idle: Vec<String> = crate::lease::idle_states()
             .iter()
             .map(|s| s.code().to_string())
@@ -1010,16 +1010,15 @@ impl DealStore for SqliteDealStore {
                 "SELECT d.proposal_cid FROM provider_deals d
                  LEFT JOIN deal_leases l ON l.proposal_cid = d.proposal_cid
                  WHERE d.state NOT IN ({}) AND NOT (d.is_offline AND d.state = ?1)
-                   AND (l.proposal_cid IS NULL OR l.expires_ms < ?2 OR l.holder = ?3)
-                 ORDER BY d.created_at, d.rowid LIMIT ?4",
+                   AND (l.proposal_cid IS NULL OR l.expires_ms < ?2)
+                 ORDER BY d.created_at, d.rowid LIMIT ?3",
                 idle.join(",")
             );
             let mut q = c.prepare(&sql)?;
             let rows = q
-                .query_map(
-                    params![transferring, unix_now_ms(), holder, limit as i64],
-                    |r| r.get::<_, String>(0),
-                )?
+                .query_map(params![transferring, unix_now_ms(), limit as i64], |r| {
+                    r.get::<_, String>(0)
+                })?
                 .collect::<Result<Vec<_>, _>>()?;
             rows.into_iter()
                 .map(|s| {
