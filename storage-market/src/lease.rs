@@ -75,9 +75,12 @@ pub fn lost(running: &HashSet<Cid>, renewed: &[Cid]) -> Vec<Cid> {
 /// Whether a deal in `state` has work for a driver. Deals waiting for outside input (the
 /// data of an offline deal) have none; whoever imports the data takes the lease then.
 pub const fn needs_driver(state: StorageDealStatus, is_offline: bool) -> bool {
-    !state.is_terminal()
-        && !matches!(state, StorageDealStatus::WaitingForData)
-        && !(is_offline && matches!(state, StorageDealStatus::Transferring))
+    let waits_for_data = match state {
+        StorageDealStatus::WaitingForData => true,
+        StorageDealStatus::Transferring => is_offline,
+        _ => false,
+    };
+    !state.is_terminal() && !waits_for_data
 }
 
 /// The states with no work for a driver whatever the deal (terminal or waiting for data),
