@@ -40,6 +40,36 @@ pub struct NodeConfig {
     pub ui: UiSection,
     /// Where deals are kept: the repo's SQLite file, or a shared Postgres.
     pub database: DatabaseSection,
+    /// Several instances of this node sharing one Postgres and one S3.
+    pub cluster: ClusterSection,
+}
+
+/// `[cluster]`: this node is one of several instances serving the same miners from one
+/// Postgres (`[database]`) and shared piece stores (S3). Each deal is driven by one
+/// instance at a time, the holder of its lease; the deals of an instance that dies are
+/// taken over by the others within `lease_secs`. Needs `[database] postgres` and
+/// `[chain] messaging = "node"` or `"messager"` (nonces are assigned in one place; local
+/// signing would give two instances the same nonce). Keep `[ipni]` enabled on one
+/// instance only: the ad chain is still per instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ClusterSection {
+    /// This instance's name, unique among the instances and kept across restarts (a
+    /// restarted instance resumes its own deals at once). Empty: a single instance.
+    pub instance: String,
+    /// How long a deal lease lives without renewal, seconds: the longest a dead
+    /// instance's deals wait for another to take them over.
+    pub lease_secs: u64,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        Self {
+            instance: String::new(),
+            lease_secs: 30,
+        }
+    }
 }
 
 /// `[database]`: the deal store. Unset: `<repo>/provider.db` (SQLite, embedded). With

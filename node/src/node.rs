@@ -32,6 +32,7 @@ use retrieval_market::types::TransportProtocol;
 use sealing::SealerApi;
 use storage_market::chain::DealPolicy;
 use storage_market::filter::{BasicFilter, ExternalFilter};
+use storage_market::lease::LeaseConfig;
 use storage_market::network::NetworkLimits;
 use storage_market::provider::{AskParams, Provider, ProviderConfig, ProviderDeps};
 use storage_market::publish::PublishConfig;
@@ -184,6 +185,37 @@ pub struct MarketNode {
     pub ipni: market_ipni::IpniProvider,
     _services: Service,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// The deal leases of `[cluster]`, after checking that what several instances share
+/// allows them.
+fn cluster_lease(cfg: &NodeConfig, repo: &Path) -> Result<Option<LeaseConfig>, NodeError> {
+    let c = &cfg.cluster;
+    if c.instance.is_empty() {
+        return Ok(None);
+    }
+    let refuse = |why: &str| -> Result<Option<LeaseConfig>, NodeError> {
+        Err(ConfigError::Invalid(format!("[cluster] instance = {:?}: {why}", c.instance)).into())
+    };
+    if cfg.database.postgres_url(repo)?.is_none() {
+        return refuse("instances share deals through [database] postgres; none is set");
+    }
+    if cfg.chain.messaging == "local" {
+        return refuse(
+            "[chain] messaging = \"local\" assigns nonces in each instance, so two could send \
+             the worker's messages with one nonce; use \"node\" or \"messager\"",
+        );
+    }
+    if c.lease_secs < 3 {
+        return refuse("lease_secs must be at least 3");
+    }
+    if cfg.ipni.enabled {
+        tracing::warn!(instance = %c.instance, "[ipni] is enabled on a cluster instance: keep it on one instance only (each keeps its own ad chain)");
+    }
+    Ok(Some(LeaseConfig::new(
+        c.instance.clone(),
+        Duration::from_secs(c.lease_secs),
+    )))
 }
 
 fn parse_addr(s: &str) -> Result<Address, NodeError> {
@@ -354,7 +386,8 @@ impl MarketNode {
             .with_policy(policy)
             .with_message_confidence(cfg.chain.confidence)
             .with_poll_interval(block_time)
-            .with_default_ask(ask);
+            .with_default_ask(ask)
+            .with_lease(cluster_lease(&cfg, &repo.0)?);
 
         let mut transfers = TransferConfig::new(repo.under(&cfg.storage.staging));
         transfers.max_staging_bytes = cfg.storage.staging_limit_gib << 30;

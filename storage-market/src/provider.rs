@@ -1624,32 +1624,15 @@ impl Provider {
             S::Transferring => self.receive(deal).await,
             S::ReserveProviderFunds => {
                 let _reserving = self.inner.funds_lock.lock().await;
-                let need = self.collateral_in_flight(deal).await?;
-                let balance = chain.market_balance(&deal.miner).await?;
-                if balance.available() >= need {
-                    self.transition(deal, DealEvent::FundsReserved, "").await?;
-                    return Ok(Step::Continue);
+                let held = self.hold_funds(&deal.miner).await?;
+                let step = self.reserve_funds(deal).await;
+                if let (Some(key), Some(lease)) = (held, &self.inner.config.lease) {
+                    let store = &self.inner.deps.store;
+                    if let Err(e) = store.release_lease(&key, &lease.holder).await {
+                        tracing::warn!(error = %e, "releasing the funds reservation failed");
+                    }
                 }
-                let missing = need.saturating_sub(balance.available());
-                let worker = self.worker(&deal.miner).await?;
-                let msg = Message {
-                    from: worker,
-                    to: deal::STORAGE_MARKET_ACTOR,
-                    method: deal::method::ADD_BALANCE,
-                    params: crate::cbor::to_vec(&deal.miner),
-                    value: missing,
-                    max_fee: self.inner.config.max_market_balance_add_fee,
-                    // One top-up per deal, even if the push is repeated after a crash.
-                    uuid: Some(deal_scoped_uuid(&deal.proposal_cid, b"add-balance")),
-                };
-                let cid = chain
-                    .push_message(msg)
-                    .await
-                    .map_err(|e| format!("adding provider collateral: {e}"))?;
-                deal.add_funds_cid = Some(cid);
-                self.transition(deal, DealEvent::FundingInitiated, "")
-                    .await?;
-                Ok(Step::Continue)
+                step
             }
             S::ProviderFunding => {
                 let cid = deal.add_funds_cid.ok_or("no AddBalance message recorded")?;
@@ -2038,6 +2021,57 @@ impl Provider {
             )));
         }
         Ok(found)
+    }
+
+    /// Reserves provider collateral for `deal`: counted against the escrow with the deals
+    /// already reserved, topped up with an AddBalance when short.
+    async fn reserve_funds(&self, deal: &mut ProviderDeal) -> Result<Step, StepError> {
+        let chain = self.chain();
+        let need = self.collateral_in_flight(deal).await?;
+        let balance = chain.market_balance(&deal.miner).await?;
+        if balance.available() >= need {
+            self.transition(deal, DealEvent::FundsReserved, "").await?;
+            return Ok(Step::Continue);
+        }
+        let missing = need.saturating_sub(balance.available());
+        let worker = self.worker(&deal.miner).await?;
+        let msg = Message {
+            from: worker,
+            to: deal::STORAGE_MARKET_ACTOR,
+            method: deal::method::ADD_BALANCE,
+            params: crate::cbor::to_vec(&deal.miner),
+            value: missing,
+            max_fee: self.inner.config.max_market_balance_add_fee,
+            // One top-up per deal, even if the push is repeated after a crash.
+            uuid: Some(deal_scoped_uuid(&deal.proposal_cid, b"add-balance")),
+        };
+        let cid = chain
+            .push_message(msg)
+            .await
+            .map_err(|e| format!("adding provider collateral: {e}"))?;
+        deal.add_funds_cid = Some(cid);
+        self.transition(deal, DealEvent::FundingInitiated, "")
+            .await?;
+        Ok(Step::Continue)
+    }
+
+    /// With leases, holds `miner`'s collateral reservation across instances (a lease on a
+    /// key of its own), so two instances cannot count the same escrow for two deals.
+    async fn hold_funds(&self, miner: &Address) -> Result<Option<Cid>, StepError> {
+        let Some(lease) = &self.inner.config.lease else {
+            return Ok(None);
+        };
+        let name = format!("provider-funds/{miner}");
+        let key = cid::multihash::Multihash::<128>::wrap(0x00, name.as_bytes())
+            .map(|mh| Cid::new_v1(0x55, mh))
+            .map_err(|e| format!("funds lease key: {e}"))?;
+        // Not renewed: a reservation takes far less than the lifetime, and a holder that
+        // died or was stopped midway frees it when the lease expires.
+        let store = &self.inner.deps.store;
+        while !store.take_lease(&key, &lease.holder, lease.ttl).await? {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Some(key))
     }
 
     async fn collateral_in_flight(
