@@ -837,3 +837,34 @@ fn lotus_miner_sealer(
         unsealer,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_needs_postgres_and_shared_nonces() {
+        let repo = Path::new("/nonexistent");
+        let mut cfg = NodeConfig::default();
+        assert_eq!(cluster_lease(&cfg, repo).unwrap(), None);
+        cfg.cluster.instance = "a".into();
+        if std::env::var_os("MARKET_POSTGRES_URL").is_none() {
+            let err = cluster_lease(&cfg, repo).unwrap_err().to_string();
+            assert!(err.contains("none is set"), "{err}");
+        }
+        cfg.database.postgres_file = Some("/nonexistent/pg-url".into());
+        let err = cluster_lease(&cfg, repo).unwrap_err().to_string();
+        assert!(err.contains("postgres_file"), "{err}");
+        cfg.database.postgres_file = None;
+        cfg.database.postgres = Some("postgres://h/m".into());
+        let err = cluster_lease(&cfg, repo).unwrap_err().to_string();
+        assert!(err.contains("messaging"), "{err}");
+        cfg.chain.messaging = "node".into();
+        cfg.cluster.lease_secs = 1;
+        assert!(cluster_lease(&cfg, repo).is_err());
+        cfg.cluster.lease_secs = 20;
+        let lease = cluster_lease(&cfg, repo).unwrap().unwrap();
+        assert_eq!(lease.holder, "a");
+        assert_eq!(lease.ttl, Duration::from_secs(20));
+    }
+}
