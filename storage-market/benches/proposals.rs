@@ -8,16 +8,13 @@
 mod harness;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use storage_market::client::DealProtocol;
 use storage_market::message::DealParams;
 use storage_market::protocol::Protocol;
 use storage_market::state::StorageDealStatus;
 use storage_market::store::{DealStore, ProviderDeal, SqliteDealStore};
-use storage_market::types::{DealLabel, TokenAmount};
-use storage_market::wallet::KeyType;
 
 /// Concurrent clients of `libp2p_64_clients`.
 const CLIENTS: usize = 64;
@@ -30,59 +27,8 @@ fn proposals(c: &mut Criterion) {
         .unwrap();
     let _runtime = rt.enter();
     let env = rt.block_on(harness::Env::start(|_| {}, false));
-    // secp256k1 client: the common key type of deal-making tools.
-    let client = env.keys.generate(KeyType::Secp256k1).unwrap();
-    env.chain.fund(&client, TokenAmount::from_whole(1000));
-    rt.block_on(async {
-        let chain = env.chain.clone();
-        let miner = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                chain.advance(1);
-            }
-        });
-        let store = std::sync::Arc::new(SqliteDealStore::in_memory().unwrap());
-        let c = storage_market::client::Client::new(
-            storage_market::network::MarketNetwork::start(
-                libp2p::identity::Keypair::generate_ed25519(),
-                Default::default(),
-            )
-            .unwrap(),
-            std::sync::Arc::new(env.keys.clone()),
-            std::sync::Arc::new(env.chain.clone()),
-            store,
-        );
-        c.add_funds(
-            &client,
-            TokenAmount::from_whole(500),
-            TokenAmount::from_whole(1),
-        )
-        .await
-        .unwrap();
-        miner.abort();
-    });
-    let (_, piece_cid, size) = env.data_file("b.car", 3000, 1);
-    let mut spec = rt.block_on(env.offline_spec(piece_cid, size, DealProtocol::V12));
-    spec.client = client;
-    let base = rt.block_on(env.client.sign_proposal(&spec)).unwrap();
-    let mut counter = 0u64;
-    let mut make = |n: u64| -> Vec<DealParams> {
-        (0..n)
-            .map(|_| {
-                counter += 1;
-                let mut p = base.proposal.clone();
-                p.label = DealLabel::String(format!("bench-{counter}"));
-                let sig = env.keys.sign_sync(&client, &p.to_cbor()).unwrap();
-                DealParams::offline(
-                    storage_market::deal::ClientDealProposal {
-                        proposal: p,
-                        client_signature: sig,
-                    },
-                    piece_cid,
-                )
-            })
-            .collect()
-    };
+    let mut maker = rt.block_on(harness::ProposalMaker::new(&env));
+    let mut make = |n: u64| maker.make(n);
     let network = storage_market::network::MarketNetwork::start(
         libp2p::identity::Keypair::generate_ed25519(),
         Default::default(),

@@ -17,7 +17,7 @@ use storage_market::client::{Client, DealProtocol, DealSpec, price_per_epoch};
 use storage_market::message::{HttpRequest, Transfer};
 use storage_market::network::{Host, MarketNetwork, NetworkLimits, PeerAddr, ProviderNode};
 use storage_market::provider::{AskParams, Provider, ProviderConfig, ProviderDeps};
-use storage_market::store::SqliteDealStore;
+use storage_market::store::{DealStore, SqliteDealStore};
 use storage_market::types::{Address, ChainEpoch, TokenAmount};
 use storage_market::wallet::{KeyStore, KeyType};
 
@@ -95,10 +95,24 @@ pub async fn deps(
     transfers: TransferConfig,
     host: &Host,
 ) -> ProviderDeps {
+    let store = Arc::new(SqliteDealStore::open(env_dir.join("provider.db")).unwrap());
+    deps_on(store, env_dir, chain, keys, sealer, transfers, host).await
+}
+
+/// [`deps`] with deals in `store`.
+pub async fn deps_on(
+    store: Arc<dyn DealStore>,
+    env_dir: &Path,
+    chain: &FlakyChain,
+    keys: &KeyStore,
+    sealer: &DevSealer,
+    transfers: TransferConfig,
+    host: &Host,
+) -> ProviderDeps {
     ProviderDeps {
         chain: Arc::new(chain.clone()),
         wallet: Arc::new(keys.clone()),
-        store: Arc::new(SqliteDealStore::open(env_dir.join("provider.db")).unwrap()),
+        store,
         pieces: Arc::new(FsPieceStore::open(env_dir.join("pieces")).unwrap()),
         index: Arc::new(SqlitePieceIndex::open(&env_dir.join("index.db")).unwrap()),
         transfers: Some(
@@ -145,6 +159,21 @@ impl Env {
         transfers: impl FnOnce(&mut TransferConfig),
         clock: bool,
     ) -> Env {
+        Self::start_full(chain, config, transfers, clock, None).await
+    }
+
+    /// [`start`](Self::start) with the provider's deals in `store`.
+    pub async fn start_with_store(store: Arc<dyn DealStore>, clock: bool) -> Env {
+        Self::start_full(|c| c, |_| {}, |_| {}, clock, Some(store)).await
+    }
+
+    async fn start_full(
+        chain: impl FnOnce(DevChainConfig) -> DevChainConfig,
+        config: impl FnOnce(&mut ProviderConfig),
+        transfers: impl FnOnce(&mut TransferConfig),
+        clock: bool,
+        store: Option<Arc<dyn DealStore>>,
+    ) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let mut chain_config = DevChainConfig::default();
         chain_config.policy = POLICY;
@@ -170,9 +199,12 @@ impl Env {
             inner: chain.clone(),
             down: chain_down.clone(),
         };
+        let store = store.unwrap_or_else(|| {
+            Arc::new(SqliteDealStore::open(dir.path().join("provider.db")).unwrap())
+        });
         let provider = Provider::start(
             cfg,
-            deps(dir.path(), &flaky, &keys, &sealer, tcfg, &host).await,
+            deps_on(store, dir.path(), &flaky, &keys, &sealer, tcfg, &host).await,
         )
         .await
         .unwrap();
@@ -471,5 +503,79 @@ impl ChainNode for FlakyChain {
     ) -> Result<storage_market::types::NetworkVersion, storage_market::chain::ChainError> {
         self.check()?;
         self.inner.network_version().await
+    }
+}
+
+/// Distinct, validly signed offline proposals from one funded secp256k1 client, for
+/// benchmarks that count proposals per second.
+pub struct ProposalMaker {
+    keys: KeyStore,
+    client: Address,
+    base: storage_market::deal::DealProposal,
+    piece_cid: Cid,
+    counter: u64,
+}
+
+impl ProposalMaker {
+    /// A client with escrow for many deals on `env`'s chain (mining epochs meanwhile).
+    pub async fn new(env: &Env) -> Self {
+        use storage_market::types::DealLabel;
+        // secp256k1: the common key type of deal-making tools.
+        let client = env.keys.generate(KeyType::Secp256k1).unwrap();
+        env.chain.fund(&client, TokenAmount::from_whole(1000));
+        let chain = env.chain.clone();
+        let miner = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                chain.advance(1);
+            }
+        });
+        let c = Client::new(
+            MarketNetwork::start(identity::Keypair::generate_ed25519(), Default::default())
+                .unwrap(),
+            Arc::new(env.keys.clone()),
+            Arc::new(env.chain.clone()),
+            Arc::new(SqliteDealStore::in_memory().unwrap()),
+        );
+        c.add_funds(
+            &client,
+            TokenAmount::from_whole(500),
+            TokenAmount::from_whole(1),
+        )
+        .await
+        .unwrap();
+        miner.abort();
+        let (_, piece_cid, size) = env.data_file("b.car", 3000, 1);
+        let mut spec = env.offline_spec(piece_cid, size, DealProtocol::V12).await;
+        spec.client = client;
+        let mut base = env.client.sign_proposal(&spec).await.unwrap().proposal;
+        base.label = DealLabel::String(String::new());
+        Self {
+            keys: env.keys.clone(),
+            client,
+            base,
+            piece_cid,
+            counter: 0,
+        }
+    }
+
+    /// `n` new proposals, each with a label of its own.
+    pub fn make(&mut self, n: u64) -> Vec<storage_market::message::DealParams> {
+        use storage_market::types::DealLabel;
+        (0..n)
+            .map(|_| {
+                self.counter += 1;
+                let mut p = self.base.clone();
+                p.label = DealLabel::String(format!("bench-{}", self.counter));
+                let sig = self.keys.sign_sync(&self.client, &p.to_cbor()).unwrap();
+                storage_market::message::DealParams::offline(
+                    storage_market::deal::ClientDealProposal {
+                        proposal: p,
+                        client_signature: sig,
+                    },
+                    self.piece_cid,
+                )
+            })
+            .collect()
     }
 }
