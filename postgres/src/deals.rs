@@ -151,6 +151,16 @@ fn unix_now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// The proposal CIDs in the first column of `rows`.
+fn cid_column(rows: &[Row]) -> Result<Vec<Cid>, StoreError> {
+    rows.iter()
+        .map(|r| {
+            let s: String = r.try_get(0).map_err(db)?;
+            Cid::from_str(&s).map_err(|e| corrupt("proposal_cid", e))
+        })
+        .collect()
+}
+
 /// A lease's time to live in whole milliseconds, as SQL multiplies an interval by it.
 fn millis(ttl: Duration) -> f64 {
     ttl.as_millis() as f64
@@ -705,12 +715,7 @@ impl DealStore for PgDealStore {
             .query(&stmt, &[&holder, &keys, &millis(ttl)])
             .await
             .map_err(db)?;
-        rows.iter()
-            .map(|r| {
-                let s: String = r.try_get(0).map_err(db)?;
-                Cid::from_str(&s).map_err(|e| corrupt("proposal_cid", e))
-            })
-            .collect()
+        cid_column(&rows)
     }
 
     async fn release_lease(&self, deal: &Cid, holder: &str) -> Result<(), StoreError> {
@@ -745,12 +750,7 @@ impl DealStore for PgDealStore {
             .query(&stmt, &[&idle, &transferring, &(limit as i64)])
             .await
             .map_err(db)?;
-        rows.iter()
-            .map(|r| {
-                let s: String = r.try_get(0).map_err(db)?;
-                Cid::from_str(&s).map_err(|e| corrupt("proposal_cid", e))
-            })
-            .collect()
+        cid_column(&rows)
     }
 
     async fn sealable_deals(&self, miner: &Address) -> Result<Vec<ProviderDeal>, StoreError> {
@@ -777,29 +777,15 @@ impl DealStore for PgDealStore {
                 )
                 .await
                 .map_err(db)?;
-            let Some(current) = current else {
-                return Err(StoreError::Conflict(format!(
-                    "deal {} is not offered to sealers",
-                    change.new.deal_id
-                )));
-            };
-            let current: PieceStatus = current
-                .try_get::<_, String>(0)
-                .map_err(db)?
-                .parse()
-                .map_err(|e| corrupt("piece_status", e))?;
-            if !change.expect.is_empty() && !change.expect.contains(&current) {
-                return Err(StoreError::Conflict(format!(
-                    "deal {} is {current}, not {}",
-                    change.new.deal_id,
-                    change
-                        .expect
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" or ")
-                )));
-            }
+            let current: Option<PieceStatus> = current
+                .map(|r| {
+                    r.try_get::<_, String>(0)
+                        .map_err(db)?
+                        .parse()
+                        .map_err(|e| corrupt("piece_status", e))
+                })
+                .transpose()?;
+            change.check(current).map_err(StoreError::Conflict)?;
             let p = &change.new;
             let written = tx
                 .execute(

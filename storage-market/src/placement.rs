@@ -127,6 +127,28 @@ pub struct PlacementChange {
     pub new: Placement,
 }
 
+impl PlacementChange {
+    /// Whether the change may be written over the stored status `current` (`None`: the deal
+    /// has no placement); the refusal says why, for [`StoreError::Conflict`](crate::store::StoreError::Conflict).
+    pub fn check(&self, current: Option<PieceStatus>) -> Result<(), String> {
+        let Some(current) = current else {
+            return Err(format!(
+                "deal {} is not offered to sealers",
+                self.new.deal_id
+            ));
+        };
+        if !self.expect.is_empty() && !self.expect.contains(&current) {
+            let expected: Vec<&str> = self.expect.iter().map(|s| s.as_str()).collect();
+            return Err(format!(
+                "deal {} is {current}, not {}",
+                self.new.deal_id,
+                expected.join(" or ")
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -909,27 +909,13 @@ impl DealStore for SqliteDealStore {
                         |r| r.get(0),
                     )
                     .optional()?;
-                let Some(current) = current else {
-                    return Err(StoreError::Conflict(format!(
-                        "deal {} is not offered to sealers",
-                        change.new.deal_id
-                    )));
-                };
-                let current: PieceStatus = current
-                    .parse()
-                    .map_err(|e| StoreError::Corrupt(format!("piece_status: {e}")))?;
-                if !change.expect.is_empty() && !change.expect.contains(&current) {
-                    return Err(StoreError::Conflict(format!(
-                        "deal {} is {current}, not {}",
-                        change.new.deal_id,
-                        change
-                            .expect
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(" or ")
-                    )));
-                }
+                let current: Option<PieceStatus> = current
+                    .map(|c| {
+                        c.parse()
+                            .map_err(|e| StoreError::Corrupt(format!("piece_status: {e}")))
+                    })
+                    .transpose()?;
+                change.check(current).map_err(StoreError::Conflict)?;
                 write_placement(&tx, &change.new, false)?;
             }
             tx.commit()?;
