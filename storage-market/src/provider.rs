@@ -1124,13 +1124,18 @@ impl Provider {
             .deal(r)
             .await?
             .ok_or_else(|| ProviderError::DealNotFound(format!("{r:?}")))?;
-        if !deal.state.is_cancellable() {
-            return Err(ProviderError::NotAllowed {
-                action: "cancel",
-                state: deal.state,
-                why: "only deals whose data is not yet verified can be cancelled",
-            });
-        }
+        let cancellable = |deal: &ProviderDeal| {
+            if deal.state.is_cancellable() {
+                Ok(())
+            } else {
+                Err(ProviderError::NotAllowed {
+                    action: "cancel",
+                    state: deal.state,
+                    why: "only deals whose data is not yet verified can be cancelled",
+                })
+            }
+        };
+        cancellable(&deal)?;
         // An import holds the deal until it has stored its result; never race it.
         let _import = ImportGuard::take(&self.inner.importing, deal.proposal_cid)?;
         let driven_here = self
@@ -1139,9 +1144,10 @@ impl Provider {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .contains_key(&deal.proposal_cid);
-        if self.inner.config.lease.is_some() && !driven_here {
-            // Only the instance driving a transfer can end it; a deal nobody drives is ours
-            // to fail once we hold it.
+        // With leases, only the instance driving a transfer can end it; a deal nobody
+        // drives is ours to fail once we hold it (read again: it may have moved on).
+        let held_here = self.inner.config.lease.is_some() && !driven_here;
+        if held_here {
             self.hold_for_action(&deal.proposal_cid).await?;
             if let Some(fresh) = self
                 .inner
@@ -1152,21 +1158,13 @@ impl Provider {
             {
                 deal = fresh;
             }
-            if !deal.state.is_cancellable() {
+            if let Err(e) = cancellable(&deal) {
                 self.give_back_lease(&deal.proposal_cid).await;
-                return Err(ProviderError::NotAllowed {
-                    action: "cancel",
-                    state: deal.state,
-                    why: "only deals whose data is not yet verified can be cancelled",
-                });
+                return Err(e);
             }
-            self.transition(&mut deal, DealEvent::Failed, CANCELLED)
-                .await?;
-            self.spawn_driver(deal.proposal_cid);
-            return Ok(());
         }
-        if deal.state == StorageDealStatus::WaitingForData || deal.is_offline {
-            // No driver runs for a deal waiting on an import: fail it here.
+        if held_here || deal.state == StorageDealStatus::WaitingForData || deal.is_offline {
+            // No driver of ours runs for it (it waits on an import): fail it here.
             self.transition(&mut deal, DealEvent::Failed, CANCELLED)
                 .await?;
             self.spawn_driver(deal.proposal_cid);
@@ -1263,22 +1261,27 @@ impl Provider {
         let _one = ImportGuard::take(&self.inner.importing, deal.proposal_cid)?;
         let cid = deal.proposal_cid;
         self.hold_for_action(&cid).await?;
-        let imported = self.import_held(r, path).await;
+        let imported = self.import_held(deal, path).await;
         if imported.is_err() {
             self.give_back_lease(&cid).await;
         }
         imported
     }
 
-    /// An import of a deal this instance holds: read again, as another instance may have
-    /// imported it before we took the lease.
-    async fn import_held(&self, r: DealRef, path: &Path) -> Result<(), ProviderError> {
-        let mut deal = self
-            .deal(r)
-            .await?
-            .ok_or_else(|| ProviderError::DealNotFound(format!("{r:?}")))?;
-        if deal.state != StorageDealStatus::WaitingForData {
-            return Err(ProviderError::NotWaitingForData(deal.state));
+    /// An import of a deal this instance holds.
+    async fn import_held(&self, mut deal: ProviderDeal, path: &Path) -> Result<(), ProviderError> {
+        if self.inner.config.lease.is_some() {
+            // Another instance may have imported it before we took the lease.
+            deal = self
+                .inner
+                .deps
+                .store
+                .provider_deal(&deal.proposal_cid)
+                .await?
+                .ok_or_else(|| ProviderError::DealNotFound(deal.proposal_cid.to_string()))?;
+            if deal.state != StorageDealStatus::WaitingForData {
+                return Err(ProviderError::NotWaitingForData(deal.state));
+            }
         }
         let p = &deal.proposal.proposal;
         let size = p
