@@ -48,6 +48,8 @@ async fn read_file(path: &Path) -> u64 {
 }
 
 fn bench(c: &mut Criterion) {
+    // As the binaries do: peak RSS is read at the end.
+    market_core::process::limit_malloc_arenas();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

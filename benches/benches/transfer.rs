@@ -4,8 +4,12 @@
 //! - `transfer/http_receive_verify`: a `TransferManager` pulls the payload from a `CarServer`
 //!   on 127.0.0.1 (five connections, Boost's default), writes it to staging with periodic
 //!   fsync, and computes its commP while receiving;
-//! - `transfer/commp_only`: `commp_reader` over the same file (from the page cache).
+//! - `transfer/commp_only`: `commp_reader` over the same file (from the page cache);
+//! - `transfer/disk_write_fdatasync`: the same bytes written from memory into a new file
+//!   beside staging and fdatasynced once, the disk's floor for any durable receive.
 //!
+//! The staged file is removed after each transfer, outside the timing (a provider renames it
+//! into its piece store). Put `TMPDIR` on a tmpfs to see the transfer without the disk.
 //! The payload fills a 1 GiB piece (1016 MiB). Peak RSS (VmHWM) of the process is printed at
 //! the end; nothing here holds the payload in memory. Set `TRANSFER_BENCH_4GIB=1` to also run
 //! one 4 GiB transfer and print its time and the peak RSS after it.
@@ -72,10 +76,13 @@ fn setup(dir: tempfile::TempDir, files: &[(&str, &Path)]) -> Setup {
     }
 }
 
-/// One transfer of `size` bytes with `token`; returns the piece CID text.
-fn transfer(s: &Setup, n: u64, token: &str, size: u64) -> String {
+/// One transfer of `size` bytes with `token`, received, verified and durable; returns the
+/// piece CID text and the time that took. The staged file is removed afterwards, untimed: a
+/// provider moves it into its piece store instead.
+fn transfer(s: &Setup, n: u64, token: &str, size: u64) -> (String, Duration) {
     s.rt.block_on(async {
         let id = TransferId::new(format!("bench-{n}")).unwrap();
+        let t = Instant::now();
         s.manager
             .start(TransferRequest {
                 id: id.clone(),
@@ -87,12 +94,15 @@ fn transfer(s: &Setup, n: u64, token: &str, size: u64) -> String {
             .await
             .unwrap();
         let done = s.manager.wait(&id).await.unwrap();
+        let took = t.elapsed();
         s.manager.remove(&id).await.unwrap();
-        done.piece.piece_cid.to_string()
+        (done.piece.piece_cid.to_string(), took)
     })
 }
 
 fn bench(c: &mut Criterion) {
+    // As the binaries do: peak RSS is read at the end.
+    market_core::process::limit_malloc_arenas();
     let dir = tempfile::tempdir().unwrap();
     let size: u64 = (1 << 30) / 128 * 127;
     let payload = dir.path().join("payload.car");
@@ -109,9 +119,40 @@ fn bench(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(30));
     group.throughput(Throughput::Bytes(size));
     group.bench_function("http_receive_verify", |b| {
-        b.iter(|| {
-            n += 1;
-            assert_eq!(transfer(&s, n, "bench", size), expected);
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                n += 1;
+                let (piece, took) = transfer(&s, n, "bench", size);
+                assert_eq!(piece, expected);
+                total += took;
+            }
+            total
+        })
+    });
+    // The disk's floor for any durable receive: the same bytes written from memory into a
+    // new file in the staging directory, then one fdatasync.
+    let mut chunk = vec![0u8; 1 << 20];
+    std::io::Read::read_exact(&mut std::fs::File::open(&payload).unwrap(), &mut chunk).unwrap();
+    let floor = s._dir.path().join("floor.bin");
+    group.bench_function("disk_write_fdatasync", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let t = Instant::now();
+                let mut f = std::fs::File::create(&floor).unwrap();
+                let mut left = size;
+                while left > 0 {
+                    let k = left.min(chunk.len() as u64) as usize;
+                    std::io::Write::write_all(&mut f, &chunk[..k]).unwrap();
+                    left -= k as u64;
+                }
+                f.sync_data().unwrap();
+                total += t.elapsed();
+                drop(f);
+                std::fs::remove_file(&floor).unwrap();
+            }
+            total
         })
     });
     group.bench_function("commp_only", |b| {

@@ -15,6 +15,7 @@
 //! - [`db`] (feature `sqlite`): opening and migrating SQLite databases.
 //! - [`metrics`]: the names, labels and units of every metric the crates record (the node
 //!   serves them to Prometheus).
+//! - [`process`]: process-wide settings for long-running binaries (malloc arenas).
 //! - [`report`]: an error and its sources as one line, for people.
 //! - [`http`] (feature `http`): serving HTTP with header and body timeouts and a
 //!   connection limit.
@@ -37,6 +38,7 @@ pub mod message;
 pub mod metrics;
 pub mod miner;
 pub mod multicodec;
+pub mod process;
 pub mod report;
 #[cfg(feature = "host")]
 pub mod rpc;

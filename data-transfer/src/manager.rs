@@ -8,16 +8,15 @@
 //! recorded offset with a `Range` request, and the hasher re-reads the prefix from disk.
 
 use std::collections::HashMap;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
 use piecestore::{CarBlocks, CommPFollower, PieceMeta};
-use tokio::sync::{Semaphore, broadcast};
+use tokio::sync::{Notify, Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 
 use crate::fetch::{FetchError, Fetcher, header_map};
@@ -593,6 +592,7 @@ impl TransferManager {
             chunks: Mutex::new(rec.chunks.clone()),
             written: Mutex::new(rec.chunks.iter().map(|c| c.done).collect()),
             follower: Mutex::new(None),
+            checkpoint_wanted: Notify::new(),
             live,
             transport: match &source {
                 Source::Libp2p { .. } => "libp2p",
@@ -608,7 +608,12 @@ impl TransferManager {
 
         let workers =
             (0..rec.chunks.len()).map(|i| self.fetch_chunk(rec, &fetcher, &shared, i, cancel));
-        let results = futures::future::join_all(workers).await;
+        // Periodic checkpoints run beside the connections instead of stalling the one that
+        // asked; each connection's last checkpoint is its own and awaited.
+        let results = tokio::select! {
+            results = futures::future::join_all(workers) => results,
+            e = self.checkpoint_loop(rec, &shared) => return Err(e),
+        };
         for r in results {
             r?;
         }
@@ -741,10 +746,10 @@ impl TransferManager {
         };
         let mut body = reply.body;
         let mut pos = from;
-        let mut buf = BytesMut::with_capacity(WRITE_CHUNK);
+        let mut buf = Frames::default();
         let mut since_checkpoint = 0u64;
         let stall = self.inner.config.stall_timeout;
-        let flush_at = WRITE_CHUNK.min(self.inner.config.checkpoint_bytes.max(1) as usize);
+        let flush_at = WRITE_CHUNK.min(self.inner.config.checkpoint_bytes.max(1));
         loop {
             let next = tokio::time::timeout(stall, body.next()).await;
             let bytes: Bytes = match next {
@@ -769,22 +774,23 @@ impl TransferManager {
                 skip -= n as u64;
                 bytes = bytes.slice(n..);
             }
-            let room = chunk.end - pos - buf.len() as u64;
+            let room = chunk.end - pos - buf.len;
             if bytes.len() as u64 > room {
                 if chunk.end == total {
                     return Err(Attempt::Fatal(TransferError::Oversized { expected: total }));
                 }
                 // A whole-file answer to a ranged chunk: keep our part, drop the connection.
-                buf.extend_from_slice(&bytes[..room as usize]);
+                buf.push(bytes.slice(..room as usize));
                 break;
             }
-            buf.extend_from_slice(&bytes);
-            if buf.len() >= flush_at {
-                since_checkpoint += buf.len() as u64;
+            buf.push(bytes);
+            if buf.len >= flush_at {
+                since_checkpoint += buf.len;
                 self.flush(rec, shared, index, &mut buf, &mut pos).await?;
                 if since_checkpoint >= self.inner.config.checkpoint_bytes {
                     since_checkpoint = 0;
-                    self.checkpoint(rec, shared).await?;
+                    // Requests made while one runs are merged into the next.
+                    shared.checkpoint_wanted.notify_one();
                 }
             }
         }
@@ -799,26 +805,30 @@ impl TransferManager {
         Ok(())
     }
 
-    /// Writes the buffer at `pos` and lets the hasher follow.
+    /// Writes the frames at `pos`, starts their writeback, and lets the hasher follow.
     async fn flush(
         &self,
         rec: &TransferRecord,
         shared: &Arc<Shared>,
         index: usize,
-        buf: &mut BytesMut,
+        buf: &mut Frames,
         pos: &mut u64,
     ) -> Result<(), Attempt> {
-        if buf.is_empty() {
+        if buf.len == 0 {
             return Ok(());
         }
-        let data = buf.split().freeze();
+        let len = std::mem::take(&mut buf.len);
+        let data = std::mem::take(&mut buf.frames);
         let file = shared.file.clone();
         let at = *pos;
-        let len = data.len() as u64;
-        let written = data.clone();
-        tokio::task::spawn_blocking(move || file.write_all_at(&written, at))
-            .await
-            .map_err(TransferError::from)??;
+        let data = tokio::task::spawn_blocking(move || {
+            piecestore::write_frames_at(&file, &data, at)?;
+            // The checkpoints' fsyncs then find these bytes on disk or on their way.
+            piecestore::start_writeback(&file, at, len);
+            Ok::<_, std::io::Error>(data)
+        })
+        .await
+        .map_err(TransferError::from)??;
         *pos += len;
         market_core::metrics::transfer_bytes(shared.transport, len);
         let before = shared.frontier();
@@ -832,13 +842,31 @@ impl TransferManager {
         if let Some(f) = shared.lock_follower().as_ref() {
             if at == before {
                 // These bytes extend the complete prefix: hash them without reading back.
-                f.feed(at, data, frontier);
+                f.feed_frames(at, data, frontier);
             } else {
                 f.advance(frontier);
             }
         }
         self.emit(rec, TransferState::Running, received, "");
         Ok(())
+    }
+
+    /// Checkpoints whenever a connection asks, until a checkpoint fails: the error that
+    /// ends the transfer (bytes that may not be on disk must not be recorded or used).
+    async fn checkpoint_loop(&self, rec: &TransferRecord, shared: &Arc<Shared>) -> TransferError {
+        loop {
+            shared.checkpoint_wanted.notified().await;
+            match self.checkpoint(rec, shared).await {
+                Ok(()) => {}
+                // As the connections do: a full disk is waited out, and the durable record
+                // only lags meanwhile (the next request tries again).
+                Err(Attempt::Fatal(e)) if e.is_disk_full() => {
+                    tracing::debug!(id = %rec.request.id, error = %e, "checkpoint waits for disk space");
+                }
+                Err(Attempt::Fatal(e)) => return e,
+                Err(Attempt::Retry(why)) => return TransferError::Task(why),
+            }
+        }
     }
 
     /// fsyncs the file, then records every connection's written bytes as durable.
@@ -867,7 +895,22 @@ impl TransferManager {
     }
 }
 
-const WRITE_CHUNK: usize = 1 << 20;
+/// Bytes gathered before one write (and one hand-over to the hasher).
+const WRITE_CHUNK: u64 = 1 << 20;
+
+/// Body frames received and not yet written, kept as they came (no copy into one buffer).
+#[derive(Default)]
+struct Frames {
+    frames: Vec<Bytes>,
+    len: u64,
+}
+
+impl Frames {
+    fn push(&mut self, frame: Bytes) {
+        self.len += frame.len() as u64;
+        self.frames.push(frame);
+    }
+}
 
 /// Most CAR blocks a transfer keeps in memory for the piece index (about 45 MB); a payload
 /// with more is indexed by reading it again. A 32 GiB CAR of 128 KiB blocks fits.
@@ -894,6 +937,8 @@ struct Shared {
     /// Bytes written per chunk (page cache; durable after the next checkpoint).
     written: Mutex<Vec<u64>>,
     follower: Mutex<Option<CommPFollower>>,
+    /// A connection has written `checkpoint_bytes` since its last request.
+    checkpoint_wanted: Notify,
     /// Their sum, for [`TransferManager::received`].
     live: Arc<AtomicU64>,
     /// `http` or `libp2p`, the transfer-bytes metric's label.

@@ -5,7 +5,6 @@
 //! server expects. Single byte ranges are honoured so a provider can resume.
 
 use std::collections::HashMap;
-use std::io::SeekFrom;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
@@ -15,11 +14,16 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
 
 use market_core::host::Host;
 
 use crate::{P2pListener, TransferError};
+
+/// Bytes per read of a served file; one more read is in flight while a chunk is sent (1 MiB
+/// reads were no faster in the transfer bench and hold four times the memory per connection).
+const READ_CHUNK: u64 = 256 << 10;
 
 /// Content type of a CAR.
 pub const CAR_CONTENT_TYPE: &str = "application/vnd.ipld.car";
@@ -121,10 +125,10 @@ async fn serve(State(server): State<CarServer>, method: Method, headers: HeaderM
     let Some(path) = server.lookup(&headers) else {
         return status(StatusCode::UNAUTHORIZED);
     };
-    let Ok(mut file) = tokio::fs::File::open(&path).await else {
+    let Ok(Ok(file)) = tokio::task::spawn_blocking(move || std::fs::File::open(path)).await else {
         return status(StatusCode::NOT_FOUND);
     };
-    let Ok(meta) = file.metadata().await else {
+    let Ok(meta) = file.metadata() else {
         return status(StatusCode::INTERNAL_SERVER_ERROR);
     };
     let len = meta.len();
@@ -146,13 +150,7 @@ async fn serve(State(server): State<CarServer>, method: Method, headers: HeaderM
     let body = if method == Method::HEAD {
         Body::empty()
     } else {
-        if file.seek(SeekFrom::Start(start)).await.is_err() {
-            return status(StatusCode::INTERNAL_SERVER_ERROR);
-        }
-        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
-            file.take(end - start),
-            256 << 10,
-        ))
+        Body::from_stream(file_chunks(file, start, end))
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = code;
@@ -169,4 +167,27 @@ async fn serve(State(server): State<CarServer>, method: Method, headers: HeaderM
         h.insert(header::CONTENT_RANGE, v);
     }
     resp
+}
+
+/// Bytes `start..end` of `file` as chunks of positional reads, the next read running while
+/// the last chunk is sent, each read's buffer sent as it is (no copy through a reader).
+fn file_chunks(
+    file: std::fs::File,
+    start: u64,
+    end: u64,
+) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    let file = Arc::new(file);
+    let ranges = (start..end)
+        .step_by(READ_CHUNK as usize)
+        .map(move |at| (at, (end - at).min(READ_CHUNK) as usize));
+    futures::stream::iter(ranges)
+        .map(move |(at, len)| {
+            let file = file.clone();
+            async move {
+                tokio::task::spawn_blocking(move || piecestore::read_bytes_at(&file, at, len))
+                    .await
+                    .map_err(std::io::Error::other)?
+            }
+        })
+        .buffered(2)
 }

@@ -1,6 +1,19 @@
-//! What every binary's `main` does: logging, paths, shell completions.
+//! What every binary's `main` does: its runtime, logging, paths, shell completions.
 
 use std::path::{Path, PathBuf};
+
+/// Runs an async `main` on a multi-threaded runtime, with malloc arenas capped before any
+/// thread exists ([`market_core::process::limit_malloc_arenas`]).
+pub fn run<F: std::future::Future>(main: F) -> F::Output {
+    market_core::process::limit_malloc_arenas();
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(main),
+        Err(e) => panic!("cannot start the tokio runtime: {e}"),
+    }
+}
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]

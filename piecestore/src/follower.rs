@@ -21,7 +21,8 @@ const READ_CHUNK: usize = 1 << 20;
 /// from the file, so memory stays bounded when the network outruns hashing.
 const QUEUE: usize = 8;
 
-type Chunk = Option<(u64, Bytes)>;
+/// A wake-up, possibly with the frames just written at an offset.
+type Chunk = Option<(u64, Vec<Bytes>)>;
 
 /// Computes the commP of a file that writers fill, possibly out of order, by following its
 /// contiguous written prefix on a dedicated thread.
@@ -163,9 +164,15 @@ impl CommPFollower {
     /// `data` was just written at `offset`, and the first `written` bytes of the file are now
     /// complete. When the hasher is keeping up, it hashes `data` as is.
     pub fn feed(&self, offset: u64, data: Bytes, written: u64) {
+        self.feed_frames(offset, vec![data], written);
+    }
+
+    /// [`feed`](Self::feed) for bytes written as several frames back to back (as they came
+    /// off the network), so they need not be copied into one buffer first.
+    pub fn feed_frames(&self, offset: u64, frames: Vec<Bytes>, written: u64) {
         self.frontier.fetch_max(written, Ordering::AcqRel);
         if let Some(tx) = &self.tx {
-            let _ = tx.try_send(Some((offset, data)));
+            let _ = tx.try_send(Some((offset, frames)));
         }
     }
 
@@ -257,19 +264,26 @@ fn follow(
             }
             Err(mpsc::TryRecvError::Disconnected) => break,
         };
-        if let Some((offset, data)) = msg {
-            let end = offset + data.len() as u64;
+        if let Some((offset, frames)) = msg {
+            let end = offset + frames.iter().map(|f| f.len() as u64).sum::<u64>();
             if end > pos {
                 // Bytes before `offset` are complete (fed data extends the prefix).
                 read_up_to(&mut hasher, &mut tap, &mut pos, offset)?;
-                let fresh = &data[(pos - offset) as usize..];
-                let t0 = std::time::Instant::now();
-                hasher.update(fresh);
-                hashing.set(hashing.get() + t0.elapsed());
-                if let Some(t) = tap.as_mut() {
-                    t.bytes(fresh);
+                let mut at = offset;
+                for frame in &frames {
+                    let frame_end = at + frame.len() as u64;
+                    if frame_end > pos {
+                        let fresh = &frame[(pos - at) as usize..];
+                        let t0 = std::time::Instant::now();
+                        hasher.update(fresh);
+                        hashing.set(hashing.get() + t0.elapsed());
+                        if let Some(t) = tap.as_mut() {
+                            t.bytes(fresh);
+                        }
+                        pos = frame_end;
+                    }
+                    at = frame_end;
                 }
-                pos = end;
             }
         }
     }

@@ -261,7 +261,13 @@ impl PieceStore for FsPieceStore {
                 let chunk = buf.freeze();
                 let (f, c) = (file.clone(), chunk.clone());
                 let at = total;
-                tokio::task::spawn_blocking(move || f.write_all_at(&c, at)).await??;
+                tokio::task::spawn_blocking(move || {
+                    f.write_all_at(&c, at)?;
+                    // The fsync before the rename then finds these bytes on their way.
+                    crate::file_io::start_writeback(&f, at, c.len() as u64);
+                    Ok::<_, std::io::Error>(())
+                })
+                .await??;
                 total += n as u64;
                 follower.feed(at, chunk, total);
             }
@@ -393,19 +399,11 @@ impl PieceStore for FsPieceStore {
                     len,
                 });
             }
-            let want = range.len() as usize;
-            let mut data = Vec::with_capacity(want);
-            while data.len() < want {
-                let at = range.start + data.len() as u64;
-                match rustix::io::pread(&*file, rustix::buffer::spare_capacity(&mut data), at) {
-                    Ok(0) => return Err(std::io::Error::from(ErrorKind::UnexpectedEof).into()),
-                    Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                    Err(e) => return Err(std::io::Error::from(e).into()),
-                }
-            }
-            // The spare capacity may have been larger than the range.
-            data.truncate(want);
-            Ok(Bytes::from(data))
+            Ok(crate::file_io::read_bytes_at(
+                &file,
+                range.start,
+                range.len() as usize,
+            )?)
         })
         .await?
     }

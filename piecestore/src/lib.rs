@@ -19,6 +19,8 @@
 //!   uploaded in parts while commP is computed, read back by ranged GETs.
 //! - [`MultiPieceStore`]: several stores as one: writes go to the store a rule picks
 //!   (priority, then free space), reads to whichever holds the piece.
+//! - [`read_bytes_at`], [`write_frames_at`], [`start_writeback`]: positional file I/O without
+//!   extra copies, received bytes handed to the disk as they arrive.
 //! - [`metered`]: a wrapper timing every call of any piece store, for the node's metrics.
 //!
 //! A piece's *payload* is the bytes the client sent (usually a CAR); its padded size is the
@@ -28,6 +30,7 @@ mod car;
 pub mod dagpb;
 pub mod directory;
 mod error;
+mod file_io;
 mod follower;
 mod fs;
 pub mod hamt;
@@ -56,6 +59,8 @@ pub use store::{
     ByteRange, ExpectedPiece, MAX_READ_AT, PieceMeta, PieceReader, PieceStore, StagedPiece,
     check_piece_cid, check_read_at, read_exactly,
 };
+
+pub use file_io::{read_bytes_at, start_writeback, write_frames_at};
 
 pub use commp::PaddedPieceSize;
 pub use market_core::Cid;

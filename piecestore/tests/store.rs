@@ -452,6 +452,36 @@ async fn the_follower_finds_car_blocks_in_the_hashing_pass() {
     }
 }
 
+/// Frames handed over as they came off the network (uneven, some already hashed from the
+/// file, one empty) give the same commitment and blocks as one buffer.
+#[tokio::test]
+async fn the_follower_hashes_frames_as_they_are() {
+    use std::os::unix::fs::FileExt;
+    let blocks: Vec<Vec<u8>> = (0..500u32).map(|i| i.to_le_bytes().repeat(300)).collect();
+    let (car, entries) = support::car(&blocks);
+    let want = commp::commp(&car).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = std::fs::File::create_new(dir.path().join("staged.car")).unwrap();
+    file.write_all_at(&car, 0).unwrap();
+    let follower =
+        piecestore::CommPFollower::start_indexing(file.try_clone().unwrap(), 0, 10_000).unwrap();
+    // The first 1000 bytes are complete before any frame arrives; the first frame overlaps
+    // them, so only its tail is new.
+    follower.advance(1000);
+    let cuts = [0, 700, 5_000, 5_000, 77_777, 300_001, car.len()];
+    let frames: Vec<bytes::Bytes> = cuts
+        .windows(2)
+        .map(|w| bytes::Bytes::copy_from_slice(&car[w[0]..w[1]]))
+        .collect();
+    follower.feed_frames(0, frames, car.len() as u64);
+    let (info, found) = follower
+        .finish_indexed(car.len() as u64, None)
+        .await
+        .unwrap();
+    assert_eq!(info.piece_cid(), want.piece_cid());
+    assert_eq!(found.expect("under the cap").entries, entries);
+}
+
 /// An endless source for a small piece is refused once it overflows the piece, not read
 /// to its (never reached) end; a put that is cancelled mid-way leaves no `.partial` file.
 #[tokio::test]

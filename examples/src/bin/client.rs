@@ -317,8 +317,11 @@ enum FundsCmd {
     Balance,
 }
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    examples::cli::run(async_main())
+}
+
+async fn async_main() -> ExitCode {
     let args = Args::parse();
     examples::cli::init_tracing("warn", args.log.log_format);
     match run(args).await {

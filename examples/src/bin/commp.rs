@@ -58,6 +58,7 @@ const PROGRESS_THRESHOLD: u64 = 64 << 20;
 const READ_CHUNK: usize = 4 << 20;
 
 fn main() -> ExitCode {
+    market_core::process::limit_malloc_arenas();
     let args = Args::parse();
     examples::cli::init_tracing("error", args.log.log_format);
     match run(args) {

@@ -221,8 +221,11 @@ enum PiecesCmd {
     },
 }
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    examples::cli::run(async_main())
+}
+
+async fn async_main() -> ExitCode {
     let args = Args::parse();
     examples::cli::init_tracing("info", args.log.log_format);
     let repo = expand_home(&args.repo);

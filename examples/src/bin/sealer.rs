@@ -65,8 +65,11 @@ struct Args {
     once: bool,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    examples::cli::run(async_main())
+}
+
+async fn async_main() -> ExitCode {
     let args = Args::parse();
     examples::cli::init_tracing("info", args.log.log_format);
     match run(args).await {
