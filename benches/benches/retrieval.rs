@@ -6,6 +6,9 @@
 //! - `retrieval/piece_file_read`: reading the stored payload file with 1 MiB reads;
 //! - `retrieval/car_http`: `GET /ipfs/{root}?dag-scope=all` of a 256 MiB UnixFS file (Lotus
 //!   profile: 1 MiB blocks) served block by block through the piece index;
+//! - `retrieval/car_http_postgres`: the same CAR with the piece index in Postgres (a local
+//!   server with fsync on, as several instances would share), every block looked up over
+//!   its connection pool;
 //! - `retrieval/car_file_read`: reading the CAR file.
 //!
 //! Server and client share the process (and the machine's cores). Peak RSS (VmHWM) is printed
@@ -59,6 +62,13 @@ fn bench(c: &mut Criterion) {
     let store = Arc::new(FsPieceStore::open(dir.path().join("pieces")).unwrap());
     let index: Arc<dyn PieceIndex> =
         Arc::new(SqlitePieceIndex::open(&dir.path().join("index.db")).unwrap());
+    let pg = market_postgres::testing::PgServer::start_with(&dir.path().join("pg"), true);
+    let pg_index: Arc<dyn PieceIndex> = Arc::new(
+        rt.block_on(market_postgres::PgPieceIndex::open(
+            market_postgres::PgDb::connect(&pg.database("bench"), 16).unwrap(),
+        ))
+        .unwrap(),
+    );
 
     // A 1 GiB piece: 1016 MiB of payload.
     let payload = dir.path().join("payload.bin");
@@ -89,38 +99,47 @@ fn bench(c: &mut Criterion) {
             )
             .await
             .unwrap();
-        piecestore::index_payload(
-            &*index,
-            meta,
-            Box::pin(tokio::fs::File::open(&car_path).await.unwrap()),
-        )
-        .await
-        .unwrap();
+        for index in [&index, &pg_index] {
+            piecestore::index_payload(
+                &**index,
+                meta,
+                Box::pin(tokio::fs::File::open(&car_path).await.unwrap()),
+            )
+            .await
+            .unwrap();
+        }
     });
 
-    let provider = RetrievalProvider::new(
-        store.clone(),
-        index,
-        None,
-        storage_market::types::Address::new_id(1000),
-    );
-    let base = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(listener, router(provider, HttpConfig::default()))
-                .await
-                .unwrap();
-        });
-        format!("http://{addr}")
-    });
+    // One retrieval router per index, on the same piece store.
+    let serve = |index: Arc<dyn PieceIndex>| {
+        let provider = RetrievalProvider::new(
+            store.clone(),
+            index,
+            None,
+            storage_market::types::Address::new_id(1000),
+        );
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move {
+                axum::serve(listener, router(provider, HttpConfig::default()))
+                    .await
+                    .unwrap();
+            });
+            format!("http://{addr}")
+        })
+    };
+    let base = serve(index);
+    let pg_base = serve(pg_index);
     let http = reqwest::Client::new();
     let piece_url = format!("{base}/piece/{}", piece.piece_cid);
     let car_url = format!("{base}/ipfs/{root}?dag-scope=all");
+    let pg_car_url = format!("{pg_base}/ipfs/{root}?dag-scope=all");
     let piece_file = store.path_of(&piece.piece_cid).unwrap();
     let unpadded = piece.padded_size.unpadded().get();
     let car_len = rt.block_on(fetch(&http, &car_url));
     assert_eq!(car_len, report.car_size);
+    assert_eq!(rt.block_on(fetch(&http, &pg_car_url)), car_len);
 
     let mut g = c.benchmark_group("retrieval");
     g.sample_size(10);
@@ -135,11 +154,15 @@ fn bench(c: &mut Criterion) {
     g.bench_function("car_http", |b| {
         b.iter(|| assert_eq!(rt.block_on(fetch(&http, &car_url)), car_len))
     });
+    g.bench_function("car_http_postgres", |b| {
+        b.iter(|| assert_eq!(rt.block_on(fetch(&http, &pg_car_url)), car_len))
+    });
     g.bench_function("car_file_read", |b| {
         b.iter(|| assert_eq!(rt.block_on(read_file(&car_path)), car_len))
     });
     g.finish();
     println!("peak RSS (VmHWM): {} MiB", peak_rss_mib());
+    drop(pg);
 }
 
 criterion_group!(benches, bench);

@@ -73,9 +73,9 @@ impl Default for ClusterSection {
 }
 
 /// `[database]`: the deal store. Unset: `<repo>/provider.db` (SQLite, embedded). With
-/// `postgres`, deals, asks, publish records, placements and deal timelines live in that
-/// database (also YugabyteDB's YSQL); the piece index, transfers and the IPNI ad chain stay in
-/// the repo's SQLite files for now.
+/// `postgres`, deals, asks, publish records, placements, deal timelines and the piece index
+/// (deals, payload roots and CAR blocks of each piece) live in that database (also
+/// YugabyteDB's YSQL); transfers and the IPNI ad chain stay in the repo's SQLite files for now.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]

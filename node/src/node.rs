@@ -4,8 +4,9 @@
 //! admin API on the HTTP listener.
 //!
 //! Repo layout: `config.toml`, `keys/` (wallet), `libp2p.key`, `jwt.secret`, `token` (admin)
-//! and `token.read`, `sealer-api-info` (for pull sealers), `provider.db`, `index.db`, `ipni.db` (IPNI ad chain), `messages.db` (signed-message journal),
-//! `pieces/`, `staging/`, and `devnet/` when the node embeds one.
+//! and `token.read`, `sealer-api-info` (for pull sealers), `provider.db`, `index.db` (both in
+//! Postgres instead when `[database] postgres` is set), `ipni.db` (IPNI ad chain), `messages.db`
+//! (signed-message journal), `pieces/`, `staging/`, and `devnet/` when the node embeds one.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -418,9 +419,31 @@ impl MarketNode {
             .map_err(start_err("libp2p"))?;
         let opened = crate::piece_stores::open(&cfg.storage, &repo.0).await?;
         let pieces: Arc<dyn PieceStore> = Arc::new(MeteredPieceStore::new(opened.store));
-        let index =
-            SqlitePieceIndex::open(&dir.join("index.db")).map_err(start_err("piece index"))?;
-        let index: Arc<dyn PieceIndex> = Arc::new(index);
+        // One pool for everything in Postgres: deals and the piece index.
+        let postgres = match cfg.database.postgres_url(&repo.0)? {
+            Some(url) => {
+                let db = market_postgres::PgDb::connect(
+                    &url,
+                    cfg.database.max_connections.unwrap_or(16),
+                )
+                .map_err(start_err("postgres"))?;
+                db.ping().await.map_err(start_err("postgres"))?;
+                Some(db)
+            }
+            None => None,
+        };
+        // In Postgres, every instance sharing it finds every piece's blocks, so each serves
+        // CAR retrieval of pieces another instance received.
+        let index: Arc<dyn PieceIndex> = match &postgres {
+            Some(db) => Arc::new(
+                market_postgres::PgPieceIndex::open(db.clone())
+                    .await
+                    .map_err(start_err("piece index (postgres)"))?,
+            ),
+            None => Arc::new(
+                SqlitePieceIndex::open(&dir.join("index.db")).map_err(start_err("piece index"))?,
+            ),
+        };
         if mode == "pull"
             && let Some(ma) = url_to_multiaddr(&http_url)
         {
@@ -429,19 +452,11 @@ impl MarketNode {
                 .map_err(start_err("sealer token"))?;
             write_private(&repo.sealer_api_info(), format!("{token}:{ma}").as_bytes())?;
         }
-        let store: Arc<dyn DealStore> = match cfg.database.postgres_url(&repo.0)? {
-            Some(url) => {
-                let db = market_postgres::PgDb::connect(
-                    &url,
-                    cfg.database.max_connections.unwrap_or(16),
-                )
-                .map_err(start_err("deal store"))?;
-                db.ping()
-                    .await
-                    .map_err(start_err("deal store (postgres)"))?;
-                tracing::info!("deals in postgres");
+        let store: Arc<dyn DealStore> = match &postgres {
+            Some(db) => {
+                tracing::info!("deals and the piece index in postgres");
                 Arc::new(
-                    market_postgres::PgDealStore::open(db)
+                    market_postgres::PgDealStore::open(db.clone())
                         .await
                         .map_err(start_err("deal store (postgres)"))?,
                 )

@@ -37,6 +37,9 @@ pub enum PieceStoreError {
     /// The index database failed.
     #[error("piece index: {0}")]
     Index(#[from] rusqlite::Error),
+    /// A shared index database (Postgres) failed or could not be reached.
+    #[error("piece index database: {0}")]
+    Database(Box<dyn std::error::Error + Send + Sync>),
     /// A stored record could not be read back.
     #[error("corrupt piece record: {0}")]
     Corrupt(String),

@@ -97,8 +97,9 @@ pub struct IndexReport {
 }
 
 /// What is where: the deals holding each piece, the pieces holding each payload root, and
-/// each block's place in its piece. [`SqlitePieceIndex`] keeps it in one SQLite file; a
-/// shared database for several provider instances implements the same trait.
+/// each block's place in its piece. [`SqlitePieceIndex`] keeps it in one SQLite file;
+/// `market_postgres::PgPieceIndex` in a Postgres that several provider instances share. Both
+/// run `testing::piece_index_conformance` (feature `testing`).
 ///
 /// A piece is indexed in three steps so that blocks can be recorded while its bytes stream
 /// past ([`PieceIndexer`]): [`begin_piece`](Self::begin_piece) forgets an earlier index,

@@ -1,4 +1,9 @@
-//! Test support (feature `testing`): a real S3 server for the S3 piece store's tests.
+//! Test support (feature `testing`): a real S3 server for the S3 piece store's tests, and
+//! the conformance suite every [`PieceIndex`](crate::PieceIndex) backend runs.
+
+mod index_conformance;
+
+pub use index_conformance::{car_piece, piece_index_conformance, raw_cid};
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

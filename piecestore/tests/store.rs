@@ -511,3 +511,14 @@ async fn endless_and_cancelled_puts_leave_nothing() {
     assert!(leftovers(dir.path()).is_empty());
     drop(tx);
 }
+
+/// The suite every piece index runs (Postgres runs it in `market-postgres`), here on two
+/// connections to one SQLite file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqlite_index_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = SqlitePieceIndex::open(&dir.path().join("index.db")).unwrap();
+    let b = SqlitePieceIndex::open(&dir.path().join("index.db")).unwrap();
+    piecestore::testing::piece_index_conformance(std::sync::Arc::new(a), std::sync::Arc::new(b))
+        .await;
+}

@@ -127,3 +127,11 @@ fn is_creation_race(e: &tokio_postgres::Error) -> bool {
             || *c == SqlState::DUPLICATE_TABLE
     )
 }
+
+/// Seconds since the Unix epoch, as the tables' `created_at` and `updated_at` keep them.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

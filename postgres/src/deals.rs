@@ -15,7 +15,7 @@ use storage_market::types::{Address, DealId, DealUuid, SectorNumber};
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 
-use crate::db::{Migration, PgDb, PgError};
+use crate::db::{Migration, PgDb, PgError, unix_now};
 
 const COMPONENT: &str = "deals";
 
@@ -135,13 +135,6 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
 fn parse_cid(s: Option<String>) -> Result<Option<Cid>, StoreError> {
     s.map(|s| Cid::from_str(&s).map_err(|e| corrupt("cid", e)))
         .transpose()
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 fn unix_now_ms() -> i64 {

@@ -1,6 +1,7 @@
 //! Postgres behind the market's persisted traits, so several provider instances can share one
 //! database (and survive losing a machine): [`PgDealStore`] implements
-//! [`storage_market::store::DealStore`].
+//! [`storage_market::store::DealStore`], [`PgPieceIndex`] implements
+//! [`piecestore::PieceIndex`] (so every instance serves CAR retrieval of every piece).
 //!
 //! - [`PgDb`]: a pool of connections (deadpool; a broken connection is replaced on the next
 //!   checkout, so a database restart costs the calls in flight, not the process) and
@@ -15,8 +16,10 @@
 
 mod db;
 mod deals;
+mod index;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use db::{Migration, PgDb, PgError};
 pub use deals::PgDealStore;
+pub use index::PgPieceIndex;
