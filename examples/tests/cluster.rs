@@ -80,6 +80,8 @@ struct Made {
     offline: Option<PathBuf>,
     car: Vec<u8>,
     piece: String,
+    /// The payload root.
+    root: market_core::Cid,
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -165,6 +167,21 @@ async fn two_instances_one_killed_every_deal_active_once() {
         common::funded_client(&dir.path().join("c2"), &api, 200, 50).await,
     ];
     let peers = [&peer_a, &peer_b];
+
+    // MinerInfo lists both instances: a's addresses, then b's, under their one peer id.
+    let mut set = Command::new(env!("CARGO_BIN_EXE_provider"));
+    set.arg("--repo")
+        .arg(&a.repo)
+        .args(["actor", "set-peer-info"]);
+    for addr in &peer_b.addrs {
+        set.arg("--addr").arg(addr.to_string());
+    }
+    run_ok(&mut set);
+    let on_chain = clients[0].miner_peer(&miner).await.unwrap();
+    assert_eq!(on_chain.peer_id, peer_a.peer_id);
+    for addr in peer_a.addrs.iter().chain(&peer_b.addrs) {
+        assert!(on_chain.addrs.contains(addr), "{addr} not in {on_chain:?}");
+    }
     let (server, car_base) = common::car_server().await;
 
     let mut made: Vec<Made> = Vec::new();
@@ -208,6 +225,7 @@ async fn two_instances_one_killed_every_deal_active_once() {
             offline: (!online).then_some(car.clone()),
             car: std::fs::read(&car).unwrap(),
             piece: p.piece.piece_cid().to_string(),
+            root: p.root,
         });
     }
     let import = |http: url::Url, uuid: String, car: PathBuf| {
@@ -343,12 +361,30 @@ async fn two_instances_one_killed_every_deal_active_once() {
         "a proposal published twice or not at all"
     );
 
-    // The survivor serves every piece, whichever instance stored it.
+    // The survivor serves every piece, whichever instance stored it, and every payload as a
+    // verified CAR through the trustless gateway: the piece index is in Postgres too.
     let http = reqwest::Client::new();
     for Made {
-        uuid, car, piece, ..
+        uuid,
+        car,
+        piece,
+        root,
+        ..
     } in &made
     {
+        let got = http
+            .get(http_b.join(&format!("ipfs/{root}")).unwrap())
+            .header("accept", "application/vnd.ipld.car")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status(), 200, "CAR of {uuid}");
+        let path = dir.path().join(format!("{uuid}.retrieved.car"));
+        std::fs::write(&path, got.bytes().await.unwrap()).unwrap();
+        let blocks = piecestore::unixfs::verify_car(&path, root, true)
+            .unwrap_or_else(|e| panic!("CAR of {uuid}: {e}"));
+        assert!(blocks > 0);
+
         let body = http
             .get(http_b.join(&format!("piece/{piece}")).unwrap())
             .send()

@@ -12,7 +12,7 @@
 //! | `Market.PieceIpni` | read | `[piece CID]` | the piece's IPNI ads |
 //! | `Market.DealEvents` | read | `[proposal CID or deal UUID]` | the deal's timeline |
 //! | `Market.CancelDeal` | admin | `[proposal CID or deal UUID]` | `null` (before its data is verified) |
-//! | `Market.ActorSetPeerInfo` | admin | `[miner]` | sends ChangePeerID and ChangeMultiaddrs with this node's |
+//! | `Market.ActorSetPeerInfo` | admin | `[miner, [multiaddr…]?]` | sends ChangePeerID and ChangeMultiaddrs with this node's, and the other instances' addresses given |
 //! | `Market.ListTransfers` | read | | online deals receiving their data, with progress |
 //! | `Market.ListSectors` | read | | sectors holding deals, with their deals |
 //! | `Market.RetryDeal` | admin | `[proposal CID or deal UUID]` | its new state (failed before publishing) |
@@ -198,11 +198,63 @@ fn miner(state: &AdminState, params: &[Value]) -> Result<Address, String> {
     Ok(m)
 }
 
+/// The miner actor refuses `ChangeMultiaddrs` whose addresses add up to more bytes than this
+/// (builtin-actors' `max_multiaddr_data`).
+const MAX_MULTIADDR_BYTES: usize = 1024;
+
+/// The addresses MinerInfo should list: this node's, then `extra` (the other instances of a
+/// cluster, which share its peer id), each once. An address naming another peer id, one
+/// that does not parse, or a list the miner actor would refuse is an error.
+fn peer_multiaddrs(
+    own: &[libp2p::Multiaddr],
+    peer: &libp2p::PeerId,
+    extra: &[String],
+) -> Result<Vec<libp2p::Multiaddr>, String> {
+    use libp2p::multiaddr::Protocol;
+    let mut out: Vec<libp2p::Multiaddr> = Vec::new();
+    let mut add = |a: libp2p::Multiaddr| {
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    };
+    own.iter().cloned().for_each(&mut add);
+    for s in extra {
+        let a = libp2p::Multiaddr::from_str(s).map_err(|e| format!("{}: {e}", jsonrpc::clip(s)))?;
+        let mut bare = libp2p::Multiaddr::empty();
+        for p in a.iter() {
+            match p {
+                Protocol::P2p(id) if id != *peer => {
+                    return Err(format!(
+                        "{}: names peer {id}, not this node's {peer} (instances share one)",
+                        jsonrpc::clip(s)
+                    ));
+                }
+                // MinerInfo holds the peer id apart; addresses go without it, as ours do.
+                Protocol::P2p(_) => {}
+                p => bare.push(p),
+            }
+        }
+        if bare.is_empty() {
+            return Err(format!("{}: no transport address", jsonrpc::clip(s)));
+        }
+        add(bare);
+    }
+    let bytes: usize = out.iter().map(|a| a.to_vec().len()).sum();
+    if bytes > MAX_MULTIADDR_BYTES {
+        return Err(format!(
+            "{} addresses take {bytes} bytes; the miner actor takes at most {MAX_MULTIADDR_BYTES}",
+            out.len()
+        ));
+    }
+    Ok(out)
+}
+
 /// Sends `ChangePeerID` and `ChangeMultiaddrs` from `miner`'s worker with this node's peer
-/// id and libp2p addresses: what `lotus-miner actor set-peer-id` and `set-addrs` do.
+/// id and `addrs`: what `lotus-miner actor set-peer-id` and `set-addrs` do.
 async fn set_peer_info(
     state: &AdminState,
     miner: &Address,
+    addrs: &[libp2p::Multiaddr],
 ) -> Result<Vec<storage_market::Cid>, market_core::chain::ChainError> {
     use market_core::miner::{ChangeMultiaddrsParams, ChangePeerIdParams, method};
     let worker = state.chain.miner_info(miner).await?.worker;
@@ -219,9 +271,7 @@ async fn set_peer_info(
         new_id: state.peer.peer_id.to_bytes(),
     };
     let addrs = ChangeMultiaddrsParams {
-        new_multiaddrs: state
-            .peer
-            .addrs
+        new_multiaddrs: addrs
             .iter()
             .map(|a| serde_bytes::ByteBuf::from(a.to_vec()))
             .collect(),
@@ -471,7 +521,13 @@ async fn call_method(state: &AdminState, method: &str, params: &[Value]) -> Resu
         }
         "Market.ActorSetPeerInfo" => {
             let m = miner(state, params)?;
-            let cids = set_peer_info(state, &m)
+            let extra: Vec<String> = match params.get(1) {
+                None | Some(Value::Null) => Vec::new(),
+                Some(v) => serde_json::from_value(v.clone())
+                    .map_err(|_| "parameter 1 must be a list of multiaddrs".to_string())?,
+            };
+            let addrs = peer_multiaddrs(&state.peer.addrs, &state.peer.peer_id, &extra)?;
+            let cids = set_peer_info(state, &m, &addrs)
                 .await
                 .map_err(|e| market_core::report(&e))?;
             // Landed before answering, so the next look at MinerInfo sees them.
@@ -484,7 +540,7 @@ async fn call_method(state: &AdminState, method: &str, params: &[Value]) -> Resu
             }
             Ok(json!({
                 "PeerId": state.peer.peer_id.to_string(),
-                "Multiaddrs": state.peer.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                "Multiaddrs": addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                 "Messages": cids.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
             }))
         }
@@ -548,4 +604,49 @@ pub async fn call_remote(
             .to_string());
     }
     Ok(v.get("result").cloned().unwrap_or(Value::Null))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_multiaddrs_add_the_other_instances_once_and_refuse_what_the_actor_would() {
+        let peer = libp2p::PeerId::random();
+        let own: Vec<libp2p::Multiaddr> = vec!["/ip4/10.0.0.1/tcp/24001".parse().unwrap()];
+        let extra = [
+            "/ip4/10.0.0.2/tcp/24001".to_string(),
+            format!("/ip4/10.0.0.3/tcp/24001/p2p/{peer}"),
+            "/ip4/10.0.0.1/tcp/24001".to_string(),
+        ];
+        let got = peer_multiaddrs(&own, &peer, &extra).unwrap();
+        let got: Vec<String> = got.iter().map(|a| a.to_string()).collect();
+        assert_eq!(
+            got,
+            [
+                "/ip4/10.0.0.1/tcp/24001",
+                "/ip4/10.0.0.2/tcp/24001",
+                "/ip4/10.0.0.3/tcp/24001"
+            ]
+        );
+        assert_eq!(peer_multiaddrs(&own, &peer, &[]).unwrap(), own);
+
+        let other = libp2p::PeerId::random();
+        let named = peer_multiaddrs(&own, &peer, &[format!("/ip4/10.0.0.2/tcp/1/p2p/{other}")]);
+        assert!(named.unwrap_err().contains("names peer"));
+        assert!(peer_multiaddrs(&own, &peer, &["not an address".into()]).is_err());
+        assert!(
+            peer_multiaddrs(&own, &peer, &[format!("/p2p/{peer}")])
+                .unwrap_err()
+                .contains("no transport")
+        );
+        let many: Vec<String> = (0..200)
+            .map(|i| format!("/dns4/instance-{i}.example.org/tcp/24001"))
+            .collect();
+        assert!(
+            peer_multiaddrs(&own, &peer, &many)
+                .unwrap_err()
+                .contains("at most 1024")
+        );
+    }
 }

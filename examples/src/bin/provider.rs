@@ -12,7 +12,7 @@
 //! provider --repo ~/.fil-market pieces list
 //! provider --repo ~/.fil-market transfers list | sectors list     # --json
 //! provider --repo ~/.fil-market miners list | add --address f0… --owner … --worker … | remove f0…
-//! provider --repo ~/.fil-market actor set-peer-info   # MinerInfo.PeerId and Multiaddrs
+//! provider --repo ~/.fil-market actor set-peer-info [--addr <other instance>…]   # MinerInfo.PeerId and Multiaddrs
 //! provider config reference > docs/config.md         # every config key, generated
 //! provider completions bash > /etc/bash_completion.d/provider
 //! ```
@@ -177,6 +177,10 @@ enum ActorCmd {
         /// The miner (the first one if omitted).
         #[arg(long)]
         miner: Option<String>,
+        /// Another address to list after this node's (repeat it): the other instances of a
+        /// cluster, which share this node's peer id.
+        #[arg(long = "addr", value_name = "MULTIADDR")]
+        addrs: Vec<String>,
     },
 }
 
@@ -511,9 +515,9 @@ async fn run(repo: &Path, cmd: Cmd) -> Result<(), String> {
             Ok(())
         }
         Cmd::Actor {
-            cmd: ActorCmd::SetPeerInfo { miner },
+            cmd: ActorCmd::SetPeerInfo { miner, addrs },
         } => {
-            let r = rpc(repo, "Market.ActorSetPeerInfo", json!([miner])).await?;
+            let r = rpc(repo, "Market.ActorSetPeerInfo", json!([miner, addrs])).await?;
             println!("peer id    {}", plain(&r["PeerId"]));
             for a in r["Multiaddrs"].as_array().into_iter().flatten() {
                 println!("multiaddr  {}", plain(a));
