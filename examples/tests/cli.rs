@@ -316,35 +316,22 @@ fn provider_and_client_binaries_work_together() {
         String::from_utf8_lossy(&unreachable.stderr).contains("no peer id on chain"),
         "{unreachable:?}"
     );
+    let set_peer_info = |addr: &str| {
+        run(
+            provider,
+            &["--repo", repo_s, "actor", "set-peer-info", "--addr", addr],
+        )
+    };
     // An address naming another peer is refused before anything is sent.
-    let foreign = run(
-        provider,
-        &[
-            "--repo",
-            repo_s,
-            "actor",
-            "set-peer-info",
-            "--addr",
-            "/ip4/127.0.0.1/tcp/9/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA",
-        ],
+    let foreign = set_peer_info(
+        "/ip4/127.0.0.1/tcp/9/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA",
     );
     assert!(
         String::from_utf8_lossy(&foreign.stderr).contains("names peer"),
         "{foreign:?}"
     );
     // Another instance's address (a closed port here) goes after this node's.
-    let set = ok(run(
-        provider,
-        &[
-            "--repo",
-            repo_s,
-            "actor",
-            "set-peer-info",
-            "--addr",
-            "/ip4/127.0.0.1/tcp/9",
-        ],
-    ));
-    let said = set;
+    let said = ok(set_peer_info("/ip4/127.0.0.1/tcp/9"));
     let listed: Vec<&str> = said
         .lines()
         .filter_map(|l| l.strip_prefix("multiaddr  "))

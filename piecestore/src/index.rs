@@ -125,20 +125,20 @@ pub trait PieceIndex: Send + Sync {
     async fn piece(&self, piece: &Cid) -> Result<Option<PieceRecord>, PieceStoreError>;
     /// Pieces whose CAR header names `root`.
     async fn pieces_for_root(&self, root: &Cid) -> Result<Vec<Cid>, PieceStoreError>;
-    /// Where a block is: (piece, payload offset of its data, size), matched on the multihash.
-    async fn find_block(&self, cid: &Cid) -> Result<Vec<(Cid, u64, u64)>, PieceStoreError>;
-    /// [`find_block`](Self::find_block) for each of `cids`, in order, in one call (the
-    /// children of a DAG node); the default asks one at a time.
-    async fn find_blocks(
-        &self,
-        cids: &[Cid],
-    ) -> Result<Vec<Vec<(Cid, u64, u64)>>, PieceStoreError> {
-        let mut out = Vec::with_capacity(cids.len());
-        for cid in cids {
-            out.push(self.find_block(cid).await?);
-        }
-        Ok(out)
+    /// Where a block is, in each piece that holds it: (piece, payload offset of its data,
+    /// size), matched on the multihash alone, so a block is found whatever codec the
+    /// asker's CID carries (as Boost's index does).
+    async fn find_block(&self, cid: &Cid) -> Result<Vec<(Cid, u64, u64)>, PieceStoreError> {
+        Ok(self
+            .find_blocks(std::slice::from_ref(cid))
+            .await?
+            .pop()
+            .unwrap_or_default())
     }
+    /// [`find_block`](Self::find_block) for each of `cids`, in order, in one call: the
+    /// children of a DAG node cost one trip to the database.
+    async fn find_blocks(&self, cids: &[Cid])
+    -> Result<Vec<Vec<(Cid, u64, u64)>>, PieceStoreError>;
     /// Every block of `piece`: (multihash bytes, data offset, size), in payload order.
     async fn blocks(&self, piece: &Cid) -> Result<Vec<(Vec<u8>, u64, u64)>, PieceStoreError>;
     /// Forgets `piece` and its blocks, roots and deals.
@@ -478,17 +478,6 @@ impl PieceIndex for SqlitePieceIndex {
             rows.map(|r| parse_cid(&r?)).collect()
         })
         .await
-    }
-
-    /// Where a block with `cid`'s multihash is, in each piece that holds it: `(piece, offset,
-    /// size)` of the block data. Matching on the multihash alone finds a block whatever codec
-    /// the asker's CID carries, as Boost's index does.
-    async fn find_block(&self, cid: &Cid) -> Result<Vec<(Cid, u64, u64)>, PieceStoreError> {
-        Ok(self
-            .find_blocks(std::slice::from_ref(cid))
-            .await?
-            .pop()
-            .unwrap_or_default())
     }
 
     /// All lookups in one database call, each piece CID parsed once.

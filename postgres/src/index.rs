@@ -281,14 +281,6 @@ impl PieceIndex for PgPieceIndex {
         pieces.iter().map(|s| parse_cid(s)).collect()
     }
 
-    async fn find_block(&self, cid: &Cid) -> Result<Vec<(Cid, u64, u64)>, PieceStoreError> {
-        Ok(self
-            .find_blocks(std::slice::from_ref(cid))
-            .await?
-            .pop()
-            .unwrap_or_default())
-    }
-
     /// One query for all of `cids` (`= ANY` of an array): a DAG node's children cost one
     /// round trip to the database, not one each.
     async fn find_blocks(
