@@ -1,5 +1,9 @@
 //! End-to-end retrieval on loopback: pieces with ranges over HTTP, CARs by root at every
 //! DAG scope, the libp2p query and transports protocols, unsealing, and malformed requests.
+//!
+//! Each test that does not reach under the store (to corrupt a file, say) runs twice, in
+//! `sqlite_fs` (the embedded default) and in `postgres_s3` (the piece index in a real
+//! PostgreSQL, the pieces in a real S3 server), as several instances would share them.
 
 use market_core::cid::PieceCidExt;
 use std::path::PathBuf;
@@ -9,10 +13,13 @@ use market_core::Cid;
 use market_core::host::{Host, HostConfig, PeerAddr};
 use market_core::rpc::Service;
 use market_core::types::Address;
+use market_postgres::testing::PgServer;
+use market_postgres::{PgDb, PgPieceIndex};
+use piecestore::testing::S3Server;
 use piecestore::unixfs::{ImportProfile, import_file};
 use piecestore::{
     ByteRange, DealRecord, FsPieceStore, PieceIndex, PieceMeta, PieceReader, PieceStore,
-    SqlitePieceIndex,
+    S3PieceStore, SqlitePieceIndex,
 };
 use retrieval_market::gateway::DagScope;
 use retrieval_market::http::{HttpConfig, router};
@@ -40,40 +47,112 @@ const PROFILE: ImportProfile = ImportProfile {
     ..ImportProfile::KUBO
 };
 
+/// Where a fixture keeps its piece and its index.
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    /// A directory and a SQLite file.
+    SqliteFs,
+    /// An S3 bucket (s3s-fs) and a Postgres database, each a real server of its own.
+    PostgresS3,
+}
+
+/// Runs each named `async fn name(backend: Backend)` as a test on both backends.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_fs {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::SqliteFs).await
+                }
+            )*
+        }
+        mod postgres_s3 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::PostgresS3).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    piece_whole_ranged_and_verified,
+    piece_chunks_cover_payload_and_padding,
+    malformed_piece_requests,
+    car_by_root_at_every_scope,
+    car_of_large_blocks_is_complete_and_in_order,
+    malformed_gateway_requests,
+    unsealer_serves_pieces_the_store_dropped,
+    query_and_transports_over_libp2p,
+    denylisted_pieces_and_roots_get_451,
+    directories_plain_and_sharded_resolve_paths,
+    trustless_gateway_spec_behaviours,
+);
+
 struct Fixture {
     dir: tempfile::TempDir,
     file: Vec<u8>,
     car: Vec<u8>,
     root: Cid,
     meta: PieceMeta,
-    store: Arc<FsPieceStore>,
+    store: Arc<dyn PieceStore>,
+    /// The filesystem store, for tests that reach under it.
+    fs: Option<Arc<FsPieceStore>>,
     index: Arc<dyn PieceIndex>,
+    /// The servers of [`Backend::PostgresS3`], stopped when the fixture goes.
+    _servers: Option<(PgServer, S3Server)>,
 }
 
 impl Fixture {
     async fn new(size: usize) -> Self {
-        Self::with_profile(size, PROFILE).await
+        Self::on(Backend::SqliteFs, size).await
     }
 
-    async fn with_profile(size: usize, profile: ImportProfile) -> Self {
+    async fn on(backend: Backend, size: usize) -> Self {
+        Self::with_profile(backend, size, PROFILE).await
+    }
+
+    async fn with_profile(backend: Backend, size: usize, profile: ImportProfile) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let file = pattern(size, 0x9e37_79b9);
         let src = dir.path().join("file.bin");
         std::fs::write(&src, &file).unwrap();
         let mut car = Vec::new();
         let report = import_file(&src, profile, &mut car, &mut |_| {}).unwrap();
-        Self::stored(dir, file, car, report.root).await
+        Self::stored(backend, dir, file, car, report.root).await
     }
 
     /// `car` stored as a piece and indexed.
-    async fn stored(dir: tempfile::TempDir, file: Vec<u8>, car: Vec<u8>, root: Cid) -> Self {
-        let store = Arc::new(FsPieceStore::open(dir.path().join("pieces")).unwrap());
+    async fn stored(
+        backend: Backend,
+        dir: tempfile::TempDir,
+        file: Vec<u8>,
+        car: Vec<u8>,
+        root: Cid,
+    ) -> Self {
+        let (store, fs, index, servers): (Arc<dyn PieceStore>, _, Arc<dyn PieceIndex>, _) =
+            match backend {
+                Backend::SqliteFs => {
+                    let fs = Arc::new(FsPieceStore::open(dir.path().join("pieces")).unwrap());
+                    let index = SqlitePieceIndex::open(&dir.path().join("index.db")).unwrap();
+                    (fs.clone(), Some(fs), Arc::new(index), None)
+                }
+                Backend::PostgresS3 => {
+                    let pg = PgServer::start(&dir.path().join("pg"));
+                    let db = PgDb::connect(&pg.database("retrieval"), 4).unwrap();
+                    let index = PgPieceIndex::open(db).await.unwrap();
+                    let s3 = S3Server::start(&dir.path().join("s3"));
+                    let bucket = S3PieceStore::open(&s3.bucket("pieces")).unwrap();
+                    (Arc::new(bucket), None, Arc::new(index), Some((pg, s3)))
+                }
+            };
         let meta = store
             .put(Box::pin(std::io::Cursor::new(car.clone())), None)
             .await
             .unwrap();
-        let index: Arc<dyn PieceIndex> =
-            Arc::new(SqlitePieceIndex::open(&dir.path().join("index.db")).unwrap());
         piecestore::index_payload(&*index, meta, Box::pin(std::io::Cursor::new(car.clone())))
             .await
             .unwrap();
@@ -84,8 +163,16 @@ impl Fixture {
             root,
             meta,
             store,
+            fs,
             index,
+            _servers: servers,
         }
+    }
+
+    /// The stored piece's file (filesystem fixtures only).
+    fn piece_file(&self) -> PathBuf {
+        let fs = self.fs.as_ref().expect("a filesystem fixture");
+        fs.path_of(&self.meta.piece_cid).unwrap()
     }
 
     fn provider(&self) -> RetrievalProvider {
@@ -124,9 +211,8 @@ fn no_progress() -> impl FnMut(u64, Option<u64>) + Send {
     |_, _| {}
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn piece_whole_ranged_and_verified() {
-    let fx = Fixture::new(300_000).await;
+async fn piece_whole_ranged_and_verified(backend: Backend) {
+    let fx = Fixture::on(backend, 300_000).await;
     let url = serve(fx.provider(), HttpConfig::default()).await;
     let piece = fx.meta.piece_cid;
     let expected = fx.piece_bytes();
@@ -257,10 +343,9 @@ async fn piece_whole_ranged_and_verified() {
 
 /// The chunked piece stream: every range (payload, padding, across both, empty) gives exactly
 /// its bytes, in chunks no larger than asked.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn piece_chunks_cover_payload_and_padding() {
+async fn piece_chunks_cover_payload_and_padding(backend: Backend) {
     use futures::StreamExt;
-    let fx = Fixture::new(30_000).await;
+    let fx = Fixture::on(backend, 30_000).await;
     let provider = fx.provider();
     let piece = provider.piece(&fx.meta.piece_cid).await.unwrap().unwrap();
     let expected = fx.piece_bytes();
@@ -294,9 +379,8 @@ async fn piece_chunks_cover_payload_and_padding() {
     assert!(provider.piece_chunks(&piece, past, 1_000).await.is_err());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_piece_requests() {
-    let fx = Fixture::new(50_000).await;
+async fn malformed_piece_requests(backend: Backend) {
+    let fx = Fixture::on(backend, 50_000).await;
     let url = serve(fx.provider(), HttpConfig::default()).await;
     let piece = fx.meta.piece_cid;
     let http = reqwest::Client::new();
@@ -332,9 +416,8 @@ async fn malformed_piece_requests() {
     assert!(body.len() < 400, "{} bytes echoed", body.len());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn car_by_root_at_every_scope() {
-    let fx = Fixture::new(200_000).await;
+async fn car_by_root_at_every_scope(backend: Backend) {
+    let fx = Fixture::on(backend, 200_000).await;
     let url = serve(fx.provider(), HttpConfig::default()).await;
     let client = RetrievalClient::new(None).unwrap();
     let leaves = 200_000usize.div_ceil(4096);
@@ -433,14 +516,13 @@ async fn car_by_root_at_every_scope() {
 
 /// Blocks of 1 MiB: the walk reads ahead fewer blocks than it has links (its byte budget),
 /// and the CAR still holds every block once, in order.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn car_of_large_blocks_is_complete_and_in_order() {
+async fn car_of_large_blocks_is_complete_and_in_order(backend: Backend) {
     let profile = ImportProfile {
         chunk_size: 1 << 20,
         max_links: 174,
         ..ImportProfile::KUBO
     };
-    let fx = Fixture::with_profile(20 << 20, profile).await;
+    let fx = Fixture::with_profile(backend, 20 << 20, profile).await;
     let url = serve(fx.provider(), HttpConfig::default()).await;
     let client = RetrievalClient::new(None).unwrap();
     let car = fx.path("all.car");
@@ -476,9 +558,8 @@ async fn car_of_large_blocks_is_complete_and_in_order() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_gateway_requests() {
-    let fx = Fixture::new(20_000).await;
+async fn malformed_gateway_requests(backend: Backend) {
+    let fx = Fixture::on(backend, 20_000).await;
     let url = serve(fx.provider(), HttpConfig::default()).await;
     let http = reqwest::Client::new();
     let get = |path: String, accept: &'static str| {
@@ -546,7 +627,7 @@ async fn concurrency_limit_answers_429() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_piece_is_refused_by_the_client() {
     let fx = Fixture::new(100_000).await;
-    let path = fx.store.path_of(&fx.meta.piece_cid).unwrap();
+    let path = fx.piece_file();
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[5000] ^= 0xff;
     std::fs::write(&path, &bytes).unwrap();
@@ -590,9 +671,8 @@ impl Unsealer for DirUnsealer {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unsealer_serves_pieces_the_store_dropped() {
-    let fx = Fixture::new(60_000).await;
+async fn unsealer_serves_pieces_the_store_dropped(backend: Backend) {
+    let fx = Fixture::on(backend, 60_000).await;
     let piece = fx.meta.piece_cid;
     let sectors = fx.path("sectors");
     std::fs::create_dir_all(&sectors).unwrap();
@@ -644,9 +724,8 @@ async fn retrieval_host(provider: RetrievalProvider) -> (PeerAddr, Host, Service
     (host.addr(), host, service)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn query_and_transports_over_libp2p() {
-    let fx = Fixture::new(30_000).await;
+async fn query_and_transports_over_libp2p(backend: Backend) {
+    let fx = Fixture::on(backend, 30_000).await;
     let provider = fx.provider();
     let url = serve(provider.clone(), HttpConfig::default()).await;
     provider.set_transports(vec![TransportProtocol::new(
@@ -713,10 +792,9 @@ async fn query_and_transports_over_libp2p() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn denylisted_pieces_and_roots_get_451() {
+async fn denylisted_pieces_and_roots_get_451(backend: Backend) {
     use retrieval_market::denylist::{Denylist, anchor};
-    let fx = Fixture::new(50_000).await;
+    let fx = Fixture::on(backend, 50_000).await;
     let list = Denylist::new();
     let url = serve(
         fx.provider(),
@@ -876,7 +954,7 @@ async fn piece_fetch_falls_back_and_resumes_across_providers() {
 
     // Other bytes (a corrupted copy) first: caught, and the next provider starts over.
     let bad = Fixture::new(300_000).await;
-    let path = bad.store.path_of(&bad.meta.piece_cid).unwrap();
+    let path = bad.piece_file();
     let mut bytes = std::fs::read(&path).unwrap();
     // Past where the cutter stops, so that continuing from it is caught too.
     bytes[200_000] ^= 0xff;
@@ -977,8 +1055,7 @@ fn unixfs_kind(cid: &Cid, data: &[u8]) -> Option<piecestore::dagpb::UnixFsKind> 
 /// A stored directory tree, one subdirectory of it HAMT-sharded: paths resolve through
 /// plain and sharded directories with the blocks of the path in the CAR, `entity` of a
 /// sharded directory is its shard nodes, and the client writes the whole tree back out.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn directories_plain_and_sharded_resolve_paths() {
+async fn directories_plain_and_sharded_resolve_paths(backend: Backend) {
     use piecestore::dagpb::UnixFsKind;
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("tree");
@@ -1000,7 +1077,7 @@ async fn directories_plain_and_sharded_resolve_paths() {
     };
     let mut car = Vec::new();
     let report = piecestore::directory::import_dir(&src, profile, &mut car, &mut |_| {}).unwrap();
-    let fx = Fixture::stored(dir, Vec::new(), car.clone(), report.root).await;
+    let fx = Fixture::stored(backend, dir, Vec::new(), car.clone(), report.root).await;
     let url = serve(fx.provider(), HttpConfig::default()).await;
     let http = reqwest::Client::new();
     let car_of = |path: String| {
@@ -1097,8 +1174,7 @@ async fn directories_plain_and_sharded_resolve_paths() {
 /// (400 with neither `format` nor `Accept`), `dups` (n unless asked, `car-dups` winning over
 /// `Accept`), `entity-bytes` implying `entity` and ignored on a directory, no path for raw
 /// blocks, `only-if-cached`, `/ipns/`, headers, and 404 for an unknown root.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn trustless_gateway_spec_behaviours() {
+async fn trustless_gateway_spec_behaviours(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("tree");
     std::fs::create_dir_all(&src).unwrap();
@@ -1107,7 +1183,7 @@ async fn trustless_gateway_spec_behaviours() {
     std::fs::write(src.join("c.bin"), pattern(40_000, 5)).unwrap();
     let mut car = Vec::new();
     let report = piecestore::directory::import_dir(&src, PROFILE, &mut car, &mut |_| {}).unwrap();
-    let fx = Fixture::stored(dir, Vec::new(), car, report.root).await;
+    let fx = Fixture::stored(backend, dir, Vec::new(), car, report.root).await;
     let url = serve(fx.provider(), HttpConfig::default()).await;
     let root = report.root;
     let http = reqwest::Client::new();

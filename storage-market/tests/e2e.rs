@@ -1,10 +1,12 @@
-//! Offline deals end to end over libp2p TCP on 127.0.0.1, with both protocol generations.
+//! Offline deals end to end over libp2p TCP on 127.0.0.1, with both protocol generations,
+//! on SQLite and a directory and on Postgres with the pieces in S3.
 
+#[macro_use]
 mod harness;
 
 use std::time::Duration;
 
-use harness::Env;
+use harness::{Backend, Env};
 use storage_market::chain::ChainNode;
 use storage_market::client::DealProtocol;
 use storage_market::message::AskRequest;
@@ -15,8 +17,12 @@ use storage_market::wallet::verify;
 
 const T: Duration = Duration::from_secs(30);
 
-async fn offline_deal_becomes_active(protocol: DealProtocol, want_protocol: Protocol) {
-    let env = Env::start(|_| {}, true).await;
+async fn offline_deal_becomes_active(
+    backend: Backend,
+    protocol: DealProtocol,
+    want_protocol: Protocol,
+) {
+    let env = Env::start_on_backend(backend, |_| {}, true).await;
     let sealer = env.sealer.run(Duration::from_millis(30));
     let (path, piece_cid, size) = env.data_file("payload.car", 3000, 7);
     let spec = env.offline_spec(piece_cid, size, protocol).await;
@@ -81,14 +87,17 @@ async fn offline_deal_becomes_active(protocol: DealProtocol, want_protocol: Prot
     sealer.abort();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn offline_deal_over_boost_1_2_1() {
-    offline_deal_becomes_active(DealProtocol::V12, Protocol::DealV121).await;
+on_both_backends!(
+    offline_deal_over_boost_1_2_1,
+    offline_deal_over_go_fil_markets_1_1_1
+);
+
+async fn offline_deal_over_boost_1_2_1(backend: Backend) {
+    offline_deal_becomes_active(backend, DealProtocol::V12, Protocol::DealV121).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn offline_deal_over_go_fil_markets_1_1_1() {
-    offline_deal_becomes_active(DealProtocol::V111, Protocol::DealV111).await;
+async fn offline_deal_over_go_fil_markets_1_1_1(backend: Backend) {
+    offline_deal_becomes_active(backend, DealProtocol::V111, Protocol::DealV111).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,29 +1,37 @@
 //! Two provider instances on one deal store with leases: a deal is driven by the instance
 //! holding its lease; when one instance stops (every task aborted, as in a crash), the
 //! other takes its deals over once their leases expire, and every deal is published and
-//! becomes Active exactly once.
+//! becomes Active exactly once. On SQLite (one file) and on Postgres with the pieces in S3,
+//! as two provider processes would share them.
 
+#[macro_use]
 mod harness;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use harness::{Env, FlakyChain, deps, provider_config, provider_host, transfer_config};
+use harness::{Backend, Env, FlakyChain, deps, provider_config, provider_host, transfer_config};
 use libp2p::identity;
 use storage_market::chain::ChainNode;
 use storage_market::client::DealProtocol;
 use storage_market::lease::LeaseConfig;
 use storage_market::provider::{DealRef, Provider, ProviderError, wait_for_state};
 use storage_market::state::StorageDealStatus as S;
-use storage_market::store::{DealStore, SqliteDealStore};
+
 use storage_market::types::DealId;
 
 const T: Duration = Duration::from_secs(60);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stopped_instance_s_deals_are_taken_over_and_activated_once() {
+on_both_backends!(a_stopped_instance_s_deals_are_taken_over_and_activated_once);
+
+async fn a_stopped_instance_s_deals_are_taken_over_and_activated_once(backend: Backend) {
     let ttl = Duration::from_millis(900);
-    let env = Env::start(|c| c.lease = Some(LeaseConfig::new("a", ttl)), true).await;
+    let env = Env::start_on_backend(
+        backend,
+        |c| c.lease = Some(LeaseConfig::new("a", ttl)),
+        true,
+    )
+    .await;
     let b_dir = env.dir.path().join("b");
     std::fs::create_dir_all(&b_dir).unwrap();
     let host_b = provider_host(&identity::Keypair::generate_ed25519()).await;
@@ -33,6 +41,7 @@ async fn a_stopped_instance_s_deals_are_taken_over_and_activated_once() {
     };
     // Same deal store, pieces and index; its own transfers and staging.
     let deps_b = deps(
+        &env.backing,
         env.dir.path(),
         &chain,
         &env.keys,
@@ -67,7 +76,7 @@ async fn a_stopped_instance_s_deals_are_taken_over_and_activated_once() {
     let DealRef::ProposalCid(cid0) = r0 else {
         unreachable!("made by proposal CID")
     };
-    let store = SqliteDealStore::open(env.dir.path().join("provider.db")).unwrap();
+    let (store, _, _) = env.backing.open(env.dir.path()).await;
     assert!(!store.take_lease(cid0, "b", ttl).await.unwrap());
 
     // a dies; b takes its deals over within the lease's lifetime and finishes them.

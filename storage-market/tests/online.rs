@@ -1,7 +1,9 @@
 //! Online deals: the provider pulls the data over HTTP or libp2p, verifies commP, and the
 //! deal goes on to Active. Also: resume after a provider crash mid-transfer, bad transfers
-//! failing with their reason, and admission limits.
+//! failing with their reason, and admission limits. Deals and resumes run on SQLite and a
+//! directory, and on Postgres with the pieces in S3.
 
+#[macro_use]
 mod harness;
 
 use market_core::cid::PieceCidExt;
@@ -9,8 +11,7 @@ use std::time::Duration;
 
 use data_transfer::CarServer;
 use data_transfer::testing::{Script, ScriptedSource, range_start};
-use harness::{Env, transfer};
-use piecestore::PieceIndex;
+use harness::{Backend, Env, transfer};
 use storage_market::network::{Host, HostConfig};
 use storage_market::provider::{DealRef, wait_for_state};
 use storage_market::state::StorageDealStatus as S;
@@ -26,8 +27,8 @@ async fn serve_http(server: &CarServer) -> String {
 }
 
 /// Runs a deal fetching from `url` to Active and checks the piece index afterwards.
-async fn online_deal_becomes_active(kind: &str) {
-    let env = Env::start(|_| {}, true).await;
+async fn online_deal_becomes_active(backend: Backend, kind: &str) {
+    let env = Env::start_on_backend(backend, |_| {}, true).await;
     let sealer = env.sealer.run(Duration::from_millis(30));
     let (path, bytes, piece_cid, size, root) = env.car_file("deal.car", 300, 1000, 5);
     let server = CarServer::new();
@@ -65,7 +66,7 @@ async fn online_deal_becomes_active(kind: &str) {
     assert!(active.piece_path.is_some());
 
     // The piece index knows the deal, the payload root and every block.
-    let index = piecestore::SqlitePieceIndex::open(&env.dir.path().join("index.db")).unwrap();
+    let (_, _, index) = env.backing.open(env.dir.path()).await;
     let rec = index.piece(&piece_cid).await.unwrap().unwrap();
     assert_eq!(rec.roots, vec![root]);
     assert_eq!(rec.block_count, 300);
@@ -92,19 +93,22 @@ async fn online_deal_becomes_active(kind: &str) {
     drop(client_host);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn online_deal_over_http() {
-    online_deal_becomes_active("http").await;
+on_both_backends!(
+    online_deal_over_http,
+    online_deal_over_libp2p,
+    a_provider_crash_mid_transfer_resumes_from_its_offset,
+);
+
+async fn online_deal_over_http(backend: Backend) {
+    online_deal_becomes_active(backend, "http").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn online_deal_over_libp2p() {
-    online_deal_becomes_active("libp2p").await;
+async fn online_deal_over_libp2p(backend: Backend) {
+    online_deal_becomes_active(backend, "libp2p").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_provider_crash_mid_transfer_resumes_from_its_offset() {
-    let mut env = Env::start(|_| {}, true).await;
+async fn a_provider_crash_mid_transfer_resumes_from_its_offset(backend: Backend) {
+    let mut env = Env::start_on_backend(backend, |_| {}, true).await;
     let sealer = env.sealer.run(Duration::from_millis(30));
     let (_, bytes, piece_cid, size, root) = env.car_file("deal.car", 800, 1000, 6);
     let src = ScriptedSource::new(bytes.clone());

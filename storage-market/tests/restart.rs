@@ -1,11 +1,13 @@
 //! Stop the provider (every task aborted, as in a crash) in each non-terminal state, start a
-//! new one on the same database, and the deal completes.
+//! new one on the same database, and the deal completes: on SQLite and a directory, and on
+//! Postgres with the pieces in S3.
 
+#[macro_use]
 mod harness;
 
 use std::time::Duration;
 
-use harness::{EPOCH, Env};
+use harness::{Backend, EPOCH, Env};
 use storage_market::chain::{ChainNode, Message};
 use storage_market::client::DealProtocol;
 use storage_market::deal::{STORAGE_MARKET_ACTOR, method};
@@ -16,9 +18,10 @@ use storage_market::types::TokenAmount;
 const T: Duration = Duration::from_secs(30);
 
 /// How to hold a deal in `state` before the crash, and how to release it afterwards.
-async fn crash_at(state: S) {
+async fn crash_at(backend: Backend, state: S) {
     let hold_publish = state == S::Publish;
-    let mut env = Env::start(
+    let mut env = Env::start_on_backend(
+        backend,
         |c| {
             if hold_publish {
                 c.publish.publish_period = Duration::from_secs(3600);
@@ -91,8 +94,9 @@ async fn crash_at(state: S) {
     sealer.abort();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resumes_after_a_crash_in_every_waiting_state() {
+on_both_backends!(resumes_after_a_crash_in_every_waiting_state);
+
+async fn resumes_after_a_crash_in_every_waiting_state(backend: Backend) {
     for state in [
         S::WaitingForData,
         S::ProviderFunding,
@@ -103,6 +107,6 @@ async fn resumes_after_a_crash_in_every_waiting_state() {
         S::Sealing,
         S::Active,
     ] {
-        crash_at(state).await;
+        crash_at(backend, state).await;
     }
 }

@@ -1,4 +1,6 @@
-//! A dev chain, a provider serving one miner over libp2p on 127.0.0.1, and a funded client.
+//! A dev chain, a provider serving one miner over libp2p on 127.0.0.1, and a funded client;
+//! the provider's deals, pieces and index in SQLite and a directory (the embedded default)
+//! or in a real PostgreSQL and a real S3 server ([`Backend`]).
 #![allow(dead_code, unreachable_pub)]
 
 use market_core::cid::PieceCidExt;
@@ -10,7 +12,10 @@ use commp::PaddedPieceSize;
 use data_transfer::{TransferConfig, TransferManager};
 use devnet::{DevChain, DevChainConfig, DevSealer};
 use libp2p::identity;
-use piecestore::{FsPieceStore, SqlitePieceIndex};
+use market_postgres::testing::PgServer;
+use market_postgres::{PgDb, PgDealStore, PgPieceIndex};
+use piecestore::testing::S3Server;
+use piecestore::{FsPieceStore, PieceIndex, PieceStore, S3Config, S3PieceStore, SqlitePieceIndex};
 use storage_market::Cid;
 use storage_market::chain::{ChainNode, DealPolicy};
 use storage_market::client::{Client, DealProtocol, DealSpec, price_per_epoch};
@@ -28,7 +33,105 @@ pub const POLICY: DealPolicy = DealPolicy {
     max_end_offset: 20_000,
 };
 
+/// Where the provider keeps deals, pieces and the piece index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `provider.db`, `index.db` and `pieces/` in the test's directory.
+    SqliteFs,
+    /// Deals and the index in a PostgreSQL server, pieces in an S3 bucket (s3s-fs), both
+    /// started for the test: what several instances share.
+    PostgresS3,
+}
+
+/// Runs each named `async fn name(backend: Backend)` as a test on both backends, in modules
+/// `sqlite_fs` and `postgres_s3`.
+#[allow(unused_macros)]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_fs {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::harness::Backend::SqliteFs).await
+                }
+            )*
+        }
+        mod postgres_s3 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::harness::Backend::PostgresS3).await
+                }
+            )*
+        }
+    };
+}
+
+/// A [`Backend`]'s running servers and how to reach them. Every provider opened on one
+/// backing (a restart, a second instance) sees the same deals, pieces and index.
+#[derive(Debug)]
+pub enum Backing {
+    SqliteFs,
+    PostgresS3(Box<Servers>),
+}
+
+/// The servers of [`Backend::PostgresS3`], stopped when dropped.
+#[derive(Debug)]
+pub struct Servers {
+    pg: PgServer,
+    s3: S3Server,
+    url: String,
+    bucket: S3Config,
+}
+
+impl Backing {
+    /// Starts what `backend` needs under `dir`.
+    pub fn start(backend: Backend, dir: &Path) -> Self {
+        match backend {
+            Backend::SqliteFs => Self::SqliteFs,
+            Backend::PostgresS3 => {
+                let pg = PgServer::start(&dir.join("pg"));
+                let url = pg.database("provider");
+                let s3 = S3Server::start(&dir.join("s3"));
+                let bucket = s3.bucket("pieces");
+                Self::PostgresS3(Box::new(Servers {
+                    pg,
+                    s3,
+                    url,
+                    bucket,
+                }))
+            }
+        }
+    }
+
+    /// Opens the deal store, piece store and index, as a provider process starting does.
+    pub async fn open(
+        &self,
+        env_dir: &Path,
+    ) -> (Arc<dyn DealStore>, Arc<dyn PieceStore>, Arc<dyn PieceIndex>) {
+        match self {
+            Self::SqliteFs => (
+                Arc::new(SqliteDealStore::open(env_dir.join("provider.db")).unwrap()),
+                Arc::new(FsPieceStore::open(env_dir.join("pieces")).unwrap()),
+                Arc::new(SqlitePieceIndex::open(&env_dir.join("index.db")).unwrap()),
+            ),
+            Self::PostgresS3(servers) => {
+                let Servers { url, bucket, .. } = &**servers;
+                let db = PgDb::connect(url, 8).unwrap();
+                (
+                    Arc::new(PgDealStore::open(db.clone()).await.unwrap()),
+                    Arc::new(S3PieceStore::open(bucket).unwrap()),
+                    Arc::new(PgPieceIndex::open(db).await.unwrap()),
+                )
+            }
+        }
+    }
+}
+
 pub struct Env {
+    /// Where the provider's state lives; a restart opens it again. Before `dir`, so its
+    /// servers stop before their directories go.
+    pub backing: Backing,
     pub dir: tempfile::TempDir,
     pub chain: DevChain,
     pub sealer: DevSealer,
@@ -87,7 +190,9 @@ pub fn transfer(kind: &str, url: &str, headers: &[(&str, String)], bytes: u64) -
     }
 }
 
+/// A provider's dependencies with its state opened from `backing`.
 pub async fn deps(
+    backing: &Backing,
     env_dir: &Path,
     chain: &FlakyChain,
     keys: &KeyStore,
@@ -95,13 +200,14 @@ pub async fn deps(
     transfers: TransferConfig,
     host: &Host,
 ) -> ProviderDeps {
-    let store = Arc::new(SqliteDealStore::open(env_dir.join("provider.db")).unwrap());
-    deps_on(store, env_dir, chain, keys, sealer, transfers, host).await
+    deps_on(None, backing, env_dir, chain, keys, sealer, transfers, host).await
 }
 
-/// [`deps`] with deals in `store`.
+/// [`deps`] with deals in `store` when given.
+#[allow(clippy::too_many_arguments)]
 pub async fn deps_on(
-    store: Arc<dyn DealStore>,
+    store: Option<Arc<dyn DealStore>>,
+    backing: &Backing,
     env_dir: &Path,
     chain: &FlakyChain,
     keys: &KeyStore,
@@ -109,12 +215,13 @@ pub async fn deps_on(
     transfers: TransferConfig,
     host: &Host,
 ) -> ProviderDeps {
+    let (deals, pieces, index) = backing.open(env_dir).await;
     ProviderDeps {
         chain: Arc::new(chain.clone()),
         wallet: Arc::new(keys.clone()),
-        store,
-        pieces: Arc::new(FsPieceStore::open(env_dir.join("pieces")).unwrap()),
-        index: Arc::new(SqlitePieceIndex::open(&env_dir.join("index.db")).unwrap()),
+        store: store.unwrap_or(deals),
+        pieces,
+        index,
         transfers: Some(
             TransferManager::open(transfers, Some(host.clone()))
                 .await
@@ -142,6 +249,15 @@ impl Env {
         Self::start_with(config, |_| {}, clock).await
     }
 
+    /// [`start`](Self::start) with the provider's state on `backend`.
+    pub async fn start_on_backend(
+        backend: Backend,
+        config: impl FnOnce(&mut ProviderConfig),
+        clock: bool,
+    ) -> Env {
+        Self::start_full(backend, |c| c, config, |_| {}, clock, None).await
+    }
+
     /// [`start`](Self::start) with transfer settings adjusted by `transfers`.
     pub async fn start_with(
         config: impl FnOnce(&mut ProviderConfig),
@@ -159,15 +275,16 @@ impl Env {
         transfers: impl FnOnce(&mut TransferConfig),
         clock: bool,
     ) -> Env {
-        Self::start_full(chain, config, transfers, clock, None).await
+        Self::start_full(Backend::SqliteFs, chain, config, transfers, clock, None).await
     }
 
     /// [`start`](Self::start) with the provider's deals in `store`.
     pub async fn start_with_store(store: Arc<dyn DealStore>, clock: bool) -> Env {
-        Self::start_full(|c| c, |_| {}, |_| {}, clock, Some(store)).await
+        Self::start_full(Backend::SqliteFs, |c| c, |_| {}, |_| {}, clock, Some(store)).await
     }
 
     async fn start_full(
+        backend: Backend,
         chain: impl FnOnce(DevChainConfig) -> DevChainConfig,
         config: impl FnOnce(&mut ProviderConfig),
         transfers: impl FnOnce(&mut TransferConfig),
@@ -175,6 +292,7 @@ impl Env {
         store: Option<Arc<dyn DealStore>>,
     ) -> Env {
         let dir = tempfile::tempdir().unwrap();
+        let backing = Backing::start(backend, dir.path());
         let mut chain_config = DevChainConfig::default();
         chain_config.policy = POLICY;
         let chain_config = chain(chain_config);
@@ -199,12 +317,19 @@ impl Env {
             inner: chain.clone(),
             down: chain_down.clone(),
         };
-        let store = store.unwrap_or_else(|| {
-            Arc::new(SqliteDealStore::open(dir.path().join("provider.db")).unwrap())
-        });
         let provider = Provider::start(
             cfg,
-            deps_on(store, dir.path(), &flaky, &keys, &sealer, tcfg, &host).await,
+            deps_on(
+                store,
+                &backing,
+                dir.path(),
+                &flaky,
+                &keys,
+                &sealer,
+                tcfg,
+                &host,
+            )
+            .await,
         )
         .await
         .unwrap();
@@ -227,6 +352,7 @@ impl Env {
         // Client escrow for many deals.
         let env = Env {
             dir,
+            backing,
             chain,
             sealer,
             keys,
@@ -270,6 +396,7 @@ impl Env {
         self.provider = Provider::start(
             cfg,
             deps(
+                &self.backing,
                 self.dir.path(),
                 &FlakyChain {
                     inner: self.chain.clone(),
