@@ -522,7 +522,13 @@ impl MarketNode {
             transports.insert(0, TransportProtocol::new("http", &[ma]));
         }
         retrieval.set_transports(transports);
-        let mut tasks = Vec::new();
+        let mut tasks: Vec<_> = opened
+            .buckets
+            .iter()
+            .map(|(name, b)| {
+                tokio::spawn(crate::piece_stores::sweep_daily(name.clone(), b.clone()))
+            })
+            .collect();
         let denylist = (!cfg.http.denylists.is_empty()).then(|| {
             let list = retrieval_market::denylist::Denylist::new();
             tasks.push(list.spawn_refresh(

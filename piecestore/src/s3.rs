@@ -12,8 +12,12 @@
 //! A payload hashed without a promised CID goes to `incoming/<uuid>`, since its name is known
 //! only at the end and S3 cannot rename (a copy of a 32 GiB object is refused); its meta object
 //! records that key.
+//!
+//! A process killed between a payload's last part and its meta leaves a payload no meta
+//! names: [`S3PieceStore::sweep_orphans`] deletes those once they are older than a grace
+//! period (the node sweeps each writable bucket at start and daily).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
@@ -323,6 +327,67 @@ pub fn windows_of(range: ByteRange, size: u64, len: u64) -> Vec<(u64, u64)> {
         .collect()
 }
 
+/// An object under a store's prefix, as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    /// Its key below the prefix (`<piece CID>`, `<piece CID>.meta.json`, `incoming/<uuid>`).
+    pub name: String,
+    /// Bytes.
+    pub size: u64,
+    /// How long ago it was last written.
+    pub age: std::time::Duration,
+}
+
+/// What a sweep found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SweepReport {
+    /// Payloads a meta names.
+    pub kept: usize,
+    /// Payloads no meta names, too young to delete yet (a put may be writing its meta).
+    pub young: usize,
+    /// Payloads no meta names, deleted.
+    pub removed: usize,
+    /// Their bytes.
+    pub removed_bytes: u64,
+}
+
+/// Whether `name` is a payload object of this layout: a piece CID at the top, or
+/// `incoming/<uuid>`. Anything else under the prefix (an operator's own files) is never
+/// touched by a sweep.
+fn is_payload_name(name: &str) -> bool {
+    match name.split_once('/') {
+        Some((INCOMING, id)) => uuid::Uuid::parse_str(id).is_ok(),
+        Some(_) => false,
+        None => name
+            .parse::<Cid>()
+            .is_ok_and(|c| check_piece_cid(&c).is_ok()),
+    }
+}
+
+/// The payloads a sweep deletes: of this layout, named by no meta (`referenced` holds the
+/// `object` of every meta), and older than `grace`. Decided over a listing, apart from I/O.
+pub fn orphans<'a>(
+    objects: &'a [ListedObject],
+    referenced: &HashSet<String>,
+    grace: std::time::Duration,
+) -> (Vec<&'a ListedObject>, SweepReport) {
+    let mut report = SweepReport::default();
+    let mut out = Vec::new();
+    for o in objects.iter().filter(|o| is_payload_name(&o.name)) {
+        if referenced.contains(&o.name) {
+            report.kept += 1;
+        } else if o.age < grace {
+            report.young += 1;
+        } else {
+            report.removed += 1;
+            report.removed_bytes += o.size;
+            out.push(o);
+        }
+    }
+    (out, report)
+}
+
 impl S3PieceStore {
     /// Connects lazily: nothing is sent until the first operation (see [`check`](Self::check)).
     pub fn open(config: &S3Config) -> Result<Self, PieceStoreError> {
@@ -409,6 +474,73 @@ impl S3PieceStore {
     pub async fn check(&self) -> Result<(), PieceStoreError> {
         self.store.list_with_delimiter(Some(&self.prefix)).await?;
         Ok(())
+    }
+
+    /// Deletes payload objects no meta names that are older than `grace` (what a process
+    /// killed after its upload and before its meta leaves). Every meta is read first; one
+    /// that cannot be read stops the sweep with its error, so a payload is never deleted
+    /// on a guess. Several instances may sweep one bucket at once: a delete of what another
+    /// deleted is fine. Multipart uploads that never completed are invisible to listings:
+    /// a bucket lifecycle rule aborts them.
+    pub async fn sweep_orphans(
+        &self,
+        grace: std::time::Duration,
+    ) -> Result<SweepReport, PieceStoreError> {
+        let skip = self.prefix.parts_count();
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let listed: Vec<object_store::ObjectMeta> =
+            self.store.list(Some(&self.prefix)).try_collect().await?;
+        let objects: Vec<ListedObject> = listed
+            .iter()
+            .map(|o| ListedObject {
+                name: o
+                    .location
+                    .parts()
+                    .skip(skip)
+                    .map(|p| p.as_ref().to_string())
+                    .collect::<Vec<_>>()
+                    .join("/"),
+                size: o.size,
+                age: std::time::Duration::from_millis(
+                    (now_ms - o.last_modified.timestamp_millis()).max(0) as u64,
+                ),
+            })
+            .collect();
+        let metas: Vec<Cid> = objects
+            .iter()
+            .filter_map(|o| o.name.strip_suffix(META_SUFFIX))
+            .filter(|n| !n.contains('/'))
+            .filter_map(|n| n.parse::<Cid>().ok())
+            .collect();
+        let referenced: HashSet<String> = futures::stream::iter(metas)
+            .map(|cid| async move {
+                self.forget(&cid);
+                self.record(&cid).await
+            })
+            .buffer_unordered(16)
+            .try_filter_map(|r| async move { Ok(r.map(|r| r.object)) })
+            .try_collect()
+            .await?;
+        let (doomed, report) = orphans(&objects, &referenced, grace);
+        // Owned, so the future stays Send for any caller's runtime.
+        let doomed: Vec<(String, u64)> = doomed.iter().map(|o| (o.name.clone(), o.size)).collect();
+        futures::stream::iter(doomed)
+            .map(|(name, size)| async move {
+                match self.store.delete(&self.object_path(&name)).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {
+                        tracing::info!(object = %name, bytes = size, "orphaned S3 payload deleted");
+                        Ok(())
+                    }
+                    Err(e) => Err(PieceStoreError::from(e)),
+                }
+            })
+            .buffer_unordered(8)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(report)
     }
 
     fn key(&self, name: &str) -> Path {
@@ -871,6 +1003,46 @@ impl PieceStore for S3PieceStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sweep_deletes_only_old_payloads_no_meta_names() {
+        let piece = "baga6ea4seaqcyns5i4fkqgiys3egpuq2erjq67d62jjur3uj4y4njnmvszwgwmi";
+        let other = "baga6ea4seaqhf6nv7qoviuelccrpjqn6a7kx3vdj6xh2xs7xn6cact724xlamea";
+        let incoming = format!("{INCOMING}/{}", uuid::Uuid::new_v4());
+        let hour = std::time::Duration::from_secs(3600);
+        let o = |name: &str, age: std::time::Duration| ListedObject {
+            name: name.to_string(),
+            size: 100,
+            age,
+        };
+        let objects = [
+            o(piece, hour * 48),
+            o(&format!("{piece}{META_SUFFIX}"), hour * 48),
+            o(other, hour * 48),
+            o(&incoming, hour * 30),
+            o(&format!("{INCOMING}/{}", uuid::Uuid::new_v4()), hour),
+            o("notes.txt", hour * 99),
+            o("incoming/not-a-uuid", hour * 99),
+            o(&format!("deeper/{other}"), hour * 99),
+        ];
+        let referenced: HashSet<String> = [piece.to_string()].into();
+        let (doomed, report) = orphans(&objects, &referenced, hour * 24);
+        let names: Vec<&str> = doomed.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names, [other, incoming.as_str()]);
+        assert_eq!(
+            (
+                report.kept,
+                report.young,
+                report.removed,
+                report.removed_bytes
+            ),
+            (1, 1, 2, 200)
+        );
+        // Named by a meta, a payload stays whatever its age.
+        let referenced: HashSet<String> =
+            [piece, other, incoming.as_str()].map(str::to_string).into();
+        assert!(orphans(&objects, &referenced, hour * 24).0.is_empty());
+    }
 
     #[test]
     fn virtual_hosted_endpoints_put_the_bucket_first() {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use market_core::Cid;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use piecestore::testing::S3Server;
 use piecestore::{
     ByteRange, ExpectedPiece, FsPieceStore, MultiPieceStore, PaddedPieceSize, PieceMeta,
@@ -437,4 +437,88 @@ async fn small_reads_share_a_window_and_stay_exact() {
             .await,
         Err(PieceStoreError::RangeNotSatisfiable { .. })
     ));
+}
+
+/// Payloads no meta names (a process killed between its upload and its meta) are deleted by
+/// a sweep once older than the grace period; pieces and foreign objects stay.
+#[tokio::test]
+async fn a_sweep_deletes_orphaned_payloads_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = S3Server::start(&dir.path().join("s3"));
+    let config = server.bucket("pieces").with_prefix("p/");
+    let store = s3_store(&config);
+    let with_cid = payload(70_000, 1);
+    let promised = commp::commp(&with_cid).unwrap();
+    let a = store
+        .put(
+            reader(with_cid.clone()),
+            Some(piecestore::ExpectedPiece {
+                piece_cid: market_core::cid::widen(&promised.cid_v1()),
+                padded_size: promised.padded_size,
+            }),
+        )
+        .await
+        .unwrap();
+    let b = store.put(reader(payload(50_000, 2)), None).await.unwrap();
+
+    let raw = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name("pieces")
+        .with_endpoint(server.endpoint())
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .with_access_key_id(piecestore::testing::ACCESS_KEY)
+        .with_secret_access_key(piecestore::testing::SECRET_KEY)
+        .build()
+        .unwrap();
+    let orphan_cid = commp::commp(&payload(3000, 3)).unwrap().cid_v1();
+    let orphans = [
+        format!("p/{orphan_cid}"),
+        format!("p/incoming/{}", uuid::Uuid::new_v4()),
+    ];
+    for name in orphans.iter().chain([&"p/notes.txt".to_string()]) {
+        raw.put(
+            &object_store::path::Path::parse(name).unwrap(),
+            vec![7u8; 1000].into(),
+        )
+        .await
+        .unwrap();
+    }
+
+    // Within the grace period nothing goes: a put may still be writing its meta.
+    let young = store
+        .sweep_orphans(std::time::Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!((young.kept, young.young, young.removed), (2, 2, 0));
+    let swept = store
+        .sweep_orphans(std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(
+        (swept.kept, swept.removed, swept.removed_bytes),
+        (2, 2, 2000)
+    );
+
+    use futures::TryStreamExt;
+    let left: Vec<String> = raw
+        .list(None)
+        .map_ok(|o| o.location.to_string())
+        .try_collect()
+        .await
+        .unwrap();
+    for name in &orphans {
+        assert!(!left.contains(name), "{name} left in {left:?}");
+    }
+    assert!(left.contains(&"p/notes.txt".to_string()));
+    assert_eq!(left.len(), 5, "{left:?}");
+    for meta in [a, b] {
+        let got = store.get(&meta.piece_cid, None).await.unwrap();
+        assert_eq!(read_all(got).await.len() as u64, meta.payload_size);
+    }
+    // A sweep of a clean bucket removes nothing.
+    let again = store
+        .sweep_orphans(std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!((again.kept, again.removed), (2, 0));
 }
