@@ -75,7 +75,10 @@ impl Default for ClusterSection {
 /// `[database]`: the deal store. Unset: `<repo>/provider.db` (SQLite, embedded). With
 /// `postgres`, deals, asks, publish records, placements, deal timelines and the piece index
 /// (deals, payload roots and CAR blocks of each piece) live in that database (also
-/// YugabyteDB's YSQL); transfers and the IPNI ad chain stay in the repo's SQLite files for now.
+/// YugabyteDB's YSQL). Transfer progress stays beside its staged bytes (`transfers.db` in
+/// the instance's staging directory: a record is only true of the bytes next to it; a deal
+/// another instance takes over is fetched again) and the IPNI ad chain in the repo's SQLite
+/// (for now).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
