@@ -522,13 +522,7 @@ impl MarketNode {
             transports.insert(0, TransportProtocol::new("http", &[ma]));
         }
         retrieval.set_transports(transports);
-        let mut tasks: Vec<_> = opened
-            .buckets
-            .iter()
-            .map(|(name, b)| {
-                tokio::spawn(crate::piece_stores::sweep_daily(name.clone(), b.clone()))
-            })
-            .collect();
+        let mut tasks = Vec::new();
         let denylist = (!cfg.http.denylists.is_empty()).then(|| {
             let list = retrieval_market::denylist::Denylist::new();
             tasks.push(list.spawn_refresh(
@@ -613,6 +607,10 @@ impl MarketNode {
         tasks.push(tokio::spawn(market_core::http::serve(
             listener, app, limits,
         )));
+        // Last, so a start that fails leaves no sweeper behind.
+        tasks.extend(opened.buckets.iter().map(|(name, b)| {
+            tokio::spawn(crate::piece_stores::sweep_daily(name.clone(), b.clone()))
+        }));
         tracing::info!(peer = %peer.peer_id, http = %http_url, miners = ?miners, "market node started");
         Ok(Self {
             provider,
