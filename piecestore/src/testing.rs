@@ -94,6 +94,20 @@ impl S3Server {
             .with_credentials(ACCESS_KEY, SECRET_KEY)
     }
 
+    /// A plain S3 client of `bucket` on this server, to look under a store (list what is
+    /// really there, plant objects a crash would leave).
+    pub fn raw_client(&self, bucket: &str) -> object_store::aws::AmazonS3 {
+        object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_endpoint(&self.endpoint)
+            .with_allow_http(true)
+            .with_region("us-east-1")
+            .with_access_key_id(ACCESS_KEY)
+            .with_secret_access_key(SECRET_KEY)
+            .build()
+            .expect("an S3 client of the test server")
+    }
+
     /// The directory objects are stored under.
     pub fn root(&self) -> &Path {
         &self.root

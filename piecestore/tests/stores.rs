@@ -232,15 +232,7 @@ async fn the_s3_store_conforms_on_a_real_s3_server() {
 
     // What is left in the bucket is exactly the pieces and their metas: mismatched, oversized
     // and short uploads were aborted, not left as objects.
-    let raw = object_store::aws::AmazonS3Builder::new()
-        .with_bucket_name("pieces")
-        .with_endpoint(server.endpoint())
-        .with_allow_http(true)
-        .with_region("us-east-1")
-        .with_access_key_id(piecestore::testing::ACCESS_KEY)
-        .with_secret_access_key(piecestore::testing::SECRET_KEY)
-        .build()
-        .unwrap();
+    let raw = server.raw_client("pieces");
     use futures::TryStreamExt;
     let objects: Vec<String> = raw
         .list(None)
@@ -461,15 +453,7 @@ async fn a_sweep_deletes_orphaned_payloads_and_nothing_else() {
         .unwrap();
     let b = store.put(reader(payload(50_000, 2)), None).await.unwrap();
 
-    let raw = object_store::aws::AmazonS3Builder::new()
-        .with_bucket_name("pieces")
-        .with_endpoint(server.endpoint())
-        .with_allow_http(true)
-        .with_region("us-east-1")
-        .with_access_key_id(piecestore::testing::ACCESS_KEY)
-        .with_secret_access_key(piecestore::testing::SECRET_KEY)
-        .build()
-        .unwrap();
+    let raw = server.raw_client("pieces");
     let orphan_cid = commp::commp(&payload(3000, 3)).unwrap().cid_v1();
     let orphans = [
         format!("p/{orphan_cid}"),
