@@ -3,7 +3,9 @@
 //! chain keeps its epoch and escrow.
 //!
 //! Two offline and two online deals are made against the `provider` binary; the client runs
-//! in this process and reaches the devnet over its Lotus API like any Lotus node.
+//! in this process and reaches the devnet over its Lotus API like any Lotus node. It runs
+//! twice: with the repo's SQLite files and pieces directory, and with deals and the piece
+//! index in a real PostgreSQL and the pieces in a real S3 server (which outlive the kills).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -14,6 +16,7 @@ use market_core::chain::ChainNode;
 use market_core::cid::PieceCidExt;
 use market_core::types::DealId;
 use market_node::client::{self, DealTerms};
+use market_node::config::{NodeConfig, PieceStoreSection, S3StoreSection};
 use piecestore::unixfs::ImportProfile;
 use serde_json::{Value, json};
 
@@ -38,8 +41,32 @@ fn states(ds: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// Points the provider at a Postgres database and an S3 bucket.
+fn use_postgres_and_s3(repo: &Path, pg: &str, s3: &piecestore::testing::S3Server) {
+    s3.bucket("market");
+    let path = repo.join("config.toml");
+    let mut cfg = NodeConfig::load(&path).unwrap();
+    let mut store = S3StoreSection::new("s3", "market");
+    store.endpoint = Some(s3.endpoint().to_string());
+    store.region = Some("us-east-1".into());
+    store.access_key = Some(piecestore::testing::ACCESS_KEY.into());
+    store.secret_key = Some(piecestore::testing::SECRET_KEY.into());
+    cfg.storage.stores = vec![PieceStoreSection::S3(store)];
+    cfg.database.postgres = Some(pg.to_string());
+    cfg.save(&path).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_at_each_deal_stage_loses_nothing() {
+    kill_9_at_each_deal_stage(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_at_each_deal_stage_loses_nothing_on_postgres_and_s3() {
+    kill_9_at_each_deal_stage(true).await;
+}
+
+async fn kill_9_at_each_deal_stage(postgres_s3: bool) {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("prov");
     let log = dir.path().join("provider.log");
@@ -47,6 +74,13 @@ async fn kill_9_at_each_deal_stage_loses_nothing() {
         &repo,
         &[("sealing_period_ms = 2000", "sealing_period_ms = 700")],
     );
+    // Servers of their own: they live on while the provider is killed.
+    let servers = postgres_s3.then(|| {
+        let s3 = piecestore::testing::S3Server::start(&dir.path().join("s3"));
+        let pg = market_postgres::testing::PgServer::start(&dir.path().join("pg"));
+        use_postgres_and_s3(&repo, &pg.database("market"), &s3);
+        (pg, s3)
+    });
 
     let mut daemon = start(&repo, &log);
     let http = url::Url::parse(std::fs::read_to_string(repo.join("api")).unwrap().trim()).unwrap();
@@ -218,4 +252,25 @@ async fn kill_9_at_each_deal_stage_loses_nothing() {
     let hits = killed_in.iter().filter(|k| !k.starts_with('(')).count();
     assert!(hits >= 3, "kills landed in too few stages: {killed_in:?}");
     eprintln!("killed in: {killed_in:?}");
+    if let Some((_pg, s3)) = &servers {
+        // Deals, index and pieces lived in the servers, not in the repo.
+        for local in ["provider.db", "index.db"] {
+            assert!(!repo.join(local).exists(), "{local} in the repo");
+        }
+        let pieces = std::fs::read_dir(repo.join("pieces"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(pieces, 0, "pieces on local disk");
+        let metas = std::fs::read_dir(s3.root().join("market"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".meta.json")
+            })
+            .count();
+        assert_eq!(metas, made.len(), "one piece in the bucket per deal");
+    }
 }
