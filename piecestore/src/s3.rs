@@ -516,10 +516,7 @@ impl S3PieceStore {
             .filter_map(|n| n.parse::<Cid>().ok())
             .collect();
         let referenced: HashSet<String> = futures::stream::iter(metas)
-            .map(|cid| async move {
-                self.forget(&cid);
-                self.record(&cid).await
-            })
+            .map(|cid| async move { self.record(&cid).await })
             .buffer_unordered(16)
             .try_filter_map(|r| async move { Ok(r.map(|r| r.object)) })
             .try_collect()
