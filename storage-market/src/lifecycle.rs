@@ -58,7 +58,7 @@ pub fn while_sealing(
 /// The chain's view of an active deal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActiveFacts {
-    /// The chain head.
+    /// The chain head, read after `market_deal` (see [`while_active`]).
     pub head: ChainEpoch,
     /// The deal on the market actor, `None` once it expired or was terminated.
     pub market_deal: Option<MarketDeal>,
@@ -80,6 +80,9 @@ pub enum ActiveDecision {
 }
 
 /// Decides what became of an active deal ending at `end_epoch`.
+///
+/// A missing deal counts as expired when the head has reached its end, so the head must be
+/// read after the deal: read before, a deal expiring between the reads looks terminated early.
 pub fn while_active(end_epoch: ChainEpoch, facts: &ActiveFacts) -> ActiveDecision {
     match &facts.market_deal {
         Some(md) if md.state.slash_epoch.get() >= 0 => ActiveDecision::Slashed {

@@ -1829,9 +1829,13 @@ impl Provider {
             }
             S::Active => {
                 let id = deal.deal_id.ok_or("active deal has no id")?;
+                // The deal first, then the head: a deal found gone was gone at an epoch no
+                // later than the head read after it, so one that expired between the two
+                // reads is never taken for one terminated early.
+                let market_deal = chain.market_deal(id).await?;
                 let facts = ActiveFacts {
                     head: chain.head().await?,
-                    market_deal: chain.market_deal(id).await?,
+                    market_deal,
                 };
                 let (event, message) = match lifecycle::while_active(p.end_epoch, &facts) {
                     ActiveDecision::Expired => (DealEvent::Expired, String::new()),
