@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use market_ipni::schema::{self, ENTRIES_PER_CHUNK};
-use market_ipni::store::AdStore;
+use market_ipni::store::SqliteAdStore;
 use market_ipni::{IpniConfig, IpniProvider};
 use sha2::{Digest, Sha256};
 
@@ -47,7 +47,7 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let provider = IpniProvider::new(
-        AdStore::open(&dir.path().join("ipni.db")).unwrap(),
+        std::sync::Arc::new(SqliteAdStore::open(&dir.path().join("ipni.db")).unwrap()),
         libp2p::identity::Keypair::generate_ed25519(),
         IpniConfig::default(),
     )

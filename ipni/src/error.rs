@@ -24,6 +24,9 @@ pub enum IpniError {
     /// The ad database failed.
     #[error("ad store: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A shared ad store's database (Postgres) failed or could not be reached.
+    #[error("ad store database: {0}")]
+    Database(Box<dyn std::error::Error + Send + Sync>),
     /// The database task panicked or was cancelled.
     #[error(transparent)]
     Task(#[from] DbTaskError),

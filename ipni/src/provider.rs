@@ -119,7 +119,7 @@ pub struct RoundReport {
 }
 
 pub(crate) struct Inner {
-    pub(crate) store: AdStore,
+    pub(crate) store: Arc<dyn AdStore>,
     pub(crate) key: Keypair,
     pub(crate) peer: PeerId,
     pub(crate) config: IpniConfig,
@@ -144,7 +144,11 @@ impl std::fmt::Debug for IpniProvider {
 impl IpniProvider {
     /// A provider signing with `key` (its peer id is the provider id), keeping its chain in
     /// `store`.
-    pub fn new(store: AdStore, key: Keypair, config: IpniConfig) -> Result<Self, IpniError> {
+    pub fn new(
+        store: Arc<dyn AdStore>,
+        key: Keypair,
+        config: IpniConfig,
+    ) -> Result<Self, IpniError> {
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .build()
@@ -170,7 +174,7 @@ impl IpniProvider {
     }
 
     /// The ad store.
-    pub fn store(&self) -> &AdStore {
+    pub fn store(&self) -> &Arc<dyn AdStore> {
         &self.inner.store
     }
 
@@ -352,12 +356,9 @@ impl IpniProvider {
         let due = if wait_turn {
             Vec::new()
         } else {
-            inner.store.due_announces(urls, now_ms()).await?
+            inner.store.due_announces(&me, urls, now_ms()).await?
         };
         for due in due {
-            if due.provider != me {
-                continue;
-            }
             if self.announce(due).await? {
                 report.announced += 1;
             } else {
@@ -365,10 +366,7 @@ impl IpniProvider {
             }
         }
         if inner.config.check_ingest {
-            for due in inner.store.due_checks(now_ms(), 32).await? {
-                if due.provider != inner.peer.to_string() {
-                    continue;
-                }
+            for due in inner.store.due_checks(&me, now_ms(), 32).await? {
                 if self.check(due).await? {
                     report.confirmed += 1;
                 } else {
@@ -376,7 +374,7 @@ impl IpniProvider {
                 }
             }
             let before = now_ms() - inner.config.unindexed_warning.as_millis() as i64;
-            for ad in inner.store.take_overdue(before).await? {
+            for ad in inner.store.take_overdue(&me, before).await? {
                 tracing::warn!(
                     ad = %ad.ad,
                     piece = ?ad.piece,

@@ -1,66 +1,151 @@
 //! The ad store: every block served to indexers (ads and entry chunks), each provider's chain
 //! head, which contexts are live, and per ad when it was announced and when an indexer
 //! confirmed it. An ad, its chunks and the new head are written in one transaction that is
-//! on disk before anything is announced, so a restart serves the chain it announced.
+//! durable before anything is announced, so a restart serves the chain it announced.
+//!
+//! [`AdStore`] is the trait; [`SqliteAdStore`] (one file per node) is the embedded default
+//! and `market_postgres::PgAdStore` lets several instances of one provider share its chains.
+//! Either way an append reads the head and writes the new one under one lock, so a chain
+//! stays a line however many handles append to it.
 
-use std::path::Path;
+mod sqlite;
+
 use std::str::FromStr;
 
 use cid::Cid;
 use libp2p::identity::Keypair;
-use market_core::db::{Db, open_in_memory_migrated, open_migrated};
-use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::IpniError;
 use crate::schema::{Advertisement, Block};
 use crate::sign::sign_ad;
 
-const MIGRATIONS: &[&str] = &["
-    CREATE TABLE blocks (
-        cid   TEXT PRIMARY KEY,
-        data  BLOB NOT NULL
-    ) WITHOUT ROWID;
-    CREATE TABLE heads (
-        provider    TEXT PRIMARY KEY,
-        head        TEXT NOT NULL,
-        updated_at  INTEGER NOT NULL
+pub use sqlite::SqliteAdStore;
+
+/// Where a node keeps its IPNI chains. Times are unix milliseconds, given by the caller so
+/// the decisions are the caller's clock, not the database's.
+#[async_trait::async_trait]
+pub trait AdStore: Send + Sync + std::fmt::Debug {
+    /// Appends `draft` to the chain of `key`'s provider, unless it changes nothing (the
+    /// context is already live for a put, or not live for a removal; see
+    /// [`changes_context`]). Returns the new ad, signed by `key` and linked to the head.
+    async fn append(
+        &self,
+        key: &Keypair,
+        draft: AdDraft,
+        now_ms: i64,
+    ) -> Result<Option<Block>, IpniError>;
+
+    /// A stored block (ad or entry chunk).
+    async fn block(&self, cid: Cid) -> Result<Option<Vec<u8>>, IpniError>;
+
+    /// The newest ad of `provider`.
+    async fn head(&self, provider: &str) -> Result<Option<Cid>, IpniError>;
+
+    /// Whether `context_id` of `provider` is live (announced and not removed).
+    async fn is_live(&self, provider: &str, context_id: &[u8]) -> Result<bool, IpniError>;
+
+    /// The context ids of `provider` that are live, in byte order.
+    async fn live_contexts(&self, provider: &str) -> Result<Vec<Vec<u8>>, IpniError>;
+
+    /// Announcements of `provider`'s head due at `now_ms`: the indexers that have not taken
+    /// it yet and are not waiting out a failure, in the order given.
+    async fn due_announces(
+        &self,
+        provider: &str,
+        indexers: Vec<String>,
+        now_ms: i64,
+    ) -> Result<Vec<DueAnnounce>, IpniError>;
+
+    /// Records the outcome of announcing `due`: on success the indexer has the head and
+    /// every ad of the chain up to it counts as announced (first ingest check at
+    /// `first_check_at_ms`); on failure the next attempt waits until `retry_at_ms`.
+    async fn record_announce(
+        &self,
+        due: DueAnnounce,
+        result: Result<(), String>,
+        now_ms: i64,
+        retry_at_ms: i64,
+        first_check_at_ms: i64,
+    ) -> Result<(), IpniError>;
+
+    /// `provider`'s announced ads not yet confirmed whose next check is due, oldest first.
+    async fn due_checks(
+        &self,
+        provider: &str,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<DueCheck>, IpniError>;
+
+    /// Records an ingest check: confirmed, or not yet (next check at `next_at_ms`, with the
+    /// error if the indexer could not answer).
+    async fn record_check(
+        &self,
+        ad: Cid,
+        indexed: bool,
+        error: Option<String>,
+        now_ms: i64,
+        next_at_ms: i64,
+    ) -> Result<(), IpniError>;
+
+    /// Whether `provider` should let another identity's ingestion finish before announcing:
+    /// another identity has ads announced since `since_ms` that no indexer has confirmed yet,
+    /// and `provider`'s oldest unannounced ad was created after `since_ms` too (so however
+    /// busy the others are, an identity waits at most that long).
+    async fn other_identity_ingesting(
+        &self,
+        provider: &str,
+        since_ms: i64,
+    ) -> Result<bool, IpniError>;
+
+    /// `provider`'s announced ads still unconfirmed since before `before_ms` that were not
+    /// warned about yet; they are marked warned, so each is returned once.
+    async fn take_overdue(
+        &self,
+        provider: &str,
+        before_ms: i64,
+    ) -> Result<Vec<AdStatus>, IpniError>;
+
+    /// The ads about `piece`, oldest first.
+    async fn piece_ads(&self, piece: &str) -> Result<Vec<AdStatus>, IpniError>;
+
+    /// Counts over the whole store (every provider), for dashboards and metrics.
+    async fn summary(&self) -> Result<AdSummary, IpniError>;
+
+    /// The last announce error per (provider, indexer), sorted, for status pages.
+    async fn announce_errors(&self) -> Result<Vec<(String, String, String)>, IpniError>;
+}
+
+/// Whether appending an ad with `is_rm` changes a context that is `live` now: a put of a
+/// context not live, or a removal of one that is. Anything else would only lengthen the chain
+/// indexers walk.
+pub fn changes_context(live: bool, is_rm: bool) -> bool {
+    live == is_rm
+}
+
+/// Whether an indexer that last took `taken` (and must wait until `next_at_ms` after a
+/// failure) is to be told of `head` at `now_ms`.
+pub fn announce_is_due(taken: Option<&Cid>, head: &Cid, next_at_ms: i64, now_ms: i64) -> bool {
+    taken != Some(head) && next_at_ms <= now_ms
+}
+
+/// The signed ad that follows `prev` in `key`'s chain.
+pub fn next_ad(prev: Option<Cid>, key: &Keypair, draft: &AdDraft) -> Result<Block, IpniError> {
+    let mut ad = Advertisement::new(
+        prev,
+        key.public().to_peer_id().to_string(),
+        draft.addresses.clone(),
+        draft.entries,
+        draft.context_id.clone(),
+        draft.metadata.clone(),
+        draft.is_rm,
     );
-    CREATE TABLE ads (
-        seq             INTEGER PRIMARY KEY AUTOINCREMENT,
-        cid             TEXT NOT NULL UNIQUE,
-        provider        TEXT NOT NULL,
-        context_id      BLOB NOT NULL,
-        piece_cid       TEXT,
-        is_rm           INTEGER NOT NULL,
-        entries         INTEGER NOT NULL,
-        sample          BLOB,
-        created_at      INTEGER NOT NULL,
-        announced_at    INTEGER,
-        indexed_at      INTEGER,
-        check_attempts  INTEGER NOT NULL DEFAULT 0,
-        next_check_at   INTEGER,
-        check_error     TEXT,
-        warned          INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX ads_by_piece ON ads(piece_cid);
-    CREATE INDEX ads_unconfirmed ON ads(next_check_at) WHERE indexed_at IS NULL;
-    CREATE TABLE contexts (
-        provider    TEXT NOT NULL,
-        context_id  BLOB NOT NULL,
-        live        INTEGER NOT NULL,
-        ad          TEXT NOT NULL,
-        PRIMARY KEY (provider, context_id)
-    );
-    CREATE TABLE announces (
-        provider    TEXT NOT NULL,
-        indexer     TEXT NOT NULL,
-        head        TEXT,
-        attempts    INTEGER NOT NULL DEFAULT 0,
-        next_at     INTEGER NOT NULL DEFAULT 0,
-        error       TEXT,
-        PRIMARY KEY (provider, indexer)
-    );
-"];
+    sign_ad(&mut ad, key)
+}
+
+/// A CID read back from a store.
+pub fn parse_stored_cid(s: &str) -> Result<Cid, IpniError> {
+    Cid::from_str(s).map_err(|e| IpniError::Decode(format!("stored cid {s}: {e}")))
+}
 
 /// An ad to append to a provider's chain (the store links it to the head and signs it).
 #[derive(Debug, Clone)]
@@ -111,6 +196,24 @@ pub struct AdStatus {
     pub check_error: Option<String>,
 }
 
+impl AdStatus {
+    /// An ad of `provider` made at `created_at` (unix ms), not yet announced; the other
+    /// fields are set by the store that reads it back.
+    pub fn new(ad: Cid, provider: String, created_at: i64) -> Self {
+        Self {
+            ad,
+            provider,
+            piece: None,
+            is_rm: false,
+            entries: 0,
+            created_at,
+            announced_at: None,
+            indexed_at: None,
+            check_error: None,
+        }
+    }
+}
+
 /// Counts over the ad store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -155,529 +258,4 @@ pub struct DueCheck {
     pub attempts: u32,
     /// When it was announced (unix ms).
     pub announced_at: i64,
-}
-
-/// The SQLite ad store (one file, shared by every provider of the node).
-#[derive(Clone, Debug)]
-pub struct AdStore {
-    db: Db,
-}
-
-impl AdStore {
-    /// Opens (creating or migrating) the store at `path`.
-    pub fn open(path: &Path) -> Result<Self, IpniError> {
-        Ok(Self {
-            db: Db::named("ipni", open_migrated(path, MIGRATIONS)?),
-        })
-    }
-
-    /// A store in memory (tests).
-    pub fn open_in_memory() -> Result<Self, IpniError> {
-        Ok(Self {
-            db: Db::named("ipni", open_in_memory_migrated(MIGRATIONS)?),
-        })
-    }
-
-    /// Appends `draft` to the chain of `key`'s provider, unless it changes nothing (the
-    /// context is already live for a put, or not live for a removal). Returns the new ad.
-    pub async fn append(
-        &self,
-        key: &Keypair,
-        draft: AdDraft,
-        now_ms: i64,
-    ) -> Result<Option<Block>, IpniError> {
-        let key = key.clone();
-        self.db.write(move |c| append(c, &key, draft, now_ms)).await
-    }
-
-    /// A stored block (ad or entry chunk).
-    pub async fn block(&self, cid: Cid) -> Result<Option<Vec<u8>>, IpniError> {
-        self.db
-            .call(move |c| {
-                c.query_row(
-                    "SELECT data FROM blocks WHERE cid = ?1",
-                    [cid.to_string()],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(IpniError::from)
-            })
-            .await
-    }
-
-    /// The newest ad of `provider`.
-    pub async fn head(&self, provider: &str) -> Result<Option<Cid>, IpniError> {
-        let provider = provider.to_string();
-        self.db.call(move |c| head(c, &provider)).await
-    }
-
-    /// Whether `context_id` of `provider` is live (announced and not removed).
-    pub async fn is_live(&self, provider: &str, context_id: &[u8]) -> Result<bool, IpniError> {
-        let (provider, ctx) = (provider.to_string(), context_id.to_vec());
-        self.db
-            .call(move |c| {
-                Ok(c.query_row(
-                    "SELECT live FROM contexts WHERE provider = ?1 AND context_id = ?2",
-                    params![provider, ctx],
-                    |r| r.get::<_, i64>(0),
-                )
-                .optional()?
-                    == Some(1))
-            })
-            .await
-    }
-
-    /// The context ids of `provider` that are live.
-    pub async fn live_contexts(&self, provider: &str) -> Result<Vec<Vec<u8>>, IpniError> {
-        let provider = provider.to_string();
-        self.db
-            .call(move |c| {
-                let mut q =
-                    c.prepare("SELECT context_id FROM contexts WHERE provider = ?1 AND live = 1")?;
-                let rows = q
-                    .query_map([provider], |r| r.get(0))?
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(rows)
-            })
-            .await
-    }
-
-    /// Announcements due at `now_ms`: providers whose head each indexer has not taken yet.
-    pub async fn due_announces(
-        &self,
-        indexers: Vec<String>,
-        now_ms: i64,
-    ) -> Result<Vec<DueAnnounce>, IpniError> {
-        self.db
-            .call(move |c| {
-                let mut out = Vec::new();
-                let mut heads = c.prepare("SELECT provider, head FROM heads")?;
-                let heads = heads
-                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
-                    .collect::<Result<Vec<_>, _>>()?;
-                for (provider, head) in heads {
-                    for indexer in &indexers {
-                        let row: Option<(Option<String>, u32, i64)> = c
-                            .query_row(
-                                "SELECT head, attempts, next_at FROM announces
-                                 WHERE provider = ?1 AND indexer = ?2",
-                                params![provider, indexer],
-                                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                            )
-                            .optional()?;
-                        let (done, attempts, next_at) = row.unwrap_or((None, 0, 0));
-                        if done.as_deref() != Some(head.as_str()) && next_at <= now_ms {
-                            out.push(DueAnnounce {
-                                provider: provider.clone(),
-                                indexer: indexer.clone(),
-                                head: parse_cid(&head)?,
-                                attempts,
-                            });
-                        }
-                    }
-                }
-                Ok(out)
-            })
-            .await
-    }
-
-    /// Records the outcome of announcing `due`: on success the indexer has the head and
-    /// every ad of the chain up to it counts as announced (first ingest check at
-    /// `first_check_at_ms`); on failure the next attempt waits until `retry_at_ms`.
-    pub async fn record_announce(
-        &self,
-        due: DueAnnounce,
-        result: Result<(), String>,
-        now_ms: i64,
-        retry_at_ms: i64,
-        first_check_at_ms: i64,
-    ) -> Result<(), IpniError> {
-        self.db
-            .write(move |c| {
-                let head = due.head.to_string();
-                match result {
-                    Ok(()) => {
-                        c.execute(
-                            "INSERT INTO announces (provider, indexer, head, attempts, next_at, error)
-                             VALUES (?1, ?2, ?3, 0, 0, NULL)
-                             ON CONFLICT (provider, indexer) DO UPDATE
-                             SET head = ?3, attempts = 0, next_at = 0, error = NULL",
-                            params![due.provider, due.indexer, head],
-                        )?;
-                        c.execute(
-                            "UPDATE ads SET announced_at = ?3, next_check_at = ?4
-                             WHERE provider = ?1 AND announced_at IS NULL
-                               AND seq <= (SELECT seq FROM ads WHERE cid = ?2)",
-                            params![due.provider, head, now_ms, first_check_at_ms],
-                        )?;
-                    }
-                    Err(e) => {
-                        c.execute(
-                            "INSERT INTO announces (provider, indexer, head, attempts, next_at, error)
-                             VALUES (?1, ?2, NULL, 1, ?3, ?4)
-                             ON CONFLICT (provider, indexer) DO UPDATE
-                             SET attempts = attempts + 1, next_at = ?3, error = ?4",
-                            params![due.provider, due.indexer, retry_at_ms, e],
-                        )?;
-                    }
-                }
-                Ok(())
-            })
-            .await
-    }
-
-    /// Announced ads not yet confirmed whose next check is due, oldest first.
-    pub async fn due_checks(&self, now_ms: i64, limit: usize) -> Result<Vec<DueCheck>, IpniError> {
-        self.db
-            .call(move |c| {
-                let mut q = c.prepare(
-                    "SELECT cid, provider, sample, is_rm, check_attempts, announced_at FROM ads
-                     WHERE indexed_at IS NULL AND announced_at IS NOT NULL AND next_check_at <= ?1
-                     ORDER BY seq LIMIT ?2",
-                )?;
-                let rows = q
-                    .query_map(params![now_ms, limit as i64], |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, Option<Vec<u8>>>(2)?,
-                            r.get::<_, bool>(3)?,
-                            r.get::<_, u32>(4)?,
-                            r.get::<_, i64>(5)?,
-                        ))
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?;
-                rows.into_iter()
-                    .map(|(ad, provider, sample, is_rm, attempts, announced_at)| {
-                        Ok(DueCheck {
-                            ad: parse_cid(&ad)?,
-                            provider,
-                            sample,
-                            is_rm,
-                            attempts,
-                            announced_at,
-                        })
-                    })
-                    .collect()
-            })
-            .await
-    }
-
-    /// Records an ingest check: confirmed, or not yet (next check at `next_at_ms`, with the
-    /// error if the indexer could not answer).
-    pub async fn record_check(
-        &self,
-        ad: Cid,
-        indexed: bool,
-        error: Option<String>,
-        now_ms: i64,
-        next_at_ms: i64,
-    ) -> Result<(), IpniError> {
-        self.db
-            .write(move |c| {
-                if indexed {
-                    c.execute(
-                        "UPDATE ads SET indexed_at = ?2, check_error = NULL,
-                         check_attempts = check_attempts + 1 WHERE cid = ?1",
-                        params![ad.to_string(), now_ms],
-                    )?;
-                } else {
-                    c.execute(
-                        "UPDATE ads SET check_attempts = check_attempts + 1, next_check_at = ?2,
-                         check_error = ?3 WHERE cid = ?1",
-                        params![ad.to_string(), next_at_ms, error],
-                    )?;
-                }
-                Ok(())
-            })
-            .await
-    }
-
-    /// Whether `provider` should let another identity's ingestion finish before announcing:
-    /// another identity has ads announced since `since_ms` that no indexer has confirmed yet,
-    /// and `provider`'s oldest unannounced ad was created after `since_ms` too (so however
-    /// busy the others are, an identity waits at most that long).
-    pub async fn other_identity_ingesting(
-        &self,
-        provider: &str,
-        since_ms: i64,
-    ) -> Result<bool, IpniError> {
-        let provider = provider.to_string();
-        self.db
-            .call(move |c| {
-                Ok(c.query_row(
-                    "SELECT EXISTS(SELECT 1 FROM ads WHERE indexed_at IS NULL
-                         AND announced_at > ?2 AND provider != ?1)
-                     AND NOT EXISTS(SELECT 1 FROM ads WHERE provider = ?1
-                         AND announced_at IS NULL AND created_at <= ?2)",
-                    params![provider, since_ms],
-                    |r| r.get(0),
-                )?)
-            })
-            .await
-    }
-
-    /// Announced ads still unconfirmed since before `before_ms` that were not warned about
-    /// yet; they are marked warned.
-    pub async fn take_overdue(&self, before_ms: i64) -> Result<Vec<AdStatus>, IpniError> {
-        self.db
-            .write(move |c| {
-                let out = statuses(
-                    c,
-                    "WHERE indexed_at IS NULL AND announced_at IS NOT NULL AND announced_at < ?1
-                     AND warned = 0",
-                    params![before_ms],
-                )?;
-                c.execute(
-                    "UPDATE ads SET warned = 1 WHERE indexed_at IS NULL
-                     AND announced_at IS NOT NULL AND announced_at < ?1",
-                    params![before_ms],
-                )?;
-                Ok(out)
-            })
-            .await
-    }
-
-    /// The ads about `piece`, oldest first.
-    pub async fn piece_ads(&self, piece: &str) -> Result<Vec<AdStatus>, IpniError> {
-        let piece = piece.to_string();
-        self.db
-            .call(move |c| statuses(c, "WHERE piece_cid = ?1", params![piece]))
-            .await
-    }
-
-    /// Counts over the whole ad store, for dashboards and metrics.
-    pub async fn summary(&self) -> Result<AdSummary, IpniError> {
-        self.db
-            .call(|c| {
-                let (ads, unannounced, unindexed, oldest): (i64, i64, i64, Option<i64>) = c
-                    .query_row(
-                        "SELECT COUNT(*),
-                            COALESCE(SUM(announced_at IS NULL), 0),
-                            COALESCE(SUM(announced_at IS NOT NULL AND indexed_at IS NULL), 0),
-                            MIN(CASE WHEN indexed_at IS NULL THEN announced_at END)
-                         FROM ads",
-                        [],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                    )?;
-                let failing: i64 = c.query_row(
-                    "SELECT COUNT(*) FROM announces WHERE error IS NOT NULL",
-                    [],
-                    |r| r.get(0),
-                )?;
-                Ok(AdSummary {
-                    ads: ads as u64,
-                    unannounced: unannounced as u64,
-                    unindexed: unindexed as u64,
-                    oldest_unindexed_announced_at: oldest,
-                    failing_announces: failing as u64,
-                })
-            })
-            .await
-    }
-
-    /// The last announce error per (provider, indexer), for status pages.
-    pub async fn announce_errors(&self) -> Result<Vec<(String, String, String)>, IpniError> {
-        self.db
-            .call(|c| {
-                let mut q = c.prepare(
-                    "SELECT provider, indexer, error FROM announces WHERE error IS NOT NULL",
-                )?;
-                let rows = q
-                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(rows)
-            })
-            .await
-    }
-}
-
-fn parse_cid(s: &str) -> Result<Cid, IpniError> {
-    Cid::from_str(s).map_err(|e| IpniError::Decode(format!("stored cid {s}: {e}")))
-}
-
-fn head(c: &Connection, provider: &str) -> Result<Option<Cid>, IpniError> {
-    let s: Option<String> = c
-        .query_row(
-            "SELECT head FROM heads WHERE provider = ?1",
-            [provider],
-            |r| r.get(0),
-        )
-        .optional()?;
-    s.as_deref().map(parse_cid).transpose()
-}
-
-fn append(
-    c: &Connection,
-    key: &Keypair,
-    draft: AdDraft,
-    now_ms: i64,
-) -> Result<Option<Block>, IpniError> {
-    let provider = key.public().to_peer_id().to_string();
-    let live: Option<i64> = c
-        .query_row(
-            "SELECT live FROM contexts WHERE provider = ?1 AND context_id = ?2",
-            params![provider, draft.context_id],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let live = live == Some(1);
-    if live != draft.is_rm {
-        // A put of a live context, or a removal of one that is not: nothing changes.
-        return Ok(None);
-    }
-    let prev = head(c, &provider)?;
-    let mut ad = Advertisement::new(
-        prev,
-        provider.clone(),
-        draft.addresses,
-        draft.entries,
-        draft.context_id.clone(),
-        draft.metadata,
-        draft.is_rm,
-    );
-    let block = sign_ad(&mut ad, key)?;
-    let mut put = c.prepare_cached("INSERT OR IGNORE INTO blocks (cid, data) VALUES (?1, ?2)")?;
-    for chunk in &draft.chunks {
-        put.execute(params![chunk.cid.to_string(), chunk.data])?;
-    }
-    put.execute(params![block.cid.to_string(), block.data])?;
-    let cid = block.cid.to_string();
-    c.execute(
-        "INSERT INTO ads (cid, provider, context_id, piece_cid, is_rm, entries, sample, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            cid,
-            provider,
-            draft.context_id,
-            draft.piece,
-            draft.is_rm,
-            draft.entry_count as i64,
-            draft.sample,
-            now_ms
-        ],
-    )?;
-    c.execute(
-        "INSERT INTO contexts (provider, context_id, live, ad) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (provider, context_id) DO UPDATE SET live = ?3, ad = ?4",
-        params![provider, draft.context_id, !draft.is_rm, cid],
-    )?;
-    c.execute(
-        "INSERT INTO heads (provider, head, updated_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT (provider) DO UPDATE SET head = ?2, updated_at = ?3",
-        params![provider, cid, now_ms],
-    )?;
-    Ok(Some(block))
-}
-
-fn statuses(
-    c: &Connection,
-    filter: &str,
-    p: impl rusqlite::Params,
-) -> Result<Vec<AdStatus>, IpniError> {
-    let mut q = c.prepare(&format!(
-        "SELECT cid, provider, piece_cid, is_rm, entries, created_at, announced_at, indexed_at,
-                check_error FROM ads {filter} ORDER BY seq"
-    ))?;
-    let rows = q
-        .query_map(p, |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                AdStatus {
-                    ad: Cid::default(),
-                    provider: r.get(1)?,
-                    piece: r.get(2)?,
-                    is_rm: r.get(3)?,
-                    entries: r.get::<_, i64>(4)? as u64,
-                    created_at: r.get(5)?,
-                    announced_at: r.get(6)?,
-                    indexed_at: r.get(7)?,
-                    check_error: r.get(8)?,
-                },
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(|(cid, mut s)| {
-            s.ad = parse_cid(&cid)?;
-            Ok(s)
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn draft(n: u8) -> AdDraft {
-        let mh = cid::multihash::Multihash::<64>::wrap(0x12, &[n; 32]).unwrap();
-        AdDraft {
-            addresses: vec!["/ip4/127.0.0.1/tcp/1/http".into()],
-            context_id: vec![n],
-            metadata: vec![0x80, 0x80, 0x04],
-            entries: Cid::new_v1(0x0129, mh),
-            chunks: Vec::new(),
-            entry_count: 1,
-            sample: None,
-            is_rm: false,
-            piece: None,
-        }
-    }
-
-    async fn announce(store: &AdStore, provider: &str, now: i64) {
-        for due in store
-            .due_announces(vec!["http://indexer/announce".into()], now)
-            .await
-            .unwrap()
-        {
-            if due.provider == provider {
-                store
-                    .record_announce(due, Ok(()), now, now, now)
-                    .await
-                    .unwrap();
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn identities_take_turns_and_none_waits_longer_than_the_turn() {
-        let store = AdStore::open_in_memory().unwrap();
-        let (a, b) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
-        let (pa, pb) = (
-            a.public().to_peer_id().to_string(),
-            b.public().to_peer_id().to_string(),
-        );
-        let turn = 30_000;
-        store.append(&a, draft(1), 1_000).await.unwrap();
-        announce(&store, &pa, 1_000).await;
-        store.append(&b, draft(2), 2_000).await.unwrap();
-        // A's ad is announced and unconfirmed: B waits, A does not wait for itself.
-        assert!(
-            store
-                .other_identity_ingesting(&pb, 5_000 - turn)
-                .await
-                .unwrap()
-        );
-        assert!(
-            !store
-                .other_identity_ingesting(&pa, 5_000 - turn)
-                .await
-                .unwrap()
-        );
-        // A keeps announcing new ads; B waits no longer than a turn after its ad was made.
-        store.append(&a, draft(3), 31_000).await.unwrap();
-        announce(&store, &pa, 31_000).await;
-        assert!(
-            store
-                .other_identity_ingesting(&pb, 31_500 - turn)
-                .await
-                .unwrap()
-        );
-        assert!(
-            !store
-                .other_identity_ingesting(&pb, 32_500 - turn)
-                .await
-                .unwrap()
-        );
-    }
 }

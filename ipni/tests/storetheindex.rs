@@ -11,7 +11,7 @@ use libp2p::identity::Keypair;
 use market_ipni::context::piece_context_id;
 use market_ipni::find;
 use market_ipni::metadata::{self, Transport};
-use market_ipni::store::AdStore;
+use market_ipni::store::SqliteAdStore;
 use market_ipni::testing::{Indexer, free_port};
 use market_ipni::{IpniConfig, IpniProvider};
 use sha2::{Digest, Sha256};
@@ -69,7 +69,7 @@ async fn storetheindex_ingests_finds_and_forgets_a_piece() {
         .with_find_url(Some(indexer.find.clone()))
         .with_tick(Duration::from_millis(200));
     let provider = IpniProvider::new(
-        AdStore::open(&dir.path().join("ipni.db")).unwrap(),
+        std::sync::Arc::new(SqliteAdStore::open(&dir.path().join("ipni.db")).unwrap()),
         key.clone(),
         config.clone(),
     )
@@ -130,7 +130,7 @@ async fn storetheindex_ingests_finds_and_forgets_a_piece() {
     let _ = server.await;
     drop(provider);
     let provider = IpniProvider::new(
-        AdStore::open(&dir.path().join("ipni.db")).unwrap(),
+        std::sync::Arc::new(SqliteAdStore::open(&dir.path().join("ipni.db")).unwrap()),
         key.clone(),
         config,
     )
@@ -183,7 +183,7 @@ async fn an_unreachable_indexer_is_backed_off_and_its_error_kept() {
         .parse()
         .unwrap();
     let provider = IpniProvider::new(
-        AdStore::open(&dir.path().join("ipni.db")).unwrap(),
+        std::sync::Arc::new(SqliteAdStore::open(&dir.path().join("ipni.db")).unwrap()),
         Keypair::generate_ed25519(),
         IpniConfig::default()
             .with_announce_urls(vec![announce.clone()])
@@ -223,7 +223,8 @@ async fn two_identities_share_a_publisher_and_are_indexed_apart() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let http: libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}/http").parse().unwrap();
-    let store = AdStore::open(&dir.path().join("ipni.db")).unwrap();
+    let store: std::sync::Arc<dyn market_ipni::store::AdStore> =
+        std::sync::Arc::new(SqliteAdStore::open(&dir.path().join("ipni.db")).unwrap());
     let config = IpniConfig::default()
         .with_announce_urls(vec![indexer.announce_url()])
         .with_http_addrs(vec![http.clone()])

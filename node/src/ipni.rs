@@ -213,11 +213,12 @@ pub(crate) async fn run(
     }
 }
 
-/// Opens the ad store and the provider identities: the node's (its libp2p key, so the IPNI
+/// The provider identities over `store`: the node's (its libp2p key, so the IPNI
 /// provider id is the peer id miners publish on chain) and each of `[ipni] miner_keys`
 /// (read, or generated on first start), announced under `/ipni-provider/{peer}`.
 pub(crate) fn start(
     dir: &std::path::Path,
+    store: Arc<dyn market_ipni::store::AdStore>,
     section: &crate::config::IpniSection,
     key: libp2p::identity::Keypair,
     http_url: &url::Url,
@@ -250,7 +251,6 @@ pub(crate) fn start(
     config.topic = section.topic.clone();
     config.unindexed_warning =
         std::time::Duration::from_secs(section.unindexed_warn_minutes.max(1) * 60);
-    let store = market_ipni::store::AdStore::open(&dir.join("ipni.db")).map_err(start_err)?;
     let node = IpniProvider::new(store.clone(), key, config.clone()).map_err(start_err)?;
     let mut by_miner = BTreeMap::new();
     for (miner, path) in &section.miner_keys {
@@ -339,7 +339,9 @@ mod tests {
             .insert("f01002".into(), "ipni-keys/f01002.key".into());
         let node_key = libp2p::identity::Keypair::generate_ed25519();
         let url = url::Url::parse("http://127.0.0.1:7777/").unwrap();
-        let ids = start(dir.path(), &section, node_key.clone(), &url).unwrap();
+        let ads: Arc<dyn market_ipni::store::AdStore> =
+            Arc::new(market_ipni::store::SqliteAdStore::open_in_memory().unwrap());
+        let ids = start(dir.path(), ads.clone(), &section, node_key.clone(), &url).unwrap();
         let own = ids.for_miner("f01002").peer_id();
         assert_ne!(own, node_key.public().to_peer_id());
         assert_eq!(
@@ -359,13 +361,13 @@ mod tests {
         );
         drop(ids);
         // The key persists: the same identity after a restart.
-        let again = start(dir.path(), &section, node_key, &url).unwrap();
+        let again = start(dir.path(), ads.clone(), &section, node_key, &url).unwrap();
         assert_eq!(again.for_miner("f01002").peer_id(), own);
         // A file that is not a key is refused, not replaced.
         std::fs::write(dir.path().join("bad.key"), b"nope").unwrap();
         section.miner_keys.insert("f01003".into(), "bad.key".into());
         let key = libp2p::identity::Keypair::generate_ed25519();
-        assert!(start(dir.path(), &section, key, &url).is_err());
+        assert!(start(dir.path(), ads, &section, key, &url).is_err());
         assert_eq!(std::fs::read(dir.path().join("bad.key")).unwrap(), b"nope");
     }
 

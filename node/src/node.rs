@@ -419,7 +419,7 @@ impl MarketNode {
             .map_err(start_err("libp2p"))?;
         let opened = crate::piece_stores::open(&cfg.storage, &repo.0).await?;
         let pieces: Arc<dyn PieceStore> = Arc::new(MeteredPieceStore::new(opened.store));
-        // One pool for everything in Postgres: deals and the piece index.
+        // One pool for everything in Postgres: deals, the piece index and the ad chains.
         let postgres = match cfg.database.postgres_url(&repo.0)? {
             Some(url) => {
                 let db = market_postgres::PgDb::connect(
@@ -506,7 +506,20 @@ impl MarketNode {
             .map_err(start_err("storage protocols"))?;
         let peer = host.addr();
 
-        let ipni = crate::ipni::start(dir, &cfg.ipni, ipni_key, &http_url)?;
+        // The ad chains beside the deals: in Postgres every instance extends the provider's
+        // one chain, where a file per instance would fork it.
+        let ads: Arc<dyn market_ipni::store::AdStore> = match &postgres {
+            Some(db) => Arc::new(
+                market_postgres::PgAdStore::open(db.clone())
+                    .await
+                    .map_err(start_err("ad store (postgres)"))?,
+            ),
+            None => Arc::new(
+                market_ipni::store::SqliteAdStore::open(&dir.join("ipni.db"))
+                    .map_err(start_err("ad store"))?,
+            ),
+        };
+        let ipni = crate::ipni::start(dir, ads, &cfg.ipni, ipni_key, &http_url)?;
         if cfg.ipni.enabled && cfg.chain.api.is_some() {
             crate::ipni::check_peer_ids(&chain, &miners, &ipni).await;
         }

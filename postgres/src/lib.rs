@@ -1,7 +1,9 @@
 //! Postgres behind the market's persisted traits, so several provider instances can share one
 //! database (and survive losing a machine): [`PgDealStore`] implements
 //! [`storage_market::store::DealStore`], [`PgPieceIndex`] implements
-//! [`piecestore::PieceIndex`] (so every instance serves CAR retrieval of every piece).
+//! [`piecestore::PieceIndex`] (so every instance serves CAR retrieval of every piece),
+//! [`PgAdStore`] implements [`market_ipni::store::AdStore`] (so the instances of a provider
+//! extend one IPNI chain under its one identity).
 //!
 //! - [`PgDb`]: a pool of connections (deadpool; a broken connection is replaced on the next
 //!   checkout, so a database restart costs the calls in flight, not the process) and
@@ -17,9 +19,11 @@
 mod db;
 mod deals;
 mod index;
+mod ipni;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use db::{Migration, PgDb, PgError};
 pub use deals::PgDealStore;
 pub use index::PgPieceIndex;
+pub use ipni::PgAdStore;

@@ -128,3 +128,6 @@ impl Drop for Indexer {
         let _ = self.child.start_kill();
     }
 }
+
+mod ad_store_conformance;
+pub use ad_store_conformance::ad_store_conformance;
