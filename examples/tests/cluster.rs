@@ -3,7 +3,9 @@
 //! libp2p identity. Fifty deals, online and offline, made with both; one instance killed
 //! with kill -9 mid-way. Every deal reaches Active exactly once (one Active in its
 //! timeline, one deal id, one on-chain deal per proposal), and the survivor serves every
-//! piece from S3.
+//! piece from S3. Both advertise to a real storetheindex through one ad chain in Postgres:
+//! the indexer finds every payload under the miner's peer id, and the chain is one signed
+//! line with each piece put once.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -11,6 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use market_core::chain::ChainNode;
+use market_ipni::store::AdStore;
 use market_core::cid::PieceCidExt;
 use market_core::types::DealId;
 use market_node::client::{self, DealTerms};
@@ -43,32 +46,52 @@ impl Instance {
 }
 
 /// `[cluster]` settings for `instance` on the shared servers, with fresh loopback ports.
-fn configure(repo: &Path, instance: &str, api: &str, pg: &str, s3: &str, miner: Option<&str>) {
+fn configure(repo: &Path, instance: &str, shared: &Shared, miner: Option<&str>) {
+    let Shared {
+        api,
+        pg,
+        s3,
+        announce,
+        find,
+    } = shared;
     let path = repo.join("config.toml");
     let mut cfg = NodeConfig::load(&path).unwrap();
     cfg.http.listen = format!("127.0.0.1:{}", free_port());
     cfg.libp2p.listen = vec![format!("/ip4/127.0.0.1/tcp/{}", free_port())];
-    cfg.chain.api = Some(api.to_string());
+    cfg.chain.api = Some(api.clone());
     cfg.chain.messaging = "node".into();
     cfg.chain.short_deal_terms = true;
     cfg.chain.confidence = 1;
     cfg.publish.period_secs = 0;
     cfg.storage.allow_private_transfers = true;
     cfg.filters.expected_seal_hours = 0.1;
-    cfg.ipni.enabled = false;
+    cfg.ipni.enabled = true;
+    cfg.ipni.announce_urls = vec![announce.clone()];
+    cfg.ipni.find_url = Some(find.clone());
+    cfg.ipni.check_ingest = true;
+    cfg.ipni.reconcile_secs = 1;
     let mut store = S3StoreSection::new("s3", "market");
-    store.endpoint = Some(s3.to_string());
+    store.endpoint = Some(s3.clone());
     store.region = Some("us-east-1".into());
     store.access_key = Some(piecestore::testing::ACCESS_KEY.into());
     store.secret_key = Some(piecestore::testing::SECRET_KEY.into());
     cfg.storage.stores = vec![PieceStoreSection::S3(store)];
-    cfg.database.postgres = Some(pg.to_string());
+    cfg.database.postgres = Some(pg.clone());
     cfg.cluster.instance = instance.into();
     cfg.cluster.lease_secs = 3;
     if let Some(m) = miner {
         cfg.miners[0].address = Some(m.to_string());
     }
     cfg.save(&path).unwrap();
+}
+
+/// What both instances are configured with.
+struct Shared {
+    api: String,
+    pg: String,
+    s3: String,
+    announce: String,
+    find: String,
 }
 
 /// A deal as the test made it.
@@ -142,19 +165,20 @@ async fn two_instances_one_killed_every_deal_active_once() {
         log: dir.path().join("b.log"),
     };
     copy_dir(&a.repo, &b.repo);
-    configure(&a.repo, "a", &api_info, &pg_url, s3.endpoint(), None);
+    let indexer = market_ipni::testing::Indexer::start().await;
+    let shared = Shared {
+        api: api_info.clone(),
+        pg: pg_url.clone(),
+        s3: s3.endpoint().to_string(),
+        announce: indexer.announce_url().to_string(),
+        find: indexer.find.to_string(),
+    };
+    configure(&a.repo, "a", &shared, None);
     let (mut daemon_a, http_a) = a.start();
     let admin = read_token(&a.repo.join("token"));
     let (peer_a, miner) = common::provider_peer(&http_a, &admin).await;
     let miner_s = miner.to_string();
-    configure(
-        &b.repo,
-        "b",
-        &api_info,
-        &pg_url,
-        s3.endpoint(),
-        Some(&miner_s),
-    );
+    configure(&b.repo, "b", &shared, Some(&miner_s));
     let (_daemon_b, http_b) = b.start();
     let (peer_b, miner_b) = common::provider_peer(&http_b, &admin).await;
     assert_eq!(miner_b, miner);
@@ -395,5 +419,75 @@ async fn two_instances_one_killed_every_deal_active_once() {
         assert!(body.len() >= car.len(), "piece of {uuid} is short");
         assert_eq!(&body[..car.len()], &car[..], "piece of {uuid}");
         assert!(body[car.len()..].iter().all(|b| *b == 0));
+    }
+
+    // One ad chain for the miner's one identity, extended by both instances: every ad
+    // signed by it, each piece put once, and nothing in the table off the line.
+    let ads = market_postgres::PgAdStore::open(market_postgres::PgDb::connect(&pg_url, 2).unwrap())
+        .await
+        .unwrap();
+    let me = peer_a.peer_id.to_string();
+    let mut next = ads.head(&me).await.unwrap();
+    let mut length = 0;
+    let mut puts: HashMap<Vec<u8>, usize> = HashMap::new();
+    while let Some(cid) = next {
+        let data = ads
+            .block(cid)
+            .await
+            .unwrap()
+            .expect("every ad of the chain is stored");
+        let ad = market_ipni::schema::decode_ad(&data, Some(&cid)).unwrap();
+        assert_eq!(market_ipni::sign::verify_ad(&ad).unwrap(), peer_a.peer_id);
+        if !ad.is_rm {
+            *puts.entry(ad.context_id).or_default() += 1;
+        }
+        length += 1;
+        next = ad.previous_id;
+    }
+    assert_eq!(
+        ads.summary().await.unwrap().ads,
+        length,
+        "ads off the chain"
+    );
+    for m in &made {
+        let piece: cid::Cid = m.piece.parse().unwrap();
+        let size = finished
+            .iter()
+            .find(|d| d["DealUuid"] == m.uuid.as_str())
+            .unwrap()["PieceSize"]
+            .as_u64()
+            .unwrap();
+        let ctx = market_ipni::context::piece_context_id(size, &piece);
+        assert_eq!(
+            puts.get(&ctx),
+            Some(&1),
+            "piece {} put {:?} times",
+            m.piece,
+            puts.get(&ctx)
+        );
+    }
+
+    // The indexer took the chain (from whichever instance announced its head) and names the
+    // miner's peer id for every payload.
+    let finder = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    for m in &made {
+        loop {
+            let found = market_ipni::find::find(&finder, &indexer.find, &m.root.hash().to_bytes())
+                .await
+                .unwrap_or_default();
+            if found.iter().any(|r| r.provider == me) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the indexer does not name us for {} of {}:\n{}\nb's log:\n{}",
+                m.root,
+                m.uuid,
+                indexer.log_tail(),
+                common::log_tail(&b.log, 40)
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 }

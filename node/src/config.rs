@@ -49,8 +49,8 @@ pub struct NodeConfig {
 /// instance at a time, the holder of its lease; the deals of an instance that dies are
 /// taken over by the others within `lease_secs`. Needs `[database] postgres` and
 /// `[chain] messaging = "node"` or `"messager"` (nonces are assigned in one place; local
-/// signing would give two instances the same nonce). Keep `[ipni]` enabled on one
-/// instance only: the ad chain is still per instance.
+/// signing would give two instances the same nonce). `[ipni]` may be enabled on every
+/// instance: they extend the miner's one ad chain in Postgres and each serves all of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
@@ -74,11 +74,10 @@ impl Default for ClusterSection {
 
 /// `[database]`: the deal store. Unset: `<repo>/provider.db` (SQLite, embedded). With
 /// `postgres`, deals, asks, publish records, placements, deal timelines and the piece index
-/// (deals, payload roots and CAR blocks of each piece) live in that database (also
-/// YugabyteDB's YSQL). Transfer progress stays beside its staged bytes (`transfers.db` in
-/// the instance's staging directory: a record is only true of the bytes next to it; a deal
-/// another instance takes over is fetched again) and the IPNI ad chain in the repo's SQLite
-/// (for now).
+/// (deals, payload roots and CAR blocks of each piece) and the IPNI ad chains live in that
+/// database (also YugabyteDB's YSQL). Transfer progress stays beside its staged bytes
+/// (`transfers.db` in the instance's staging directory: a record is only true of the bytes
+/// next to it; a deal another instance takes over is fetched again).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]

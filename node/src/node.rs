@@ -210,9 +210,6 @@ fn cluster_lease(cfg: &NodeConfig, repo: &Path) -> Result<Option<LeaseConfig>, N
     if c.lease_secs < 3 {
         return refuse("lease_secs must be at least 3");
     }
-    if cfg.ipni.enabled {
-        tracing::warn!(instance = %c.instance, "[ipni] is enabled on a cluster instance: keep it on one instance only (each keeps its own ad chain)");
-    }
     Ok(Some(LeaseConfig::new(
         c.instance.clone(),
         Duration::from_secs(c.lease_secs),
