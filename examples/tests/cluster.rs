@@ -13,9 +13,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use market_core::chain::ChainNode;
-use market_ipni::store::AdStore;
 use market_core::cid::PieceCidExt;
 use market_core::types::DealId;
+use market_ipni::store::AdStore;
 use market_node::client::{self, DealTerms};
 use market_node::config::{NodeConfig, PieceStoreSection, S3StoreSection};
 use piecestore::unixfs::ImportProfile;
