@@ -34,6 +34,15 @@ pub fn check_delay(attempts: u32) -> Duration {
     Duration::from_secs(5u64 << attempts.min(16)).min(MAX_CHECK_DELAY)
 }
 
+/// Whether an ad found unconfirmed at its `checks`-th check makes its head announced again:
+/// every third time, since an indexer that lost the announcement, or could not fetch from
+/// the instance that made it (dead since), would otherwise wait for the next new ad.
+pub fn reannounce_after(checks: u32) -> bool {
+    checks > 0 && checks.is_multiple_of(REANNOUNCE_EVERY)
+}
+
+const REANNOUNCE_EVERY: u32 = 3;
+
 /// The indexer's ingest API root for an announce URL: the URL without its last segment
 /// (`http://host:3001/announce` → `http://host:3001/`, `…/ingest/announce` → `…/ingest/`).
 pub fn ingest_base(announce: &Url) -> Url {
@@ -129,6 +138,12 @@ pub(crate) fn indexer_err(url: &Url, message: String) -> IpniError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_third_unconfirmed_check_announces_again() {
+        let again: Vec<u32> = (0..10).filter(|c| reannounce_after(*c)).collect();
+        assert_eq!(again, vec![3, 6, 9]);
+    }
 
     #[test]
     fn bases_and_answers() {

@@ -440,10 +440,16 @@ impl IpniProvider {
         if indexed {
             tracing::info!(ad = %due.ad, after_ms = now - due.announced_at, "IPNI advertisement indexed");
         }
+        let checks = due.attempts + 1;
         inner
             .store
             .record_check(due.ad, indexed, error, now, next)
             .await?;
+        if !indexed && ingest::reannounce_after(checks) {
+            tracing::info!(ad = %due.ad, checks, "IPNI advertisement still not indexed; announcing the head again");
+            inner.store.forget_announced(&due.provider).await?;
+            inner.wake.notify_one();
+        }
         Ok(indexed)
     }
 

@@ -68,6 +68,10 @@ pub trait AdStore: Send + Sync + std::fmt::Debug {
         first_check_at_ms: i64,
     ) -> Result<(), IpniError>;
 
+    /// Makes `provider`'s head due again at every indexer: its announcement led to no
+    /// ingestion (the indexer lost it, or the instance it was to fetch from died).
+    async fn forget_announced(&self, provider: &str) -> Result<(), IpniError>;
+
     /// `provider`'s announced ads not yet confirmed whose next check is due, oldest first.
     async fn due_checks(
         &self,

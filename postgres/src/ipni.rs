@@ -418,6 +418,17 @@ impl AdStore for PgAdStore {
         Ok(())
     }
 
+    async fn forget_announced(&self, provider: &str) -> Result<(), IpniError> {
+        let c = self.db.conn().await.map_err(db)?;
+        c.execute(
+            "UPDATE ipni_announces SET head = NULL WHERE provider = $1",
+            &[&provider],
+        )
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
     async fn due_checks(
         &self,
         provider: &str,

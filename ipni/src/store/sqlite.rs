@@ -236,6 +236,19 @@ impl AdStore for SqliteAdStore {
     }
 
     /// Announced ads not yet confirmed whose next check is due, oldest first.
+    async fn forget_announced(&self, provider: &str) -> Result<(), IpniError> {
+        let provider = provider.to_string();
+        self.db
+            .write(move |c| {
+                c.execute(
+                    "UPDATE announces SET head = NULL WHERE provider = ?1",
+                    [provider],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
     async fn due_checks(
         &self,
         provider: &str,

@@ -255,6 +255,31 @@ pub async fn ad_store_conformance(a: Arc<dyn AdStore>, b: Arc<dyn AdStore>) {
             .unwrap()
             .is_empty()
     );
+    // An announcement that led nowhere: the head is due again everywhere, nothing else moves.
+    a.forget_announced(&me).await.unwrap();
+    let due = b.due_announces(&me, indexers(), 9_000).await.unwrap();
+    assert_eq!(
+        due.iter()
+            .map(|d| (d.indexer.as_str(), d.head, d.attempts))
+            .collect::<Vec<_>>(),
+        vec![(INDEXER_A, newest.cid, 0), (INDEXER_B, newest.cid, 0)]
+    );
+    for d in due {
+        b.record_announce(d, Ok(()), 9_000, 0, 10_000)
+            .await
+            .unwrap();
+    }
+    assert!(
+        a.due_announces(&me, indexers(), 9_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        a.piece_ads("piece-70").await.unwrap()[0].announced_at,
+        Some(6_000),
+        "announced when first announced"
+    );
 
     // Checks: due from their first check time, oldest of the chain first, at most `limit`.
     assert!(a.due_checks(&me, 3_999, 100).await.unwrap().is_empty());
