@@ -6,12 +6,15 @@
 //!   one bounded CBOR item each way, and the checks both sides make (is the request
 //!   well-formed and the client's, does the quote answer it, is a deal within a quote);
 //! - [`bidding`]: the provider's bidding policy as a pure function of the request and what
-//!   it knows (head, free capacity, minimum collateral).
+//!   it knows (head, free capacity, minimum collateral);
+//! - [`serve`]: the protocol on a libp2p host: [`serve::QuoteProvider`] answers for a node's
+//!   miners, [`serve::request_quote`] asks one provider and checks the answer.
 //!
 //! The provider registry, the placement of replicas and reputation are to follow (issue 15).
 
 pub mod bidding;
 pub mod quote;
+pub mod serve;
 
 pub use bidding::{BidFacts, BiddingPolicy, ClientRule, Decline, Discount, bid};
 pub use quote::{

@@ -246,9 +246,13 @@ pub fn decode_response(bytes: &[u8]) -> Result<QuoteResponse, QuoteError> {
 }
 
 /// The request's own checks, before any policy: a valid padded piece size, a positive
-/// duration, a start window that is not empty and not over at `head`, and the client's
-/// signature.
-pub fn check_request(signed: &SignedQuoteRequest, head: ChainEpoch) -> Result<(), QuoteError> {
+/// duration, a start window that is not empty and not over at `head`, and the signature of
+/// `client_key` (the client's key address: the request may name it by its id).
+pub fn check_request(
+    signed: &SignedQuoteRequest,
+    client_key: &Address,
+    head: ChainEpoch,
+) -> Result<(), QuoteError> {
     let r = &signed.request;
     commp::PaddedPieceSize::new(r.piece_size)
         .map_err(|e| QuoteError::InvalidRequest(format!("piece size {}: {e}", r.piece_size)))?;
@@ -270,9 +274,9 @@ pub fn check_request(signed: &SignedQuoteRequest, head: ChainEpoch) -> Result<()
             r.start_before
         )));
     }
-    wallet::verify(&signed.signature, &r.client, &r.to_cbor()).map_err(|source| {
+    wallet::verify(&signed.signature, client_key, &r.to_cbor()).map_err(|source| {
         QuoteError::BadSignature {
-            signer: Box::new(r.client),
+            signer: Box::new(*client_key),
             source,
         }
     })

@@ -118,19 +118,19 @@ fn a_provider_checks_the_request() {
     let client = key(KeyType::Secp256k1, 7);
     let head = ChainEpoch::new(4_990_000);
     let good = signed_request(&client);
-    check_request(&good, head).unwrap();
+    check_request(&good, &client.address(), head).unwrap();
 
     let mut forged = good.clone();
     forged.request.piece_size = 64 << 30;
     assert!(matches!(
-        check_request(&forged, head),
+        check_request(&forged, &client.address(), head),
         Err(QuoteError::BadSignature { .. })
     ));
     let other = key(KeyType::Secp256k1, 8);
     let mut theirs = good.clone();
     theirs.signature = other.sign(&good.request.to_cbor());
     assert!(matches!(
-        check_request(&theirs, head),
+        check_request(&theirs, &client.address(), head),
         Err(QuoteError::BadSignature { .. })
     ));
     let resigned = |f: &dyn Fn(&mut QuoteRequest)| {
@@ -151,14 +151,14 @@ fn a_provider_checks_the_request() {
     ] {
         assert!(
             matches!(
-                check_request(&bad, head),
+                check_request(&bad, &client.address(), head),
                 Err(QuoteError::InvalidRequest(_))
             ),
             "{why}"
         );
     }
     assert!(matches!(
-        check_request(&good, ChainEpoch::new(5_010_000)),
+        check_request(&good, &client.address(), ChainEpoch::new(5_010_000)),
         Err(QuoteError::InvalidRequest(m)) if m.contains("ends at")
     ));
 }
@@ -284,7 +284,7 @@ proptest! {
             }
             bytes.truncate(cut.max(1));
             if let Ok(r) = decode_request(&bytes) {
-                let _ = check_request(&r, ChainEpoch::new(0));
+                let _ = check_request(&r, &client.address(), ChainEpoch::new(0));
             }
             if let Ok(QuoteResponse { quote: Some(q), .. }) = decode_response(&bytes) {
                 let _ = check_quote(&q, &req.request, &worker.address(), ChainEpoch::new(0));

@@ -9,7 +9,7 @@ use market_core::types::{Address, ChainEpoch};
 fuzz_target!(|data: &[u8]| {
     let head = ChainEpoch::new(1_000);
     if let Ok(r) = decode_request(data) {
-        let _ = check_request(&r, head);
+        let _ = check_request(&r, &r.request.client, head);
         let _ = market_broker::bid(
             &Default::default(),
             &r.request,
