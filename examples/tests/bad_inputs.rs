@@ -206,7 +206,7 @@ impl World {
     }
 }
 
-fn cases(piece: &str, root: &str) -> Vec<Case> {
+fn cases(piece: &str, root: &str, miner: market_core::types::Address) -> Vec<Case> {
     use Via::*;
     use Want::*;
     let long = "q".repeat(10_000);
@@ -217,6 +217,34 @@ fn cases(piece: &str, root: &str) -> Vec<Case> {
     nested.push(0x01);
     let mut too_big = vec![0x5a, 0x00, 0x10, 0x00, 0x00];
     too_big.resize(too_big.len() + (1 << 20), 0);
+    // Quote requests: one on terms the default `[quotes]` bid on, and the same request
+    // signed by a key other than its client's.
+    let (quote_ok, quote_forged) = {
+        use market_broker::quote::{QuoteRequest, SignedQuoteRequest};
+        use market_core::types::ChainEpoch;
+        use market_core::wallet::{KeyType, PrivateKey};
+        let client = PrivateKey::generate(KeyType::Secp256k1);
+        let req = QuoteRequest::new(
+            miner,
+            client.address(),
+            2048,
+            180 * ChainEpoch::PER_DAY,
+            false,
+            ChainEpoch::new(0),
+            ChainEpoch::new(1 << 40),
+            1,
+        );
+        let sign = |k: &PrivateKey| {
+            market_core::cbor::to_vec(&SignedQuoteRequest {
+                signature: k.sign(&req.to_cbor()),
+                request: req.clone(),
+            })
+        };
+        (
+            sign(&client),
+            sign(&PrivateKey::generate(KeyType::Secp256k1)),
+        )
+    };
     let case = |what, via, want, says| Case {
         what,
         via,
@@ -786,6 +814,30 @@ fn cases(piece: &str, root: &str) -> Vec<Case> {
             "malformed deal proposal",
         ),
         case(
+            "quote: wrong shape",
+            P2p("/fil-market/quote/1.0.0", vec![0x01]),
+            Answer,
+            "malformed quote request",
+        ),
+        case(
+            "quote: 1 MiB item",
+            P2p("/fil-market/quote/1.0.0", too_big.clone()),
+            Answer,
+            "malformed quote request",
+        ),
+        case(
+            "quote: signed by another key",
+            P2p("/fil-market/quote/1.0.0", quote_forged),
+            Answer,
+            "bad signature",
+        ),
+        case(
+            "quote: a valid request is quoted",
+            P2p("/fil-market/quote/1.0.0", quote_ok),
+            Answer,
+            "PricePerEpoch",
+        ),
+        case(
             "status 1.2.0: wrong shape",
             P2p("/fil/storage/status/1.2.0", vec![0x01]),
             Answer,
@@ -831,7 +883,7 @@ async fn bad_inputs_get_clear_errors() {
     let (base, admin) = (provider.http.clone(), provider.admin.clone());
     let read = common::read_token(&repo.join("token.read"));
     let chain_admin = common::read_token(&repo.join("devnet/token"));
-    let (peer, _) = common::provider_peer(&base, &admin).await;
+    let (peer, miner) = common::provider_peer(&base, &admin).await;
     let world = World {
         http: reqwest::Client::new(),
         chain: format!("http://127.0.0.1:{}/rpc/v1", ports.chain),
@@ -848,7 +900,7 @@ async fn bad_inputs_get_clear_errors() {
     };
     let piece = commp::commp(&[7u8; 1000]).unwrap().piece_cid().to_string();
     let root = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
-    let cases = cases(&piece, root);
+    let cases = cases(&piece, root, miner);
     assert!(cases.len() >= 60, "{} cases", cases.len());
     let mut wrong = Vec::new();
     println!("| input | answer | message |\n|---|---|---|");

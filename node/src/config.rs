@@ -42,6 +42,65 @@ pub struct NodeConfig {
     pub database: DatabaseSection,
     /// Several instances of this node sharing one Postgres and one S3.
     pub cluster: ClusterSection,
+    /// Quotes for brokers (`/fil-market/quote/1.0.0`).
+    pub quotes: QuotesSection,
+}
+
+/// `[quotes]`: answering brokers' requests for quote (`/fil-market/quote/1.0.0`) with signed
+/// prices. The list prices and piece sizes are `[ask]`'s; this section adds the terms a quote
+/// also names and the rules by size, duration and client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct QuotesSection {
+    /// Serve the protocol on the node's libp2p host.
+    pub enabled: bool,
+    /// Shortest deal quoted, days.
+    pub min_duration_days: u64,
+    /// Longest deal quoted, days.
+    pub max_duration_days: u64,
+    /// Epochs from now before a quoted deal can start (transfer, sealing, confidence).
+    pub start_lead_epochs: u64,
+    /// Epochs a quote stays valid.
+    pub validity_epochs: u64,
+    /// GiB of piece storage never quoted away.
+    pub reserve_gib: u64,
+    /// Discounts: `{ min_piece_size = 34359738368, min_duration_days = 540, percent = 20 }`;
+    /// the largest that applies wins.
+    pub discounts: Vec<DiscountSection>,
+    /// Per client (address): `"decline"`, or a percentage of the price others get (`"80%"`).
+    pub clients: std::collections::BTreeMap<String, String>,
+    /// Quote only the clients listed in `clients` with a percentage.
+    pub listed_clients_only: bool,
+}
+
+impl Default for QuotesSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_duration_days: 180,
+            max_duration_days: 1278,
+            start_lead_epochs: 480,
+            validity_epochs: 120,
+            reserve_gib: 0,
+            discounts: Vec::new(),
+            clients: std::collections::BTreeMap::new(),
+            listed_clients_only: false,
+        }
+    }
+}
+
+/// One `[[quotes.discounts]]` rule.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DiscountSection {
+    /// Smallest padded piece size it applies to.
+    pub min_piece_size: u64,
+    /// Shortest deal it applies to, days.
+    pub min_duration_days: u64,
+    /// Percent off (0-100).
+    pub percent: u8,
 }
 
 /// `[cluster]`: this node is one of several instances serving the same miners from one

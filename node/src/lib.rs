@@ -48,4 +48,5 @@ pub use market_core::jwt;
 pub mod metrics;
 pub mod node;
 mod piece_stores;
+mod quotes;
 pub mod ui;

@@ -501,6 +501,20 @@ impl MarketNode {
 
         let storage = storage_market::network::serve(&host, provider.clone(), &limits)
             .map_err(start_err("storage protocols"))?;
+        let mut quote_tasks = Vec::new();
+        let quotes = if cfg.quotes.enabled {
+            let (quoter, task) = crate::quotes::start(
+                Arc::new(chain.clone()),
+                parts.wallet.clone(),
+                miners.clone(),
+                crate::quotes::policy(&cfg.quotes, &cfg.ask)?,
+                pieces.clone(),
+            );
+            quote_tasks.push(task);
+            Some(market_broker::serve::serve(&host, quoter).map_err(start_err("quote protocol"))?)
+        } else {
+            None
+        };
         let peer = host.addr();
 
         // The ad chains beside the deals: in Postgres every instance extends the provider's
@@ -532,7 +546,7 @@ impl MarketNode {
             transports.insert(0, TransportProtocol::new("http", &[ma]));
         }
         retrieval.set_transports(transports);
-        let mut tasks = Vec::new();
+        let mut tasks = quote_tasks;
         let denylist = (!cfg.http.denylists.is_empty()).then(|| {
             let list = retrieval_market::denylist::Denylist::new();
             tasks.push(list.spawn_refresh(
@@ -631,7 +645,7 @@ impl MarketNode {
             http_url,
             miners,
             host,
-            _services: Service::merge([storage, service]),
+            _services: Service::merge([storage, service].into_iter().chain(quotes)),
             ipni: ipni.node.clone(),
             tasks,
         })
