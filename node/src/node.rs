@@ -501,19 +501,20 @@ impl MarketNode {
 
         let storage = storage_market::network::serve(&host, provider.clone(), &limits)
             .map_err(start_err("storage protocols"))?;
-        let mut quote_tasks = Vec::new();
-        let quotes = if cfg.quotes.enabled {
-            let (quoter, task) = crate::quotes::start(
+        let (quotes, capacity_refresh) = if cfg.quotes.enabled {
+            let (quoter, refresh) = crate::quotes::start(
                 Arc::new(chain.clone()),
                 parts.wallet.clone(),
                 miners.clone(),
                 crate::quotes::policy(&cfg.quotes, &cfg.ask)?,
                 pieces.clone(),
-            );
-            quote_tasks.push(task);
-            Some(market_broker::serve::serve(&host, quoter).map_err(start_err("quote protocol"))?)
+            )
+            .await;
+            let service =
+                market_broker::serve::serve(&host, quoter).map_err(start_err("quote protocol"))?;
+            (Some(service), Some(refresh))
         } else {
-            None
+            (None, None)
         };
         let peer = host.addr();
 
@@ -546,7 +547,7 @@ impl MarketNode {
             transports.insert(0, TransportProtocol::new("http", &[ma]));
         }
         retrieval.set_transports(transports);
-        let mut tasks = quote_tasks;
+        let mut tasks = Vec::new();
         let denylist = (!cfg.http.denylists.is_empty()).then(|| {
             let list = retrieval_market::denylist::Denylist::new();
             tasks.push(list.spawn_refresh(
@@ -631,10 +632,11 @@ impl MarketNode {
         tasks.push(tokio::spawn(market_core::http::serve(
             listener, app, limits,
         )));
-        // Last, so a start that fails leaves no sweeper behind.
+        // Last, so a start that fails leaves no sweeper or refresher behind.
         tasks.extend(opened.buckets.iter().map(|(name, b)| {
             tokio::spawn(crate::piece_stores::sweep_daily(name.clone(), b.clone()))
         }));
+        tasks.extend(capacity_refresh.map(|r| tokio::spawn(r.run())));
         tracing::info!(peer = %peer.peer_id, http = %http_url, miners = ?miners, "market node started");
         Ok(Self {
             provider,

@@ -83,32 +83,50 @@ fn client_rule(s: &str) -> Result<ClientRule, String> {
         .map_err(|e| format!("percentage {n}: {e}"))
 }
 
-/// The quote provider for `miners`, quoting against the piece stores' free space (measured
-/// every ten seconds by the returned task; unknown space, as on S3, counts as unbounded).
-pub(crate) fn start(
+/// Keeps the free space quotes are made against fresh: run it as a task once the node has
+/// started (so a start that fails leaves none behind).
+pub(crate) struct CapacityRefresh {
+    free: Arc<AtomicU64>,
+    pieces: Arc<dyn PieceStore>,
+}
+
+impl CapacityRefresh {
+    /// Measures every ten seconds, forever.
+    pub(crate) async fn run(self) {
+        loop {
+            tokio::time::sleep(CAPACITY_REFRESH).await;
+            measure(&self.pieces, &self.free).await;
+        }
+    }
+}
+
+/// Free space of the piece stores; unknown space (S3) counts as unbounded, and a failed
+/// measurement keeps the last one.
+async fn measure(pieces: &Arc<dyn PieceStore>, free: &AtomicU64) {
+    match pieces.free_space().await {
+        Ok(space) => free.store(space.unwrap_or(u64::MAX), Ordering::Relaxed),
+        Err(e) => tracing::warn!(error = %e, "measuring free space for quotes"),
+    }
+}
+
+/// The quote provider for `miners`, quoting against the piece stores' free space, measured
+/// now and then by the returned [`CapacityRefresh`].
+pub(crate) async fn start(
     chain: Arc<dyn ChainNode>,
     wallet: Arc<dyn Wallet>,
     miners: Vec<Address>,
     policy: BiddingPolicy,
     pieces: Arc<dyn PieceStore>,
-) -> (QuoteProvider, tokio::task::JoinHandle<()>) {
+) -> (QuoteProvider, CapacityRefresh) {
     let free = Arc::new(AtomicU64::new(0));
-    let task = {
+    measure(&pieces, &free).await;
+    let capacity = {
         let free = free.clone();
-        tokio::spawn(async move {
-            loop {
-                match pieces.free_space().await {
-                    Ok(space) => free.store(space.unwrap_or(u64::MAX), Ordering::Relaxed),
-                    Err(e) => tracing::warn!(error = %e, "measuring free space for quotes"),
-                }
-                tokio::time::sleep(CAPACITY_REFRESH).await;
-            }
-        })
+        Arc::new(move || free.load(Ordering::Relaxed))
     };
-    let capacity = Arc::new(move || free.load(Ordering::Relaxed));
     (
         QuoteProvider::new(chain, wallet, miners, policy, capacity),
-        task,
+        CapacityRefresh { free, pieces },
     )
 }
 
