@@ -70,9 +70,16 @@ async fn kill_9_at_each_deal_stage(postgres_s3: bool) {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("prov");
     let log = dir.path().join("provider.log");
+    // Deals wait three seconds for their publish batch and 700 ms for each sealing step, so
+    // the publish and sealing stages last long enough to be seen on a loaded machine (with
+    // batches published at once, a CI run once saw every deal pass from its data to Active
+    // between two looks).
     let ports = common::init_fast_provider(
         &repo,
-        &[("sealing_period_ms = 2000", "sealing_period_ms = 700")],
+        &[
+            ("sealing_period_ms = 2000", "sealing_period_ms = 700"),
+            ("period_secs = 0", "period_secs = 3"),
+        ],
     );
     // Servers of their own: they live on while the provider is killed.
     let servers = postgres_s3.then(|| {
@@ -151,12 +158,14 @@ async fn kill_9_at_each_deal_stage(postgres_s3: bool) {
     let mut active_ids: BTreeMap<String, u64> = BTreeMap::new();
     for (round, stage) in stages.iter().enumerate() {
         let deadline = Instant::now() + Duration::from_secs(45);
+        let mut seen = std::collections::BTreeSet::new();
         let hit = loop {
             let ds = list_deals(&http, admin).await;
             let st = states(&ds);
             if let Some(s) = st.iter().find(|s| stage.contains(&s.as_str())) {
                 break Some(s.clone());
             }
+            seen.extend(st);
             if Instant::now() > deadline {
                 break None;
             }
@@ -174,7 +183,7 @@ async fn kill_9_at_each_deal_stage(postgres_s3: bool) {
         daemon.kill9();
         killed_in.push(
             hit.clone()
-                .unwrap_or_else(|| format!("(stage {round} passed)")),
+                .unwrap_or_else(|| format!("(stage {round} passed; seen {seen:?})")),
         );
         daemon = start(&repo, &log);
         if !imported {
